@@ -1,0 +1,1 @@
+"""robustkit's attacks, one module per family; importing this package registers them."""

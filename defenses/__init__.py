@@ -1,0 +1,1 @@
+"""robustkit's defenses, one module per defense; importing this package registers them."""

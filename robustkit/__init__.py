@@ -1,0 +1,84 @@
+"""robustkit: adversarial-robustness evaluation for PyTorch image classifiers.
+
+The notebook API::
+
+    import robustkit
+    model = robustkit.load_model("cifar10/resnet20")
+    x, y = robustkit.load_dataset("cifar10", n=100)
+    attack = robustkit.get_attack("pgd", norm="linf", eps=8/255, steps=10)
+    result = attack(model, x, y)
+    result.robust_accuracy, result.to_frame()
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
+from .data import load_dataset
+from .device import resolve_device
+from .errors import RobustkitError
+from .registry import ATTACKS, DEFENSES, MODELS, Registry
+from .threat import ThreatModel, parse_eps
+
+try:
+    __version__ = version("robustkit")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of registered models matching a glob pattern, e.g. ``"cifar10/*"``."""
+    return MODELS.names(pattern)
+
+
+def list_attacks(pattern: str = "*") -> list[str]:
+    """Names of registered attacks matching a glob pattern."""
+    return ATTACKS.names(pattern)
+
+
+def list_defenses(pattern: str = "*") -> list[str]:
+    """Names of registered defenses matching a glob pattern."""
+    return DEFENSES.names(pattern)
+
+
+def get_attack(name: str, **params) -> Attack:
+    """The attack registered as ``name``, configured with ``params``.
+
+    Example: ``get_attack("pgd", norm="linf", eps=8/255, steps=10, step_size=2/255)``.
+    """
+    cls = ATTACKS.get(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise RobustkitError(f"bad parameters for attack {name!r}: {exc}") from None
+
+
+def load_model(name: str, device: str = "auto", **kwargs):
+    """A zoo model (or ``file.py:factory``) in eval mode on ``device``; see :mod:`robustkit.zoo`."""
+    from .zoo import load_model as _load
+
+    return _load(name, device=device, **kwargs)
+
+
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackContext",
+    "AttackResult",
+    "DEFENSES",
+    "MODELS",
+    "Registry",
+    "RobustkitError",
+    "RobustkitWarning",
+    "ThreatModel",
+    "__version__",
+    "get_attack",
+    "list_attacks",
+    "list_defenses",
+    "list_models",
+    "load_dataset",
+    "load_model",
+    "parse_eps",
+    "resolve_device",
+]

@@ -1,0 +1,474 @@
+"""The one attack interface: :class:`Attack`, its per-call :class:`AttackContext` and the
+:class:`AttackResult` every attack returns.
+
+An attack is a configured object (its threat model and parameters) called as
+``attack(model, x, y[, target])``. The base class does everything that must be the same for every
+attack and must not be left to each one: it validates the inputs, predicts the clean labels, skips
+samples the model already gets wrong, hands the rest to the attack's :meth:`Attack._attack`,
+projects the answer onto the threat model, re-predicts it to decide success, and counts every
+forward pass and gradient per sample.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .device import make_generator, model_device
+from .errors import InputError
+from .threat import NORMS, ThreatModel, flat_norm
+
+
+class RobustkitWarning(UserWarning):
+    """A result may be misleading (probabilities instead of logits, a randomized model, ...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+def validate_inputs(
+    x: torch.Tensor,
+    y: torch.Tensor | Sequence[int],
+    target: torch.Tensor | Sequence[int] | None,
+    threat: ThreatModel,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Check images, labels and targets; return them as contiguous tensors.
+
+    Raises :class:`~robustkit.errors.InputError` with a one-line message for wrong types,
+    shapes, dtypes, NaN/inf values, values outside the box, and missing or invalid targets.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InputError(
+            f"x must be a floating-point tensor in [0, 1], got dtype {x.dtype}; "
+            "convert it with x.float() / 255"
+        )
+    if x.dim() != 4:
+        raise InputError(f"x must be a batch of images shaped N×C×H×W, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise InputError("x contains NaN or infinite values; clean the inputs first")
+    lo, hi = threat.box
+    if x.numel() and (x.min().item() < lo or x.max().item() > hi):
+        raise InputError(
+            f"x must lie in [{lo:g}, {hi:g}] (got values in [{x.min().item():.4g}, "
+            f"{x.max().item():.4g}]); feed unnormalised images and normalise inside the model"
+        )
+    y = torch.as_tensor(y, device=x.device)
+    if y.dim() != 1 or y.shape[0] != x.shape[0] or y.is_floating_point():
+        raise InputError(
+            f"y must be a 1-D integer tensor with one label per image ({x.shape[0]}), "
+            f"got shape {tuple(y.shape)} and dtype {y.dtype}"
+        )
+    y = y.long()
+    if threat.targeted:
+        if target is None:
+            raise InputError(
+                "a targeted attack needs target labels: call attack(model, x, y, target)"
+            )
+        target = torch.as_tensor(target, device=x.device)
+        if target.shape != y.shape or target.is_floating_point():
+            raise InputError(
+                f"target must be a 1-D integer tensor shaped like y {tuple(y.shape)}, "
+                f"got shape {tuple(target.shape)}"
+            )
+        target = target.long()
+        same = (target == y).nonzero().flatten().tolist()
+        if same:
+            raise InputError(
+                f"target equals the true label for sample(s) {same[:5]}"
+                f"{' …' if len(same) > 5 else ''}; choose targets different from y"
+            )
+    elif target is not None:
+        raise InputError("targets were given to an untargeted attack; create it with targeted=True")
+    return x.contiguous(), y, target
+
+
+def looks_like_probabilities(logits: torch.Tensor) -> bool:
+    """True when every row is non-negative and sums to 1: softmax outputs, not logits."""
+    if logits.numel() == 0 or logits.shape[-1] < 2:
+        return False
+    sums = logits.sum(dim=-1)
+    return bool((logits >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-call context: the model behind counters
+# --------------------------------------------------------------------------------------------
+class AttackContext:
+    """What an attack may use while it runs: the model behind per-sample counters, a seeded
+    generator and the threat model. ``idx`` arguments are positions among the attacked samples
+    (``0 .. n-1``), so counts land on the right sample however the attack subsets its batch.
+    """
+
+    def __init__(
+        self, model: nn.Module, n: int, device: torch.device, seed: int, threat: ThreatModel
+    ):
+        self.model = model
+        self.n = n
+        self.device = device
+        self.threat = threat
+        self.generator = make_generator(seed, device)
+        self.queries = torch.zeros(n, dtype=torch.long, device=device)
+        self.gradients = torch.zeros(n, dtype=torch.long, device=device)
+        #: Per-sample extra outputs an attack wants in its result (e.g. ``trajectories``).
+        self.extras: dict[str, Any] = {}
+
+    def _count(self, counter: torch.Tensor, idx: torch.Tensor | None, k: int = 1) -> None:
+        if idx is None:
+            counter += k
+        else:
+            counter.index_add_(0, idx, torch.full_like(idx, k, dtype=torch.long))
+
+    def logits(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of ``x`` without gradients; counts one forward pass per row."""
+        self._count(self.queries, idx)
+        with torch.no_grad():
+            return self.model(x)
+
+    def labels(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Top-1 labels of ``x``; counts one query per row."""
+        return self.logits(x, idx).argmax(dim=1)
+
+    def value_and_grad(
+        self,
+        x: torch.Tensor,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor],
+        idx: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits, per-sample loss and d(loss)/dx for ``x``; counts one forward pass and one
+        gradient per row. ``loss_fn`` maps logits to a per-sample loss (shape ``[N]``)."""
+        self._count(self.queries, idx)
+        self._count(self.gradients, idx)
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            logits = self.model(xg)
+            loss = loss_fn(logits)
+            (grad,) = torch.autograd.grad(loss.sum(), xg)
+        return logits.detach(), loss.detach(), grad.detach()
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------------
+@dataclass
+class AttackResult:
+    """What one attack did to one batch; per-sample tensors are on the CPU.
+
+    ``success`` is decided by re-predicting ``x_adv``: misclassified (untargeted) or classified as
+    ``target`` (targeted). Samples the model already got wrong are not attacked
+    (``attacked`` False, zero queries); for them ``x_adv`` is ``x``. ``queries`` counts the forward
+    passes (label queries for decision-based attacks) the attack spent on each sample, not the
+    clean prediction or the final re-check. ``trajectories`` (decision-based attacks) holds per
+    sample a ``[k, 2]`` tensor of (queries, L2 distance of the best adversarial so far).
+    """
+
+    attack: str
+    params: dict[str, Any]
+    threat: ThreatModel
+    x_adv: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    clean_pred: torch.Tensor
+    adv_pred: torch.Tensor
+    attacked: torch.Tensor
+    success: torch.Tensor
+    norms: torch.Tensor
+    l2: torch.Tensor
+    linf: torch.Tensor
+    queries: torch.Tensor
+    gradients: torch.Tensor
+    seconds: float
+    trajectories: list[torch.Tensor] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    # -- derived per-sample views ------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def clean_correct(self) -> torch.Tensor:
+        return self.clean_pred == self.y
+
+    @property
+    def robust(self) -> torch.Tensor:
+        """Per sample: still classified correctly at ``x_adv``."""
+        return self.adv_pred == self.y
+
+    # -- summaries ----------------------------------------------------------------------------
+    @property
+    def clean_accuracy(self) -> float:
+        return float(self.clean_correct.float().mean()) if self.n else math.nan
+
+    @property
+    def robust_accuracy(self) -> float:
+        return float(self.robust.float().mean()) if self.n else math.nan
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of attacked samples the attack fooled."""
+        k = int(self.attacked.sum())
+        return float((self.success & self.attacked).sum()) / k if k else math.nan
+
+    def median_norm(self) -> float:
+        """Median perturbation norm over attacked samples that were fooled (NaN if none)."""
+        sel = self.norms[self.success & self.attacked]
+        return float(sel.median()) if sel.numel() else math.nan
+
+    def max_norm(self) -> float:
+        sel = self.norms[self.success & self.attacked]
+        return float(sel.max()) if sel.numel() else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """One row of numbers for tables and JSON."""
+        return {
+            "attack": self.attack,
+            "threat": self.threat.describe(),
+            "n": self.n,
+            "clean_accuracy": self.clean_accuracy,
+            "robust_accuracy": self.robust_accuracy,
+            "success_rate": self.success_rate,
+            "median_norm": self.median_norm(),
+            "max_norm": self.max_norm(),
+            "forwards": int(self.queries.sum()),
+            "gradients": int(self.gradients.sum()),
+            "seconds": self.seconds,
+        }
+
+    def to_frame(self):
+        """Per-sample results as a pandas DataFrame (one row per sample)."""
+        import pandas as pd
+
+        data = {
+            "y": self.y.numpy(),
+            "clean_pred": self.clean_pred.numpy(),
+            "adv_pred": self.adv_pred.numpy(),
+            "attacked": self.attacked.numpy(),
+            "success": self.success.numpy(),
+            "norm": self.norms.numpy(),
+            "l2": self.l2.numpy(),
+            "linf": self.linf.numpy(),
+            "queries": self.queries.numpy(),
+            "gradients": self.gradients.numpy(),
+        }
+        if self.target is not None:
+            data["target"] = self.target.numpy()
+        frame = pd.DataFrame(data)
+        frame.insert(0, "attack", self.attack)
+        return frame
+
+    @classmethod
+    def concat(cls, parts: Sequence[AttackResult]) -> AttackResult:
+        """Join results of the same attack on consecutive batches."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+        out: dict[str, Any] = {}
+        for f in fields(cls):
+            values = [getattr(p, f.name) for p in parts]
+            if f.name in ("attack", "params", "threat"):
+                out[f.name] = values[0]
+            elif f.name == "seconds":
+                out[f.name] = float(sum(values))
+            elif f.name == "trajectories":
+                out[f.name] = None if values[0] is None else [t for v in values for t in v]
+            elif f.name == "extras":
+                merged: dict[str, Any] = {}
+                for key in first.extras:
+                    vals = [p.extras[key] for p in parts]
+                    merged[key] = (
+                        torch.cat(vals)
+                        if isinstance(vals[0], torch.Tensor)
+                        else [v for part in vals for v in part]
+                    )
+                out[f.name] = merged
+            elif values[0] is None:
+                out[f.name] = None
+            else:
+                out[f.name] = torch.cat(values)
+        return cls(**out)
+
+
+# --------------------------------------------------------------------------------------------
+# Base class
+# --------------------------------------------------------------------------------------------
+class Attack(ABC):
+    """Base class of every attack.
+
+    Subclasses set ``name`` and ``family`` (``"gradient"`` for white-box attacks,
+    ``"decision"`` for label-only ones), accept their parameters as keyword arguments, keep each
+    under an attribute of the same name (so :attr:`params` can report them), call
+    ``super().__init__(norm=..., eps=..., targeted=..., seed=...)`` and implement
+    :meth:`_attack`.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "gradient"
+    #: Norms the attack supports.
+    norms: ClassVar[tuple[str, ...]] = NORMS
+    #: False for minimum-norm attacks, where ε is optional (used only to report success at ε).
+    requires_eps: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        norm: str = "linf",
+        eps: float | str | None = 8 / 255,
+        targeted: bool = False,
+        seed: int = 0,
+    ):
+        if self.requires_eps and eps is None:
+            raise InputError(f"{self.name} needs eps, the perturbation budget")
+        self.threat = ThreatModel(norm=norm, eps=eps, targeted=bool(targeted))
+        if self.threat.norm not in self.norms:
+            raise InputError(
+                f"{self.name} does not support the {self.threat.norm} norm; "
+                f"use {' or '.join(self.norms)}"
+            )
+        self.norm = self.threat.norm
+        self.eps = self.threat.eps
+        self.targeted = self.threat.targeted
+        self.seed = int(seed)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every constructor parameter with its value (recorded with results)."""
+        names: list[str] = []
+        for klass in type(self).__mro__:
+            if klass is object or "__init__" not in vars(klass):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                    if p.name not in names:
+                        names.append(p.name)
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def with_seed(self, seed: int) -> Attack:
+        """A copy of this attack with another seed (used to give each shard its own seed)."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.seed = int(seed)
+        return clone
+
+    @abstractmethod
+    def _attack(
+        self,
+        ctx: AttackContext,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Attack samples the model classifies correctly; return their adversarial candidates.
+
+        ``x``, ``y`` (and ``target``) hold only those samples, on the model's device; use
+        ``ctx`` for every model call so counts are kept. Return a tensor shaped like ``x``;
+        the base class projects it onto the threat model and re-predicts it.
+        """
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor | Sequence[int],
+        target: torch.Tensor | Sequence[int] | None = None,
+    ) -> AttackResult:
+        """Attack ``model`` on images ``x`` (N×C×H×W in the box) with labels ``y``."""
+        start = time.perf_counter()
+        x, y, target = validate_inputs(x, y, target, self.threat)
+        device = model_device(model)
+        x, y = x.to(device), y.to(device)
+        target = target.to(device) if target is not None else None
+
+        with torch.no_grad():
+            clean_logits = model(x)
+        if looks_like_probabilities(clean_logits):
+            warnings.warn(
+                "the model's outputs look like probabilities (non-negative rows summing to 1), "
+                "not logits; gradient attacks are weakened by softmax saturation: "
+                "return the pre-softmax logits",
+                RobustkitWarning,
+                stacklevel=2,
+            )
+        num_classes = clean_logits.shape[1]
+        if target is not None and ((target < 0) | (target >= num_classes)).any():
+            raise InputError(f"target labels must lie in 0..{num_classes - 1}")
+        clean_pred = clean_logits.argmax(dim=1)
+        attacked = clean_pred == y
+        idx = attacked.nonzero().flatten()
+
+        x_adv = x.clone()
+        ctx = AttackContext(model, int(idx.numel()), device, self.seed, self.threat)
+        if idx.numel():
+            t_sub = target[idx] if target is not None else None
+            candidate = self._attack(ctx, x[idx], y[idx], t_sub)
+            if candidate.shape != x[idx].shape:
+                raise RuntimeError(f"{self.name} returned shape {tuple(candidate.shape)}")
+            x_adv[idx] = self.threat.project(candidate.detach().to(x.dtype), x[idx])
+
+        with torch.no_grad():
+            adv_pred = model(x_adv).argmax(dim=1)
+        success = (adv_pred == target) if target is not None else (adv_pred != y)
+
+        queries = torch.zeros(x.shape[0], dtype=torch.long, device=device)
+        gradients = torch.zeros_like(queries)
+        queries[idx] = ctx.queries
+        gradients[idx] = ctx.gradients
+        delta = x_adv - x
+        norms = flat_norm(delta, self.threat.norm)
+        trajectories = None
+        extras: dict[str, Any] = {}
+        for key, value in ctx.extras.items():
+            full = expand_per_sample(value, idx, x.shape[0])
+            if key == "trajectories":
+                trajectories = full
+            else:
+                extras[key] = full
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return AttackResult(
+            attack=self.name,
+            params=self.params,
+            threat=self.threat,
+            x_adv=x_adv.cpu(),
+            y=y.cpu(),
+            target=target.cpu() if target is not None else None,
+            clean_pred=clean_pred.cpu(),
+            adv_pred=adv_pred.cpu(),
+            attacked=attacked.cpu(),
+            success=success.cpu(),
+            norms=norms.cpu(),
+            l2=flat_norm(delta, "l2").cpu(),
+            linf=flat_norm(delta, "linf").cpu(),
+            queries=queries.cpu(),
+            gradients=gradients.cpu(),
+            seconds=time.perf_counter() - start,
+            trajectories=trajectories,
+            extras=extras,
+        )
+
+
+def expand_per_sample(value: Any, idx: torch.Tensor, n: int) -> Any:
+    """Spread a per-attacked-sample value (tensor or list) to all ``n`` samples of the batch;
+    samples that were not attacked get zeros (tensors) or an empty ``[0, 2]`` tensor (lists)."""
+    positions = idx.tolist()
+    if isinstance(value, torch.Tensor):
+        full = torch.zeros((n,) + tuple(value.shape[1:]), dtype=value.dtype)
+        full[positions] = value.cpu()
+        return full
+    out: list[Any] = [torch.zeros((0, 2)) for _ in range(n)]
+    for pos, item in zip(positions, value, strict=True):
+        out[pos] = item.cpu() if isinstance(item, torch.Tensor) else item
+    return out

@@ -1,0 +1,173 @@
+"""Data sets as tensors ready for the zoo's models: float32 NCHW in [0, 1] and int64 labels.
+
+Known sets: ``cifar10`` (splits ``test`` and ``train``) and ``mnist`` (``test``). They are read
+from ``$ROBUSTKIT_DATA`` (default ``<user data dir>/robustkit/data``) as ``<name>_<split>.npz``
+files (arrays ``x`` uint8 NHWC or NHW and ``y`` int64), or in torchvision's own format in the same
+directory, which torchvision downloads where there is internet. Any other ``.npz`` path with ``x``
+and ``y`` arrays is a generic data set. Subsets are deterministic: ``n`` samples from ``offset``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What robustkit knows of a named data set."""
+
+    name: str
+    splits: tuple[str, ...]
+    shape: tuple[int, int, int]
+    num_classes: int
+    classes: tuple[str, ...]
+    citation: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "cifar10": DatasetInfo(
+        "cifar10",
+        ("test", "train"),
+        (3, 32, 32),
+        10,
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        "Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009",
+    ),
+    "mnist": DatasetInfo(
+        "mnist",
+        ("test",),
+        (1, 28, 28),
+        10,
+        tuple(str(i) for i in range(10)),
+        "LeCun, Cortes, Burges, The MNIST database of handwritten digits (CC BY-SA 3.0)",
+    ),
+}
+
+
+def data_dir() -> Path:
+    """The data directory: ``$ROBUSTKIT_DATA`` or the user's data directory."""
+    env = os.environ.get("ROBUSTKIT_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("robustkit")) / "data"
+
+
+def _to_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.ndim == 3:  # N x H x W grey images
+        x = x[:, None, :, :]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # NHWC
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim != 4:
+        raise DataError(f"images must be NCHW, NHWC or NHW arrays, got shape {x.shape}")
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    if xt.dtype == torch.uint8:
+        xt = xt.float().div_(255.0)
+    else:
+        xt = xt.float()
+        if xt.numel() and (xt.min() < 0 or xt.max() > 1):
+            raise DataError(
+                "float images must lie in [0, 1]; rescale them (x / 255 for uint8 data)"
+            )
+    return xt.contiguous(), torch.from_numpy(np.asarray(y).astype(np.int64))
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive or "y" not in archive:
+                raise DataError(f"{path} must hold arrays 'x' and 'y'; it has {archive.files}")
+            return archive["x"], archive["y"]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as an .npz file ({exc}); check the file") from None
+
+
+def _read_torchvision(name: str, split: str, root: Path, download: bool):
+    import torchvision  # imported here: only this path needs it
+
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
+    try:
+        ds = cls(str(root), train=(split == "train"), download=download)
+    except Exception as exc:  # torchvision raises RuntimeError or URLError variants
+        raise DataError(
+            f"data set {name}/{split} not found in {root}: expected {name}_{split}.npz there "
+            f"(or torchvision's files), and downloading failed ({str(exc).splitlines()[0]}); "
+            "set ROBUSTKIT_DATA to a directory that has it"
+        ) from None
+    x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+    return x, np.asarray(ds.targets)
+
+
+def _raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    if name.endswith(".npz") or os.sep in name:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise DataError(f"data file {path} does not exist; give a path to an .npz with x and y")
+        return _read_npz(path)
+    info = DATASETS.get(name)
+    if info is None:
+        raise DataError(
+            f"unknown data set {name!r}; use one of {', '.join(DATASETS)} or a path to an .npz"
+        )
+    if split not in info.splits:
+        raise DataError(f"{name} has no split {split!r}; use one of {', '.join(info.splits)}")
+    root = data_dir()
+    npz = root / f"{name}_{split}.npz"
+    if npz.is_file():
+        return _read_npz(npz)
+    return _read_torchvision(name, split, root, download)
+
+
+_CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def dataset_size(name: str, split: str = "test") -> int:
+    """Number of samples in a data set."""
+    return len(_cached_raw(name, split, download=True)[1])
+
+
+def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    key = (str(name), split)
+    if key not in _CACHE:
+        _CACHE[key] = _raw(str(name), split, download)
+    return _CACHE[key]
+
+
+def load_dataset(
+    name: str,
+    split: str = "test",
+    n: int | None = None,
+    offset: int = 0,
+    indices: list[int] | np.ndarray | None = None,
+    download: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load ``n`` samples from ``offset`` (or the given ``indices``) as ``(x, y)`` tensors.
+
+    ``x`` is float32 NCHW in [0, 1], ``y`` int64. ``n=None`` takes every sample from ``offset``.
+    """
+    x, y = _cached_raw(name, split, download)
+    total = len(y)
+    if indices is not None:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= total):
+            raise DataError(f"sample indices must lie in 0..{total - 1} for {name}/{split}")
+        return _to_tensors(x[idx], y[idx])
+    if offset < 0:
+        raise DataError(f"offset must be >= 0, got {offset}")
+    if n is None:
+        n = total - offset
+    if n <= 0:
+        raise DataError(f"n must be a positive number of samples, got {n}")
+    if offset + n > total:
+        raise DataError(
+            f"{name}/{split} has {total} samples; n={n} from offset={offset} asks for "
+            f"{offset + n}. Use n <= {max(total - offset, 0)}"
+        )
+    return _to_tensors(x[offset : offset + n], y[offset : offset + n])

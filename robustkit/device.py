@@ -1,0 +1,79 @@
+"""Device and seed policy: one place decides where tensors live and how runs repeat.
+
+``--device auto`` picks the first CUDA GPU when there is one and the CPU otherwise. One integer
+seed makes a run repeatable: attacks draw their randomness from a :class:`torch.Generator`
+seeded from it, never from the global RNG.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import torch
+
+from .errors import RobustkitError
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N`` into a :class:`torch.device` that exists on this machine."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    spec = (spec or "auto").strip().lower()
+    if not _DEVICE_RE.match(spec):
+        raise RobustkitError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RobustkitError(
+                f"device {spec!r} is not available: no CUDA GPU is visible; use --device cpu or auto"
+            )
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise RobustkitError(
+                f"device {spec!r} is not available: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); use cuda:0..cuda:"
+                f"{torch.cuda.device_count() - 1}"
+            )
+    if spec == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RobustkitError("device 'mps' is not available on this machine; use --device cpu")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch's global generators (for code outside robustkit's control)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``: the source of an attack's randomness."""
+    gen = torch.Generator(device=torch.device(device))
+    gen.manual_seed(int(seed) % 2**63)
+    return gen
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A seed for a sub-task (a shard, an attack) that depends only on ``seed`` and ``parts``.
+
+    Resumed runs must draw the same numbers for the same shard, whatever ran before it, so each
+    shard's seed is derived rather than taken from a running generator.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(repr((int(seed),) + parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter or buffer (CPU for a model with neither)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,32 @@
+"""Errors robustkit raises for a user's mistake.
+
+Every error a user can cause (a bad name, a missing file, a bad parameter) is a
+:class:`RobustkitError`. Its message is one line that names the problem and the fix; the CLI
+prints it without a traceback and exits with status 2. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class RobustkitError(Exception):
+    """A user-facing error: one line that says what is wrong and how to fix it."""
+
+
+class UnknownNameError(RobustkitError, KeyError):
+    """A name that no registry holds; the message suggests the closest registered names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(RobustkitError):
+    """Weights that cannot be found, downloaded or verified."""
+
+
+class DataError(RobustkitError):
+    """A data set that cannot be found or does not fit the request."""
+
+
+class InputError(RobustkitError, ValueError):
+    """Tensors or parameters an attack or model cannot accept."""

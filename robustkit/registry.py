@@ -1,0 +1,132 @@
+"""One registry mechanism for models, attacks and defenses.
+
+A :class:`Registry` maps names to objects (factories or classes) with metadata. Objects register
+with a decorator; names are listed with glob patterns; an unknown name raises
+:class:`~robustkit.errors.UnknownNameError` that suggests the closest names. Third-party packages
+plug in through an entry-point group (``robustkit.models``, ``robustkit.attacks``,
+``robustkit.defenses``): each entry point names a module or object; loading it registers it (a
+module registers its own objects on import; any other object is registered under the entry point's
+name).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any, Generic, TypeVar
+
+from .errors import RobustkitError, UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered object with its name and metadata."""
+
+    name: str
+    obj: T
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """A named collection of objects of one kind.
+
+    ``kind`` names the kind in messages ("model", "attack", "defense"); ``group`` is the
+    entry-point group third-party packages use; ``builtin`` names the module whose import
+    registers the built-in objects (imported lazily, so that ``import robustkit`` stays cheap).
+    """
+
+    def __init__(self, kind: str, group: str | None = None, builtin: str | None = None):
+        self.kind = kind
+        self.group = group
+        self.builtin = builtin
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded = False
+
+    # -- registration -----------------------------------------------------------------------
+    def register(self, name: str, **metadata: Any) -> Callable[[T], T]:
+        """Decorator: register the decorated object under ``name`` with ``metadata``."""
+
+        def decorator(obj: T) -> T:
+            self.add(name, obj, **metadata)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T, **metadata: Any) -> None:
+        """Register ``obj`` under ``name``; a name is registered once."""
+        if not name or name != name.strip():
+            raise ValueError(f"invalid {self.kind} name {name!r}")
+        existing = self._entries.get(name)
+        if existing is not None and existing.obj is not obj:
+            raise RobustkitError(f"{self.kind} {name!r} is already registered; pick another name")
+        self._entries[name] = Entry(name, obj, dict(metadata))
+
+    # -- lookup -----------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self.builtin:
+            importlib.import_module(self.builtin)
+        if self.group:
+            for ep in entry_points(group=self.group):
+                try:
+                    loaded = ep.load()
+                except Exception as exc:  # a broken plug-in must not break the tool
+                    raise RobustkitError(
+                        f"cannot load {self.kind} plug-in {ep.name!r} ({ep.value}): {exc}; "
+                        "fix or uninstall that package"
+                    ) from exc
+                if not isinstance(loaded, ModuleType) and ep.name not in self._entries:
+                    self.add(ep.name, loaded)
+
+    def entry(self, name: str) -> Entry[T]:
+        """The entry registered under ``name``; unknown names raise with suggestions."""
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self._unknown_message(name)) from None
+
+    def get(self, name: str) -> T:
+        """The object registered under ``name``."""
+        return self.entry(name).obj
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching the glob ``pattern`` (case-sensitive)."""
+        self._load()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def entries(self, pattern: str = "*") -> list[Entry[T]]:
+        """Entries whose names match ``pattern``, sorted by name."""
+        return [self._entries[n] for n in self.names(pattern)]
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self.entries())
+
+    def _unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        if not close:  # a bare architecture name ("resnet20") should still find "cifar10/resnet20"
+            close = [n for n in sorted(self._entries) if n.split("/")[-1] == name.split("/")[-1]]
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = f"`robustkit {self.kind}s` lists them"
+        return f"unknown {self.kind} {name!r}; " + (f"{hint} ({listing})" if hint else listing)
+
+
+#: Registered classifiers: name -> factory ``(weights_path: str | None) -> nn.Module``.
+MODELS: Registry[Any] = Registry("model", "robustkit.models", "robustkit.zoo")
+#: Registered attacks: name -> :class:`robustkit.attack.Attack` subclass.
+ATTACKS: Registry[Any] = Registry("attack", "robustkit.attacks", "robustkit.attacks")
+#: Registered defenses: name -> :class:`robustkit.defense.Defense` subclass.
+DEFENSES: Registry[Any] = Registry("defense", "robustkit.defenses", "robustkit.defenses")

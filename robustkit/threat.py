@@ -1,0 +1,145 @@
+"""Threat models: a norm, a budget ε, targeted or not, and the input box.
+
+Also the norm arithmetic every attack shares (per-sample norms, exact projections onto the
+ε-ball and the box), so that no attack re-implements it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from .errors import InputError
+
+NORMS = ("linf", "l2")
+
+
+def parse_eps(value: str | float | int) -> float:
+    """Parse an ε such as ``0.03``, ``8/255`` or ``8 / 255`` into a positive float."""
+    if isinstance(value, bool):
+        raise InputError(f"eps must be a positive number, got {value!r}")
+    if isinstance(value, (int, float)):
+        eps = float(value)
+    else:
+        text = str(value).replace(" ", "")
+        try:
+            if "/" in text:
+                num, den = text.split("/", 1)
+                eps = float(Fraction(num) / Fraction(den)) if den else float("nan")
+            else:
+                eps = float(text)
+        except (ValueError, ZeroDivisionError):
+            raise InputError(
+                f"eps must be a positive number such as 0.03 or 8/255, got {value!r}"
+            ) from None
+    if not math.isfinite(eps) or eps <= 0:
+        raise InputError(f"eps must be a positive number such as 0.03 or 8/255, got {value!r}")
+    return eps
+
+
+def check_norm(norm: str) -> str:
+    """Return ``norm`` normalised (``Linf`` -> ``linf``) or raise a clear error."""
+    key = str(norm).lower().replace("-", "").replace("_", "")
+    key = {"inf": "linf", "linfinity": "linf", "2": "l2"}.get(key, key)
+    if key not in NORMS:
+        raise InputError(f"unknown norm {norm!r}; use one of {', '.join(NORMS)}")
+    return key
+
+
+def flat_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample norm of a batch of perturbations (first dimension is the batch)."""
+    flat = delta.reshape(delta.shape[0], -1)
+    if norm == "linf":
+        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
+    return flat.norm(p=2, dim=1)
+
+
+def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape((-1,) + (1,) * (like.dim() - 1))
+
+
+def normalize_direction(g: torch.Tensor, norm: str) -> torch.Tensor:
+    """The steepest-ascent direction of unit ``norm`` for gradient ``g`` (sign for L∞)."""
+    if norm == "linf":
+        return g.sign()
+    n = flat_norm(g, "l2").clamp_min(1e-12)
+    return g / _view(n, g)
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float, box=(0.0, 1.0)):
+    """Project ``x_adv`` onto the ε-ball around ``x`` intersected with the box.
+
+    For L∞ the result is exact (a clamp). For L2 the ball projection is exact and is followed by
+    the box clamp, which can only shrink the norm, so the result is inside both sets.
+    """
+    delta = x_adv - x
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        n = flat_norm(delta, "l2")
+        factor = torch.where(n > eps, eps / n.clamp_min(1e-12), torch.ones_like(n))
+        delta = delta * _view(factor, delta)
+    return (x + delta).clamp(box[0], box[1])
+
+
+def random_in_ball(
+    x: torch.Tensor, norm: str, eps: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """A random perturbation inside the ε-ball: uniform per coordinate for L∞; for L2 uniform
+    in the ball (Gaussian direction, radius ε·U^(1/d))."""
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (2 * u - 1) * eps
+    d = x[0].numel()
+    g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    g = g / _view(flat_norm(g, "l2").clamp_min(1e-12), g)
+    r = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype) ** (1.0 / d)
+    return g * _view(r * eps, g)
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """What the adversary may do: perturb within ``eps`` in ``norm``, inside ``box``.
+
+    ``eps=None`` means a minimum-norm setting (decision-based attacks look for the smallest
+    adversarial perturbation; success at a given ε is read off afterwards).
+    """
+
+    norm: str = "linf"
+    eps: float | None = 8 / 255
+    targeted: bool = False
+    box: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norm", check_norm(self.norm))
+        if self.eps is not None:
+            object.__setattr__(self, "eps", parse_eps(self.eps))
+        lo, hi = self.box
+        if not lo < hi:
+            raise InputError(f"box must be (low, high) with low < high, got {self.box}")
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Project onto the threat model's feasible set (the box alone when ``eps`` is None)."""
+        if self.eps is None:
+            return x_adv.clamp(*self.box)
+        return project(x_adv, x, self.norm, self.eps, self.box)
+
+    def norm_of(self, delta: torch.Tensor) -> torch.Tensor:
+        """Per-sample norm of perturbations in this threat model's norm."""
+        return flat_norm(delta, self.norm)
+
+    def describe(self) -> str:
+        """Short text such as ``linf 8/255`` or ``l2 0.5 targeted``."""
+        eps = "min-norm" if self.eps is None else format_eps(self.eps)
+        return f"{self.norm} {eps}" + (" targeted" if self.targeted else "")
+
+
+def format_eps(eps: float) -> str:
+    """``0.0313725…`` -> ``8/255`` where ε is a whole number of 255ths, else a short decimal."""
+    k = eps * 255
+    if abs(k - round(k)) < 1e-6 and round(k) > 0:
+        return f"{round(k)}/255"
+    return f"{eps:g}"

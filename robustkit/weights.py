@@ -1,0 +1,111 @@
+"""Resolve a checkpoint file: explicit path, local weights directory, or a verified download.
+
+Order, for a zoo model's file:
+
+1. an explicit path the user gives (used as it is; its sha256 is recorded, not enforced);
+2. ``$ROBUSTKIT_WEIGHTS/<file name>`` (default: ``<user cache dir>/robustkit/weights``), used only
+   if its sha256 matches the pinned one;
+3. a download from the pinned URL into that directory, hashed while it streams, written to a
+   temporary file and renamed into place only when the sha256 matches;
+4. otherwise a one-line :class:`~robustkit.errors.WeightsError` saying which file to put where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import platformdirs
+
+from .errors import WeightsError
+
+_CHUNK = 1 << 20
+
+
+def weights_dir() -> Path:
+    """The local weights directory: ``$ROBUSTKIT_WEIGHTS`` or the user's cache directory."""
+    env = os.environ.get("ROBUSTKIT_WEIGHTS")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("robustkit")) / "weights"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically, refusing a file whose sha256 is not ``sha256``.
+
+    The bytes go to a temporary file beside ``dest``; only a verified file is renamed into
+    place, so an interrupted or corrupted download never leaves a half-written ``dest``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        got = digest.hexdigest()
+        if got != sha256:
+            raise WeightsError(
+                f"sha256 mismatch for {dest.name} downloaded from {url}: expected {sha256}, "
+                f"got {got}; the file was discarded. Download it by hand and put it at {dest}"
+            )
+        os.replace(tmp, dest)
+        return dest
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise WeightsError(
+            f"cannot download {dest.name} from {url} ({reason}); put the file at {dest} "
+            "or point ROBUSTKIT_WEIGHTS at a directory that has it"
+        ) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def resolve_weights(
+    filename: str,
+    url: str | None,
+    sha256: str | None,
+    path: str | os.PathLike[str] | None = None,
+    allow_download: bool = True,
+) -> Path:
+    """Find (or fetch) the checkpoint ``filename`` and return its verified path."""
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if not explicit.is_file():
+            raise WeightsError(f"weights file {explicit} does not exist; check the path")
+        return explicit
+    local = weights_dir() / filename
+    if local.is_file():
+        if sha256 is None:
+            return local
+        got = sha256_file(local)
+        if got == sha256:
+            return local
+        raise WeightsError(
+            f"sha256 mismatch for {local}: expected {sha256}, got {got}; the file was not used. "
+            "Delete it (robustkit downloads it again) or replace it with the original"
+        )
+    if url is None or not allow_download:
+        raise WeightsError(
+            f"weights {filename} not found in {local.parent}; put the file there "
+            "or set ROBUSTKIT_WEIGHTS to a directory that has it"
+        )
+    return download(url, local, sha256 or "")
