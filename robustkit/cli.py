@@ -1,0 +1,152 @@
+"""The ``robustkit`` command line: a thin shell over the Python API.
+
+Every command's ``--help`` documents it. A user's mistake (unknown name, missing file, bad
+parameter) ends with a one-line ``Error: ...`` and exit status 1 or 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import RobustkitError
+from .registry import ATTACKS, DEFENSES, MODELS
+from .tables import fmt, render
+
+
+class RobustkitGroup(click.Group):
+    """A click group that turns :class:`RobustkitError` into a one-line error message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RobustkitError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _one_line_warnings() -> None:
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"Warning: {message}", err=True)
+
+    warnings.showwarning = show
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def _clean_json(obj: Any) -> Any:
+    """Replace NaN with None so the output is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_json(v) for v in obj]
+    return obj
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(_clean_json(data), indent=2, default=_json_default))
+
+
+FORMAT = click.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@click.group(cls=RobustkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="robustkit")
+def cli() -> None:
+    """robustkit: adversarial-robustness evaluation for PyTorch image classifiers.
+
+    Models come from the zoo (`robustkit models`), attacks from `robustkit attacks`. Data and
+    weights are read from $ROBUSTKIT_DATA and $ROBUSTKIT_WEIGHTS (see README.md).
+    """
+    _one_line_warnings()
+
+
+@cli.command()
+def version() -> None:
+    """Print the versions of robustkit, torch and Python."""
+    import torch
+
+    click.echo(f"robustkit {__version__}")
+    click.echo(f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})")
+    click.echo(f"python {sys.version.split()[0]}")
+
+
+def _registry_listing(registry, pattern: str, fmt_: str, columns: list[str]) -> None:
+    entries = registry.entries(pattern)
+    if fmt_ == "json":
+        echo_json([{"name": e.name, **e.metadata} for e in entries])
+        return
+    if not entries:
+        click.echo(f"no {registry.kind} matches {pattern!r}")
+        return
+    rows = [[e.name] + [fmt(e.metadata.get(c)) for c in columns] for e in entries]
+    click.echo(render(rows, ["name"] + columns))
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+@FORMAT
+def models(pattern: str, fmt_: str) -> None:
+    """List registered models whose names match PATTERN (a glob, e.g. 'cifar10/*').
+
+    The JSON format gives every metadata field: data set, architecture, training, threat model,
+    source URL, sha256, licence, and published and measured clean accuracy.
+    """
+    _registry_listing(
+        MODELS,
+        pattern,
+        fmt_,
+        [
+            "dataset",
+            "architecture",
+            "training",
+            "threat_model",
+            "clean_accuracy_measured",
+            "licence",
+        ],
+    )
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+@FORMAT
+def attacks(pattern: str, fmt_: str) -> None:
+    """List registered attacks whose names match PATTERN."""
+    _registry_listing(ATTACKS, pattern, fmt_, ["family", "norms", "summary"])
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+@FORMAT
+def defenses(pattern: str, fmt_: str) -> None:
+    """List registered defenses whose names match PATTERN."""
+    _registry_listing(DEFENSES, pattern, fmt_, ["kind", "adaptive_attack", "summary"])
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="robustkit")
+
+
+# Sub-command modules register themselves on ``cli``; imported last because they import ``cli``.
+from . import cli_evaluate  # noqa: E402,F401

@@ -1,0 +1,240 @@
+"""Evaluate a model against several attacks, shard by shard.
+
+:func:`evaluate` is the in-memory evaluation the notebook API and the runner share. Samples are
+cut into shards (consecutive batches); each (shard, attack) pair gets its own seed derived from
+the run's seed, so a shard gives the same numbers whether it runs first, last or after a resume.
+Every attack runs on every shard independently (each skips samples the model already gets wrong);
+the joint, worst-case robust accuracy counts a sample as robust only if no attack fooled it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .attack import Attack, AttackResult
+from .device import derive_seed, model_device
+from .errors import InputError
+
+
+@dataclass
+class ShardResult:
+    """The clean predictions and every attack's result on one shard ``[start, stop)``."""
+
+    index: int
+    start: int
+    stop: int
+    y: torch.Tensor
+    clean_pred: torch.Tensor
+    results: dict[str, AttackResult]
+    seconds: float
+
+
+@dataclass
+class Evaluation:
+    """Clean and robust accuracy of one model against a set of attacks.
+
+    ``results`` maps each attack's label to its :class:`AttackResult` over all evaluated samples.
+    """
+
+    y: torch.Tensor
+    clean_pred: torch.Tensor
+    results: dict[str, AttackResult] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def clean_correct(self) -> torch.Tensor:
+        return self.clean_pred == self.y
+
+    @property
+    def clean_accuracy(self) -> float:
+        return float(self.clean_correct.float().mean()) if self.n else math.nan
+
+    @property
+    def joint_robust(self) -> torch.Tensor:
+        """Per sample: correct on the clean input and not fooled by any attack."""
+        robust = self.clean_correct.clone()
+        for res in self.results.values():
+            robust &= res.robust
+        return robust
+
+    @property
+    def robust_accuracy(self) -> float:
+        """Worst-case robust accuracy over all attacks (clean accuracy when there are none)."""
+        return float(self.joint_robust.float().mean()) if self.n else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers for tables and JSON: clean, per-attack and joint robust accuracy."""
+        return {
+            "n": self.n,
+            "clean_accuracy": self.clean_accuracy,
+            "attacks": {label: res.summary() for label, res in self.results.items()},
+            "robust_accuracy": self.robust_accuracy if self.results else None,
+            "seconds": self.seconds,
+        }
+
+    def to_frame(self):
+        """Per-sample, per-attack results as one long pandas DataFrame."""
+        import pandas as pd
+
+        frames = []
+        for label, res in self.results.items():
+            frame = res.to_frame()
+            frame["attack"] = label
+            frame.insert(0, "sample", range(self.n))
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame(
+                {
+                    "sample": range(self.n),
+                    "y": self.y.numpy(),
+                    "clean_pred": self.clean_pred.numpy(),
+                }
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    def worst_case_adversarials(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per sample, the adversarial example of the first attack that fooled it (else the
+        clean image), and the index of that attack in ``results`` (-1 for none)."""
+        x_adv = x.detach().cpu().clone()
+        which = torch.full((self.n,), -1, dtype=torch.long)
+        for i, res in enumerate(self.results.values()):
+            take = res.success & res.attacked & (which < 0)
+            x_adv[take] = res.x_adv[take]
+            which[take] = i
+        return x_adv, which
+
+
+AttackSet = Attack | Sequence[Attack] | Mapping[str, Attack]
+
+
+def label_attacks(attacks: AttackSet | None) -> dict[str, Attack]:
+    """Give every attack a unique label (its name, then ``name#2`` ... for repeats)."""
+    if attacks is None:
+        return {}
+    if isinstance(attacks, Attack):
+        attacks = [attacks]
+    if isinstance(attacks, Mapping):
+        return dict(attacks)
+    labelled: dict[str, Attack] = {}
+    for atk in attacks:
+        if not isinstance(atk, Attack):
+            raise InputError(f"expected robustkit attacks, got {type(atk).__name__}")
+        label, k = atk.name, 2
+        while label in labelled:
+            label, k = f"{atk.name}#{k}", k + 1
+        labelled[label] = atk
+    return labelled
+
+
+def iter_shards(n: int, batch_size: int) -> Iterable[tuple[int, int, int]]:
+    """``(index, start, stop)`` of consecutive shards of at most ``batch_size`` samples."""
+    if batch_size <= 0:
+        raise InputError(f"batch size must be a positive integer, got {batch_size}")
+    for index, start in enumerate(range(0, n, batch_size)):
+        yield index, start, min(start + batch_size, n)
+
+
+def evaluate_shard(
+    model: nn.Module,
+    attacks: Mapping[str, Attack],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    seed: int,
+    index: int,
+    start: int,
+) -> ShardResult:
+    """Clean predictions and every attack on one shard, each attack seeded per shard."""
+    t0 = time.perf_counter()
+    device = model_device(model)
+    xb, yb = x.to(device), y.to(device)
+    with torch.no_grad():
+        clean_pred = model(xb).argmax(dim=1).cpu()
+    results = {}
+    for label, atk in attacks.items():
+        shard_attack = atk.with_seed(derive_seed(seed, index, label))
+        tb = target if atk.targeted else None
+        results[label] = shard_attack(model, xb, yb, tb)
+    return ShardResult(
+        index, start, start + len(y), y.cpu(), clean_pred, results, time.perf_counter() - t0
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    attacks: AttackSet | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    target: torch.Tensor | None = None,
+    batch_size: int = 250,
+    seed: int = 0,
+    progress: bool = False,
+    skip_shards: Iterable[int] = (),
+    on_shard: Callable[[ShardResult], None] | None = None,
+) -> Evaluation:
+    """Evaluate ``model`` on ``(x, y)`` against ``attacks`` and return an :class:`Evaluation`.
+
+    ``x`` and ``y`` may live on the CPU; each shard of ``batch_size`` samples moves to the model's
+    device in turn. ``skip_shards`` names shards not to compute (a resumed run has them already);
+    ``on_shard`` receives each finished :class:`ShardResult` (the runner stores it). The returned
+    evaluation covers the computed shards only.
+    """
+    labelled = label_attacks(attacks)
+    if len(x) != len(y):
+        raise InputError(f"x has {len(x)} images but y has {len(y)} labels")
+    if target is not None and len(target) != len(y):
+        raise InputError(f"target has {len(target)} labels for {len(y)} images")
+    skip = set(skip_shards)
+    shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(stop - start for _, start, stop in shards), unit="img", leave=False)
+    done: list[ShardResult] = []
+    t0 = time.perf_counter()
+    try:
+        for index, start, stop in shards:
+            tb = target[start:stop] if target is not None else None
+            shard = evaluate_shard(
+                model, labelled, x[start:stop], y[start:stop], tb, seed, index, start
+            )
+            if on_shard is not None:
+                on_shard(shard)
+            done.append(shard)
+            if bar is not None:
+                bar.update(stop - start)
+    finally:
+        if bar is not None:
+            bar.close()
+    return merge_shards(done, list(labelled), time.perf_counter() - t0)
+
+
+def merge_shards(
+    shards: Sequence[ShardResult], labels: Sequence[str], seconds: float
+) -> Evaluation:
+    """Join shard results (in sample order) into one :class:`Evaluation`."""
+    shards = sorted(shards, key=lambda s: s.start)
+    if not shards:
+        empty = torch.zeros(0, dtype=torch.long)
+        return Evaluation(empty, empty.clone(), {}, seconds)
+    return Evaluation(
+        y=torch.cat([s.y for s in shards]),
+        clean_pred=torch.cat([s.clean_pred for s in shards]),
+        results={
+            label: AttackResult.concat([s.results[label] for s in shards]) for label in labels
+        },
+        seconds=seconds,
+    )

@@ -1,0 +1,109 @@
+"""Turn attack specifications such as ``pgd:steps=20,restarts=2`` into configured attacks.
+
+The CLI, the runner and presets all describe attacks as text; this module is the one place that
+parses it. The run's threat model (``--norm``, ``--eps``) and query budget (``--queries``) fill in
+every parameter the spec leaves out and the attack accepts.
+"""
+
+from __future__ import annotations
+
+import inspect
+from fractions import Fraction
+from typing import Any
+
+from .attack import Attack
+from .errors import InputError, RobustkitError
+from .registry import ATTACKS
+from .threat import parse_eps
+
+
+def parse_value(text: str) -> Any:
+    """``true``/``false`` -> bool, ``10`` -> int, ``0.5`` or ``8/255`` -> float, else the text."""
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null"):
+        return None
+    try:
+        return int(low)
+    except ValueError:
+        pass
+    try:
+        return float(Fraction(low.replace(" ", ""))) if "/" in low else float(low)
+    except (ValueError, ZeroDivisionError):
+        return text.strip()
+
+
+def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``NAME[:k=v,...]`` into the attack name and its parameters."""
+    name, _, rest = spec.strip().partition(":")
+    if not name:
+        raise InputError(f"empty attack name in {spec!r}; write NAME or NAME:key=value,...")
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"bad attack parameter {item!r} in {spec!r}; write key=value, e.g. pgd:steps=20"
+            )
+        params[key.strip().replace("-", "_")] = parse_value(value)
+    return name, params
+
+
+def accepted_parameters(cls: type[Attack]) -> list[str]:
+    """Keyword parameters an attack class accepts (its own and its bases')."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                if p.name not in names:
+                    names.append(p.name)
+    return names
+
+
+def build_attack(
+    spec: str,
+    norm: str | None = None,
+    eps: float | str | None = None,
+    max_queries: int | None = None,
+    targeted: bool | None = None,
+    seed: int | None = None,
+) -> Attack:
+    """A configured attack from ``spec``; run-wide settings fill the parameters it leaves out.
+
+    Decision-based attacks that support only L2 keep L2 when the run's norm is another; the
+    run's ε is then not theirs, so they get none (they minimise the distance instead).
+    """
+    name, params = parse_attack_spec(spec)
+    cls = ATTACKS.get(name)
+    accepted = accepted_parameters(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"attack {name!r} has no parameter {unknown[0]!r}; its parameters are: "
+            f"{', '.join(accepted)}"
+        )
+    chosen_norm = params.get("norm", norm)
+    if chosen_norm is not None and "norm" in accepted and "norm" not in params:
+        if chosen_norm in cls.norms:
+            params["norm"] = chosen_norm
+        else:
+            chosen_norm = cls.norms[0]
+            params["norm"] = chosen_norm
+    if eps is not None and "eps" in accepted and "eps" not in params:
+        if chosen_norm is None or chosen_norm == norm or cls.requires_eps:
+            params["eps"] = parse_eps(eps)
+    if max_queries is not None and "max_queries" in accepted and "max_queries" not in params:
+        params["max_queries"] = int(max_queries)
+    if targeted is not None and "targeted" in accepted and "targeted" not in params:
+        params["targeted"] = targeted
+    if seed is not None and "seed" in accepted and "seed" not in params:
+        params["seed"] = seed
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise RobustkitError(f"bad parameters for attack {name!r}: {exc}") from None

@@ -1,0 +1,31 @@
+"""Plain-text tables for the terminal (the leaderboard renders its own formats)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def fmt(value: Any, percent: bool = False, digits: int = 4) -> str:
+    """Format one cell: percentages with one decimal, floats short, NaN/None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if percent:
+            return f"{100 * value:.1f}%"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def render(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
