@@ -15,6 +15,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
+from .defense import Defense
 from .data import load_dataset
 from .device import resolve_device
 from .errors import RobustkitError
@@ -54,6 +55,16 @@ def get_attack(name: str, **params) -> Attack:
         raise RobustkitError(f"bad parameters for attack {name!r}: {exc}") from None
 
 
+def get_defense(name: str, **params):
+    """The defense registered as ``name``, configured with ``params``; ``.apply(model)`` wraps a
+    model with it."""
+    cls = DEFENSES.get(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise RobustkitError(f"bad parameters for defense {name!r}: {exc}") from None
+
+
 def load_model(name: str, device: str = "auto", **kwargs):
     """A zoo model (or ``file.py:factory``) in eval mode on ``device``; see :mod:`robustkit.zoo`."""
     from .zoo import load_model as _load
@@ -67,6 +78,7 @@ __all__ = [
     "AttackContext",
     "AttackResult",
     "DEFENSES",
+    "Defense",
     "MODELS",
     "Registry",
     "RobustkitError",
@@ -74,6 +86,7 @@ __all__ = [
     "ThreatModel",
     "__version__",
     "get_attack",
+    "get_defense",
     "list_attacks",
     "list_defenses",
     "list_models",

@@ -97,6 +97,12 @@ def parse_budgets(text: str | None, max_queries: int) -> list[int]:
     is_flag=True,
     help="Allow a checkpoint that needs full unpickling (runs code from the file: trust it).",
 )
+@click.option(
+    "--defense",
+    "defense_specs",
+    multiple=True,
+    help="DEFENSE[:key=value,...] wrapped around the model, repeatable (see `robustkit defenses`).",
+)
 @click.option("--data", "dataset", help="Data set name or .npz path [default: the model's].")
 @click.option("--split", default="test", show_default=True, help="Data split.")
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of samples.")
@@ -136,6 +142,7 @@ def evaluate(
     model_name: str,
     weights: str | None,
     unsafe_load: bool,
+    defense_specs: tuple[str, ...],
     dataset: str | None,
     split: str,
     n: int,
@@ -165,7 +172,7 @@ def evaluate(
     from .data import load_dataset
     from .device import resolve_device, seed_everything
     from .evaluation import evaluate as run_evaluate
-    from .specs import build_attack
+    from .specs import build_attack, build_defense
 
     norm = check_norm(norm)
     if queries <= 0:
@@ -188,7 +195,10 @@ def evaluate(
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
+    defenses = [build_defense(spec) for spec in defense_specs]
     model = zoo.load_model(model_name, device=dev, weights=weights, allow_unsafe=unsafe_load)
+    for defense in defenses:
+        model = defense.apply(model)
     x, y = load_dataset(dataset, split=split, n=n, offset=offset)
     indices = np.arange(offset, offset + len(y))
     target = None
@@ -213,6 +223,7 @@ def evaluate(
         eps_value,
         parse_budgets(budgets, queries),
     )
+    report["defenses"] = list(defense_specs)
     if save_adv:
         save_adversarials(Path(save_adv), evaluation, x, indices)
         report["saved_adversarials"] = str(save_adv)
@@ -261,7 +272,8 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [
         f"model {report['model']} | data {report['data']}/{report['split']} "
         f"[{report['offset']}, {report['offset'] + report['n']}) | threat {tm['norm']} "
-        f"{tm['eps_text']} | device {report['device']} | seed {report['seed']}",
+        f"{tm['eps_text']} | device {report['device']} | seed {report['seed']}"
+        + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),
         f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({report['n']} samples)",
     ]
     if report["attacks"]:

@@ -12,8 +12,9 @@ from fractions import Fraction
 from typing import Any
 
 from .attack import Attack
+from .defense import Defense
 from .errors import InputError, RobustkitError
-from .registry import ATTACKS
+from .registry import ATTACKS, DEFENSES
 from .threat import parse_eps
 
 
@@ -37,10 +38,10 @@ def parse_value(text: str) -> Any:
 
 
 def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``NAME[:k=v,...]`` into the attack name and its parameters."""
+    """Split ``NAME[:k=v,...]`` into the attack (or defense) name and its parameters."""
     name, _, rest = spec.strip().partition(":")
     if not name:
-        raise InputError(f"empty attack name in {spec!r}; write NAME or NAME:key=value,...")
+        raise InputError(f"empty name in {spec!r}; write NAME or NAME:key=value,...")
     params: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
@@ -52,8 +53,8 @@ def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def accepted_parameters(cls: type[Attack]) -> list[str]:
-    """Keyword parameters an attack class accepts (its own and its bases')."""
+def accepted_parameters(cls: type) -> list[str]:
+    """Keyword parameters an attack or defense class accepts (its own and its bases')."""
     names: list[str] = []
     for klass in cls.__mro__:
         if klass is object or "__init__" not in vars(klass):
@@ -107,3 +108,20 @@ def build_attack(
         return cls(**params)
     except TypeError as exc:
         raise RobustkitError(f"bad parameters for attack {name!r}: {exc}") from None
+
+
+def build_defense(spec: str) -> Defense:
+    """A configured defense from ``NAME[:key=value,...]``."""
+    name, params = parse_attack_spec(spec)
+    cls = DEFENSES.get(name)
+    accepted = accepted_parameters(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"defense {name!r} has no parameter {unknown[0]!r}; its parameters are: "
+            f"{', '.join(accepted) or 'none'}"
+        )
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise RobustkitError(f"bad parameters for defense {name!r}: {exc}") from None

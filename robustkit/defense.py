@@ -1,0 +1,40 @@
+"""The one defense interface: :class:`Defense`.
+
+An inference-time defense wraps a classifier into another classifier (``defense.apply(model)``);
+the wrapped model is an ordinary ``nn.Module`` in eval mode that takes inputs in [0, 1], so every
+attack runs on it unchanged. Each defense names the adaptive attack it must be evaluated with
+(``adaptive_attack``): a defense that randomizes needs EOT, one that breaks gradients needs a
+straight-through (BPDA) gradient. Defenses are pure: a model in, a model out.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import nn
+
+
+class Defense(ABC):
+    """Base class of every defense; subclasses keep each constructor parameter as an attribute."""
+
+    name: ClassVar[str] = ""
+    #: "inference" (wraps a model) or "training" (produces new weights).
+    kind: ClassVar[str] = "inference"
+    #: The attack specification that evaluates this defense adaptively.
+    adaptive_attack: ClassVar[str] = "pgd"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters and their values (recorded with results)."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    @abstractmethod
+    def apply(self, model: nn.Module) -> nn.Module:
+        """The defended classifier built around ``model`` (in eval mode, same device)."""
