@@ -15,8 +15,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
-from .defense import Defense
 from .data import load_dataset
+from .defense import Defense
 from .device import resolve_device
 from .errors import RobustkitError
 from .registry import ATTACKS, DEFENSES, MODELS, Registry
