@@ -1,0 +1,118 @@
+"""The attack base class: input checks, skipping, projection, re-prediction, counting, seeds."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from robustkit.attack import AttackResult, RobustkitWarning
+from robustkit.errors import InputError
+from robustkit.threat import flat_norm
+
+from .helpers import Linear, RandomSign, Softmaxed
+
+
+@pytest.fixture
+def data():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(32, 3, 8, 8, generator=gen)
+    model = Linear()
+    y = model(x).argmax(1)
+    y[:4] = (y[:4] + 1) % 10  # four samples the model gets wrong
+    return model, x, y
+
+
+def test_result_fields_and_invariants(data):
+    model, x, y = data
+    res = RandomSign(eps=0.3, overshoot=5.0)(model, x, y)
+    assert isinstance(res, AttackResult)
+    assert res.x_adv.shape == x.shape and res.x_adv.device.type == "cpu"
+    # projected: inside the ball and the box even though the attack overshot
+    assert (res.norms <= 0.3 + 1e-6).all() and res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    # success is decided by re-prediction
+    assert torch.equal(res.success, model(res.x_adv).argmax(1) != y)
+    # misclassified samples are not attacked: x unchanged, zero queries, counted as success
+    assert not res.attacked[:4].any() and res.attacked[4:].all()
+    assert torch.equal(res.x_adv[:4], x[:4]) and (res.queries[:4] == 0).all()
+    assert (res.queries[4:] == 1).all() and (res.gradients == 0).all()
+    assert res.clean_accuracy == pytest.approx(28 / 32)
+    assert res.robust_accuracy == pytest.approx(float((~res.success).float().mean()))
+    assert torch.allclose(res.l2, flat_norm(res.x_adv - x, "l2"))
+    frame = res.to_frame()
+    assert len(frame) == 32 and {"success", "queries", "norm"} <= set(frame.columns)
+
+
+def test_seeded_and_repeatable(data):
+    model, x, y = data
+    a, b = RandomSign(seed=3)(model, x, y), RandomSign(seed=3)(model, x, y)
+    c = RandomSign(seed=4)(model, x, y)
+    assert torch.equal(a.x_adv, b.x_adv) and not torch.equal(a.x_adv, c.x_adv)
+
+
+def test_params_are_recorded():
+    atk = RandomSign(norm="l2", eps=0.5, seed=7, overshoot=2.0)
+    assert atk.params == {"norm": "l2", "eps": 0.5, "targeted": False, "seed": 7, "overshoot": 2.0}
+    assert atk.with_seed(9).seed == 9 and atk.seed == 7
+
+
+def test_concat(data):
+    model, x, y = data
+    atk = RandomSign()
+    whole = AttackResult.concat([atk(model, x[:10], y[:10]), atk(model, x[10:], y[10:])])
+    assert whole.n == 32 and whole.x_adv.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda x, y: (x.numpy(), y), "must be a torch.Tensor"),
+        (lambda x, y: ((x * 255).to(torch.uint8), y), "floating-point"),
+        (lambda x, y: (x[0], y), "N×C×H×W"),
+        (lambda x, y: (x * 2, y), r"must lie in \[0, 1\]"),
+        (lambda x, y: (x.clone().index_fill_(0, torch.tensor([0]), float("nan")), y), "NaN"),
+        (lambda x, y: (x, y[:-1]), "one label per image"),
+        (lambda x, y: (x, y.float()), "integer"),
+    ],
+)
+def test_bad_inputs(data, make, message):
+    model, x, y = data
+    bx, by = make(x, y)
+    with pytest.raises(InputError, match=message):
+        RandomSign()(model, bx, by)
+
+
+def test_bad_parameters_and_targets(data):
+    model, x, y = data
+    with pytest.raises(InputError, match="eps must be a positive"):
+        RandomSign(eps=0)
+    with pytest.raises(InputError, match="eps must be a positive"):
+        RandomSign(eps="big")
+    with pytest.raises(InputError, match="unknown norm"):
+        RandomSign(norm="l7")
+    with pytest.raises(InputError, match="needs target labels"):
+        RandomSign(targeted=True)(model, x, y)
+    with pytest.raises(InputError, match="target equals the true label"):
+        RandomSign(targeted=True)(model, x, y, y)
+    with pytest.raises(InputError, match="untargeted attack"):
+        RandomSign()(model, x, y, (y + 1) % 10)
+    with pytest.raises(InputError, match="must lie in 0..9"):
+        RandomSign(targeted=True)(model, x, y, y + 20)
+
+
+def test_probability_outputs_warn(data):
+    model, x, y = data
+    with pytest.warns(RobustkitWarning, match="probabilities"):
+        RandomSign()(Softmaxed(model), x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RandomSign()(model, x, y)
+
+
+def test_non_contiguous_and_channels_last(data):
+    model, x, y = data
+    ref = RandomSign()(model, x, y)
+    cl = RandomSign()(model, x.to(memory_format=torch.channels_last), y)
+    nc = RandomSign()(model, x.transpose(2, 3).contiguous().transpose(2, 3), y)
+    assert torch.equal(ref.x_adv, cl.x_adv) and torch.equal(ref.x_adv, nc.x_adv)

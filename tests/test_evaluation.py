@@ -1,0 +1,109 @@
+"""evaluate(): shards, per-shard seeds, skipping, joint robust accuracy, specs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustkit.errors import InputError, RobustkitError, UnknownNameError
+from robustkit.evaluation import evaluate, label_attacks
+from robustkit.registry import ATTACKS
+from robustkit.specs import build_attack, build_defense, parse_attack_spec, parse_value
+
+from .helpers import Linear, RandomSign
+
+
+@pytest.fixture
+def data():
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(40, 3, 8, 8, generator=gen)
+    model = Linear()
+    y = model(x).argmax(1)
+    y[::7] = (y[::7] + 3) % 10
+    return model, x, y
+
+
+def test_shard_results_do_not_depend_on_which_shards_run(data):
+    model, x, y = data
+    attacks = [RandomSign(eps=0.2), RandomSign(norm="l2", eps=2.0)]
+    full = evaluate(model, attacks, x, y, batch_size=8, seed=5)
+    assert list(full.results) == ["random-sign", "random-sign#2"]
+    seen = []
+    part = evaluate(
+        model, attacks, x, y, batch_size=8, seed=5, skip_shards={0, 2}, on_shard=seen.append
+    )
+    assert [s.index for s in seen] == [1, 3, 4]
+    for shard in seen:
+        for label, res in shard.results.items():
+            assert torch.equal(res.x_adv, full.results[label].x_adv[shard.start : shard.stop])
+    assert part.n == 24
+    other_seed = evaluate(model, attacks, x, y, batch_size=8, seed=6)
+    assert not torch.equal(
+        other_seed.results["random-sign"].x_adv, full.results["random-sign"].x_adv
+    )
+
+
+def test_joint_robust_accuracy_is_worst_case(data):
+    model, x, y = data
+    ev = evaluate(model, [RandomSign(eps=0.3), RandomSign(eps=0.3, seed=1)], x, y, batch_size=16)
+    a, b = ev.results.values()
+    expected = (ev.clean_correct & a.robust & b.robust).float().mean()
+    assert ev.robust_accuracy == pytest.approx(float(expected))
+    assert ev.robust_accuracy <= min(a.robust_accuracy, b.robust_accuracy)
+    assert ev.clean_accuracy == pytest.approx(float((model(x).argmax(1) == y).float().mean()))
+    summary = ev.summary()
+    assert summary["n"] == 40 and set(summary["attacks"]) == {"random-sign", "random-sign#2"}
+    frame = ev.to_frame()
+    assert len(frame) == 80 and set(frame["attack"]) == {"random-sign", "random-sign#2"}
+    x_adv, which = ev.worst_case_adversarials(x)
+    fooled = which >= 0
+    assert torch.equal(fooled, (a.success & a.attacked) | (b.success & b.attacked))
+
+
+def test_no_attacks_gives_clean_accuracy(data):
+    model, x, y = data
+    ev = evaluate(model, None, x, y, batch_size=64)
+    assert ev.results == {} and ev.summary()["robust_accuracy"] is None
+
+
+def test_evaluate_rejects_bad_sizes(data):
+    model, x, y = data
+    with pytest.raises(InputError, match="40 images but y has 39"):
+        evaluate(model, [], x, y[:-1])
+    with pytest.raises(InputError, match="batch size"):
+        evaluate(model, [], x, y, batch_size=0)
+    assert list(label_attacks({"mine": RandomSign()})) == ["mine"]
+
+
+def test_spec_parsing():
+    assert parse_value("8/255") == pytest.approx(8 / 255)
+    assert parse_value("true") is True and parse_value("10") == 10 and parse_value("dlr") == "dlr"
+    assert parse_attack_spec("pgd:steps=20,restarts=2,step-size=0.01") == (
+        "pgd",
+        {"steps": 20, "restarts": 2, "step_size": 0.01},
+    )
+    with pytest.raises(InputError, match="key=value"):
+        parse_attack_spec("pgd:steps")
+
+
+def test_build_attack_fills_run_settings(monkeypatch):
+    monkeypatch.setitem(
+        ATTACKS._entries,
+        "random-sign",
+        type("E", (), {"name": "random-sign", "obj": RandomSign, "metadata": {}})(),
+    )
+    atk = build_attack("random-sign:overshoot=3", norm="l2", eps="0.5", seed=4)
+    assert atk.params == {"norm": "l2", "eps": 0.5, "targeted": False, "seed": 4, "overshoot": 3}
+    with pytest.raises(InputError, match="has no parameter 'stepz'"):
+        build_attack("random-sign:stepz=3")
+    with pytest.raises(UnknownNameError, match="unknown attack"):
+        build_attack("no-such-attack")
+
+
+def test_build_defense():
+    d = build_defense("bit-depth:bits=3,bpda=true")
+    assert d.params == {"bits": 3, "bpda": True}
+    with pytest.raises(InputError, match="no parameter 'levels'"):
+        build_defense("bit-depth:levels=3")
+    with pytest.raises(RobustkitError):
+        build_defense("input-noise:sigma=-1")

@@ -1,0 +1,95 @@
+"""The one registry mechanism: decorator registration, glob listing, suggestions, entry points."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from robustkit.errors import RobustkitError, UnknownNameError
+from robustkit.registry import ATTACKS, DEFENSES, MODELS, Registry
+
+
+def make_registry() -> Registry:
+    reg: Registry = Registry("widget")
+
+    @reg.register("cifar10/alpha", colour="red")
+    def alpha():
+        return "a"
+
+    reg.add("cifar10/beta", lambda: "b", colour="blue")
+    reg.add("mnist/alpha", lambda: "c")
+    return reg
+
+
+def test_register_get_and_metadata():
+    reg = make_registry()
+    assert reg.get("cifar10/alpha")() == "a"
+    assert reg.entry("cifar10/beta").metadata == {"colour": "blue"}
+    assert "mnist/alpha" in reg and "nope" not in reg
+
+
+def test_glob_listing_is_sorted_and_filtered():
+    reg = make_registry()
+    assert reg.names() == ["cifar10/alpha", "cifar10/beta", "mnist/alpha"]
+    assert reg.names("cifar10/*") == ["cifar10/alpha", "cifar10/beta"]
+    assert reg.names("*/alpha") == ["cifar10/alpha", "mnist/alpha"]
+    assert [e.name for e in reg.entries("mnist/*")] == ["mnist/alpha"]
+
+
+def test_unknown_name_suggests_closest():
+    reg = make_registry()
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("cifar10/alpah")
+    message = str(info.value)
+    assert "unknown widget 'cifar10/alpah'" in message and "'cifar10/alpha'" in message
+    assert "\n" not in message
+    with pytest.raises(UnknownNameError, match="did you mean") as info:
+        reg.get("alpha")
+    assert "'cifar10/alpha'" in str(info.value) and "'mnist/alpha'" in str(info.value)
+    with pytest.raises(UnknownNameError, match="`robustkit widgets` lists them"):
+        reg.get("zzzzzzzz")
+
+
+def test_duplicate_name_is_refused():
+    reg = make_registry()
+    with pytest.raises(RobustkitError, match="already registered"):
+        reg.add("cifar10/alpha", object())
+
+
+def test_entry_points_plug_in(monkeypatch):
+    reg: Registry = Registry("gadget", group="robustkit.test-gadgets")
+
+    def plugin_factory():
+        return "plugged"
+
+    module = types.ModuleType("fake_plugin_module")
+
+    class FakeEP:
+        def __init__(self, name, obj):
+            self.name, self.obj, self.value = name, obj, f"fake:{name}"
+
+        def load(self):
+            if isinstance(self.obj, Exception):
+                raise self.obj
+            if self.obj is module:
+                reg.add("self-registered", lambda: "module")
+            return self.obj
+
+    eps = [FakeEP("plugged", plugin_factory), FakeEP("mod", module)]
+    monkeypatch.setattr("robustkit.registry.entry_points", lambda group: eps)
+    assert reg.names() == ["plugged", "self-registered"]
+    assert reg.get("plugged")() == "plugged"
+
+    broken: Registry = Registry("gadget", group="x")
+    monkeypatch.setattr(
+        "robustkit.registry.entry_points", lambda group: [FakeEP("bad", ImportError("boom"))]
+    )
+    with pytest.raises(RobustkitError, match="cannot load gadget plug-in 'bad'"):
+        broken.names()
+
+
+def test_builtin_registries_share_the_mechanism():
+    for reg in (MODELS, ATTACKS, DEFENSES):
+        assert isinstance(reg, Registry)
+    assert {"input-noise", "bit-depth", "ensemble"} <= set(DEFENSES.names())

@@ -1,0 +1,100 @@
+"""Threat-model arithmetic: ε parsing, norms, exact projections, random starts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from robustkit.errors import InputError
+from robustkit.threat import (
+    ThreatModel,
+    check_norm,
+    flat_norm,
+    format_eps,
+    parse_eps,
+    project,
+    random_in_ball,
+)
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("8/255", 8 / 255), ("8 / 255", 8 / 255), ("0.5", 0.5), (0.3, 0.3), (2, 2.0), ("1e-2", 0.01)],
+)
+def test_parse_eps(text, value):
+    assert parse_eps(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "8/0", "nan", "inf", "", True, -0.1, "1/"])
+def test_parse_eps_rejects(bad):
+    with pytest.raises(InputError, match="eps must be a positive number"):
+        parse_eps(bad)
+
+
+def test_norm_names():
+    assert check_norm("Linf") == "linf" and check_norm("L2") == "l2" and check_norm("inf") == "linf"
+    with pytest.raises(InputError, match="unknown norm 'l1'; use one of linf, l2"):
+        check_norm("l1")
+    with pytest.raises(InputError):
+        ThreatModel(norm="l3")
+
+
+def test_format_eps():
+    assert format_eps(8 / 255) == "8/255" and format_eps(0.5) == "0.5" and format_eps(0.3) == "0.3"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    eps=st.floats(1e-3, 2.0),
+    scale=st.floats(0.0, 5.0),
+    seed=st.integers(0, 2**16),
+    norm=st.sampled_from(["linf", "l2"]),
+)
+def test_projection_is_inside_ball_and_box(eps, scale, seed, norm):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 3, 5, 5, generator=gen)
+    x_adv = x + scale * torch.randn(4, 3, 5, 5, generator=gen)
+    p = project(x_adv, x, norm, eps)
+    assert p.min() >= 0 and p.max() <= 1
+    assert (flat_norm(p - x, norm) <= eps * (1 + 1e-6) + 1e-7).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(eps=st.floats(1e-2, 3.0), seed=st.integers(0, 2**16))
+def test_l2_projection_is_exact(eps, seed):
+    """Without the box, the L2 projection of a point outside the ball lands on the sphere along
+    the same ray, and a point inside is unchanged."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.zeros(3, 10)
+    delta = torch.randn(3, 10, generator=gen)
+    p = project(x + delta, x, "l2", eps, box=(-1e9, 1e9))
+    n = delta.norm(dim=1)
+    for i in range(3):
+        if n[i] > eps:
+            assert p[i].norm().item() == pytest.approx(eps, rel=1e-5)
+            cos = torch.dot(p[i], delta[i]) / (p[i].norm() * n[i])
+            assert cos.item() == pytest.approx(1.0, abs=1e-5)
+        else:
+            assert torch.allclose(p[i], delta[i])
+
+
+def test_random_in_ball():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 8, 8)
+    for norm, eps in (("linf", 8 / 255), ("l2", 0.5)):
+        d = random_in_ball(x, norm, eps, gen)
+        assert (flat_norm(d, norm) <= eps * (1 + 1e-6)).all()
+        assert flat_norm(d, norm).mean() > 0.5 * eps  # not degenerate
+
+
+def test_threat_model_describe_and_box():
+    tm = ThreatModel("linf", "8/255", targeted=True)
+    assert tm.eps == pytest.approx(8 / 255) and tm.describe() == "linf 8/255 targeted"
+    assert ThreatModel("l2", None).describe() == "l2 min-norm"
+    with pytest.raises(InputError, match="box"):
+        ThreatModel(box=(1.0, 0.0))
+    assert math.isclose(ThreatModel("l2", 0.5).eps, 0.5)
