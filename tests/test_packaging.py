@@ -1,0 +1,56 @@
+"""The package installs as a wheel with attacks/ and defenses/ under robustkit, nothing top-level."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_layout(tmp_path):
+    pytest.importorskip("setuptools")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("robustkit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"robustkit"}
+    for required in (
+        "robustkit/attacks/__init__.py",
+        "robustkit/defenses/__init__.py",
+        "robustkit/zoo/__init__.py",
+        "robustkit/cli.py",
+    ):
+        assert required in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "robustkit = robustkit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_subpackages_resolve():
+    import robustkit.attacks
+    import robustkit.defenses
+
+    assert Path(robustkit.attacks.__file__).parent.name == "attacks"
+    assert Path(robustkit.defenses.__file__).parent.name == "defenses"
