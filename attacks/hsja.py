@@ -1,0 +1,176 @@
+"""HopSkipJump (Chen, Jordan & Wainwright, IEEE S&P 2020), L2, batched in lockstep.
+
+From a boundary point each iteration estimates the gradient direction of the decision function
+from ``100·√t`` random unit probes at radius ``δ`` (with the mean decision subtracted as a
+baseline), steps along it with a geometrically shrinking step size until the point is adversarial,
+and bisects back toward the clean image. Same oracle, budgets and trajectories as CGBA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from robustkit.oracle import DecisionAttack
+from robustkit.registry import ATTACKS
+from robustkit.threat import flat_norm
+
+from ._boundary import start_targeted, view
+from .cgba import _positive
+
+
+@ATTACKS.register(
+    "hsja",
+    family="decision",
+    norms=("l2",),
+    summary="HopSkipJump (Chen et al., 2020): label-only gradient estimation, L2",
+)
+class HopSkipJump(DecisionAttack):
+    """HopSkipJump (L2) with the paper's defaults: ``100·√t`` probes (at most 10,000) per
+    gradient estimate, ``γ = 1`` (bisection threshold ``θ = γ/d^{3/2}``, probe radius
+    ``δ = √d·θ·dist``, ``δ = 0.1`` at the first iteration), step size ``dist/√t`` halved until
+    adversarial. Untargeted starts from uniform noise; targeted from the closest batch image of
+    the target class (else uniform noise the model labels as the target)."""
+
+    name = "hsja"
+
+    def __init__(
+        self,
+        max_queries: int = 1000,
+        init_num_evals: int = 100,
+        max_num_evals: int = 10000,
+        gamma: float = 1.0,
+        max_step_halvings: int = 25,
+        init_tries: int = 100,
+        max_bisection_steps: int = 100,
+        norm: str = "l2",
+        eps: float | str | None = None,
+        targeted: bool = False,
+        seed: int = 0,
+        batch_size: int = 1024,
+    ):
+        super().__init__(
+            max_queries=max_queries,
+            norm=norm,
+            eps=eps,
+            targeted=targeted,
+            seed=seed,
+            batch_size=batch_size,
+        )
+        self.init_num_evals = _positive("init_num_evals", init_num_evals, int)
+        self.max_num_evals = _positive("max_num_evals", max_num_evals, int)
+        self.gamma = _positive("gamma", gamma)
+        self.max_step_halvings = _positive("max_step_halvings", max_step_halvings, int)
+        self.init_tries = _positive("init_tries", init_tries, int)
+        self.max_bisection_steps = _positive("max_bisection_steps", max_bisection_steps, int)
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _bisect(self, oracle, tracker, steps, idx, x0, adv, theta):
+        """HopSkipJump's binary search on the blend ``(1−λ)·x0 + λ·adv`` down to ``θ`` in λ."""
+        lo = torch.zeros(idx.numel(), device=x0.device, dtype=x0.dtype)
+        hi = torch.ones_like(lo)
+        for _ in range(self.max_bisection_steps if idx.numel() else 0):
+            pos = ((hi - lo > theta) & (oracle.remaining(idx) > 0)).nonzero().flatten()
+            if pos.numel() == 0:
+                break
+            lam = (lo[pos] + hi[pos]) / 2
+            cand = x0[pos] + view(lam, x0) * (adv[pos] - x0[pos])
+            hit = oracle.is_adversarial(cand, idx[pos])
+            steps.add(idx[pos])
+            tracker.update(idx[pos], cand, hit)
+            hi[pos[hit]] = lam[hit]
+            lo[pos[~hit]] = lam[~hit]
+        return x0 + view(hi, x0) * (adv - x0)
+
+    def _start(self, ctx, oracle, tracker, steps, x0, y, target):
+        if target is not None:
+            return start_targeted(oracle, tracker, steps, x0, y, target, ctx.generator)
+        start, found = x0.clone(), torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+        for _ in range(self.init_tries):
+            todo = (~found & (oracle.remaining() > 0)).nonzero().flatten()
+            if todo.numel() == 0:
+                break
+            cand = torch.rand(
+                x0[todo].shape, generator=ctx.generator, device=x0.device, dtype=x0.dtype
+            )
+            hit = oracle.is_adversarial(cand, todo)
+            steps.add(todo)
+            tracker.update(todo, cand, hit)
+            start[todo[hit]] = cand[hit]
+            found[todo[hit]] = True
+        return start, found
+
+    def _gradient(self, ctx, oracle, steps, xb, act, n_evals, delta):
+        """Baseline-corrected Monte-Carlo estimate of the gradient direction at ``xb[act]``."""
+        m = oracle.remaining(act).clamp(max=n_evals)
+        pos = torch.repeat_interleave(torch.arange(act.numel(), device=act.device), m)
+        shape = (pos.numel(),) + tuple(xb.shape[1:])
+        rv_all = torch.empty(shape, device=xb.device, dtype=xb.dtype)
+        fval = torch.empty(pos.numel(), device=xb.device, dtype=xb.dtype)
+        for lo in range(0, pos.numel(), oracle.batch_size):
+            p = pos[lo : lo + oracle.batch_size]
+            owner = act[p]
+            rv = torch.randn(
+                (p.numel(),) + tuple(xb.shape[1:]),
+                generator=ctx.generator,
+                device=xb.device,
+                dtype=xb.dtype,
+            )
+            rv = rv / view(flat_norm(rv, "l2"), rv)
+            base = xb[owner]
+            probes = (base + view(delta[p], rv) * rv).clamp(0, 1)
+            rv_all[lo : lo + p.numel()] = (probes - base) / view(delta[p], rv)
+            fval[lo : lo + p.numel()] = oracle.is_adversarial(probes, owner).to(xb.dtype) * 2 - 1
+        steps.add(act, m)
+        mean = torch.zeros(act.numel(), device=xb.device, dtype=xb.dtype)
+        mean.index_add_(0, pos, fval)
+        mean /= m.clamp_min(1)
+        centred = torch.where(mean[pos].abs() == 1, fval, fval - mean[pos])
+        grad = torch.zeros((act.numel(),) + tuple(xb.shape[1:]), device=xb.device, dtype=xb.dtype)
+        grad.index_add_(0, pos, view(centred, rv_all) * rv_all)
+        return grad / view(flat_norm(grad, "l2").clamp_min(1e-20), grad)
+
+    # -- main loop ------------------------------------------------------------------------------
+    def _run(self, ctx, oracle, tracker, steps, x0, y, target):
+        d = x0[0].numel()
+        theta = self.gamma / (d * math.sqrt(d))
+        start, found = self._start(ctx, oracle, tracker, steps, x0, y, target)
+        xb = x0.clone()
+        idx = found.nonzero().flatten()
+        xb[idx] = self._bisect(oracle, tracker, steps, idx, x0[idx], start[idx], theta)
+        dist = flat_norm(xb - x0, "l2")
+        t = 0
+        while True:
+            t += 1
+            act = (found & (oracle.remaining() > 0)).nonzero().flatten()
+            if act.numel() == 0:
+                break
+            if t == 1:
+                delta = torch.full((act.numel(),), 0.1, device=x0.device, dtype=x0.dtype)
+            else:
+                delta = math.sqrt(d) * theta * dist[act]
+            n_evals = int(min(self.init_num_evals * math.sqrt(t), self.max_num_evals))
+            grad = self._gradient(ctx, oracle, steps, xb, act, n_evals, delta)
+            # Geometric step-size search: halve until the step lands on the adversarial side.
+            eps = dist[act] / math.sqrt(t)
+            cand_all = xb[act].clone()
+            stepping = torch.ones(act.numel(), dtype=torch.bool, device=x0.device)
+            ok = torch.zeros_like(stepping)
+            for _ in range(self.max_step_halvings):
+                pos = (stepping & (oracle.remaining(act) > 0)).nonzero().flatten()
+                if pos.numel() == 0:
+                    break
+                cand = (xb[act[pos]] + view(eps[pos], grad) * grad[pos]).clamp(0, 1)
+                hit = oracle.is_adversarial(cand, act[pos])
+                steps.add(act[pos])
+                tracker.update(act[pos], cand, hit)
+                cand_all[pos[hit]] = cand[hit]
+                ok[pos[hit]] = True
+                stepping[pos[hit]] = False
+                eps[pos[~hit]] /= 2
+            good = ok.nonzero().flatten()
+            if good.numel():
+                sel = act[good]
+                xb[sel] = self._bisect(oracle, tracker, steps, sel, x0[sel], cand_all[good], theta)
+                dist[sel] = flat_norm(xb[sel] - x0[sel], "l2")

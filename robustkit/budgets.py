@@ -1,0 +1,87 @@
+"""Query-budget summaries of decision-based attacks, read from per-sample trajectories.
+
+A trajectory is a ``[k, 2]`` tensor of (queries spent, L2 distance of the best adversarial
+example so far), one per sample (:attr:`robustkit.attack.AttackResult.trajectories`). One run
+with a large budget therefore answers "median L2 at B queries" and "success rate at ε within B
+queries" for every B up to that budget. These functions are pure; the CLI, the store and the
+leaderboards use them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .errors import InputError
+
+
+def _trajectories(source) -> list[torch.Tensor]:
+    """Trajectories of the attacked samples of a result, or the given list as is."""
+    if hasattr(source, "trajectories"):
+        if source.trajectories is None:
+            raise InputError(
+                f"the result of {source.attack!r} has no trajectories; "
+                "budget summaries need a decision-based attack"
+            )
+        return [t for t, a in zip(source.trajectories, source.attacked.tolist()) if a]
+    return list(source)
+
+
+def _budgets(budgets: Sequence[int] | int) -> torch.Tensor:
+    values = [budgets] if isinstance(budgets, int) else list(budgets)
+    if not values or any(int(b) != b or b < 0 for b in values):
+        raise InputError(f"budgets must be non-negative whole numbers of queries, got {budgets!r}")
+    return torch.tensor([int(b) for b in values], dtype=torch.float64)
+
+
+def l2_at_budgets(trajectories, budgets: Sequence[int] | int) -> torch.Tensor:
+    """``[n, len(budgets)]``: per sample, the smallest L2 of an adversarial example found within
+    each budget (``inf`` where none was found yet). Accepts a list of trajectories or a result
+    (then only its attacked samples)."""
+    trajs = _trajectories(trajectories)
+    b = _budgets(budgets)
+    out = torch.full((len(trajs), b.numel()), math.inf, dtype=torch.float64)
+    for i, t in enumerate(trajs):
+        if t.numel() == 0:
+            continue
+        t = t.double()
+        # Best so far: running minimum, so the value at B is the last row with queries <= B.
+        best = torch.cummin(t[:, 1], dim=0).values
+        pos = torch.searchsorted(t[:, 0].contiguous(), b, right=True) - 1
+        ok = pos >= 0
+        out[i, ok] = best[pos[ok]]
+    return out
+
+
+def _median(values: torch.Tensor) -> torch.Tensor:
+    """Column medians (mean of the two middle values for an even count; inf stays inf)."""
+    n = values.shape[0]
+    if n == 0:
+        return torch.full((values.shape[1],), math.nan, dtype=torch.float64)
+    s = torch.sort(values, dim=0).values
+    lo, hi = s[(n - 1) // 2], s[n // 2]
+    both_inf = torch.isinf(lo) & torch.isinf(hi)
+    mid = torch.where(torch.isinf(hi), hi, (lo + hi) / 2)
+    return torch.where(both_inf, lo, mid)
+
+
+def median_l2_at(result_or_trajectories, budgets: Sequence[int] | int) -> torch.Tensor:
+    """``[len(budgets)]``: median over samples of the best L2 found within each budget; a sample
+    with nothing adversarial yet counts as ``inf`` (so the median is ``inf`` when fewer than
+    half are fooled). NaN for no samples."""
+    return _median(l2_at_budgets(result_or_trajectories, budgets))
+
+
+def success_rate_at(
+    result_or_trajectories, eps: float, budgets: Sequence[int] | int
+) -> torch.Tensor:
+    """``[len(budgets)]``: fraction of samples with an adversarial example of L2 <= ``eps``
+    found within each budget (NaN for no samples)."""
+    if not eps > 0:
+        raise InputError(f"eps must be positive, got {eps!r}")
+    dist = l2_at_budgets(result_or_trajectories, budgets)
+    if dist.shape[0] == 0:
+        return torch.full((dist.shape[1],), math.nan, dtype=torch.float64)
+    return (dist <= eps).double().mean(dim=0)

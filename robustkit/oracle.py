@@ -1,0 +1,228 @@
+"""Label-only access to a model for decision-based attacks.
+
+A decision-based attack sees the model only through a :class:`LabelOracle`: it returns top-1
+labels (or "is this adversarial?"), never scores or gradients, counts every input it labels as one
+query of the sample it belongs to (the counts land in the :class:`~robustkit.attack.AttackContext`,
+so in the result's ``.queries``) and refuses any request that would take a sample over its budget.
+Such a request is a bug in the attack, not a user error, so it raises :class:`BudgetExceeded`.
+
+:class:`BestTracker` keeps, per sample, the closest adversarial example found so far and the
+trajectory (queries spent -> L2 distance) that "median L2 at a budget" is read from
+(:mod:`robustkit.budgets`). :class:`DecisionAttack` is the shared base of the label-only attacks:
+it builds both for each call, hands them to the attack's :meth:`DecisionAttack._run` and returns
+the best adversarial examples, their trajectories and the per-step query accounting.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+import torch
+
+from .attack import Attack, AttackContext
+from .errors import InputError
+from .threat import check_norm, flat_norm, parse_eps
+
+
+class BudgetExceeded(RuntimeError):
+    """An attack asked the oracle for more queries than a sample has left (a bug in the attack)."""
+
+
+class LabelOracle:
+    """Top-1 labels of a model, counted per sample and limited by each sample's budget.
+
+    ``y`` are the true labels of the attacked samples and ``target`` their target labels
+    (targeted attacks) or None. ``max_queries`` is the per-sample budget. Inputs are labelled in
+    chunks of at most ``batch_size`` rows so that large query rounds fit in memory.
+    """
+
+    def __init__(
+        self,
+        ctx: AttackContext,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        max_queries: int,
+        batch_size: int = 1024,
+    ):
+        self._ctx = ctx
+        self.y = y
+        self.target = target
+        self.n = int(y.shape[0])
+        self.max_queries = int(max_queries)
+        self.batch_size = int(batch_size)
+
+    @property
+    def used(self) -> torch.Tensor:
+        """Queries spent so far per sample (a view of the context's counters: do not modify)."""
+        return self._ctx.queries
+
+    def remaining(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries left per sample (for the samples ``idx``, or all)."""
+        left = self.max_queries - self._ctx.queries
+        return left if idx is None else left[idx]
+
+    def labels(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Top-1 labels of ``x``; row ``j`` is charged to sample ``idx[j]`` (one query each).
+
+        Raises :class:`BudgetExceeded` (and labels nothing) when any sample would go over its
+        budget.
+        """
+        if x.shape[0] != idx.shape[0]:
+            raise ValueError(f"{x.shape[0]} inputs but {idx.shape[0]} sample indices")
+        if idx.numel() == 0:
+            return idx.new_empty(0)
+        asked = torch.bincount(idx, minlength=self.n)
+        over = asked > self.remaining()
+        if over.any():
+            bad = over.nonzero().flatten()[:5].tolist()
+            raise BudgetExceeded(
+                f"query budget of {self.max_queries} exceeded for sample(s) {bad}: "
+                "the attack must not ask for queries a sample no longer has"
+            )
+        out = []
+        for start in range(0, x.shape[0], self.batch_size):
+            stop = start + self.batch_size
+            out.append(self._ctx.labels(x[start:stop], idx[start:stop]))
+        return torch.cat(out)
+
+    def is_adversarial(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Per row: does ``x`` fool the model for sample ``idx`` (label != y, or == target)?"""
+        pred = self.labels(x, idx)
+        if self.target is not None:
+            return pred == self.target[idx]
+        return pred != self.y[idx]
+
+
+class BestTracker:
+    """Per sample, the closest adversarial example found so far and its trajectory.
+
+    Every time an attack finds an adversarial point closer to ``x0`` than the best so far, call
+    :meth:`update`; the trajectory then gains a row (queries spent so far, new L2 distance).
+    Distances are L2 in the images' own space ([0, 1] pixels).
+    """
+
+    def __init__(self, x0: torch.Tensor, oracle: LabelOracle):
+        self.x0 = x0
+        self.oracle = oracle
+        self.best = x0.clone()
+        self.dist = torch.full((x0.shape[0],), float("inf"), device=x0.device)
+        self._log: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def found(self) -> torch.Tensor:
+        """Per sample: has any adversarial point been found?"""
+        return torch.isfinite(self.dist)
+
+    def update(self, idx: torch.Tensor, x: torch.Tensor, adversarial: torch.Tensor) -> None:
+        """Offer points ``x`` for samples ``idx`` (distinct); keep those that are adversarial
+        (as the oracle said) and closer than the best so far."""
+        if idx.numel() == 0:
+            return
+        d = flat_norm(x - self.x0[idx], "l2")
+        better = adversarial & (d < self.dist[idx])
+        if not better.any():
+            return
+        sel = idx[better]
+        self.best[sel] = x[better]
+        self.dist[sel] = d[better]
+        self._log.append((sel, self.oracle.used[sel].clone(), d[better]))
+
+    def trajectories(self) -> list[torch.Tensor]:
+        """Per sample a ``[k, 2]`` float tensor of (queries, L2 of the best so far) on the CPU,
+        in query order; empty (``[0, 2]``) for samples without an adversarial point."""
+        n = self.x0.shape[0]
+        if not self._log:
+            return [torch.zeros((0, 2)) for _ in range(n)]
+        idx = torch.cat([e[0] for e in self._log]).cpu()
+        q = torch.cat([e[1] for e in self._log]).cpu().double()
+        d = torch.cat([e[2] for e in self._log]).cpu().double()
+        order = torch.sort(idx, stable=True).indices
+        rows = torch.stack([q[order], d[order]], dim=1)
+        counts = torch.bincount(idx, minlength=n).tolist()
+        return [t.float().clone() for t in torch.split(rows, counts)]
+
+
+class StepCounter:
+    """Queries each step of an attack says it made, per sample.
+
+    Attacks add what each step computes it spent (probes drawn, candidates tried, bisection
+    steps taken); tests check the sum equals the oracle's count, which is where queries are
+    actually counted (the reference implementation's own counter drifted from its oracle).
+    """
+
+    def __init__(self, n: int, device: torch.device):
+        self.total = torch.zeros(n, dtype=torch.long, device=device)
+
+    def add(self, idx: torch.Tensor, k: torch.Tensor | int = 1) -> None:
+        if isinstance(k, int):
+            k = torch.full_like(idx, k)
+        self.total.index_add_(0, idx, k.long())
+
+
+class DecisionAttack(Attack):
+    """Base class of the label-only (decision-based) attacks: minimum-L2, budget in queries.
+
+    ``max_queries`` is the per-sample budget; ``eps`` is optional and only recorded (success at
+    ε is read off the trajectories with :func:`robustkit.budgets.success_rate_at`; the returned
+    examples are not projected onto an ε-ball). ``batch_size`` caps the rows of one forward pass.
+    The result carries ``trajectories`` and, in ``extras["step_queries"]``, the per-sample sum
+    of the queries each step reported.
+    """
+
+    family: ClassVar[str] = "decision"
+    norms: ClassVar[tuple[str, ...]] = ("l2",)
+    requires_eps: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        max_queries: int = 1000,
+        norm: str = "l2",
+        eps: float | str | None = None,
+        targeted: bool = False,
+        seed: int = 0,
+        batch_size: int = 1024,
+    ):
+        if check_norm(norm) != "l2":
+            raise InputError(f"{self.name} is an L2 attack; use norm='l2'")
+        super().__init__(norm="l2", eps=None, targeted=targeted, seed=seed)
+        if isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries <= 0:
+            raise InputError(
+                f"max_queries must be a positive whole number of queries per image, "
+                f"got {max_queries!r}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}")
+        self.max_queries = max_queries
+        self.batch_size = batch_size
+        # Kept outside the threat model so the base class does not clip the result to ε.
+        self.eps = parse_eps(eps) if eps is not None else None
+
+    def _attack(
+        self,
+        ctx: AttackContext,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
+        oracle = LabelOracle(ctx, y, target, self.max_queries, self.batch_size)
+        tracker = BestTracker(x, oracle)
+        steps = StepCounter(x.shape[0], x.device)
+        self._run(ctx, oracle, tracker, steps, x, y, target)
+        ctx.extras["trajectories"] = tracker.trajectories()
+        ctx.extras["step_queries"] = steps.total.cpu()
+        return tracker.best
+
+    @abstractmethod
+    def _run(
+        self,
+        ctx: AttackContext,
+        oracle: LabelOracle,
+        tracker: BestTracker,
+        steps: StepCounter,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+    ) -> None:
+        """Spend the budget through ``oracle``; report adversarial points to ``tracker`` and
+        each step's queries to ``steps``."""

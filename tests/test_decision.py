@@ -1,0 +1,245 @@
+"""Decision-based attacks on synthetic models: the oracle, exact query accounting, budgets,
+geometry on a linear model with a known answer, determinism and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import robustkit
+from robustkit.attack import AttackContext
+from robustkit.budgets import l2_at_budgets, median_l2_at, success_rate_at
+from robustkit.errors import InputError
+from robustkit.oracle import BudgetExceeded, LabelOracle
+from robustkit.threat import ThreatModel
+from tests.helpers import Linear
+
+torch.set_num_threads(1)
+
+DECISION = ["cgba", "cgba-h", "hsja", "geoda"]
+
+
+class Binary(nn.Module):
+    """Two classes split by the hyperplane w·x + b = 0: the minimal L2 distance is known."""
+
+    def __init__(self, shape=(3, 8, 8), seed=0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        d = int(torch.tensor(shape).prod())
+        self.w = nn.Parameter(torch.randn(d, generator=gen), requires_grad=False)
+        # The boundary passes through the grey image, so the closest boundary point of an
+        # image near it lies well inside the box.
+        self.b = nn.Parameter(-0.5 * self.w.sum(), requires_grad=False)
+
+    def forward(self, x):
+        s = x.flatten(1) @ self.w + self.b
+        return torch.stack([torch.zeros_like(s), s], dim=1)
+
+    def distance(self, x):
+        return (x.flatten(1) @ self.w + self.b).abs() / self.w.norm()
+
+
+class Constant(nn.Module):
+    """Predicts class 0 whatever the input: nothing is ever adversarial."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 3, device=x.device)
+        out[:, 0] = 1
+        return out
+
+
+def images(n=6, shape=(3, 8, 8), seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return (0.5 + 0.1 * torch.randn((n,) + shape, generator=gen)).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    model = Linear().eval()
+    x = images(8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y
+
+
+# -- oracle ----------------------------------------------------------------------------------
+def test_oracle_counts_each_row_and_enforces_budget(linear):
+    model, x, y = linear
+    ctx = AttackContext(model, 3, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, y[:3], None, max_queries=4, batch_size=2)
+    idx = torch.tensor([0, 0, 2, 0, 1])
+    labels = oracle.labels(x[idx], idx)
+    assert labels.dtype == torch.long and labels.shape == (5,)
+    assert ctx.queries.tolist() == [3, 1, 1]
+    assert oracle.remaining().tolist() == [1, 3, 3]
+    with pytest.raises(BudgetExceeded):
+        oracle.labels(x[[0, 0]], torch.tensor([0, 0]))
+    assert ctx.queries.tolist() == [3, 1, 1]  # a refused request labels nothing
+    assert not oracle.is_adversarial(x[:3], torch.arange(3)).any()
+    assert ctx.queries.tolist() == [4, 2, 2]
+
+
+# -- accounting and the result contract --------------------------------------------------------
+@pytest.mark.parametrize("name", DECISION)
+@pytest.mark.parametrize("budget", [37, 400])
+def test_exact_accounting_and_adversarial_results(linear, name, budget):
+    model, x, y = linear
+    targeted = name == "cgba-h"
+    target = (y + 1) % 10 if targeted else None
+    attack = robustkit.get_attack(name, max_queries=budget, targeted=targeted)
+    res = attack(model, x, y, target)
+    assert res.attacked.all()
+    assert (res.queries <= budget).all()
+    assert torch.equal(res.extras["step_queries"], res.queries)
+    # Every image with a start point spends its whole budget.
+    assert (res.queries[res.success] == budget).all()
+    assert len(res.trajectories) == x.shape[0]
+    l2 = (res.x_adv - x).flatten(1).norm(dim=1)
+    for i, traj in enumerate(res.trajectories):
+        if not res.success[i]:
+            assert traj.shape == (0, 2)
+            assert torch.equal(res.x_adv[i], x[i])
+            continue
+        assert traj.shape[1] == 2 and traj.shape[0] >= 1
+        assert (traj[:, 0] <= budget).all() and (traj[:, 0].diff() >= 0).all()
+        assert (traj[:, 1].diff() < 0).all()  # each row is a strictly better point
+        assert traj[-1, 1].item() == pytest.approx(l2[i].item(), rel=1e-4)
+    if budget == 400 and not targeted:
+        assert res.success.all()
+
+
+def test_success_is_rechecked_outside_the_budget(linear):
+    model, x, y = linear
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    res = robustkit.get_attack("cgba", max_queries=50)(model, x, y)
+    model._forward_hooks.clear()
+    assert sum(calls) == int(res.queries.sum()) + 2 * x.shape[0]  # clean + re-check
+    assert (res.adv_pred != y).all() == bool(res.success.all())
+
+
+# -- geometry: a hyperplane with a known minimal distance -------------------------------------
+@pytest.mark.parametrize("name", ["cgba", "hsja", "geoda"])
+def test_binary_linear_model_reaches_the_known_distance(name):
+    # A small image (d = 48) so that a few thousand queries are enough to converge.
+    model = Binary(shape=(3, 4, 4)).eval()
+    x = images(6, shape=(3, 4, 4), seed=3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    best = model.distance(x)
+    res = robustkit.get_attack(name, max_queries=3000)(model, x, y)
+    assert res.success.all()
+    ratio = res.l2 / best
+    assert (ratio >= 1 - 1e-4).all()  # nothing can beat the true distance
+    assert ratio.median() < (1.02 if name == "cgba" else 1.05), ratio
+    assert ratio.max() < 1.1, ratio
+
+
+def test_cgba_targeted_on_ten_classes(linear):
+    model, x, y = linear
+    target = y.roll(1)  # the label of another image of the batch: a start point exists
+    keep = target != y
+    x, y, target = x[keep], y[keep], target[keep]
+    assert keep.sum() >= 4
+    res = robustkit.get_attack("cgba-h", max_queries=500)(model, x, y, target)
+    assert res.success.all() and (res.adv_pred == target).all()
+    assert torch.isfinite(median_l2_at(res, [500])).all()
+
+
+# -- determinism, bad input, clearly labelled results -------------------------------------------
+def test_same_seed_same_run(linear):
+    model, x, y = linear
+    a = robustkit.get_attack("cgba", max_queries=120, seed=5)(model, x, y)
+    b = robustkit.get_attack("cgba", max_queries=120, seed=5)(model, x, y)
+    c = robustkit.get_attack("cgba", max_queries=120, seed=6)(model, x, y)
+    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
+    assert not torch.equal(a.x_adv, c.x_adv)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"])
+def test_bad_budget(bad):
+    with pytest.raises(InputError, match="max_queries"):
+        robustkit.get_attack("cgba", max_queries=bad)
+
+
+def test_bad_parameters():
+    with pytest.raises(InputError, match="sigma"):
+        robustkit.get_attack("cgba", sigma=0)
+    with pytest.raises(InputError, match="L2"):
+        robustkit.get_attack("hsja", norm="linf")
+    with pytest.raises(InputError, match="dim_reduction_factor"):
+        robustkit.get_attack("geoda", dim_reduction_factor=0)
+
+
+def test_target_equal_to_label_is_an_error(linear):
+    model, x, y = linear
+    with pytest.raises(InputError, match="target equals the true label"):
+        robustkit.get_attack("cgba-h", max_queries=50)(model, x, y, y)
+
+
+def test_already_misclassified_gets_zero_queries(linear):
+    model, x, y = linear
+    wrong = y.clone()
+    wrong[:2] = (y[:2] + 1) % 10
+    res = robustkit.get_attack("cgba", max_queries=60)(model, x, wrong)
+    assert res.attacked.tolist() == [False, False] + [True] * (x.shape[0] - 2)
+    assert res.queries[:2].tolist() == [0, 0]
+    assert res.trajectories[0].shape == (0, 2)
+    assert torch.equal(res.x_adv[:2], x[:2])
+
+
+@pytest.mark.parametrize("name", DECISION)
+def test_no_adversarial_found_is_labelled_not_faked(name):
+    model = Constant().eval()
+    x = images(3)
+    y = torch.zeros(3, dtype=torch.long)
+    targeted = name == "cgba-h"
+    target = torch.ones(3, dtype=torch.long) if targeted else None
+    res = robustkit.get_attack(name, max_queries=30, targeted=targeted)(model, x, y, target)
+    assert not res.success.any()
+    assert torch.equal(res.x_adv, x)
+    assert all(t.shape == (0, 2) for t in res.trajectories)
+    assert (res.queries <= 30).all()
+    assert torch.equal(res.extras["step_queries"], res.queries)
+    assert torch.isinf(median_l2_at(res, [30])).all()
+
+
+def test_decision_attacks_keep_eps_out_of_the_projection(linear):
+    model, x, y = linear
+    res = robustkit.get_attack("cgba", max_queries=200, eps=1e-6)(model, x, y)
+    assert res.success.all()  # not clipped to the ε-ball
+    assert res.params["eps"] == 1e-6
+    assert success_rate_at(res, 1e-6, [200]).item() == 0.0
+
+
+# -- budget summaries ----------------------------------------------------------------------------
+def test_budget_functions_on_known_trajectories():
+    trajs = [
+        torch.tensor([[10.0, 3.0], [50.0, 2.0], [300.0, 1.0]]),
+        torch.tensor([[120.0, 0.5]]),
+        torch.zeros((0, 2)),
+        torch.tensor([[5.0, 4.0], [100.0, 0.2]]),
+    ]
+    table = l2_at_budgets(trajs, [5, 49, 50, 100, 1000])
+    inf = math.inf
+    expected = [
+        [inf, 3.0, 2.0, 2.0, 1.0],
+        [inf, inf, inf, inf, 0.5],
+        [inf, inf, inf, inf, inf],
+        [4.0, 4.0, 4.0, 0.2, 0.2],
+    ]
+    assert torch.allclose(table, torch.tensor(expected, dtype=table.dtype))
+    med = median_l2_at(trajs, [5, 100, 1000])
+    assert med.tolist() == [inf, inf, 0.75]  # even count: mean of the two middle values
+    assert success_rate_at(trajs, 1.0, [100, 1000]).tolist() == [0.25, 0.75]
+    with pytest.raises(InputError):
+        success_rate_at(trajs, 0, [100])
+    with pytest.raises(InputError):
+        l2_at_budgets(trajs, [-1])
