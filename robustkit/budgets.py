@@ -25,7 +25,7 @@ def _trajectories(source) -> list[torch.Tensor]:
                 f"the result of {source.attack!r} has no trajectories; "
                 "budget summaries need a decision-based attack"
             )
-        return [t for t, a in zip(source.trajectories, source.attacked.tolist()) if a]
+        return [t for t, a in zip(source.trajectories, source.attacked.tolist(), strict=True) if a]
     return list(source)
 
 
