@@ -62,7 +62,8 @@ def estimate_normal(
     pos = torch.repeat_interleave(torch.arange(act.numel(), device=act.device), m)
     eta = torch.zeros((act.numel(),) + tuple(xb.shape[1:]), device=xb.device, dtype=xb.dtype)
     signs = torch.empty(pos.numel(), device=xb.device, dtype=xb.dtype)
-    chunk = oracle.batch_size
+    # Equal chunks of at most the oracle's batch size (no small tail batch).
+    chunk = -(-pos.numel() // max(1, -(-pos.numel() // oracle.batch_size)))
     dirs = [] if baseline else None
     for lo in range(0, pos.numel(), chunk):
         p = pos[lo : lo + chunk]
@@ -112,7 +113,7 @@ class _CGBABase(DecisionAttack):
         eps: float | str | None = None,
         targeted: bool = False,
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
     ):
         super().__init__(
             max_queries=max_queries,

@@ -79,7 +79,7 @@ class GeoDA(DecisionAttack):
         eps: float | str | None = None,
         targeted: bool = False,
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
     ):
         super().__init__(
             max_queries=max_queries,

@@ -48,7 +48,7 @@ class HopSkipJump(DecisionAttack):
         eps: float | str | None = None,
         targeted: bool = False,
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
     ):
         super().__init__(
             max_queries=max_queries,

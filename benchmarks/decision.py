@@ -1,0 +1,415 @@
+"""Benchmark of the decision-based attacks: median L2 at query budgets, speed, plot.
+
+On each model, the first ``--n`` correctly classified CIFAR-10 test images are attacked once
+with the largest budget; "median L2 at B" is read from the per-image trajectories (the best
+adversarial example found within B queries; an image with none counts as infinite). ART's and
+Foolbox's HopSkipJump run in the same process on the same images through a recording wrapper that
+counts every input row as one query of its image, keeps the closest adversarial input seen so
+far and stops the attack at the budget. The model's raw batched forward throughput is measured
+too, so robustkit's queries per second can be reported as a fraction of it.
+
+    .venv/bin/python benchmarks/decision.py --n 100 --budgets 250,500,1000,2000,5000 \\
+        [--models cifar10/resnet20,cifar10/resnet4b-at] [--attacks cgba,cgba-h,hsja,geoda,art-hsja,foolbox-hsja] \\
+        [--out benchmarks/results/decision.json] [--plot benchmarks/decision.png] [--readme]
+
+Results are saved after every (model, attack) pair; a rerun skips pairs already in ``--out``
+with the same images and budgets (``--fresh`` recomputes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import robustkit
+from robustkit.budgets import l2_at_budgets, median_l2_at
+
+ROOT = Path(__file__).resolve().parent
+OURS = ("cgba", "cgba-h", "hsja", "geoda")
+THIRD_PARTY = ("art-hsja", "foolbox-hsja")
+LABELS = {
+    "cgba": "robustkit CGBA",
+    "cgba-h": "robustkit CGBA-H",
+    "hsja": "robustkit HopSkipJump",
+    "geoda": "robustkit GeoDA",
+    "art-hsja": "ART HopSkipJump",
+    "foolbox-hsja": "Foolbox HopSkipJump",
+    "cgba-h-targeted": "robustkit CGBA-H, targeted",
+}
+MARK_BEGIN = "<!-- decision-benchmark:begin -->"
+MARK_END = "<!-- decision-benchmark:end -->"
+
+
+# -- data ------------------------------------------------------------------------------------------
+def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The first ``n`` CIFAR-10 test images the model classifies correctly (and their indices)."""
+    xs, ys, idx, offset = [], [], [], 0
+    while sum(len(v) for v in ys) < n:
+        x, y = robustkit.load_dataset("cifar10", "test", n=256, offset=offset)
+        with torch.no_grad():
+            ok = model(x).argmax(1) == y
+        xs.append(x[ok])
+        ys.append(y[ok])
+        idx += (ok.nonzero().flatten() + offset).tolist()
+        offset += 256
+    return torch.cat(xs)[:n], torch.cat(ys)[:n], idx[:n]
+
+
+def forward_throughput(
+    model: nn.Module, x: torch.Tensor, batches=(32, 64, 128, 256, 512, 1024), seconds: float = 3.0
+) -> tuple[float, int]:
+    """The model's best raw throughput (images per second of batched forward passes giving
+    labels) over the batch sizes tried, and the batch size that reached it."""
+    best = (0.0, 0)
+    for batch in batches:
+        reps = x.repeat((batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:batch]
+        with torch.no_grad():
+            model(reps).argmax(1)  # warm-up
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                model(reps).argmax(1)
+                done += batch
+        best = max(best, (done / (time.perf_counter() - start), batch))
+    return best
+
+
+# -- third-party attacks through a recording wrapper -----------------------------------------------
+class BudgetReached(Exception):
+    """Raised inside a third-party attack when its images have spent the budget."""
+
+
+class QueryRecorder(nn.Module):
+    """Counts each input row as one query, keeps the closest adversarial input per image, and
+    stops the attack (raises :class:`BudgetReached`) when the budget is spent.
+
+    ``per_row=True``: every call holds one row per image of the batch, in order (Foolbox).
+    ``per_row=False``: every row belongs to the single image being attacked (ART)."""
+
+    def __init__(self, model: nn.Module, budget: int):
+        super().__init__()
+        self.model = model
+        self.budget = budget
+
+    def start(self, x0: torch.Tensor, y0: torch.Tensor, per_row: bool) -> None:
+        self.x0, self.y0, self.per_row = x0, y0, per_row
+        self.queries = torch.zeros(x0.shape[0], dtype=torch.long)
+        self.best = torch.full((x0.shape[0],), math.inf)
+        self.log: list[list[tuple[int, float]]] = [[] for _ in range(x0.shape[0])]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.per_row:
+            if x.shape[0] != self.x0.shape[0]:
+                raise RuntimeError(f"expected one row per image, got {x.shape[0]} rows")
+            if int(self.queries.max()) >= self.budget:
+                raise BudgetReached
+            out = self.model(x)
+            owners = torch.arange(x.shape[0])
+            self.queries += 1
+        else:
+            left = self.budget - int(self.queries[0])
+            if left <= 0:
+                raise BudgetReached
+            x = x[:left]
+            out = self.model(x)
+            owners = torch.zeros(x.shape[0], dtype=torch.long)
+        with torch.no_grad():
+            adv = out.argmax(1) != self.y0[owners]
+            dist = (x - self.x0[owners]).flatten(1).norm(dim=1)
+        for row in adv.nonzero().flatten().tolist():
+            i = int(owners[row])
+            q = int(self.queries[i]) if self.per_row else int(self.queries[0]) + row + 1
+            if dist[row] < self.best[i]:
+                self.best[i] = float(dist[row])
+                self.log[i].append((q, float(dist[row])))
+        if not self.per_row:
+            self.queries += x.shape[0]
+        return out
+
+    def trajectories(self) -> list[torch.Tensor]:
+        return [torch.tensor(t, dtype=torch.float32).reshape(-1, 2) for t in self.log]
+
+
+def run_art(model, x, y, budget):
+    from art.attacks.evasion import HopSkipJump
+    from art.estimators.classification import PyTorchClassifier
+
+    rec = QueryRecorder(model, budget).eval()
+    clf = PyTorchClassifier(
+        model=rec,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
+    attack = HopSkipJump(clf, targeted=False, norm=2, max_iter=10**6, verbose=False)
+    trajs, start = [], time.perf_counter()
+    for i in range(x.shape[0]):
+        rec.start(x[i : i + 1], y[i : i + 1], per_row=False)
+        try:
+            attack.generate(x=x[i : i + 1].numpy())
+        except BudgetReached:
+            pass
+        trajs += rec.trajectories()
+    return trajs, time.perf_counter() - start
+
+
+def run_foolbox(model, x, y, budget):
+    import foolbox as fb
+
+    rec = QueryRecorder(model, budget).eval()
+    fmodel = fb.PyTorchModel(rec, bounds=(0, 1), device="cpu")
+    attack = fb.attacks.HopSkipJumpAttack(steps=10**6, constraint="l2")
+    rec.start(x, y, per_row=True)
+    start = time.perf_counter()
+    try:
+        attack.run(fmodel, x, y)
+    except BudgetReached:
+        pass
+    return rec.trajectories(), time.perf_counter() - start
+
+
+# -- one (model, attack) pair ----------------------------------------------------------------------
+def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
+    top = max(budgets)
+    grid = sorted({int(v) for v in np.unique(np.geomspace(10, top, 60).round())} | set(budgets))
+    if name in OURS or name == "cgba-h-targeted":
+        attack_name = "cgba-h" if name == "cgba-h-targeted" else name
+        targeted = name == "cgba-h-targeted" or (name == "cgba-h" and target is not None)
+        attack = robustkit.get_attack(attack_name, max_queries=top, seed=seed, targeted=targeted)
+        res = attack(model, x, y, target)
+        trajs = [t for t, a in zip(res.trajectories, res.attacked.tolist(), strict=True) if a]
+        seconds = res.seconds
+        queries = int(res.queries.sum())
+        extra = {
+            "success_rate": res.success_rate,
+            "accounting_exact": bool(torch.equal(res.extras["step_queries"], res.queries)),
+            "max_queries_used": int(res.queries.max()),
+            "params": {k: v for k, v in res.params.items() if not isinstance(v, torch.Tensor)},
+        }
+        if "dim_reduction_factor" in res.extras:
+            extra["dim_reduction_factor"] = int(res.extras["dim_reduction_factor"][0])
+    elif name == "art-hsja":
+        trajs, seconds = run_art(model, x, y, top)
+        queries, extra = None, {}
+    elif name == "foolbox-hsja":
+        trajs, seconds = run_foolbox(model, x, y, top)
+        queries, extra = None, {}
+    else:
+        raise SystemExit(f"unknown attack {name!r}; use {', '.join(OURS + THIRD_PARTY)}")
+    table = l2_at_budgets(trajs, budgets)
+    out = {
+        "median_l2": {
+            str(b): float(v) for b, v in zip(budgets, median_l2_at(trajs, budgets), strict=True)
+        },
+        "found_within": {
+            str(b): float(torch.isfinite(table[:, j]).float().mean()) for j, b in enumerate(budgets)
+        },
+        "curve": {"queries": grid, "median_l2": [float(v) for v in median_l2_at(trajs, grid)]},
+        "seconds": seconds,
+        "seconds_per_image": seconds / x.shape[0],
+        **extra,
+    }
+    if queries is not None:
+        out["queries"] = queries
+        out["queries_per_s"] = queries / seconds
+    return out
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+def fmt(v: float) -> str:
+    return "∞" if math.isinf(v) else ("—" if math.isnan(v) else f"{v:.3f}")
+
+
+def markdown(report: dict) -> str:
+    budgets = report["budgets"]
+    lines = [
+        f"Decision-based attacks, non-targeted, L2 in [0, 1] pixel space: median over the first "
+        f"{report['n']} correctly classified CIFAR-10 test images of the best adversarial example "
+        "found within each budget (∞: none found within the budget for at least half of them). "
+        f"Run {report['date']} on {report['machine']} with {report['threads']} thread(s), "
+        f"seed {report['seed']}; command: `{report['command']}`"
+        + "".join(f", merging `{c}`" for c in report.get("parts", []))
+        + ".",
+        "",
+    ]
+    for model, entry in report["models"].items():
+        lines.append(
+            f"**{model}** (best raw forward throughput {entry['forward_images_per_s']:.0f} "
+            f"images/s, at batch {entry['forward_batch']})"
+        )
+        lines.append("")
+        head = "| attack | " + " | ".join(f"{b} q" for b in budgets) + " | s/image | queries/s |"
+        lines += [head, "|" + "---|" * (len(budgets) + 3)]
+        for name, r in entry["attacks"].items():
+            qps = r.get("queries_per_s")
+            ratio = f"{qps:.0f} ({qps / entry['forward_images_per_s']:.0%})" if qps else "—"
+            cells = [fmt(r["median_l2"].get(str(b), math.nan)) for b in budgets]
+            lines.append(
+                f"| {LABELS.get(name, name)} | "
+                + " | ".join(cells)
+                + f" | {r['seconds_per_image']:.2f} | {ratio} |"
+            )
+        lines.append("")
+    if report.get("targeted"):
+        for model, r in report["targeted"].items():
+            b = [str(v) for v in budgets]
+            lines.append(
+                f"Targeted CGBA-H on {model}, {r['pairs']} (image, target) pairs (target: a class "
+                f"of another image of the set): success {r['success_rate']:.0%} within "
+                f"{max(budgets)} queries; median L2 "
+                + ", ".join(f"{fmt(r['median_l2'][k])} at {k}" for k in b if k in r["median_l2"])
+                + "."
+            )
+        lines.append("")
+    lines.append(
+        "queries/s: counted label queries per second of the whole attack, and in "
+        "brackets its ratio to the model's raw batched forward throughput."
+    )
+    return "\n".join(lines)
+
+
+def update_readme(text: str, path: Path) -> None:
+    """Replace the decision section of benchmarks/README.md, keeping everything else."""
+    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
+    old = path.read_text() if path.exists() else ""
+    if MARK_BEGIN in old and MARK_END in old:
+        head, rest = old.split(MARK_BEGIN, 1)
+        new = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        new = (
+            old.rstrip() + ("\n\n" if old else "") + "## Decision-based attacks\n\n" + block + "\n"
+        )
+    path.write_text(new)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(report["models"])
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for name, r in report["models"][model]["attacks"].items():
+            q, m = r["curve"]["queries"], r["curve"]["median_l2"]
+            ax.plot(q, [v if math.isfinite(v) else np.nan for v in m], label=LABELS.get(name, name))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("queries per image")
+        ax.set_ylabel("median L2 (pixels in [0, 1])")
+        ax.set_title(f"{model}, first {report['n']} correct CIFAR-10 test images")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+# -- main ------------------------------------------------------------------------------------------
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--budgets", default="250,500,1000,2000,5000")
+    p.add_argument("--models", default="cifar10/resnet20,cifar10/resnet4b-at")
+    p.add_argument("--attacks", default=",".join(OURS + THIRD_PARTY))
+    p.add_argument("--targeted-pairs", type=int, default=20, help="0 skips the targeted run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", default=str(ROOT / "results" / "decision.json"))
+    p.add_argument("--plot", default=str(ROOT / "decision.png"))
+    p.add_argument("--readme", action="store_true", help="update benchmarks/README.md")
+    p.add_argument("--fresh", action="store_true", help="recompute pairs already in --out")
+    p.add_argument(
+        "--merge",
+        default="",
+        help="comma-separated result files of partial runs (same --n, --budgets) to merge into "
+        "--out before reporting; with --attacks none nothing new is run",
+    )
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
+    if report.get("n") != args.n or report.get("budgets") != budgets:
+        report = {}
+    report.update(
+        n=args.n,
+        budgets=budgets,
+        seed=args.seed,
+        threads=torch.get_num_threads(),
+        machine=f"{platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__}",
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        command="benchmarks/decision.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    )
+    report.setdefault("models", {})
+    report.setdefault("targeted", {})
+    for part in filter(None, args.merge.split(",")):
+        other = json.loads(Path(part).read_text())
+        if other.get("n") != args.n or other.get("budgets") != budgets:
+            raise SystemExit(f"{part} was run with other --n or --budgets")
+        for model_name, entry in other["models"].items():
+            mine = report["models"].setdefault(model_name, {"attacks": {}})
+            for key, value in entry.items():
+                if key != "attacks":
+                    mine.setdefault(key, value)
+            mine["attacks"].update(entry["attacks"])
+        report["targeted"].update(other.get("targeted", {}))
+        report.setdefault("parts", []).append(other.get("command", part))
+
+    def save():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1))
+
+    attacks = [a for a in args.attacks.split(",") if a and a != "none"]
+    for model_name in args.models.split(",") if attacks or args.targeted_pairs else []:
+        model = robustkit.load_model(model_name, device="cpu")
+        x, y, indices = first_correct(model, args.n)
+        entry = report["models"].setdefault(model_name, {"attacks": {}})
+        entry.update(images=indices)
+        if "forward_images_per_s" not in entry or args.fresh:
+            speed, batch = forward_throughput(model, x)
+            entry.update(forward_images_per_s=speed, forward_batch=batch)
+            save()
+        for name in attacks:
+            if name in entry["attacks"] and not args.fresh:
+                continue
+            print(f"{model_name} {name} ...", flush=True)
+            entry["attacks"][name] = run_pair(model, x, y, name, budgets, args.seed)
+            r = entry["attacks"][name]
+            print(f"  median L2 {r['median_l2']}  {r['seconds_per_image']:.2f} s/image", flush=True)
+            save()
+        if args.targeted_pairs and (model_name not in report["targeted"] or args.fresh):
+            k = min(args.targeted_pairs, x.shape[0])
+            gen = torch.Generator().manual_seed(args.seed)
+            present = torch.unique(y)
+            target = torch.empty(k, dtype=torch.long)
+            for i in range(k):  # a random class, other than the image's, that the set holds
+                choices = present[present != y[i]]
+                target[i] = choices[torch.randint(len(choices), (1,), generator=gen)]
+            r = run_pair(model, x[:k], y[:k], "cgba-h-targeted", budgets, args.seed, target)
+            report["targeted"][model_name] = {"pairs": k, **r}
+            print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
+            save()
+    text = markdown(report)
+    print(text)
+    if args.plot:
+        plot(report, Path(args.plot))
+    if args.readme:
+        update_readme(text, ROOT / "README.md")
+
+
+if __name__ == "__main__":
+    main()
