@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from robustkit.attacks.dct import LowFrequencySampler, auto_factor, dct_matrix
 from torch import nn
 
 import robustkit
@@ -88,7 +89,7 @@ def test_oracle_counts_each_row_and_enforces_budget(linear):
 
 # -- accounting and the result contract --------------------------------------------------------
 @pytest.mark.parametrize("name", DECISION)
-@pytest.mark.parametrize("budget", [37, 400])
+@pytest.mark.parametrize("budget", [1, 3, 37, 400])
 def test_exact_accounting_and_adversarial_results(linear, name, budget):
     model, x, y = linear
     targeted = name == "cgba-h"
@@ -243,3 +244,30 @@ def test_budget_functions_on_known_trajectories():
         success_rate_at(trajs, 0, [100])
     with pytest.raises(InputError):
         l2_at_budgets(trajs, [-1])
+
+
+# -- DCT subspace ------------------------------------------------------------------------------
+def test_dct_matrix_is_orthonormal():
+    d = dct_matrix(12, dtype=torch.float64)
+    assert torch.allclose(d @ d.T, torch.eye(12, dtype=torch.float64), atol=1e-12)
+
+
+def test_low_frequency_directions_live_in_the_block():
+    sampler = LowFrequencySampler((3, 16, 12), factor=4)
+    u = sampler.sample(5, torch.Generator().manual_seed(0)).double()
+    dh, dw = dct_matrix(16, dtype=torch.float64), dct_matrix(12, dtype=torch.float64)
+    coef = dh @ u @ dw.T  # forward 2-D DCT of each channel
+    assert sampler.block == (4, 3) and sampler.dim == 36
+    assert coef[..., 4:, :].abs().max() < 1e-5 and coef[..., :, 3:].abs().max() < 1e-5
+    assert coef[..., :4, :3].abs().mean() > 0.3  # standard normal coefficients
+
+
+def test_factor_follows_the_image_size():
+    assert [auto_factor(s, s) for s in (28, 32, 64, 128, 224, 512)] == [1, 1, 2, 4, 4, 4]
+
+
+def test_factor_is_recorded_and_settable(linear):
+    model, x, y = linear
+    res = robustkit.get_attack("cgba", max_queries=40, dim_reduction_factor=2)(model, x, y)
+    assert res.params["dim_reduction_factor"] == 2
+    assert (res.extras["dim_reduction_factor"] == 2).all()
