@@ -85,3 +85,19 @@ def success_rate_at(
     if dist.shape[0] == 0:
         return torch.full((dist.shape[1],), math.nan, dtype=torch.float64)
     return (dist <= eps).double().mean(dim=0)
+
+
+#: Per-sample outcomes of a decision-based attack, as :func:`outcomes` labels them.
+ALREADY_MISCLASSIFIED = "already misclassified"
+ADVERSARIAL = "adversarial"
+NOT_FOUND = "no adversarial found within the budget"
+
+
+def outcomes(result) -> list[str]:
+    """Per sample of a result: ``"already misclassified"`` (not attacked, zero queries),
+    ``"adversarial"`` (fooled; re-checked outside the budget) or ``"no adversarial found within
+    the budget"`` (``x_adv`` is the clean image)."""
+    return [
+        (ADVERSARIAL if s else NOT_FOUND) if a else ALREADY_MISCLASSIFIED
+        for a, s in zip(result.attacked.tolist(), result.success.tolist(), strict=True)
+    ]

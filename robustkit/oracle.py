@@ -16,11 +16,13 @@ the best adversarial examples, their trajectories and the per-step query account
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 
-from .attack import Attack, AttackContext
+from .attack import Attack, AttackContext, AttackResult
+from .device import model_device
 from .errors import InputError
 from .threat import check_norm, flat_norm, parse_eps
 
@@ -83,7 +85,13 @@ class LabelOracle:
         out = []
         for start in range(0, x.shape[0], self.batch_size):
             stop = start + self.batch_size
-            out.append(self._ctx.labels(x[start:stop], idx[start:stop]))
+            logits = self._ctx.logits(x[start:stop], idx[start:stop])
+            if not torch.isfinite(logits).all():
+                raise InputError(
+                    "the model returned NaN or infinite outputs for some inputs, so their labels "
+                    "are meaningless; fix the model (or its inputs) before attacking it"
+                )
+            out.append(logits.argmax(dim=1))
         return torch.cat(out)
 
     def is_adversarial(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -206,6 +214,39 @@ class DecisionAttack(Attack):
         self.batch_size = batch_size
         # Kept outside the threat model so the base class does not clip the result to ε.
         self.eps = parse_eps(eps) if eps is not None else None
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor | Sequence[int],
+        target: torch.Tensor | Sequence[int] | None = None,
+    ) -> AttackResult:
+        """Attack ``model`` on ``x`` (see :meth:`Attack.__call__`); first checks, on one image
+        and outside every budget, that the model can classify such images at all."""
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] and x.is_floating_point():
+            try:
+                with torch.no_grad():
+                    probe = model(x[:1].to(model_device(model)))
+            except RuntimeError as exc:
+                reason = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise InputError(
+                    f"the model cannot classify images shaped {tuple(x.shape[1:])} ({reason}); "
+                    "pass images of the size and channels the model expects"
+                ) from exc
+            if not (isinstance(probe, torch.Tensor) and probe.dim() == 2):
+                raise InputError(
+                    "the model must return one row of class scores per image (N×classes), got "
+                    f"{type(probe).__name__} {tuple(getattr(probe, 'shape', ()))}"
+                )
+            if not torch.isfinite(probe).all():
+                raise InputError(
+                    "the model returns NaN or infinite outputs for these images, so it cannot "
+                    "classify them; fix the model (or its inputs) before attacking it"
+                )
+        return super().__call__(model, x, y, target)
 
     def _attack(
         self,

@@ -12,7 +12,7 @@ from torch import nn
 
 import robustkit
 from robustkit.attack import AttackContext
-from robustkit.budgets import l2_at_budgets, median_l2_at, success_rate_at
+from robustkit.budgets import l2_at_budgets, median_l2_at, outcomes, success_rate_at
 from robustkit.errors import InputError
 from robustkit.oracle import BudgetExceeded, LabelOracle
 from robustkit.threat import ThreatModel
@@ -122,7 +122,9 @@ def test_success_is_rechecked_outside_the_budget(linear):
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     res = robustkit.get_attack("cgba", max_queries=50)(model, x, y)
     model._forward_hooks.clear()
-    assert sum(calls) == int(res.queries.sum()) + 2 * x.shape[0]  # clean + re-check
+    # The queries, plus outside the budget: one image to check the model can classify such
+    # images, the clean predictions and the re-check of every returned example.
+    assert sum(calls) == int(res.queries.sum()) + 1 + 2 * x.shape[0]
     assert (res.adv_pred != y).all() == bool(res.success.all())
 
 
@@ -194,6 +196,34 @@ def test_already_misclassified_gets_zero_queries(linear):
     assert res.queries[:2].tolist() == [0, 0]
     assert res.trajectories[0].shape == (0, 2)
     assert torch.equal(res.x_adv[:2], x[:2])
+    assert outcomes(res)[:3] == ["already misclassified", "already misclassified", "adversarial"]
+
+
+class NaNModel(nn.Module):
+    """A linear model that returns NaN for bright inputs (all of them when ``limit`` is 0)."""
+
+    def __init__(self, limit=0.0):
+        super().__init__()
+        self.inner, self.limit = Linear(), limit
+
+    def forward(self, x):
+        out = self.inner(x)
+        return torch.where(x.flatten(1)[:, :1] > self.limit, torch.nan, out)
+
+
+def test_images_the_model_cannot_classify(linear):
+    model, x, y = linear
+    with pytest.raises(InputError, match="cannot classify images shaped"):
+        robustkit.get_attack("cgba", max_queries=50)(model, x[:, :1], y)
+    with pytest.raises(InputError, match="NaN"):
+        robustkit.get_attack("hsja", max_queries=200)(NaNModel(), x, y)
+    # NaN only on some queries: the oracle refuses to turn them into labels.
+    model = NaNModel(limit=0.95).eval()
+    ctx = AttackContext(model, 2, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, y[:2], None, max_queries=10)
+    oracle.labels(x[:2], torch.arange(2))
+    with pytest.raises(InputError, match="NaN"):
+        oracle.labels(torch.ones_like(x[:2]), torch.arange(2))
 
 
 @pytest.mark.parametrize("name", DECISION)
@@ -205,6 +235,7 @@ def test_no_adversarial_found_is_labelled_not_faked(name):
     target = torch.ones(3, dtype=torch.long) if targeted else None
     res = robustkit.get_attack(name, max_queries=30, targeted=targeted)(model, x, y, target)
     assert not res.success.any()
+    assert outcomes(res) == ["no adversarial found within the budget"] * 3
     assert torch.equal(res.x_adv, x)
     assert all(t.shape == (0, 2) for t in res.trajectories)
     assert (res.queries <= 30).all()
