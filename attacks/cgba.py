@@ -273,7 +273,7 @@ class _CGBABase(DecisionAttack):
 @ATTACKS.register(
     "cgba",
     family="decision",
-    norms=("l2",),
+    norms="l2",
     summary="CGBA (Reza et al., ICCV 2023): label-only, semicircular boundary search; untargeted",
 )
 class CGBA(_CGBABase):
@@ -288,7 +288,7 @@ class CGBA(_CGBABase):
 @ATTACKS.register(
     "cgba-h",
     family="decision",
-    norms=("l2",),
+    norms="l2",
     summary="CGBA-H (Reza et al., ICCV 2023): label-only, for curved boundaries; targeted",
 )
 class CGBAH(_CGBABase):

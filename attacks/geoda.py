@@ -50,7 +50,7 @@ def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[in
 @ATTACKS.register(
     "geoda",
     family="decision",
-    norms=("l2",),
+    norms="l2",
     summary="GeoDA (Rahmati et al., CVPR 2020): label-only geometric attack, L2",
 )
 class GeoDA(DecisionAttack):

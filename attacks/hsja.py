@@ -23,7 +23,7 @@ from .cgba import _positive
 @ATTACKS.register(
     "hsja",
     family="decision",
-    norms=("l2",),
+    norms="l2",
     summary="HopSkipJump (Chen et al., 2020): label-only gradient estimation, L2",
 )
 class HopSkipJump(DecisionAttack):
