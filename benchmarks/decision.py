@@ -170,7 +170,10 @@ def run_foolbox(model, x, y, budget):
 
     rec = QueryRecorder(model, budget).eval()
     fmodel = fb.PyTorchModel(rec, bounds=(0, 1), device="cpu")
-    attack = fb.attacks.HopSkipJumpAttack(steps=10**6, constraint="l2")
+    # Foolbox's default start (100 blended uniform noise draws) fails on some images of robust
+    # models and then refuses the whole batch; give it more draws (counted as queries).
+    init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=1000, steps=1000)
+    attack = fb.attacks.HopSkipJumpAttack(init_attack=init, steps=10**6, constraint="l2")
     rec.start(x, y, per_row=True)
     start = time.perf_counter()
     try:
