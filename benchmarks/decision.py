@@ -105,17 +105,18 @@ class QueryRecorder(nn.Module):
         self.queries = torch.zeros(x0.shape[0], dtype=torch.long)
         self.best = torch.full((x0.shape[0],), math.inf)
         self.log: list[list[tuple[int, float]]] = [[] for _ in range(x0.shape[0])]
+        self.rows = torch.arange(x0.shape[0])  # per_row: the image of each row of a call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         if self.per_row:
-            if x.shape[0] != self.x0.shape[0]:
+            if x.shape[0] != self.rows.numel():
                 raise RuntimeError(f"expected one row per image, got {x.shape[0]} rows")
-            if int(self.queries.max()) >= self.budget:
+            if int(self.queries[self.rows].max()) >= self.budget:
                 raise BudgetReached
             out = self.model(x)
-            owners = torch.arange(x.shape[0])
-            self.queries += 1
+            owners = self.rows
+            self.queries[owners] += 1
         else:
             left = self.budget - int(self.queries[0])
             if left <= 0:
@@ -166,21 +167,23 @@ def run_art(model, x, y, budget):
 
 
 def run_foolbox(model, x, y, budget):
+    """Foolbox's HopSkipJump with its defaults, one image at a time: in a batch its start search
+    charges every image the queries of the slowest one (and gives up on the whole batch when one
+    image gets no start). An image without a start counts as not found."""
     import foolbox as fb
 
     rec = QueryRecorder(model, budget).eval()
     fmodel = fb.PyTorchModel(rec, bounds=(0, 1), device="cpu")
-    # Foolbox's default start (100 blended uniform noise draws) fails on some images of robust
-    # models and then refuses the whole batch; give it more draws (counted as queries).
-    init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=1000, steps=1000)
-    attack = fb.attacks.HopSkipJumpAttack(init_attack=init, steps=10**6, constraint="l2")
-    rec.start(x, y, per_row=True)
-    start = time.perf_counter()
-    try:
-        attack.run(fmodel, x, y)
-    except BudgetReached:
-        pass
-    return rec.trajectories(), time.perf_counter() - start
+    attack = fb.attacks.HopSkipJumpAttack(steps=10**6, constraint="l2")
+    trajs, start = [], time.perf_counter()
+    for i in range(x.shape[0]):
+        rec.start(x[i : i + 1], y[i : i + 1], per_row=False)
+        try:
+            attack.run(fmodel, x[i : i + 1], y[i : i + 1])
+        except (BudgetReached, ValueError):  # ValueError: foolbox found no start
+            pass
+        trajs += rec.trajectories()
+    return trajs, time.perf_counter() - start
 
 
 # -- one (model, attack) pair ----------------------------------------------------------------------
