@@ -1,0 +1,28 @@
+"""Shared test set-up: real data and weights from ../shared beside the checkout unless the
+environment already points elsewhere, and a cache of loaded zoo models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+os.environ.setdefault("ROBUSTKIT_DATA", str(SHARED / "data"))
+os.environ.setdefault("ROBUSTKIT_WEIGHTS", str(SHARED / "models"))
+
+
+@pytest.fixture(scope="session")
+def zoo_model():
+    """``zoo_model(name)`` loads a zoo model on the CPU once per test session."""
+    import robustkit
+
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = robustkit.load_model(name, device="cpu")
+        return cache[name]
+
+    return get

@@ -1,0 +1,72 @@
+"""Data sets: shapes, dtypes, official order, subsets, clear errors; devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import robustkit
+from robustkit.data import dataset_size
+from robustkit.errors import DataError, RobustkitError
+
+
+def test_cifar10_and_mnist():
+    x, y = robustkit.load_dataset("cifar10", n=5)
+    assert x.shape == (5, 3, 32, 32) and x.dtype == torch.float32 and x.is_contiguous()
+    assert y.dtype == torch.int64 and y.tolist() == [3, 8, 8, 0, 6]
+    assert 0 <= x.min() and x.max() <= 1
+    xm, ym = robustkit.load_dataset("mnist", n=5)
+    assert xm.shape == (5, 1, 28, 28) and ym.tolist() == [7, 2, 1, 0, 4]
+    xt, yt = robustkit.load_dataset("cifar10", "train", n=5)
+    assert yt.tolist() == [6, 9, 9, 4, 1]
+    assert dataset_size("cifar10") == 10000
+
+
+def test_subsets_are_deterministic():
+    x, y = robustkit.load_dataset("cifar10", n=20)
+    x2, y2 = robustkit.load_dataset("cifar10", n=10, offset=10)
+    assert torch.equal(x[10:], x2) and torch.equal(y[10:], y2)
+    x3, y3 = robustkit.load_dataset("cifar10", indices=[19, 10])
+    assert torch.equal(x3[0], x[19]) and torch.equal(y3, y[[19, 10]])
+
+
+def test_errors():
+    with pytest.raises(DataError, match="has 10000 samples; n=20000"):
+        robustkit.load_dataset("cifar10", n=20000)
+    with pytest.raises(DataError, match="n=10 from offset=9995"):
+        robustkit.load_dataset("cifar10", n=10, offset=9995)
+    with pytest.raises(DataError, match="unknown data set 'cifar100'"):
+        robustkit.load_dataset("cifar100")
+    with pytest.raises(DataError, match="no split 'train'"):
+        robustkit.load_dataset("mnist", "train")
+
+
+def test_missing_data_directory(monkeypatch, tmp_path):
+    from robustkit import data
+
+    monkeypatch.setenv("ROBUSTKIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(data, "_CACHE", {})
+    with pytest.raises(DataError, match="not found in .*ROBUSTKIT_DATA") as info:
+        robustkit.load_dataset("mnist", n=5, download=False)
+    assert "\n" not in str(info.value)
+
+
+def test_generic_npz(tmp_path):
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=np.zeros((4, 8, 8, 3), np.uint8) + 255, y=np.arange(4))
+    x, y = robustkit.load_dataset(str(path))
+    assert x.shape == (4, 3, 8, 8) and float(x.max()) == 1.0 and y.tolist() == [0, 1, 2, 3]
+    np.savez(tmp_path / "bad.npz", images=np.zeros(3))
+    with pytest.raises(DataError, match="must hold arrays 'x' and 'y'"):
+        robustkit.load_dataset(str(tmp_path / "bad.npz"))
+
+
+def test_devices():
+    assert robustkit.resolve_device("cpu") == torch.device("cpu")
+    assert robustkit.resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(RobustkitError, match="unknown device 'gpu'"):
+        robustkit.resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RobustkitError, match="not available.*--device cpu"):
+            robustkit.resolve_device("cuda:0")

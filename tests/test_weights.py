@@ -1,0 +1,70 @@
+"""Weights resolution: explicit path, local directory with sha256 check, atomic verified download."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+import robustkit
+from robustkit.errors import WeightsError
+from robustkit.weights import resolve_weights, sha256_file
+from robustkit.zoo import model_info
+
+from .conftest import SHARED
+
+NAME = "mnist/cnn-tiny-at"  # the smallest checkpoint
+INFO = model_info(NAME)
+ORIGINAL = SHARED / "models" / INFO["file"]
+
+
+def test_local_directory_is_used_when_sha_matches(monkeypatch, tmp_path):
+    shutil.copy(ORIGINAL, tmp_path / INFO["file"])
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    path = resolve_weights(INFO["file"], "file:///nonexistent", INFO["sha256"])
+    assert path == tmp_path / INFO["file"]
+
+
+def test_sha_mismatch_in_local_directory_is_refused(monkeypatch, tmp_path):
+    bad = tmp_path / INFO["file"]
+    bad.write_bytes(ORIGINAL.read_bytes()[:-10] + b"0123456789")
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsError, match="sha256 mismatch.*was not used") as info:
+        robustkit.load_model(NAME, device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_download_from_url_is_verified_and_atomic(monkeypatch, tmp_path):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(cache))
+    url = ORIGINAL.resolve().as_uri()
+    path = resolve_weights(INFO["file"], url, INFO["sha256"])
+    assert path == cache / INFO["file"] and sha256_file(path) == INFO["sha256"]
+
+    # a corrupted download is discarded and leaves nothing behind
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not the checkpoint")
+    with pytest.raises(WeightsError, match="sha256 mismatch.*discarded"):
+        resolve_weights("other.pt", corrupt.as_uri(), INFO["sha256"])
+    assert sorted(p.name for p in cache.iterdir()) == [INFO["file"]]
+
+
+def test_missing_weights_without_network(monkeypatch, tmp_path):
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsError, match=f"cannot download {INFO['file']}.*put the file at") as e:
+        resolve_weights(INFO["file"], "http://127.0.0.1:9/nothing-here.pt", INFO["sha256"], None)
+    assert "\n" not in str(e.value) and list(tmp_path.iterdir()) == []
+    with pytest.raises(WeightsError, match="not found in"):
+        resolve_weights(INFO["file"], INFO["url"], INFO["sha256"], allow_download=False)
+
+
+def test_explicit_path(tmp_path):
+    copy = tmp_path / "mine.pt"
+    shutil.copy(ORIGINAL, copy)
+    assert resolve_weights(INFO["file"], None, INFO["sha256"], copy) == copy
+    with pytest.raises(WeightsError, match="does not exist"):
+        resolve_weights(INFO["file"], None, None, tmp_path / "absent.pt")
+    model = robustkit.load_model(NAME, device="cpu", weights=copy)
+    assert model.robustkit_weights_sha256 == hashlib.sha256(Path(copy).read_bytes()).hexdigest()
