@@ -302,3 +302,14 @@ def test_factor_is_recorded_and_settable(linear):
     res = robustkit.get_attack("cgba", max_queries=40, dim_reduction_factor=2)(model, x, y)
     assert res.params["dim_reduction_factor"] == 2
     assert (res.extras["dim_reduction_factor"] == 2).all()
+
+
+def test_geoda_query_schedule():
+    from robustkit.attacks.geoda import query_schedule
+
+    for total in (250, 1000, 5000):
+        q = query_schedule(total)
+        assert abs(sum(q) - total) <= len(q)  # rounding only
+        assert all(b > a for a, b in zip(q, q[1:], strict=False))  # later iterations get more
+        assert 50 <= q[0] <= 80
+    assert query_schedule(20) == [20]
