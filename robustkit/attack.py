@@ -201,9 +201,22 @@ class AttackResult:
         return self.clean_pred == self.y
 
     @property
+    def eps(self) -> float | None:
+        """The budget success is judged at: the threat model's ε, or for a minimum-norm attack
+        the ε it was given for reporting (None: success at any distance)."""
+        if self.threat.eps is not None:
+            return self.threat.eps
+        eps = self.params.get("eps")
+        return float(eps) if eps is not None else None
+
+    @property
     def robust(self) -> torch.Tensor:
-        """Per sample: still classified correctly at ``x_adv``."""
-        return self.adv_pred == self.y
+        """Per sample: still classified correctly at ``x_adv``, or (minimum-norm attacks given
+        an ε) fooled only by a perturbation larger than ε."""
+        robust = self.adv_pred == self.y
+        if self.threat.eps is None and self.eps is not None:
+            robust = robust | (self.norms > self.eps)
+        return robust
 
     # -- summaries ----------------------------------------------------------------------------
     @property

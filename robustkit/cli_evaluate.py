@@ -259,9 +259,9 @@ def build_report(
             eps_l2 = (
                 res.threat.eps if res.threat.eps is not None else (eps if norm == "l2" else None)
             )
-            row["decision"] = decision_summary(
-                res, [b for b in budgets if b <= res.params.get("max_queries", b)], eps_l2
-            )
+            max_q = int(res.params.get("max_queries", max(budgets)))
+            own = sorted({b for b in budgets if b <= max_q} | {max_q})
+            row["decision"] = decision_summary(res, own, eps_l2)
         report["attacks"][label] = row
     return report
 

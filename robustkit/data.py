@@ -96,10 +96,10 @@ def _read_torchvision(name: str, split: str, root: Path, download: bool):
     try:
         ds = cls(str(root), train=(split == "train"), download=download)
     except Exception as exc:  # torchvision raises RuntimeError or URLError variants
+        why = f"download failed: {str(exc).splitlines()[0]}" if download else "downloads are off"
         raise DataError(
-            f"data set {name}/{split} not found in {root}: expected {name}_{split}.npz there "
-            f"(or torchvision's files), and downloading failed ({str(exc).splitlines()[0]}); "
-            "set ROBUSTKIT_DATA to a directory that has it"
+            f"data set {name}/{split} not found in {root} (expected {name}_{split}.npz or "
+            f"torchvision's files; {why}); set ROBUSTKIT_DATA to a directory that has it"
         ) from None
     x = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
     return x, np.asarray(ds.targets)
@@ -122,7 +122,9 @@ def _raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]
     npz = root / f"{name}_{split}.npz"
     if npz.is_file():
         return _read_npz(npz)
-    return _read_torchvision(name, split, root, download)
+    from .weights import offline
+
+    return _read_torchvision(name, split, root, download and not offline())
 
 
 _CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}

@@ -62,10 +62,15 @@ class Evaluation:
 
     @property
     def joint_robust(self) -> torch.Tensor:
-        """Per sample: correct on the clean input and not fooled by any attack."""
+        """Per sample: correct on the clean input and not fooled by any attack within its ε.
+
+        Minimum-norm attacks run without an ε say nothing about robustness at a budget and are
+        left out of the joint figure (their distances are reported on their own).
+        """
         robust = self.clean_correct.clone()
         for res in self.results.values():
-            robust &= res.robust
+            if res.eps is not None:
+                robust &= res.robust
         return robust
 
     @property

@@ -140,6 +140,6 @@ class ThreatModel:
 def format_eps(eps: float) -> str:
     """``0.0313725…`` -> ``8/255`` where ε is a whole number of 255ths, else a short decimal."""
     k = eps * 255
-    if abs(k - round(k)) < 1e-6 and round(k) > 0:
+    if eps < 1 and abs(k - round(k)) < 1e-6 and round(k) > 0:
         return f"{round(k)}/255"
     return f"{eps:g}"

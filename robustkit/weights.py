@@ -7,7 +7,7 @@ Order, for a zoo model's file:
    if its sha256 matches the pinned one;
 3. a download from the pinned URL into that directory, hashed while it streams, written to a
    temporary file and renamed into place only when the sha256 matches;
-4. otherwise a one-line :class:`~robustkit.errors.WeightsError` saying which file to put where.
+4. otherwise (or with ``ROBUSTKIT_OFFLINE=1``) a one-line :class:`~robustkit.errors.WeightsError` saying which file to put where.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ import platformdirs
 from .errors import WeightsError
 
 _CHUNK = 1 << 20
+
+
+def offline() -> bool:
+    """True when ``ROBUSTKIT_OFFLINE`` is set (to anything but 0/false): never download."""
+    return os.environ.get("ROBUSTKIT_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def weights_dir() -> Path:
@@ -103,7 +108,7 @@ def resolve_weights(
             f"sha256 mismatch for {local}: expected {sha256}, got {got}; the file was not used. "
             "Delete it (robustkit downloads it again) or replace it with the original"
         )
-    if url is None or not allow_download:
+    if url is None or not allow_download or offline():
         raise WeightsError(
             f"weights {filename} not found in {local.parent}; put the file there "
             "or set ROBUSTKIT_WEIGHTS to a directory that has it"

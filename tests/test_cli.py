@@ -1,0 +1,126 @@
+"""The command line: JSON output, and one-line errors without tracebacks for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from robustkit.cli import cli
+from robustkit.zoo import model_info
+
+from .conftest import SHARED
+
+
+def run(*args, env=None):
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result
+
+
+def assert_one_line_error(result, *needles):
+    assert result.exit_code != 0, result.output
+    assert (
+        "Traceback" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    ), result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_version_and_help():
+    assert "robustkit" in run("version").output
+    for cmd in ("models", "attacks", "defenses", "evaluate"):
+        result = run(cmd, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_evaluate_clean_accuracy_json():
+    result = run(
+        "evaluate",
+        "--model",
+        "cifar10/resnet20",
+        "--n",
+        "1000",
+        "--format",
+        "json",
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["clean_accuracy"] == pytest.approx(0.915)
+    assert report["n"] == 1000 and report["data"] == "cifar10" and report["attacks"] == {}
+
+
+def test_evaluate_with_attack_table_and_save_adv(tmp_path):
+    out = tmp_path / "adv.npz"
+    result = run(
+        "evaluate",
+        "--model",
+        "mnist/cnn-tiny-at",
+        "--n",
+        "8",
+        "--attack",
+        "cgba:max_queries=60",
+        "--save-adv",
+        str(out),
+        "--no-progress",
+    )
+    assert result.exit_code == 0, result.output
+    assert "clean accuracy" in result.output and "cgba" in result.output
+    saved = np.load(out)
+    assert saved["x_adv"].shape == (8, 1, 28, 28) and saved["index"].tolist() == list(range(8))
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--model", "cifar10/resnet21"], ["unknown model 'cifar10/resnet21'", "did you mean"]),
+        (["--model", "cifar10/resnet20", "--n", "20000"], ["has 10000 samples"]),
+        (["--model", "cifar10/resnet20", "--device", "tpu"], ["unknown device 'tpu'"]),
+        (["--model", "cifar10/resnet20", "--eps", "-1", "--n", "5"], ["eps must be a positive"]),
+        (["--model", "cifar10/resnet20", "--norm", "l1"], ["unknown norm 'l1'"]),
+        (["--model", "cifar10/resnet20", "--attack", "cgba:bogus=1"], ["no parameter 'bogus'"]),
+        (["--model", "cifar10/resnet20", "--attack", "nope"], ["unknown attack 'nope'"]),
+        (["--model", "cifar10/resnet20", "--queries", "0"], ["--queries must be a positive"]),
+        (["--model", "cifar10/resnet20", "--defense", "bit-depth:bits=0"], ["bits must be"]),
+    ],
+)
+def test_evaluate_user_errors(args, needles):
+    assert_one_line_error(run("evaluate", "--no-progress", *args), *needles)
+
+
+def test_unavailable_cuda_device():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run("evaluate", "--model", "cifar10/resnet20", "--device", "cuda:0")
+    assert_one_line_error(result, "not available", "--device cpu")
+
+
+def test_missing_weights_and_bad_sha(tmp_path):
+    info = model_info("mnist/lenet5")
+    env = {"ROBUSTKIT_WEIGHTS": str(tmp_path), "ROBUSTKIT_OFFLINE": "1"}
+    result = run("evaluate", "--model", "mnist/lenet5", "--n", "5", env=env)
+    assert_one_line_error(result, info["file"], "not found", "ROBUSTKIT_WEIGHTS")
+    bad = tmp_path / info["file"]
+    shutil.copy(SHARED / "models" / "MadryCNN_no_maxpool_tiny.pt", bad)
+    result = run("evaluate", "--model", "mnist/lenet5", "--n", "5", env=env)
+    assert_one_line_error(result, "sha256 mismatch", "was not used")
+    assert bad.exists()  # the user's file is left for them to inspect
+
+
+def test_data_directory_without_data(tmp_path):
+    from robustkit import data
+
+    data._CACHE.clear()
+    env = {"ROBUSTKIT_DATA": str(tmp_path), "ROBUSTKIT_OFFLINE": "1"}
+    result = run("evaluate", "--model", "mnist/lenet5", "--n", "5", env=env)
+    assert_one_line_error(result, "mnist/test not found", "ROBUSTKIT_DATA")
+    data._CACHE.clear()
