@@ -272,8 +272,8 @@ def markdown(report: dict) -> str:
         for model, r in report["targeted"].items():
             b = [str(v) for v in budgets]
             lines.append(
-                f"Targeted CGBA-H on {model}, {r['pairs']} (image, target) pairs (target: a class "
-                f"of another image of the set): success {r['success_rate']:.0%} within "
+                f"Targeted CGBA-H on {model}, {r['pairs']} (image, target) pairs (target: the "
+                f"class of another of these images, drawn at random): success {r['success_rate']:.0%} within "
                 f"{max(budgets)} queries; median L2 "
                 + ", ".join(f"{fmt(r['median_l2'][k])} at {k}" for k in b if k in r["median_l2"])
                 + "."
@@ -458,7 +458,7 @@ def main(argv=None) -> None:
         if args.targeted_pairs and (model_name not in report["targeted"] or args.fresh):
             k = min(args.targeted_pairs, x.shape[0])
             gen = torch.Generator().manual_seed(args.seed)
-            present = torch.unique(y)
+            present = torch.unique(y[:k])  # classes of the attacked images themselves
             target = torch.empty(k, dtype=torch.long)
             for i in range(k):  # a random class, other than the image's, that the set holds
                 choices = present[present != y[i]]
