@@ -135,12 +135,12 @@ class _CGBABase(DecisionAttack):
         self.init_tries = _positive("init_tries", init_tries, int)
         self.baseline = bool(baseline)
 
-    def _run(self, ctx, oracle, tracker, steps, x0, y, target):
+    def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]
         f = self.dim_reduction_factor or auto_factor(h, w)
-        ctx.extras["dim_reduction_factor"] = torch.full((n,), f, dtype=torch.long)
+        extras["dim_reduction_factor"] = torch.full((n,), f, dtype=torch.long)
         sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)
-        gen = ctx.generator
+        gen = rng
         if target is not None:
             start, found = start_targeted(
                 oracle, tracker, steps, x0, y, target, gen, self.init_tries

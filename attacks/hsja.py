@@ -83,17 +83,15 @@ class HopSkipJump(DecisionAttack):
             lo[pos[~hit]] = lam[~hit]
         return x0 + view(hi, x0) * (adv - x0)
 
-    def _start(self, ctx, oracle, tracker, steps, x0, y, target):
+    def _start(self, rng, oracle, tracker, steps, x0, y, target):
         if target is not None:
-            return start_targeted(oracle, tracker, steps, x0, y, target, ctx.generator)
+            return start_targeted(oracle, tracker, steps, x0, y, target, rng)
         start, found = x0.clone(), torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         for _ in range(self.init_tries):
             todo = (~found & (oracle.remaining() > 0)).nonzero().flatten()
             if todo.numel() == 0:
                 break
-            cand = torch.rand(
-                x0[todo].shape, generator=ctx.generator, device=x0.device, dtype=x0.dtype
-            )
+            cand = torch.rand(x0[todo].shape, generator=rng, device=x0.device, dtype=x0.dtype)
             hit = oracle.is_adversarial(cand, todo)
             steps.add(todo)
             tracker.update(todo, cand, hit)
@@ -101,7 +99,7 @@ class HopSkipJump(DecisionAttack):
             found[todo[hit]] = True
         return start, found
 
-    def _gradient(self, ctx, oracle, steps, xb, act, n_evals, delta):
+    def _gradient(self, rng, oracle, steps, xb, act, n_evals, delta):
         """Baseline-corrected Monte-Carlo estimate of the gradient direction at ``xb[act]``."""
         m = oracle.remaining(act).clamp(max=n_evals)
         pos = torch.repeat_interleave(torch.arange(act.numel(), device=act.device), m)
@@ -113,7 +111,7 @@ class HopSkipJump(DecisionAttack):
             owner = act[p]
             rv = torch.randn(
                 (p.numel(),) + tuple(xb.shape[1:]),
-                generator=ctx.generator,
+                generator=rng,
                 device=xb.device,
                 dtype=xb.dtype,
             )
@@ -132,10 +130,10 @@ class HopSkipJump(DecisionAttack):
         return grad / view(flat_norm(grad, "l2").clamp_min(1e-20), grad)
 
     # -- main loop ------------------------------------------------------------------------------
-    def _run(self, ctx, oracle, tracker, steps, x0, y, target):
+    def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         d = x0[0].numel()
         theta = self.gamma / (d * math.sqrt(d))
-        start, found = self._start(ctx, oracle, tracker, steps, x0, y, target)
+        start, found = self._start(rng, oracle, tracker, steps, x0, y, target)
         xb = x0.clone()
         idx = found.nonzero().flatten()
         xb[idx] = self._bisect(oracle, tracker, steps, idx, x0[idx], start[idx], theta)
@@ -151,7 +149,7 @@ class HopSkipJump(DecisionAttack):
             else:
                 delta = math.sqrt(d) * theta * dist[act]
             n_evals = int(min(self.init_num_evals * math.sqrt(t), self.max_num_evals))
-            grad = self._gradient(ctx, oracle, steps, xb, act, n_evals, delta)
+            grad = self._gradient(rng, oracle, steps, xb, act, n_evals, delta)
             # Geometric step-size search: halve until the step lands on the adversarial side.
             eps = dist[act] / math.sqrt(t)
             cand_all = xb[act].clone()

@@ -259,7 +259,9 @@ class DecisionAttack(Attack):
         oracle = LabelOracle(ctx, y, target, self.max_queries, batch)
         tracker = BestTracker(x, oracle)
         steps = StepCounter(x.shape[0], x.device)
-        self._run(ctx, oracle, tracker, steps, x, y, target)
+        # The attack gets the oracle, a seeded generator and a place for per-sample outputs:
+        # never the model or the context, so it cannot see scores or gradients.
+        self._run(oracle, tracker, steps, ctx.generator, ctx.extras, x, y, target)
         ctx.extras["trajectories"] = tracker.trajectories()
         ctx.extras["step_queries"] = steps.total.cpu()
         return tracker.best
@@ -267,13 +269,15 @@ class DecisionAttack(Attack):
     @abstractmethod
     def _run(
         self,
-        ctx: AttackContext,
         oracle: LabelOracle,
         tracker: BestTracker,
         steps: StepCounter,
+        rng: torch.Generator,
+        extras: dict,
         x: torch.Tensor,
         y: torch.Tensor,
         target: torch.Tensor | None,
     ) -> None:
-        """Spend the budget through ``oracle``; report adversarial points to ``tracker`` and
-        each step's queries to ``steps``."""
+        """Spend the budget through ``oracle``; report adversarial points to ``tracker``, each
+        step's queries to ``steps``; draw randomness from ``rng``; put per-sample outputs (one
+        entry per attacked sample) into ``extras``."""
