@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +15,8 @@ from click.testing import CliRunner
 import robustkit
 from robustkit.cli import cli
 from robustkit.errors import UnknownNameError, WeightsError
-from robustkit.zoo import model_info, weights_sha256
+from robustkit.registry import MODELS
+from robustkit.zoo import model_info, torchvision_models, weights_sha256
 
 ZOO = [
     "cifar10/resnet20",
@@ -46,6 +50,7 @@ FIELDS = {
     "input_shape",
     "num_classes",
     "normalization",
+    "params",
 }
 
 
@@ -68,11 +73,18 @@ def test_models_cli_json_lists_all_metadata():
     assert table.exit_code == 0 and "mnist/lenet5-at" in table.output and "LGPL" in table.output
 
 
-def _accuracy(model, x, y, batch=1000):
+def _accuracy(model, x, y, batch=100, channels_last=False):
+    """Top-1 accuracy in percent. ``channels_last`` runs a copy of the model in that memory
+    layout (about twice as fast for the ResNets on a CPU; same function, same predictions)."""
+    if channels_last:
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     correct = 0
     with torch.inference_mode():
         for i in range(0, len(y), batch):
-            correct += (model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum().item()
+            xb = x[i : i + batch]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            correct += (model(xb).argmax(1) == y[i : i + batch]).sum().item()
     return 100.0 * correct / len(y)
 
 
@@ -86,9 +98,12 @@ def test_sets():
 def test_full_test_set_accuracy(name, test_sets, zoo_model):
     model = zoo_model(name)
     assert not model.training and all(not p.requires_grad for p in model.parameters())
-    x, y = test_sets[name.split("/")[0]]
-    measured = model_info(name)["clean_accuracy_measured"]
-    assert _accuracy(model, x, y) == pytest.approx(measured, abs=0.1)
+    info = model_info(name)
+    assert sum(p.numel() for p in model.parameters()) == info["params"]
+    assert weights_sha256(model) == info["sha256"] == weights_sha256(name)
+    x, y = test_sets[info["dataset"]]
+    accuracy = _accuracy(model, x, y, channels_last=True)
+    assert accuracy == pytest.approx(info["clean_accuracy_measured"], abs=0.1)
 
 
 def test_resnet20_first_thousand(zoo_model):
@@ -130,7 +145,9 @@ def test_user_file_factory_and_unsafe_checkpoint(tmp_path):
     assert torch.equal(loaded.fc.weight, net.fc.weight)
     assert weights_sha256(loaded) is not None
 
-    torch.save({"state_dict": net.state_dict(), "extra": argparse.Namespace(a=1)}, tmp_path / "unsafe.pt")
+    torch.save(
+        {"state_dict": net.state_dict(), "extra": argparse.Namespace(a=1)}, tmp_path / "unsafe.pt"
+    )
     with pytest.raises(WeightsError, match="needs full unpickling.*--unsafe-load"):
         robustkit.load_model(f"{src}:build", device="cpu", weights=tmp_path / "unsafe.pt")
     ok = robustkit.load_model(
@@ -139,3 +156,93 @@ def test_user_file_factory_and_unsafe_checkpoint(tmp_path):
     assert torch.equal(ok.fc.weight, net.fc.weight)
     with pytest.raises(robustkit.RobustkitError, match="no callable 'nope'"):
         robustkit.load_model(f"{src}:nope")
+
+
+def test_wrong_or_damaged_checkpoint_is_a_one_line_error(tmp_path):
+    lenet = tmp_path / "lenet.pt"
+    torch.save(robustkit.load_model("mnist/lenet5", device="cpu").net.state_dict(), lenet)
+    with pytest.raises(WeightsError, match="does not fit mnist/cnn-tiny-at") as info:
+        robustkit.load_model("mnist/cnn-tiny-at", device="cpu", weights=lenet)
+    assert "\n" not in str(info.value)
+    with pytest.raises(WeightsError, match="not in the checkpoint format of cifar10/resnet20"):
+        robustkit.load_model("cifar10/resnet20", device="cpu", weights=lenet)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is no checkpoint")
+    with pytest.raises(WeightsError, match="cannot read checkpoint .*garbage.pt") as info:
+        robustkit.load_model("mnist/lenet5", device="cpu", weights=garbage)
+    assert "\n" not in str(info.value)
+
+
+def test_zoo_import_is_cheap():
+    """Listing models loads no weights and does not import torchvision."""
+    code = (
+        "import sys, robustkit; names = robustkit.list_models(); "
+        "assert 'torchvision' not in sys.modules, 'torchvision imported'; print(len(names))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == len(ZOO) + len(torchvision_models.ARCHS)
+
+
+def test_torchvision_names_are_listed():
+    import torchvision
+
+    assert set(torchvision_models.ARCHS) <= set(torchvision.models.list_models(torchvision.models))
+    names = robustkit.list_models("torchvision/*")
+    assert "torchvision/resnet50" in names and len(names) == len(torchvision_models.ARCHS)
+    assert MODELS.entry("torchvision/resnet50").metadata["dataset"] == "imagenet"
+    info = model_info("torchvision/efficientnet_v2_l")
+    assert info["normalization"] == MODELS.entry(info["name"]).metadata["normalization"]
+    assert info["dataset"] == "imagenet" and info["params"] > 10**8
+    assert info["url"].startswith("https://") and info["clean_accuracy_published"] > 80
+    with pytest.raises(UnknownNameError, match="unknown torchvision model 'resnet51'"):
+        robustkit.load_model("torchvision/resnet51")
+
+
+def test_torchvision_model_uses_cached_weights_and_normalizes(monkeypatch, tmp_path):
+    """Weights in torch's hub cache are used (torchvision's way); normalization is inside."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    net = torchvision.models.squeezenet1_1().eval()
+    cached = torchvision_models.cached_checkpoint("squeezenet1_1")
+    cached.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), cached)
+    model = robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    x = torch.rand(2, 3, 64, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), net((x - mean) / std), atol=1e-5)
+    assert weights_sha256(model) == weights_sha256("torchvision/squeezenet1_1") is not None
+
+
+def test_torchvision_without_network_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # a closed port: no network
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(
+        WeightsError, match="cannot get torchvision's weights for squeezenet1_1"
+    ) as e:
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    assert "\n" not in str(e.value) and "squeezenet1_1-" in str(e.value)
+    assert weights_sha256("torchvision/squeezenet1_1") is None
+
+
+def test_plugin_factory_and_info_of_user_files(tmp_path):
+    calls = []
+
+    def factory(weights_path=None):
+        calls.append(weights_path)
+        return torch.nn.Linear(4, 2)
+
+    MODELS.add("test/plugin-linear", factory, dataset="none")
+    try:
+        model = robustkit.load_model("test/plugin-linear", device="cpu")
+        assert not model.training and calls == [None] and weights_sha256(model) is None
+    finally:
+        MODELS._entries.pop("test/plugin-linear")
+    info = model_info(f"{tmp_path}/net.py:build")
+    assert info["name"].endswith("net.py:build") and info["sha256"] is None

@@ -81,6 +81,8 @@ def _register(name: str, spec: ZooSpec, **metadata: Any) -> None:
     MODELS.add(name, spec, **metadata)
 
 
+_RESNET_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018}
+
 # -- CIFAR-10, standard training ----------------------------------------------------------------
 for _depth, _file, _sha, _acc in (
     (
@@ -124,6 +126,7 @@ for _depth, _file, _sha, _acc in (
         clean_accuracy_measured=_acc,
         input_shape=[3, 32, 32],
         num_classes=10,
+        params=_RESNET_PARAMS[_depth],
     )
 
 # -- CIFAR-10, adversarially trained (alpha-beta-CROWN's model collection) -----------------------
@@ -145,6 +148,7 @@ _register(
     sha256="6158f9668935890e832d4e0fdc3b6cece2386ec826319eac36f329490b7729e7",
     clean_accuracy_published=None,
     clean_accuracy_measured=77.20,
+    params=123_734,
     notes="published PGD (2/255) accuracy 61.41%",
     **_CROWN,
 )
@@ -159,6 +163,7 @@ _register(
     sha256="ef824b47175668e924d7fd409b5ef7e239012b8f0c31fefa66c643efda1eb05b",
     clean_accuracy_published=None,
     clean_accuracy_measured=69.25,
+    params=112_006,
     notes="published PGD (2/255) accuracy 54.82%",
     **_CROWN,
 )
@@ -178,6 +183,7 @@ _register(
     sha256="bfec0af9f38d56f69e95fbf1b9611de163d92966af8e83cd271285a35202177b",
     clean_accuracy_published=None,
     clean_accuracy_measured=73.38,
+    params=214_918,
     **_CROWN,
 )
 for _name, _file, _sha, _training, _acc in (
@@ -209,6 +215,7 @@ for _name, _file, _sha, _training, _acc in (
         sha256=_sha,
         clean_accuracy_published=None,
         clean_accuracy_measured=_acc,
+        params=214_918,
         **_CROWN,
     )
 _register(
@@ -227,6 +234,7 @@ _register(
     sha256="01adb410a8f561aa19e53a2168ca5c71a795a72a2be18c80eb400cf2e54cdd50",
     clean_accuracy_published=None,
     clean_accuracy_measured=62.92,
+    params=125_318,
     notes="630 of the first 1,000 test images correct (published)",
     **_CROWN,
 )
@@ -264,6 +272,7 @@ for _name, _file, _sha, _training, _tm, _acc in (
         source="github.com/BorealisAI/advertorch",
         clean_accuracy_published=None,
         clean_accuracy_measured=_acc,
+        params=648_226,
         **_MNIST,
     )
 _register(
@@ -279,6 +288,7 @@ _register(
     source="github.com/locuslab/convex_adversarial",
     clean_accuracy_published=98.20,
     clean_accuracy_measured=98.20,
+    params=166_406,
     notes="published: PGD error 4.1%, certified error 5.8% at linf 0.1",
     **_MNIST,
 )
@@ -295,6 +305,7 @@ _register(
     source="github.com/Verified-Intelligence/alpha-beta-CROWN",
     clean_accuracy_published=None,
     clean_accuracy_measured=96.33,
+    params=166_406,
     **_MNIST,
 )
 _register(
@@ -310,5 +321,6 @@ _register(
     source="github.com/Verified-Intelligence/alpha-beta-CROWN",
     clean_accuracy_published=None,
     clean_accuracy_measured=97.94,
+    params=52_506,
     **_MNIST,
 )

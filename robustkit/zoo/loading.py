@@ -1,0 +1,237 @@
+"""``load_model``: a classifier by name, in eval mode, on a device, with its weights' sha256.
+
+Names are resolved as:
+
+- a zoo name (``cifar10/resnet20``; ``robustkit models`` lists them): the checkpoint resolves
+  through :func:`robustkit.weights.resolve_weights` (explicit path, ``$ROBUSTKIT_WEIGHTS``,
+  sha256-checked download), loads with ``torch.load(weights_only=True)`` and is adapted to the
+  architecture's keys, then loaded with ``strict=True``;
+- ``path/to/file.py:factory``: the file is imported and ``factory()`` builds the model; an optional
+  ``weights`` checkpoint loads into it (``weights_only=True`` unless ``allow_unsafe``);
+- ``torchvision/<arch>``: torchvision's ImageNet model with its default weights;
+- any other registered name (a plug-in's factory): ``factory()`` or ``factory(weights)``.
+
+Every returned model carries ``robustkit_name`` and ``robustkit_weights_sha256`` attributes so that
+results can record exactly which weights produced them (:func:`weights_sha256`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pickle
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..device import resolve_device
+from ..errors import RobustkitError, WeightsError
+from ..registry import MODELS
+from ..weights import resolve_weights, sha256_file
+from . import torchvision_models
+from .architectures import Normalized
+from .catalog import ZooSpec
+
+_UNSAFE_HINT = "If you trust it, pass allow_unsafe=True (CLI: --unsafe-load)"
+
+
+def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
+    """``torch.load`` on the CPU with ``weights_only=True``.
+
+    A file that needs full unpickling (it can run code while loading) is refused unless the user
+    opted in with ``allow_unsafe``; a file that is not a torch checkpoint is a ``WeightsError``.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not allow_unsafe:
+            raise WeightsError(
+                f"{path} cannot be loaded with weights_only=True ({_unpickler_detail(exc)}): "
+                "it needs full unpickling, which can run code from the file, or it is not a "
+                "torch checkpoint; refused. " + _UNSAFE_HINT
+            ) from None
+    except Exception as exc:  # RuntimeError, EOFError, IndexError ... on a damaged file
+        raise WeightsError(
+            f"cannot read checkpoint {path} ({_first_line(exc)}); is it a torch file?"
+        ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # arbitrary code ran; whatever it raised, the file is unusable
+        raise WeightsError(f"cannot unpickle {path} ({_first_line(exc)})") from None
+
+
+def _unpickler_detail(exc: BaseException) -> str:
+    """The reason torch's weights-only unpickler gave, e.g. ``GLOBAL argparse.Namespace``."""
+    text = str(exc)
+    match = re.search(r"Unsupported global: (GLOBAL \S+)", text) or re.search(
+        r"WeightsUnpickler error:\s*([^\n]+)", text
+    )
+    return match.group(1).strip() if match else _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load_state(model: nn.Module, state: Any, path: Path, name: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming the first mismatch."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else _first_line(exc)
+        raise WeightsError(
+            f"{path} does not fit {name} ({detail}); is it the right checkpoint?"
+        ) from None
+
+
+def _load_zoo(
+    name: str,
+    spec: ZooSpec,
+    meta: dict[str, Any],
+    weights: str | os.PathLike[str] | None,
+    allow_download: bool,
+    allow_unsafe: bool,
+) -> tuple[nn.Module, str]:
+    path = resolve_weights(meta["file"], meta["url"], meta["sha256"], weights, allow_download)
+    net = spec.build()
+    checkpoint = safe_load(path, allow_unsafe)
+    try:
+        state = spec.read_state(checkpoint)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise WeightsError(
+            f"{path} is not in the checkpoint format of {name} (no {exc}); "
+            f"use the file {meta['file']} from {meta['url']}"
+        ) from None
+    _load_state(net, state, path, name)
+    # a resolved zoo file was verified against the pinned hash; an explicit path is hashed here
+    sha = meta["sha256"] if weights is None else sha256_file(path)
+    return Normalized(net, spec.mean, spec.std), sha
+
+
+def _state_dict_of(obj: Any) -> Any:
+    """The state dict inside a user's checkpoint: plain, under ``state_dict``, or a module."""
+    if isinstance(obj, nn.Module):
+        return obj.state_dict()
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if isinstance(obj, dict) and obj and all(str(k).startswith("module.") for k in obj):
+        obj = {k.removeprefix("module."): v for k, v in obj.items()}  # saved from DataParallel
+    return obj
+
+
+def is_user_file(name: str) -> bool:
+    """Whether ``name`` has the ``path/to/file.py:factory`` form."""
+    file, sep, factory = name.rpartition(":")
+    return bool(sep) and file.endswith(".py") and factory.isidentifier()
+
+
+def _load_user_file(
+    name: str, weights: str | os.PathLike[str] | None, allow_unsafe: bool
+) -> tuple[nn.Module, str | None]:
+    file, _, factory = name.rpartition(":")
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise RobustkitError(f"model file {path} does not exist; use path/to/file.py:factory")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"robustkit_user_model_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise RobustkitError(f"cannot import {path}; is it a Python file?")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # so that classes in the file pickle and dataclasses work
+    spec.loader.exec_module(module)
+    build = getattr(module, factory, None)
+    if not callable(build):
+        raise RobustkitError(
+            f"{path} has no callable {factory!r}; name a function that returns the model"
+        )
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise RobustkitError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
+    if weights is None:
+        return model, None
+    wpath = resolve_weights(Path(weights).name, None, None, weights)
+    _load_state(model, _state_dict_of(safe_load(wpath, allow_unsafe)), wpath, name)
+    return model, sha256_file(wpath)
+
+
+def _finish(model: nn.Module, device: torch.device, name: str, sha256: str | None) -> nn.Module:
+    """Eval mode, frozen parameters, provenance attributes, on ``device``."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.robustkit_name = name  # type: ignore[attr-defined]
+    model.robustkit_weights_sha256 = sha256  # type: ignore[attr-defined]
+    return model.to(device)
+
+
+def load_model(
+    name: str,
+    device: str | torch.device = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    allow_download: bool = True,
+    allow_unsafe: bool = False,
+) -> nn.Module:
+    """Load the classifier ``name`` in eval mode on ``device`` (see the module docstring).
+
+    ``weights`` overrides the checkpoint file (its sha256 is recorded, not enforced);
+    ``allow_download=False`` never touches the network; ``allow_unsafe=True`` permits checkpoints
+    that need full unpickling (only for files you trust: unpickling can run code).
+    The model takes NCHW inputs in [0, 1]: the normalization is inside its forward pass.
+    """
+    dev = resolve_device(device)
+    if name.startswith(torchvision_models.PREFIX):
+        model, sha = torchvision_models.load(name[len(torchvision_models.PREFIX) :])
+    elif is_user_file(name):
+        model, sha = _load_user_file(name, weights, allow_unsafe)
+    else:
+        entry = MODELS.entry(name)  # unknown names raise with suggestions
+        if isinstance(entry.obj, ZooSpec):
+            model, sha = _load_zoo(
+                name, entry.obj, entry.metadata, weights, allow_download, allow_unsafe
+            )
+        elif weights is None:  # a plug-in's factory
+            model, sha = entry.obj(), None
+        else:
+            model, sha = entry.obj(weights), sha256_file(weights)
+    return _finish(model, dev, name, sha)
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """The metadata of model ``name`` with its name.
+
+    torchvision models are completed from torchvision's weight descriptions (this imports
+    torchvision); a ``file.py:factory`` name gives what is known without running the file.
+    """
+    if is_user_file(name):
+        file = name.rpartition(":")[0]
+        return {"name": name, "source": str(Path(file).expanduser()), "file": None, "sha256": None}
+    info = {"name": name, **MODELS.entry(name).metadata}
+    if name.startswith(torchvision_models.PREFIX):
+        info.update(torchvision_models.describe(name[len(torchvision_models.PREFIX) :]))
+    return info
+
+
+def weights_sha256(name_or_model: str | nn.Module) -> str | None:
+    """The sha256 of the weights behind a model.
+
+    For a model returned by :func:`load_model`: the hash of the file it was loaded from (``None``
+    for a model built without a checkpoint). For a zoo name: the pinned hash; for a torchvision
+    name: the hash of torchvision's cached file if it is there.
+    """
+    if isinstance(name_or_model, nn.Module):
+        return getattr(name_or_model, "robustkit_weights_sha256", None)
+    name = name_or_model
+    if is_user_file(name):
+        return None
+    if name.startswith(torchvision_models.PREFIX):
+        path = torchvision_models.cached_checkpoint(name[len(torchvision_models.PREFIX) :])
+        return sha256_file(path) if path.is_file() else None
+    return MODELS.entry(name).metadata.get("sha256")

@@ -1,0 +1,144 @@
+"""torchvision's ImageNet classifiers as ``torchvision/<arch>`` zoo names.
+
+The names are registered from a fixed list (torchvision 0.29's classification models), so that
+listing them does not import torchvision (a few seconds); torchvision is imported only to load a
+model or describe it in detail. Weights are torchvision's default ones, fetched the torchvision way
+(into ``$TORCH_HOME/hub/checkpoints``, hash-checked by torchvision on download); the ImageNet
+normalization of those weights is applied inside the returned model's forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import UnknownNameError, WeightsError
+from ..registry import MODELS
+from ..weights import sha256_file
+from .architectures import Normalized
+from .catalog import IMAGENET_STATS
+
+PREFIX = "torchvision/"
+#: Default weights whose preprocessing is not the usual ImageNet mean/std.
+_OTHER_STATS = {"efficientnet_v2_l": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+#: torchvision 0.29's ImageNet classification architectures (``torchvision.models.list_models``).
+ARCHS: tuple[str, ...] = (
+    *("alexnet", "googlenet", "inception_v3", "maxvit_t"),
+    *(f"convnext_{s}" for s in ("tiny", "small", "base", "large")),
+    *(f"densenet{d}" for d in (121, 161, 169, 201)),
+    *(f"efficientnet_b{i}" for i in range(8)),
+    *(f"efficientnet_v2_{s}" for s in ("s", "m", "l")),
+    *(f"mnasnet{w}" for w in ("0_5", "0_75", "1_0", "1_3")),
+    *("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"),
+    *(f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
+    *(
+        f"regnet_y_{s}"
+        for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")
+    ),
+    *(f"resnet{d}" for d in (18, 34, 50, 101, 152)),
+    *("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d"),
+    *(f"shufflenet_v2_x{w}" for w in ("0_5", "1_0", "1_5", "2_0")),
+    *("squeezenet1_0", "squeezenet1_1"),
+    *(f"swin_{s}" for s in ("t", "s", "b")),
+    *(f"swin_v2_{s}" for s in ("t", "s", "b")),
+    *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")),
+    *(f"vit_{s}" for s in ("b_16", "b_32", "l_16", "l_32", "h_14")),
+    *("wide_resnet50_2", "wide_resnet101_2"),
+)
+
+
+@dataclass(frozen=True)
+class TorchvisionSpec:
+    """A torchvision architecture with its default ImageNet weights."""
+
+    arch: str
+
+
+def _stats(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return _OTHER_STATS.get(arch, IMAGENET_STATS)
+
+
+def register_all() -> None:
+    """Register every name of :data:`ARCHS` under ``torchvision/`` (no torchvision import)."""
+    for arch in ARCHS:
+        mean, std = _stats(arch)
+        MODELS.add(
+            PREFIX + arch,
+            TorchvisionSpec(arch),
+            dataset="imagenet",
+            architecture=arch,
+            training="standard (torchvision's default ImageNet weights)",
+            threat_model=None,
+            file=None,
+            url=None,
+            sha256=None,
+            licence="torchvision BSD-3-Clause; weights: see torchvision's model docs",
+            source="github.com/pytorch/vision (torchvision.models)",
+            clean_accuracy_published=None,
+            clean_accuracy_measured=None,
+            input_shape=None,
+            num_classes=1000,
+            normalization={"mean": list(mean), "std": list(std)},
+            params=None,
+        )
+
+
+def _weights(arch: str):
+    """torchvision's default weights enum member for ``arch`` (imports torchvision)."""
+    import torchvision
+
+    if arch not in torchvision.models.list_models(module=torchvision.models):
+        raise UnknownNameError(
+            f"unknown torchvision model {arch!r}; see torchvision.models.list_models() "
+            "or `robustkit models 'torchvision/*'`"
+        )
+    return torchvision.models.get_model_weights(arch).DEFAULT
+
+
+def describe(arch: str) -> dict[str, Any]:
+    """Facts torchvision knows of ``arch``'s default weights (url, size, published top-1)."""
+    weights = _weights(arch)
+    meta, transforms = weights.meta, weights.transforms()
+    crop = transforms.crop_size[0]
+    return {
+        "training": f"standard ({weights})",
+        "file": Path(weights.url).name,
+        "url": weights.url,
+        "licence": meta.get("license", "BSD-3-Clause (torchvision); weights: torchvision's terms"),
+        "clean_accuracy_published": meta["_metrics"]["ImageNet-1K"]["acc@1"],
+        "input_shape": [3, crop, crop],
+        "normalization": {"mean": list(transforms.mean), "std": list(transforms.std)},
+        "params": meta.get("num_params"),
+    }
+
+
+def cached_checkpoint(arch: str) -> Path:
+    """Where torchvision keeps ``arch``'s default weights once downloaded."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_weights(arch).url).name
+
+
+def load(arch: str) -> tuple[nn.Module, str | None]:
+    """``arch`` with its default weights and normalization inside, and the weights' sha256."""
+    import torchvision
+
+    weights = _weights(arch)
+    try:
+        net = torchvision.models.get_model(arch, weights=weights)
+    except Exception as exc:  # URLError, HTTPError, RuntimeError ... from torch.hub's download
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(
+            f"cannot get torchvision's weights for {arch} ({first}); put "
+            f"{Path(weights.url).name} in {cached_checkpoint(arch).parent} ($TORCH_HOME) "
+            "or run where it can be downloaded"
+        ) from None
+    transforms = weights.transforms()
+    path = cached_checkpoint(arch)
+    sha = sha256_file(path) if os.path.isfile(path) else None
+    return Normalized(net, tuple(transforms.mean), tuple(transforms.std)), sha
