@@ -213,10 +213,11 @@ def model_info(name: str) -> dict[str, Any]:
     if is_user_file(name):
         file = name.rpartition(":")[0]
         return {"name": name, "source": str(Path(file).expanduser()), "file": None, "sha256": None}
-    info = {"name": name, **MODELS.entry(name).metadata}
-    if name.startswith(torchvision_models.PREFIX):
-        info.update(torchvision_models.describe(name[len(torchvision_models.PREFIX) :]))
-    return info
+    if name.startswith(torchvision_models.PREFIX):  # listed or not, if torchvision knows it
+        arch = name[len(torchvision_models.PREFIX) :]
+        details = torchvision_models.describe(arch)
+        return {"name": name, **torchvision_models.metadata(arch), **details}
+    return {"name": name, **MODELS.entry(name).metadata}
 
 
 def weights_sha256(name_or_model: str | nn.Module) -> str | None:

@@ -63,29 +63,35 @@ def _stats(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return _OTHER_STATS.get(arch, IMAGENET_STATS)
 
 
+_LICENCE = "BSD-3-Clause (code); weights: torchvision docs"
+
+
+def metadata(arch: str) -> dict[str, Any]:
+    """The registry metadata of ``torchvision/<arch>`` (known without importing torchvision)."""
+    mean, std = _stats(arch)
+    return {
+        "dataset": "imagenet",
+        "architecture": arch,
+        "training": "standard (torchvision default weights)",
+        "threat_model": None,
+        "file": None,
+        "url": None,
+        "sha256": None,
+        "licence": _LICENCE,
+        "source": "github.com/pytorch/vision (torchvision.models)",
+        "clean_accuracy_published": None,
+        "clean_accuracy_measured": None,
+        "input_shape": None,
+        "num_classes": 1000,
+        "normalization": {"mean": list(mean), "std": list(std)},
+        "params": None,
+    }
+
+
 def register_all() -> None:
     """Register every name of :data:`ARCHS` under ``torchvision/`` (no torchvision import)."""
     for arch in ARCHS:
-        mean, std = _stats(arch)
-        MODELS.add(
-            PREFIX + arch,
-            TorchvisionSpec(arch),
-            dataset="imagenet",
-            architecture=arch,
-            training="standard (torchvision's default ImageNet weights)",
-            threat_model=None,
-            file=None,
-            url=None,
-            sha256=None,
-            licence="torchvision BSD-3-Clause; weights: see torchvision's model docs",
-            source="github.com/pytorch/vision (torchvision.models)",
-            clean_accuracy_published=None,
-            clean_accuracy_measured=None,
-            input_shape=None,
-            num_classes=1000,
-            normalization={"mean": list(mean), "std": list(std)},
-            params=None,
-        )
+        MODELS.add(PREFIX + arch, TorchvisionSpec(arch), **metadata(arch))
 
 
 def _weights(arch: str):
@@ -109,7 +115,7 @@ def describe(arch: str) -> dict[str, Any]:
         "training": f"standard ({weights})",
         "file": Path(weights.url).name,
         "url": weights.url,
-        "licence": meta.get("license", "BSD-3-Clause (torchvision); weights: torchvision's terms"),
+        "licence": meta.get("license", _LICENCE),
         "clean_accuracy_published": meta["_metrics"]["ImageNet-1K"]["acc@1"],
         "input_shape": [3, crop, crop],
         "normalization": {"mean": list(transforms.mean), "std": list(transforms.std)},
