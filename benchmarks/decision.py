@@ -467,6 +467,7 @@ def main(argv=None) -> None:
             report["targeted"][model_name] = {"pairs": k, **r}
             print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
             save()
+    save()
     text = markdown(report)
     print(text)
     if args.plot:
