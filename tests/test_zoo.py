@@ -16,6 +16,7 @@ import robustkit
 from robustkit.cli import cli
 from robustkit.errors import UnknownNameError, WeightsError
 from robustkit.registry import MODELS
+from robustkit.weights import sha256_file
 from robustkit.zoo import model_info, torchvision_models, weights_sha256
 
 ZOO = [
@@ -215,6 +216,16 @@ def test_torchvision_model_uses_cached_weights_and_normalizes(monkeypatch, tmp_p
     with torch.no_grad():
         assert torch.allclose(model(x), net((x - mean) / std), atol=1e-5)
     assert weights_sha256(model) == weights_sha256("torchvision/squeezenet1_1") is not None
+    # an explicit checkpoint for a torchvision architecture (here: DataParallel-style keys)
+    mine = tmp_path / "mine.pth"
+    torch.save({"module." + k: v for k, v in net.state_dict().items()}, mine)
+    cached.unlink()
+    explicit = robustkit.load_model("torchvision/squeezenet1_1", device="cpu", weights=mine)
+    with torch.no_grad():
+        assert torch.equal(explicit(x), model(x))
+    assert weights_sha256(explicit) == sha256_file(mine) != weights_sha256(model)
+    with pytest.raises(WeightsError, match="squeezenet1_1 are not in .*TORCH_HOME"):
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu", allow_download=False)
 
 
 def test_torchvision_without_network_is_a_one_line_error(monkeypatch, tmp_path):

@@ -162,6 +162,22 @@ def _load_user_file(
     return model, sha256_file(wpath)
 
 
+def _load_torchvision(
+    name: str,
+    weights: str | os.PathLike[str] | None,
+    allow_download: bool,
+    allow_unsafe: bool,
+) -> tuple[nn.Module, str | None]:
+    """torchvision's default weights, or the user's checkpoint for that architecture."""
+    arch = name[len(torchvision_models.PREFIX) :]
+    if weights is None:
+        return torchvision_models.load(arch, allow_download)
+    net = torchvision_models.build(arch)
+    wpath = resolve_weights(Path(weights).name, None, None, weights)
+    _load_state(net, _state_dict_of(safe_load(wpath, allow_unsafe)), wpath, name)
+    return torchvision_models.normalized(arch, net), sha256_file(wpath)
+
+
 def _finish(model: nn.Module, device: torch.device, name: str, sha256: str | None) -> nn.Module:
     """Eval mode, frozen parameters, provenance attributes, on ``device``."""
     model.eval()
@@ -188,7 +204,7 @@ def load_model(
     """
     dev = resolve_device(device)
     if name.startswith(torchvision_models.PREFIX):
-        model, sha = torchvision_models.load(name[len(torchvision_models.PREFIX) :])
+        model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
     elif is_user_file(name):
         model, sha = _load_user_file(name, weights, allow_unsafe)
     else:

@@ -9,7 +9,6 @@ normalization of those weights is applied inside the returned model's forward pa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,21 +129,35 @@ def cached_checkpoint(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(_weights(arch).url).name
 
 
-def load(arch: str) -> tuple[nn.Module, str | None]:
+def build(arch: str) -> nn.Module:
+    """``arch`` without pretrained weights and without normalization (for a user's checkpoint)."""
+    import torchvision
+
+    _weights(arch)  # unknown names raise
+    return torchvision.models.get_model(arch, weights=None)
+
+
+def normalized(arch: str, net: nn.Module) -> nn.Module:
+    """``net`` preceded by the normalization of ``arch``'s default weights."""
+    transforms = _weights(arch).transforms()
+    return Normalized(net, tuple(transforms.mean), tuple(transforms.std))
+
+
+def load(arch: str, allow_download: bool = True) -> tuple[nn.Module, str | None]:
     """``arch`` with its default weights and normalization inside, and the weights' sha256."""
     import torchvision
 
     weights = _weights(arch)
+    path = cached_checkpoint(arch)
+    hint = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
+    if not allow_download and not path.is_file():
+        raise WeightsError(f"torchvision's weights for {arch} are not in {path.parent}; {hint}")
     try:
         net = torchvision.models.get_model(arch, weights=weights)
     except Exception as exc:  # URLError, HTTPError, RuntimeError ... from torch.hub's download
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise WeightsError(
-            f"cannot get torchvision's weights for {arch} ({first}); put "
-            f"{Path(weights.url).name} in {cached_checkpoint(arch).parent} ($TORCH_HOME) "
-            "or run where it can be downloaded"
+            f"cannot get torchvision's weights for {arch} ({first}); {hint}"
         ) from None
-    transforms = weights.transforms()
-    path = cached_checkpoint(arch)
-    sha = sha256_file(path) if os.path.isfile(path) else None
-    return Normalized(net, tuple(transforms.mean), tuple(transforms.std)), sha
+    sha = sha256_file(path) if path.is_file() else None
+    return normalized(arch, net), sha
