@@ -157,6 +157,10 @@ def test_user_file_factory_and_unsafe_checkpoint(tmp_path):
     assert torch.equal(ok.fc.weight, net.fc.weight)
     with pytest.raises(robustkit.RobustkitError, match="no callable 'nope'"):
         robustkit.load_model(f"{src}:nope")
+    with pytest.raises(robustkit.RobustkitError, match="does not name a factory"):
+        robustkit.load_model(str(src))
+    with pytest.raises(robustkit.RobustkitError, match="absent.py does not exist"):
+        robustkit.load_model(f"{tmp_path}/absent.py:build")
 
 
 def test_wrong_or_damaged_checkpoint_is_a_one_line_error(tmp_path):

@@ -52,6 +52,8 @@ class _PadShortcut(nn.Module):
 
 
 class _BasicBlock(nn.Module):
+    """conv3×3–BN–ReLU–conv3×3–BN plus the shortcut, then ReLU."""
+
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -99,6 +101,8 @@ class CifarResNet(nn.Module):
 # Small ResNets of alpha-beta-CROWN (resnet2b / resnet4b): no BatchNorm, conv biases
 # ---------------------------------------------------------------------------------------------
 class _CrownBlock(nn.Module):
+    """ReLU(conv2(ReLU(conv1(x))) + shortcut(x)); the shortcut is a 1×1 conv when shape changes."""
+
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1)
@@ -131,10 +135,12 @@ class CrownResNet(nn.Module):
 
 
 def resnet4b() -> CrownResNet:
+    """Two stages of two blocks (16→32→32 channels), 512 features before the linears."""
     return CrownResNet([[(16, 32, 2), (32, 32, 1)], [(32, 32, 2), (32, 32, 1)]], 16, 512)
 
 
 def resnet2b() -> CrownResNet:
+    """One stage of two blocks (8→16 channels), 1024 features before the linears."""
     return CrownResNet([[(8, 16, 2), (16, 16, 1)]], 8, 1024)
 
 
@@ -144,7 +150,18 @@ def resnet2b() -> CrownResNet:
 class TwoConv(nn.Module):
     """conv–ReLU–conv–ReLU–flatten–linear–ReLU–linear with named layers (``conv1`` ...)."""
 
-    def __init__(self, cin, c1, c2, kernel, stride, pad, flat, hidden, classes=10):
+    def __init__(
+        self,
+        cin: int,
+        c1: int,
+        c2: int,
+        kernel: int,
+        stride: int,
+        pad: int,
+        flat: int,
+        hidden: int,
+        classes: int = 10,
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, c1, kernel, stride, pad)
         self.conv2 = nn.Conv2d(c1, c2, kernel, stride, pad)
@@ -157,7 +174,15 @@ class TwoConv(nn.Module):
 
 
 def two_conv_sequential(
-    cin, c1, c2, kernel, stride, pad, flat, hidden, classes=10
+    cin: int,
+    c1: int,
+    c2: int,
+    kernel: int,
+    stride: int,
+    pad: int,
+    flat: int,
+    hidden: int,
+    classes: int = 10,
 ) -> nn.Sequential:
     """The same network as a Sequential whose parameter keys are 0, 2, 5, 7."""
     return nn.Sequential(

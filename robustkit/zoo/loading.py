@@ -207,6 +207,11 @@ def load_model(
         model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
     elif is_user_file(name):
         model, sha = _load_user_file(name, weights, allow_unsafe)
+    elif name.endswith(".py") or name.rpartition(":")[0].endswith(".py"):
+        raise RobustkitError(
+            f"{name!r} does not name a factory; use path/to/file.py:factory, where factory is "
+            "a function in the file that returns the model"
+        )
     else:
         entry = MODELS.entry(name)  # unknown names raise with suggestions
         if isinstance(entry.obj, ZooSpec):
