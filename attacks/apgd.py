@@ -1,0 +1,240 @@
+"""APGD (Croce & Hein, ICML 2020): step-size-free PGD with momentum and checkpoints.
+
+Per sample, the step size starts at 2·ε and is halved at checkpoints ``w_j`` (fractions
+``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)`` of the
+iterations) when fewer than ``rho`` of the steps since the last checkpoint raised the loss, or
+when the step size and the best loss have not changed since the last checkpoint; on a halving the
+iterate goes back to the best point found. Steps use momentum ``alpha`` = 0.75.
+
+- ``apgd-ce``: cross-entropy loss; ``apgd-dlr``: the DLR loss (scale-invariant).
+- ``apgd-t``: targeted DLR loss against each of the ``n_target_classes`` most likely wrong classes
+  in turn (one run each), counting any misclassification as success, as in AutoAttack.
+
+Samples leave the batch at their first adversarial iterate (``early_stop``), which is all a
+robust-accuracy evaluation needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from robustkit.attack import Attack
+from robustkit.errors import InputError
+from robustkit.registry import ATTACKS
+from robustkit.threat import normalize_direction, project, random_in_ball
+
+from .losses import fooled, get_loss
+from .pgd import check_positive_int
+
+
+def checkpoints(steps: int) -> list[int]:
+    """The iterations at which APGD may halve its step size."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({math.ceil(q * steps) for q in p[1:] if math.ceil(q * steps) < steps})
+
+
+class _APGDBase(Attack):
+    """Shared APGD machinery; subclasses choose the loss and the targets."""
+
+    def __init__(
+        self,
+        norm: str = "linf",
+        eps: float | str = 8 / 255,
+        steps: int = 100,
+        restarts: int = 1,
+        rho: float = 0.75,
+        alpha: float = 0.75,
+        early_stop: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(norm=norm, eps=eps, targeted=False, seed=seed)
+        self.steps = check_positive_int("steps", steps)
+        self.restarts = check_positive_int("restarts", restarts)
+        if not 0 < rho <= 1 or not 0 < alpha <= 1:
+            raise InputError(f"rho and alpha must lie in (0, 1], got rho={rho}, alpha={alpha}")
+        self.rho = float(rho)
+        self.alpha = float(alpha)
+        self.early_stop = bool(early_stop)
+
+    def _runs(self, ctx, x, y):
+        """The (loss, per-sample target or None) pairs to run, in order."""
+        raise NotImplementedError
+
+    def _attack(self, ctx, x, y, target):
+        out = x.clone()
+        done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for loss_name, targets in self._runs(ctx, x, y):
+            for _ in range(self.restarts):
+                idx = (~done).nonzero().flatten()
+                if idx.numel() == 0:
+                    return out
+                t = targets[idx] if targets is not None else None
+                adv, hit = self._apgd(ctx, x[idx], y[idx], t, idx, get_loss(loss_name))
+                out[idx] = adv
+                done[idx] = hit
+        return out
+
+    def _apgd(self, ctx, x0, y, target, idx, loss_fn):
+        """One APGD run on a subset; returns the answers and which are known adversarial."""
+        norm, eps, n = self.norm, self.eps, x0.shape[0]
+        dev = x0.device
+
+        def step(xs, ids, ys, ts):
+            logits, loss, grad = ctx.value_and_grad(xs, lambda z: loss_fn(z, ys, ts), ids)
+            return loss, grad, fooled(logits, ys, ts)
+
+        result = x0.clone()
+        hit_any = torch.zeros(n, dtype=torch.bool, device=dev)
+        act = torch.arange(n, device=dev)
+        x_cur = project(x0 + random_in_ball(x0, norm, eps, ctx.generator), x0, norm, eps)
+        loss, grad, hit = step(x_cur, idx, y, target)
+        state = {
+            "x0": x0,
+            "y": y,
+            "t": target,
+            "ids": idx,
+            "x": x_cur,
+            "x_prev": x_cur.clone(),
+            "grad": grad,
+            "loss": loss,
+            "x_best": x_cur.clone(),
+            "grad_best": grad.clone(),
+            "loss_best": loss.clone(),
+            "eta": torch.full((n,), 2.0 * eps, device=dev),
+            "eta_ckpt": torch.full((n,), 2.0 * eps, device=dev),
+            "best_ckpt": loss.clone(),
+            "ups": torch.zeros(n, device=dev),
+        }
+        ckpts = checkpoints(self.steps)
+        last_ckpt = 0
+
+        def record(hit, act, state):
+            new = hit & ~hit_any[act]
+            if new.any():
+                result[act[new]] = state["x"][new]
+                hit_any[act[new]] = True
+            if self.early_stop and hit.any():
+                keep = ~hit
+                state = {k: (v[keep] if v is not None else None) for k, v in state.items()}
+                act = act[keep]
+            return act, state
+
+        act, state = record(hit, act, state)
+        for k in range(1, self.steps):
+            if act.numel() == 0:
+                return result, hit_any
+            s = state
+            view = (-1,) + (1,) * (x0.dim() - 1)
+            z = project(
+                s["x"] + s["eta"].view(view) * normalize_direction(s["grad"], norm),
+                s["x0"],
+                norm,
+                eps,
+            )
+            if k > 1:
+                a = self.alpha
+                z = project(
+                    s["x"] + a * (z - s["x"]) + (1 - a) * (s["x"] - s["x_prev"]), s["x0"], norm, eps
+                )
+            s["x_prev"] = s["x"]
+            s["x"] = z
+            loss, grad, hit = step(z, s["ids"], s["y"], s["t"])
+            s["ups"] += (loss > s["loss"]).float()
+            s["loss"], s["grad"] = loss, grad
+            better = loss > s["loss_best"]
+            s["x_best"] = torch.where(better.view(view), z, s["x_best"])
+            s["grad_best"] = torch.where(better.view(view), grad, s["grad_best"])
+            s["loss_best"] = torch.where(better, loss, s["loss_best"])
+            if k in ckpts:
+                span = k - last_ckpt
+                few_ups = s["ups"] < self.rho * span
+                stalled = (s["eta"] == s["eta_ckpt"]) & (s["loss_best"] == s["best_ckpt"])
+                reduce = few_ups | stalled
+                s["eta_ckpt"] = s["eta"].clone()
+                s["best_ckpt"] = s["loss_best"].clone()
+                s["eta"] = torch.where(reduce, s["eta"] / 2, s["eta"])
+                r = reduce.view(view)
+                s["x"] = torch.where(r, s["x_best"], s["x"])
+                s["grad"] = torch.where(r, s["grad_best"], s["grad"])
+                s["ups"].zero_()
+                last_ckpt = k
+            act, state = record(hit, act, s)
+        pending = ~hit_any[act]
+        if pending.any():
+            result[act[pending]] = state["x_best"][pending]
+        return result, hit_any
+
+
+@ATTACKS.register(
+    "apgd-ce",
+    family="gradient",
+    norms="linf, l2",
+    summary="APGD with cross-entropy loss: automatic step size, momentum, checkpoints",
+    reference="Croce & Hein, ICML 2020",
+)
+class APGDCE(_APGDBase):
+    """APGD on the cross-entropy loss."""
+
+    name = "apgd-ce"
+
+    def _runs(self, ctx, x, y):
+        return [("ce", None)]
+
+
+@ATTACKS.register(
+    "apgd-dlr",
+    family="gradient",
+    norms="linf, l2",
+    summary="APGD with the scale-invariant DLR loss",
+    reference="Croce & Hein, ICML 2020",
+)
+class APGDDLR(_APGDBase):
+    """APGD on the DLR loss."""
+
+    name = "apgd-dlr"
+
+    def _runs(self, ctx, x, y):
+        return [("dlr", None)]
+
+
+@ATTACKS.register(
+    "apgd-t",
+    family="gradient",
+    norms="linf, l2",
+    summary="Targeted APGD-DLR against the most likely wrong classes in turn (AutoAttack's APGD-T)",
+    reference="Croce & Hein, ICML 2020",
+)
+class APGDT(_APGDBase):
+    """Targeted APGD on the targeted DLR loss, one run per candidate target class."""
+
+    name = "apgd-t"
+
+    def __init__(
+        self,
+        norm: str = "linf",
+        eps: float | str = 8 / 255,
+        steps: int = 100,
+        n_target_classes: int = 9,
+        restarts: int = 1,
+        rho: float = 0.75,
+        alpha: float = 0.75,
+        early_stop: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(norm, eps, steps, restarts, rho, alpha, early_stop, seed)
+        self.n_target_classes = check_positive_int("n_target_classes", n_target_classes)
+
+    def _runs(self, ctx, x, y):
+        ranking = ctx.logits(x).argsort(dim=1, descending=True)  # one counted forward pass
+        k = min(self.n_target_classes, ranking.shape[1] - 1)
+        runs = []
+        for r in range(1, k + 1):
+            t = ranking[:, r]
+            # the top class is the true label for samples the model gets right; guard anyway
+            t = torch.where(t == y, ranking[:, 0], t)
+            runs.append(("dlr", t))
+        return runs

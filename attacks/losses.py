@@ -1,0 +1,65 @@
+"""Per-sample losses the gradient attacks maximise (higher = closer to a successful attack).
+
+Untargeted losses push the true class ``y`` down; targeted ones (``target`` given) push the
+target class up. All return one value per sample, so attacks can track each sample's progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from robustkit.errors import InputError
+
+LOSSES = ("ce", "margin", "dlr")
+
+
+def _other_max(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    """Largest logit among the classes other than ``cls``."""
+    masked = logits.scatter(1, cls[:, None], float("-inf"))
+    return masked.amax(dim=1)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
+    if target is None:
+        return F.cross_entropy(logits, y, reduction="none")
+    return -F.cross_entropy(logits, target, reduction="none")
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
+    """Carlini & Wagner's margin: ``max_{j≠y} z_j − z_y`` (targeted: ``z_t − max_{j≠t} z_j``)."""
+    if target is None:
+        return _other_max(logits, y) - logits.gather(1, y[:, None]).squeeze(1)
+    return logits.gather(1, target[:, None]).squeeze(1) - _other_max(logits, target)
+
+
+def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
+    """Difference-of-logits ratio of Croce & Hein (2020): the margin divided by the spread of the
+    top logits, so it is invariant to shifting and scaling the logits."""
+    top = logits.sort(dim=1, descending=True).values
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    if target is None:
+        return (_other_max(logits, y) - z_y) / (top[:, 0] - top[:, 2] + 1e-12)
+    z_t = logits.gather(1, target[:, None]).squeeze(1)
+    return (z_t - z_y) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+_BY_NAME = {"ce": cross_entropy, "margin": margin, "cw": margin, "dlr": dlr}
+
+
+def get_loss(
+    name: str,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The loss function named ``ce``, ``margin`` (alias ``cw``) or ``dlr``."""
+    try:
+        return _BY_NAME[str(name).lower()]
+    except KeyError:
+        raise InputError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}") from None
+
+
+def fooled(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Per sample: misclassified (untargeted) or classified as the target (targeted)."""
+    pred = logits.argmax(dim=1)
+    return pred == target if target is not None else pred != y

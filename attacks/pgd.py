@@ -1,0 +1,201 @@
+"""FGSM and PGD: (projected) gradient ascent on a loss inside the ε-ball (L∞ or L2).
+
+PGD (Madry et al., ICLR 2018) repeats a steepest-ascent step of size ``step_size`` (the gradient's
+sign for L∞, its direction for L2) and projects back onto the ε-ball and the [0, 1] box. FGSM
+(Goodfellow et al., ICLR 2015) is the single step of size ε from the clean image; with a random
+start it is FGSM-RS (Wong et al., ICLR 2020: step 1.25·ε, then projection).
+
+Each sample's search ends at its first adversarial iterate when ``early_stop`` is on (the batch
+shrinks as samples are fooled, so later steps cost less); with ``early_stop=False`` every sample
+runs all steps and the first adversarial iterate found is still what is returned. Restarts attack
+only the samples no earlier restart fooled. ``eot`` > 1 averages the gradient over that many
+forward/backward passes, for randomized models (expectation over transformation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robustkit.attack import Attack, AttackContext
+from robustkit.errors import InputError
+from robustkit.registry import ATTACKS
+from robustkit.threat import normalize_direction, project, random_in_ball
+
+from .losses import LOSSES, fooled, get_loss
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` as a positive int, or a clear error naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive whole number, got {value!r}")
+    return value
+
+
+def check_step_size(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InputError(f"step_size must be a positive number, got {value!r}")
+    return float(value)
+
+
+def eot_value_and_grad(ctx: AttackContext, x, idx, loss_of, eot: int):
+    """Logits, loss and gradient at ``x``, averaged over ``eot`` passes (counted per pass)."""
+    logits, loss, grad = ctx.value_and_grad(x, loss_of, idx)
+    for _ in range(eot - 1):
+        lg, ls, g = ctx.value_and_grad(x, loss_of, idx)
+        logits, loss, grad = logits + lg, loss + ls, grad + g
+    if eot > 1:
+        logits, loss, grad = logits / eot, loss / eot, grad / eot
+    return logits, loss, grad
+
+
+@ATTACKS.register(
+    "pgd",
+    family="gradient",
+    norms="linf, l2",
+    summary="Projected gradient descent: steps, restarts, CE/margin/DLR loss, targeted, EOT",
+    reference="Madry et al., ICLR 2018",
+)
+class PGD(Attack):
+    """Projected gradient ascent with random start, restarts, early stop and EOT."""
+
+    name = "pgd"
+
+    def __init__(
+        self,
+        norm: str = "linf",
+        eps: float | str = 8 / 255,
+        steps: int = 10,
+        step_size: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        loss: str = "ce",
+        targeted: bool = False,
+        early_stop: bool = True,
+        eot: int = 1,
+        seed: int = 0,
+    ):
+        super().__init__(norm=norm, eps=eps, targeted=targeted, seed=seed)
+        self.steps = check_positive_int("steps", steps)
+        self.step_size = check_step_size(step_size)
+        self.random_start = bool(random_start)
+        self.restarts = check_positive_int("restarts", restarts)
+        get_loss(loss)
+        if str(loss).lower() not in LOSSES + ("cw",):
+            raise InputError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
+        self.loss = str(loss).lower()
+        self.early_stop = bool(early_stop)
+        self.eot = check_positive_int("eot", eot)
+
+    @property
+    def alpha(self) -> float:
+        """The step size used: ``step_size``, or 2.5·ε/steps (Madry et al.'s rule)."""
+        return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
+
+    def _attack(self, ctx, x, y, target):
+        n = x.shape[0]
+        out = x.clone()
+        done = torch.zeros(n, dtype=torch.bool, device=x.device)
+        for restart in range(self.restarts):
+            idx = (~done).nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            t = target[idx] if target is not None else None
+            last = restart == self.restarts - 1
+            adv, hit = self._run(ctx, x[idx], y[idx], t, idx, check_final=not last)
+            out[idx] = adv
+            done[idx] = hit
+        return out
+
+    def _run(self, ctx, x0, y, target, idx, check_final: bool):
+        """One restart on a subset; returns each sample's answer and whether it is known to be
+        adversarial. ``check_final`` spends one more forward pass to judge the last iterate
+        (needed only when another restart would otherwise redo a sample already fooled)."""
+        loss_fn = get_loss(self.loss)
+        eps, norm, alpha = self.eps, self.norm, self.alpha
+        x_adv = x0
+        if self.random_start:
+            x_adv = project(x0 + random_in_ball(x0, norm, eps, ctx.generator), x0, norm, eps)
+        result = x_adv.clone()
+        hit_any = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
+        act = torch.arange(x0.shape[0], device=x0.device)
+        xa, x0a, ya, ta, ida = x_adv, x0, y, target, idx
+        for _ in range(self.steps):
+            logits, _, grad = eot_value_and_grad(
+                ctx, xa, ida, lambda z, ya=ya, ta=ta: loss_fn(z, ya, ta), self.eot
+            )
+            hit = fooled(logits, ya, ta)
+            new = hit & ~hit_any[act]
+            if new.any():
+                result[act[new]] = xa[new]
+                hit_any[act[new]] = True
+            if self.early_stop and hit.any():
+                keep = ~hit
+                act, xa, x0a, ya, grad, ida = (
+                    act[keep],
+                    xa[keep],
+                    x0a[keep],
+                    ya[keep],
+                    grad[keep],
+                    ida[keep],
+                )
+                ta = ta[keep] if ta is not None else None
+                if act.numel() == 0:
+                    return result, hit_any
+            xa = project(xa + alpha * normalize_direction(grad, norm), x0a, norm, eps)
+        pending = ~hit_any[act]
+        if pending.any():
+            result[act[pending]] = xa[pending]
+            if check_final:
+                logits = ctx.logits(xa, ida)
+                hit_any[act] |= fooled(logits, ya, ta) & pending
+        return result, hit_any
+
+
+@ATTACKS.register(
+    "fgsm",
+    family="gradient",
+    norms="linf, l2",
+    summary="Fast gradient sign method: one step of size eps (FGSM-RS with random_start)",
+    reference="Goodfellow et al., ICLR 2015; FGSM-RS: Wong et al., ICLR 2020",
+)
+class FGSM(PGD):
+    """One gradient step: the sign (L∞) or direction (L2) of the loss gradient, scaled to ε.
+
+    With ``random_start`` it is FGSM-RS: a uniform random start in the ε-ball, one step of
+    1.25·ε (unless ``step_size`` says otherwise), then projection.
+    """
+
+    name = "fgsm"
+
+    def __init__(
+        self,
+        norm: str = "linf",
+        eps: float | str = 8 / 255,
+        step_size: float | None = None,
+        random_start: bool = False,
+        loss: str = "ce",
+        targeted: bool = False,
+        eot: int = 1,
+        seed: int = 0,
+    ):
+        super().__init__(
+            norm=norm,
+            eps=eps,
+            steps=1,
+            step_size=step_size,
+            random_start=random_start,
+            restarts=1,
+            loss=loss,
+            targeted=targeted,
+            early_stop=True,
+            eot=eot,
+            seed=seed,
+        )
+
+    @property
+    def alpha(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return 1.25 * self.eps if self.random_start else self.eps
