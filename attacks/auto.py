@@ -24,7 +24,7 @@ from robustkit.registry import ATTACKS
 from .losses import fooled
 
 #: The default stages: cheap first, expensive only on what is left.
-DEFAULT_STAGES = ("apgd-ce:steps=25", "apgd-t:steps=25,n_target_classes=3")
+DEFAULT_STAGES = ("apgd-ce:steps=20", "apgd-t:steps=20,n_target_classes=3")
 
 
 def stage_robust_accuracy(result: AttackResult) -> list[float]:

@@ -1,0 +1,212 @@
+"""Properties every white-box attack must have, on small synthetic models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from robustkit.attacks.apgd import checkpoints
+from robustkit.attacks.auto import stage_robust_accuracy
+from robustkit.attacks.losses import dlr, margin
+from torch import nn
+
+import robustkit
+from robustkit.errors import InputError
+
+from .helpers import Linear, Softmaxed
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def batch(seed=0, n=24):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 8, 8, generator=gen)
+    return x
+
+
+MODES = [
+    ("fgsm", {}),
+    ("fgsm", {"random_start": True}),
+    ("pgd", {"steps": 5}),
+    ("pgd", {"steps": 5, "early_stop": False}),
+    ("pgd", {"steps": 3, "restarts": 2, "loss": "margin"}),
+    ("pgd", {"steps": 3, "loss": "dlr"}),
+    ("pgd", {"steps": 3, "eot": 2}),
+    ("apgd-ce", {"steps": 8}),
+    ("apgd-dlr", {"steps": 8}),
+    ("apgd-t", {"steps": 5, "n_target_classes": 2}),
+    ("auto", {"stages": ["apgd-ce:steps=4", "apgd-t:steps=4,n_target_classes=2"]}),
+]
+
+
+@pytest.mark.parametrize("name, params", MODES)
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_ball_box_and_success(name, params, norm, eps):
+    model = SmallCNN()
+    x = batch()
+    y = model(x).argmax(1)
+    y[:3] = (y[:3] + 1) % 10
+    res = robustkit.get_attack(name, norm=norm, eps=eps, **params)(model, x, y)
+    assert (res.norms <= eps + 1e-6).all()
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert torch.equal(res.success, model(res.x_adv).argmax(1) != y)
+    assert not res.attacked[:3].any() and (res.gradients[:3] == 0).all()
+    assert (res.gradients[3:] >= 1).all() and (res.queries >= res.gradients).all()
+    assert res.success[3:].any()  # a small untrained CNN is easy to fool at these budgets
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 4 / 255), ("l2", 0.3)])
+def test_targeted_pgd_reaches_targets(norm, eps):
+    model = SmallCNN()
+    x = batch()
+    y = model(x).argmax(1)
+    target = (y + 1) % 10
+    res = robustkit.get_attack("pgd", norm=norm, eps=eps * 16, steps=30, targeted=True)(
+        model, x, y, target
+    )
+    assert torch.equal(res.success, model(res.x_adv).argmax(1) == target)
+    assert res.success.float().mean() > 0.5
+    with pytest.raises(InputError, match="needs target labels"):
+        robustkit.get_attack("pgd", targeted=True)(model, x, y)
+    with pytest.raises(InputError, match="target equals the true label"):
+        robustkit.get_attack("fgsm", targeted=True)(model, x, y, y)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 1000), norm=st.sampled_from(["linf", "l2"]))
+def test_robust_accuracy_does_not_increase_with_eps(seed, norm):
+    model = SmallCNN(seed % 7)
+    x = batch(seed)
+    y = model(x).argmax(1)
+    scale = 1 / 255 if norm == "linf" else 0.05
+    accs = [
+        robustkit.get_attack(
+            "pgd",
+            norm=norm,
+            eps=k * scale,
+            steps=10,
+            step_size=k * scale / 4,
+            random_start=False,
+            early_stop=False,
+        )(model, x, y).robust_accuracy
+        for k in (1, 2, 4, 8)
+    ]
+    assert all(a >= b for a, b in zip(accs, accs[1:], strict=False))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), eps=st.floats(0.001, 0.05))
+def test_fgsm_on_a_linear_classifier_is_the_analytic_optimum(seed, eps):
+    """For logits Wx + b and an image away from the box edges, L∞ FGSM on CE moves each pixel
+    by ε against the gradient of the true class's log-probability; for two classes that is
+    sign(w_other − w_y), which maximises the margin over the ε-ball exactly."""
+    model = Linear(in_shape=(1, 4, 4), classes=2, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = 0.25 + 0.5 * torch.rand(6, 1, 4, 4, generator=gen)
+    y = model(x).argmax(1)
+    res = robustkit.get_attack("fgsm", eps=eps)(model, x, y)
+    w = model.fc.weight.detach()
+    direction = (w[1 - y] - w[y]).sign().view(-1, 1, 4, 4)
+    expected = x + eps * direction
+    assert torch.allclose(res.x_adv, expected, atol=1e-6)
+    # and it is the margin-maximising point: no corner of the ball does better
+    gain = ((w[1 - y] - w[y]) * (res.x_adv - x).flatten(1)).sum(1)
+    assert torch.allclose(gain, eps * (w[1 - y] - w[y]).abs().sum(1), rtol=1e-4)
+
+
+def test_l2_fgsm_is_the_normalised_gradient_step():
+    model = Linear(in_shape=(1, 4, 4), classes=2, seed=3)
+    x = 0.5 * torch.ones(4, 1, 4, 4)
+    y = model(x).argmax(1)
+    res = robustkit.get_attack("fgsm", norm="l2", eps=0.1)(model, x, y)
+    w = model.fc.weight.detach()
+    d = (w[1 - y] - w[y]) / (w[1 - y] - w[y]).norm(dim=1, keepdim=True)
+    assert torch.allclose(res.x_adv.flatten(1), x.flatten(1) + 0.1 * d, atol=1e-6)
+    assert torch.allclose(res.norms, torch.full((4,), 0.1), atol=1e-6)
+
+
+def test_early_stop_saves_gradients_and_restarts_only_retry_survivors():
+    model = SmallCNN()
+    x = batch(n=48)
+    y = model(x).argmax(1)
+    fixed = robustkit.get_attack("pgd", eps=8 / 255, steps=10, early_stop=False)(model, x, y)
+    early = robustkit.get_attack("pgd", eps=8 / 255, steps=10)(model, x, y)
+    assert int(fixed.gradients.sum()) == 10 * int(fixed.attacked.sum())
+    assert int(early.gradients.sum()) < int(fixed.gradients.sum())
+    assert early.robust_accuracy <= fixed.robust_accuracy + 0.05
+    # restarts: samples fooled in the first restart are not attacked again
+    r2 = robustkit.get_attack("pgd", eps=1 / 255, steps=2, restarts=3)(model, x, y)
+    r1 = robustkit.get_attack("pgd", eps=1 / 255, steps=2, restarts=1)(model, x, y)
+    assert r2.robust_accuracy <= r1.robust_accuracy
+    assert (r2.gradients[r2.attacked] <= 6).all()
+
+
+def test_eot_counts_every_pass():
+    model = SmallCNN()
+    x = batch(n=8)
+    y = model(x).argmax(1)
+    res = robustkit.get_attack("pgd", steps=3, eot=4, early_stop=False, eps=1 / 255)(model, x, y)
+    assert (res.gradients[res.attacked] == 12).all()
+
+
+def test_auto_reports_stages():
+    model = SmallCNN()
+    x = batch(n=32)
+    y = model(x).argmax(1)
+    res = robustkit.get_attack("auto", eps=2 / 255)(model, x, y)
+    per_stage = stage_robust_accuracy(res)
+    assert len(per_stage) == 2 and per_stage[0] >= per_stage[1] == pytest.approx(
+        res.robust_accuracy
+    )
+    with pytest.raises(InputError, match="untargeted gradient attacks"):
+        robustkit.get_attack("auto", stages=["cgba"])
+
+
+def test_losses():
+    z = torch.tensor([[3.0, 1.0, 0.0, -1.0], [0.0, 2.0, 1.0, 0.5]])
+    y = torch.tensor([0, 0])
+    assert torch.allclose(margin(z, y, None), torch.tensor([-2.0, 2.0]))
+    assert torch.allclose(dlr(z, y, None), torch.tensor([-2.0 / 3.0, 2.0 / 1.5]))
+    assert torch.allclose(dlr(3 * z + 5, y, None), dlr(z, y, None), atol=1e-6)  # scale-invariant
+    assert checkpoints(100) == [22, 41, 58, 70, 80, 87, 93, 99]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"eps": 0}, "eps must be a positive"),
+        ({"eps": "x"}, "eps must be a positive"),
+        ({"norm": "l1"}, "unknown norm"),
+        ({"steps": 0}, "steps must be a positive"),
+        ({"loss": "hinge"}, "unknown loss"),
+        ({"step_size": -1}, "step_size must be a positive"),
+    ],
+)
+def test_bad_parameters(params, message):
+    with pytest.raises(InputError, match=message):
+        robustkit.get_attack("pgd", **params)
+
+
+def test_probability_model_warns_and_layouts_work():
+    model = SmallCNN()
+    x = batch(n=8)
+    y = model(x).argmax(1)
+    with pytest.warns(robustkit.RobustkitWarning, match="probabilities"):
+        robustkit.get_attack("fgsm")(Softmaxed(model), x, y)
+    a = robustkit.get_attack("pgd", steps=3)(model, x, y)
+    b = robustkit.get_attack("pgd", steps=3)(model, x.to(memory_format=torch.channels_last), y)
+    c = robustkit.get_attack("pgd", steps=3)(
+        model, x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2), y
+    )
+    assert torch.allclose(a.x_adv, b.x_adv, atol=1e-6) and torch.equal(a.x_adv, c.x_adv)
