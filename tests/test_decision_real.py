@@ -12,10 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def resnet20_subset():
-    if "cifar10/resnet20" not in robustkit.list_models():
-        pytest.skip("the zoo does not provide cifar10/resnet20")
-    model = robustkit.load_model("cifar10/resnet20", device="cpu")
+def resnet20_subset(zoo_model):
+    model = zoo_model("cifar10/resnet20")
     x, y = robustkit.load_dataset("cifar10", "test", n=20)
     with torch.no_grad():
         ok = model(x).argmax(1) == y
