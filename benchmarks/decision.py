@@ -286,6 +286,8 @@ def markdown(report: dict) -> str:
         "query and keeps the closest adversarial input it sees (probes included), which can only "
         "flatter them."
     )
+    if report.get("note"):
+        lines += ["", report["note"]]
     lines += [""] + acceptance(report)
     return "\n".join(lines)
 
@@ -395,6 +397,7 @@ def main(argv=None) -> None:
     p.add_argument("--plot", default=str(ROOT / "decision.png"))
     p.add_argument("--readme", action="store_true", help="update benchmarks/README.md")
     p.add_argument("--fresh", action="store_true", help="recompute pairs already in --out")
+    p.add_argument("--note", default="", help="a remark printed under the tables")
     p.add_argument(
         "--merge",
         default="",
@@ -467,6 +470,8 @@ def main(argv=None) -> None:
             report["targeted"][model_name] = {"pairs": k, **r}
             print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
             save()
+    if args.note:
+        report["note"] = args.note
     save()
     text = markdown(report)
     print(text)
