@@ -1,0 +1,396 @@
+"""Stored, resumable evaluation runs: the composition of model, data, attacks and the store.
+
+A :class:`RunConfig` says everything that defines a run; its hash is the run's id. Running the
+same configuration again continues the stored run: finished shards are skipped (each shard's
+attacks are seeded from the run's seed and the shard's index, so the numbers do not depend on
+which shards ran in which process), and the report is computed from the store, so a resumed run
+reports exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .store import Store, dumps
+from .threat import check_norm, format_eps, parse_eps
+
+#: ε used when none is given, by (data set, norm): the budgets most papers report.
+DEFAULT_EPS = {
+    ("cifar10", "linf"): 8 / 255,
+    ("cifar10", "l2"): 0.5,
+    ("mnist", "linf"): 0.3,
+    ("mnist", "l2"): 2.0,
+}
+#: Query budgets reported for decision-based attacks (those up to the attack's own budget).
+DEFAULT_BUDGETS = (100, 250, 500, 1000, 2000, 5000, 10000)
+
+
+def default_eps(dataset: str, norm: str) -> float:
+    """The conventional ε for a data set and norm (8/255 and 0.5 for CIFAR-10, 0.3 and 2.0 for
+    MNIST, 8/255 and 0.5 otherwise)."""
+    return DEFAULT_EPS.get((dataset, norm), 8 / 255 if norm == "linf" else 0.5)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines an evaluation run (the CLI's ``evaluate`` options)."""
+
+    model: str
+    dataset: str | None = None
+    split: str = "test"
+    n: int = 1000
+    offset: int = 0
+    correct_only: bool = False
+    attacks: tuple[str, ...] = ()
+    defenses: tuple[str, ...] = ()
+    norm: str = "linf"
+    eps: float | str | None = None
+    targeted: bool = False
+    queries: int = 1000
+    batch_size: int = 250
+    seed: int = 0
+    device: str = "auto"
+    weights: str | None = None
+    unsafe_load: bool = False
+    sanity: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def random_targets(y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+    """A target class for every sample, uniformly among the classes other than its label."""
+    gen = torch.Generator().manual_seed(seed)
+    shift = torch.randint(1, num_classes, y.shape, generator=gen)
+    return (y + shift) % num_classes
+
+
+def first_correct_indices(
+    model, dataset: str, split: str, n: int, offset: int, device
+) -> list[int]:
+    """Indices of the first ``n`` samples from ``offset`` that ``model`` classifies correctly."""
+    from .data import dataset_size, load_dataset
+
+    total, found, start = dataset_size(dataset, split), [], offset
+    while len(found) < n and start < total:
+        stop = min(start + 500, total)
+        x, y = load_dataset(dataset, split, n=stop - start, offset=start)
+        with torch.no_grad():
+            ok = (model(x.to(device)).argmax(1).cpu() == y).nonzero().flatten() + start
+        found.extend(ok.tolist())
+        start = stop
+    if len(found) < n:
+        raise InputError(f"only {len(found)} correctly classified samples from offset {offset}")
+    return found[:n]
+
+
+def package_versions() -> dict[str, str]:
+    from . import __version__
+
+    return {
+        "robustkit": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class Run:
+    """A prepared run: the loaded model, data, attacks and the identity in the store."""
+
+    config: RunConfig
+    run_id: str
+    model: Any
+    attacks: dict[str, Any]
+    indices: list[int]
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    dataset: str
+    eps: float
+    device: torch.device
+    fields: dict[str, Any]
+
+
+def prepare(config: RunConfig) -> Run:
+    """Load everything a run needs and compute its id (no attack runs yet)."""
+    from . import zoo
+    from .data import load_dataset
+    from .device import resolve_device, seed_everything
+    from .specs import build_attack, build_defense
+
+    norm = check_norm(config.norm)
+    if config.queries <= 0:
+        raise InputError(f"--queries must be a positive query budget, got {config.queries}")
+    if config.batch_size <= 0:
+        raise InputError(f"--batch-size must be a positive integer, got {config.batch_size}")
+    if config.n <= 0:
+        raise InputError(f"n must be a positive number of samples, got {config.n}")
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    is_file = ".py:" in config.model
+    info = {} if is_file else zoo.model_info(config.model)
+    dataset = config.dataset or info.get("dataset")
+    if dataset is None:
+        raise InputError(f"--data is needed: {config.model!r} does not say which data set it takes")
+    eps = parse_eps(config.eps) if config.eps is not None else default_eps(dataset, norm)
+    targeted = config.targeted or None
+    attacks: dict[str, Any] = {}
+    for spec in config.attacks:
+        atk = build_attack(spec, norm=norm, eps=eps, max_queries=config.queries, targeted=targeted)
+        label, k = spec, 2
+        while label in attacks:
+            label, k = f"{spec}#{k}", k + 1
+        attacks[label] = atk
+    defenses = [build_defense(spec) for spec in config.defenses]
+    model = zoo.load_model(
+        config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
+    )
+    sha = zoo.weights_sha256(model)
+    for defense in defenses:
+        model = defense.apply(model)
+    if config.correct_only:
+        indices = first_correct_indices(
+            model, dataset, config.split, config.n, config.offset, device
+        )
+        x, y = load_dataset(dataset, config.split, indices=indices)
+    else:
+        x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset)
+        indices = list(range(config.offset, config.offset + len(y)))
+    target = None
+    if any(a.targeted for a in attacks.values()):
+        with torch.no_grad():
+            num_classes = model(x[:1].to(device)).shape[1]
+        target = random_targets(y, num_classes, config.seed)
+    identity = {
+        "model": config.model,
+        "weights_sha256": sha,
+        "dataset": dataset,
+        "split": config.split,
+        "indices": indices,
+        "norm": norm,
+        "eps": eps,
+        "attacks": {label: {"name": a.name, "params": a.params} for label, a in attacks.items()},
+        "defenses": {spec: d.params for spec, d in zip(config.defenses, defenses, strict=True)},
+        "targeted": bool(config.targeted),
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+    }
+    run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
+    fields = {
+        "config": dumps({**asdict(config), "eps": eps, "dataset": dataset}),
+        "model": config.model,
+        "weights_sha256": sha,
+        "dataset": dataset,
+        "split": config.split,
+        "indices": dumps(indices),
+        "norm": norm,
+        "eps": eps,
+        "attacks": dumps(identity["attacks"]),
+        "defenses": dumps(identity["defenses"]),
+        "seed": config.seed,
+        "device": str(device),
+        "versions": dumps(package_versions()),
+        "training": info.get("training", "user model" if is_file else None),
+        "command": config.extra.get("command"),
+    }
+    return Run(config, run_id, model, attacks, indices, x, y, target, dataset, eps, device, fields)
+
+
+def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, float]]:
+    """The store rows of one finished shard."""
+    idx = run.indices[shard.start : shard.stop]
+    samples = list(zip(idx, shard.y.tolist(), shard.clean_pred.tolist(), strict=True))
+    rows, seconds = [], {}
+    for label, res in shard.results.items():
+        seconds[label] = res.seconds
+        robust = res.robust.tolist()
+        trajectories = res.trajectories
+        for j, i in enumerate(idx):
+            traj = None
+            if trajectories is not None:
+                traj = json.dumps(
+                    [[int(q), round(float(d), 6)] for q, d in trajectories[j].tolist()]
+                )
+            rows.append(
+                (
+                    label,
+                    i,
+                    int(res.attacked[j]),
+                    int(res.success[j]),
+                    int(robust[j]),
+                    int(res.adv_pred[j]),
+                    float(res.norms[j]),
+                    float(res.l2[j]),
+                    float(res.linf[j]),
+                    int(res.queries[j]),
+                    int(res.gradients[j]),
+                    traj,
+                )
+            )
+    return samples, rows, seconds
+
+
+def execute(run: Run, store: Store, fresh: bool = False, progress: bool = True):
+    """Compute the shards the store lacks, write each as it finishes, run the sanity checks,
+    and mark the run finished. Returns the in-memory evaluation of the shards computed now."""
+    from .evaluation import evaluate
+    from .sanity import run_checks
+
+    store.start_run(run.run_id, run.fields, fresh=fresh)
+    done = store.finished_shards(run.run_id)
+
+    def on_shard(shard) -> None:
+        samples, rows, seconds = shard_rows(run, shard)
+        store.write_shard(
+            run.run_id, shard.index, shard.start, shard.stop, shard.seconds, seconds, samples, rows
+        )
+
+    evaluation = evaluate(
+        run.model,
+        run.attacks,
+        run.x,
+        run.y,
+        target=run.target,
+        batch_size=run.config.batch_size,
+        seed=run.config.seed,
+        progress=progress,
+        skip_shards=done,
+        on_shard=on_shard,
+    )
+    if run.config.sanity:
+        summary = summarize(store, run.run_id)
+        store.write_checks(run.run_id, run_checks(run, summary))
+    store.finish_run(run.run_id)
+    return evaluation
+
+
+def run_evaluation(
+    config: RunConfig, db: str | Path | None = None, fresh: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) ``config`` against the store at ``db``; return its report from the store."""
+    run = prepare(config)
+    with Store.open(db) as store:
+        execute(run, store, fresh=fresh, progress=progress)
+        return summarize(store, run.run_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reports computed from the store
+# ------------------------------------------------------------------------------------------------
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else math.nan
+
+
+def l2_at_budget(traj: list[list[float]], budget: int) -> float:
+    """Distance of the best adversarial found within ``budget`` queries (inf if none)."""
+    best = math.inf
+    for q, d in traj:
+        if q <= budget:
+            best = min(best, d)
+        else:
+            break
+    return best
+
+
+def decision_figures(rows: list[dict], budgets: list[int], eps: float | None) -> dict[str, Any]:
+    """Median L2 at each budget and success rate at ε within each budget, over attacked samples."""
+    trajs = [json.loads(r["trajectory"]) for r in rows if r["attacked"] and r["trajectory"]]
+    out: dict[str, Any] = {"budgets": budgets, "n": len(trajs)}
+    at = [[l2_at_budget(t, b) for t in trajs] for b in budgets]
+    out["median_l2"] = [_median(v) if v else math.nan for v in at]
+    if eps is not None:
+        out["eps"] = eps
+        out["success_rate_at_eps"] = [
+            float(np.mean([d <= eps for d in v])) if v else math.nan for v in at
+        ]
+    return out
+
+
+def summarize(store: Store, run_id: str) -> dict[str, Any]:
+    """The report of a stored run: clean, per-attack and worst-case robust accuracy, norms,
+    counts and timings, decision-attack figures and sanity checks, all from the stored rows."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise InputError(f"no run {run_id!r} in {store.path}")
+    samples = store.samples(run_id)
+    n = len(samples)
+    correct = {s["idx"]: s["y"] == s["clean_pred"] for s in samples}
+    attacks = json.loads(run["attacks"])
+    config = json.loads(run["config"])
+    seconds: dict[str, float] = {}
+    for shard in store.shards(run_id):
+        for label, sec in json.loads(shard["attack_seconds"]).items():
+            seconds[label] = seconds.get(label, 0.0) + sec
+    joint = dict(correct)
+    report_attacks: dict[str, Any] = {}
+    for label, spec in attacks.items():
+        rows = store.results(run_id, label)
+        params = spec["params"]
+        family = "decision" if "max_queries" in params else "gradient"
+        eps = params.get("eps")
+        attacked = [r for r in rows if r["attacked"]]
+        fooled = [r for r in attacked if r["success"]]
+        row = {
+            "attack": spec["name"],
+            "family": family,
+            "params": params,
+            "threat": f"{params.get('norm', run['norm'])} "
+            + (format_eps(eps) if eps is not None else "min-norm"),
+            "n": len(rows),
+            "robust_accuracy": float(np.mean([r["robust"] for r in rows])) if rows else math.nan,
+            "success_rate": len(fooled) / len(attacked) if attacked else math.nan,
+            "median_norm": _median([r["norm"] for r in fooled]),
+            "max_norm": max((r["norm"] for r in fooled), default=math.nan),
+            "forwards": sum(r["queries"] for r in rows),
+            "gradients": sum(r["gradients"] for r in rows),
+            "seconds": seconds.get(label, math.nan),
+        }
+        if family == "decision":
+            max_q = int(params["max_queries"])
+            budgets = sorted({b for b in DEFAULT_BUDGETS if b <= max_q} | {max_q})
+            eps_l2 = eps if eps is not None else (run["eps"] if run["norm"] == "l2" else None)
+            row["decision"] = decision_figures(rows, budgets, eps_l2)
+        if family != "decision" or eps is not None:
+            for r in rows:
+                joint[r["idx"]] = joint[r["idx"]] and bool(r["robust"])
+        report_attacks[label] = row
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "model": run["model"],
+        "weights_sha256": run["weights_sha256"],
+        "training": run["training"],
+        "data": run["dataset"],
+        "split": run["split"],
+        "offset": config.get("offset", 0),
+        "correct_only": config.get("correct_only", False),
+        "n": n,
+        "device": run["device"],
+        "seed": run["seed"],
+        "defenses": list(json.loads(run["defenses"])),
+        "threat_model": {
+            "norm": run["norm"],
+            "eps": run["eps"],
+            "eps_text": format_eps(run["eps"]),
+        },
+        "clean_accuracy": float(np.mean(list(correct.values()))) if n else math.nan,
+        "attacks": report_attacks,
+        "robust_accuracy": float(np.mean(list(joint.values()))) if attacks and n else None,
+        "checks": [
+            {"name": c["name"], "flagged": bool(c["flagged"]), "detail": c["detail"]}
+            for c in store.checks(run_id)
+        ],
+        "db": str(store.path),
+    }

@@ -1,0 +1,172 @@
+"""Sanity checks run with every evaluation (after AutoAttack's checks and Carlini et al., "On
+Evaluating Adversarial Robustness", 2019). Each returns ``(name, flagged, detail)``; a flagged run
+is marked unreliable in every leaderboard, with the detail saying why.
+
+Model checks look at a few samples of the run: randomized outputs (advise EOT), outputs that look
+like probabilities, zero or NaN input gradients (gradient masking). Result checks compare the
+run's own numbers: a decision-based attack beating the white-box ones, robust accuracy above clean
+accuracy, and whether twice the steps with an extra restart still lower the robust accuracy.
+Cross-run checks (robust accuracy rising with ε) live in :mod:`robustkit.leaderboard`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Check = tuple[str, bool, str]
+
+
+def check_randomized(model: nn.Module, x: torch.Tensor) -> Check:
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    flagged = diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1)
+    detail = (
+        f"outputs change between identical calls (max difference {diff:.3g}): the model is "
+        "randomized; evaluate with EOT (e.g. --attack pgd:eot=10)"
+        if flagged
+        else "outputs are deterministic"
+    )
+    return "randomized_outputs", flagged, detail
+
+
+def check_probabilities(model: nn.Module, x: torch.Tensor) -> Check:
+    from .attack import looks_like_probabilities
+
+    with torch.no_grad():
+        flagged = looks_like_probabilities(model(x))
+    detail = (
+        "outputs are non-negative and sum to 1 (probabilities, not logits): gradient attacks "
+        "saturate; attack the logits"
+        if flagged
+        else "outputs look like logits"
+    )
+    return "probability_outputs", flagged, detail
+
+
+def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Check:
+    xg = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(xg), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, xg, allow_unused=True)
+    if grad is None:
+        return "gradient_masking", True, "the loss does not depend on the input (no gradient)"
+    flat = grad.flatten(1)
+    nan = bool(torch.isnan(flat).any())
+    zero = float((flat.abs().amax(dim=1) == 0).float().mean())
+    flagged = nan or zero > 0.5
+    if nan:
+        detail = (
+            "input gradients contain NaN: gradient masking; use BPDA or a score/label-only attack"
+        )
+    elif flagged:
+        detail = (
+            f"input gradients are exactly zero for {zero:.0%} of samples (e.g. a rounding or "
+            "quantizing input layer): gradient masking; use BPDA or a label-only attack"
+        )
+    else:
+        detail = f"input gradients are non-zero ({zero:.0%} zero)"
+    return "gradient_masking", flagged, detail
+
+
+def check_decision_beats_whitebox(summary: dict[str, Any]) -> Check:
+    white = {
+        k: v["robust_accuracy"] for k, v in summary["attacks"].items() if v["family"] == "gradient"
+    }
+    black = {
+        k: v["robust_accuracy"]
+        for k, v in summary["attacks"].items()
+        if v["family"] == "decision" and v["params"].get("eps") is not None
+    }
+    if not white or not black:
+        return (
+            "blackbox_beats_whitebox",
+            False,
+            "needs a white-box and an ε-bounded label-only attack",
+        )
+    best_white, (bk, best_black) = min(white.values()), min(black.items(), key=lambda kv: kv[1])
+    flagged = best_black < best_white - 0.01
+    detail = (
+        f"label-only {bk} reaches {best_black:.1%} robust accuracy, below the white-box "
+        f"{best_white:.1%}: the gradients mislead (masking); trust neither white-box number"
+        if flagged
+        else "white-box attacks are at least as strong as label-only ones"
+    )
+    return "blackbox_beats_whitebox", flagged, detail
+
+
+def check_robust_above_clean(summary: dict[str, Any]) -> Check:
+    bad = [
+        k
+        for k, v in summary["attacks"].items()
+        if v["robust_accuracy"] > summary["clean_accuracy"] + 1e-9
+    ]
+    detail = (
+        f"robust accuracy above clean accuracy for {', '.join(bad)}: the attack or the model is broken"
+        if bad
+        else "robust accuracy never exceeds clean accuracy"
+    )
+    return "robust_above_clean", bool(bad), detail
+
+
+def check_more_steps(run, x: torch.Tensor, y: torch.Tensor, limit: int = 64) -> Check:
+    """Attack the still-robust samples with twice the steps and one more restart of the run's
+    strongest iterative gradient attack; if that fools more than 1% of them, the reported
+    robust accuracy is not converged."""
+    from .attack import Attack
+
+    candidates = [
+        a
+        for a in run.attacks.values()
+        if isinstance(a, Attack)
+        and a.family == "gradient"
+        and hasattr(a, "steps")
+        and getattr(a, "steps", 1) > 1
+    ]
+    if not candidates:
+        return "more_steps_help", False, "no iterative gradient attack in the run"
+    atk = max(candidates, key=lambda a: a.steps * getattr(a, "restarts", 1))
+    base = atk(run.model, x, y)
+    keep = base.robust.nonzero().flatten()[:limit]
+    if keep.numel() < 10:
+        return "more_steps_help", False, "too few robust samples to test convergence"
+    stronger = type(atk)(
+        **{
+            **atk.params,
+            "steps": 2 * atk.steps,
+            "seed": atk.seed + 1,
+            **({"restarts": atk.restarts + 1} if hasattr(atk, "restarts") else {}),
+        }
+    )
+    res = stronger(run.model, x[keep], y[keep])
+    drop = 1.0 - res.robust_accuracy
+    flagged = drop > 0.01 and int((~res.robust).sum()) >= 2
+    detail = (
+        f"{atk.name} with {2 * atk.steps} steps and one more restart fools {drop:.1%} of the "
+        f"samples that survived {atk.steps} steps: not converged; use more steps or restarts"
+        if flagged
+        else f"doubling {atk.name}'s steps and adding a restart fooled none of {keep.numel()} robust samples"
+        if drop == 0
+        else f"doubling {atk.name}'s steps changed robust accuracy by {drop:.1%} only"
+    )
+    return "more_steps_help", flagged, detail
+
+
+def run_checks(run, summary: dict[str, Any], sample: int = 64) -> list[Check]:
+    """Every check for a prepared run (:class:`robustkit.runner.Run`) and its stored summary."""
+    x = run.x[:sample].to(run.device)
+    y = run.y[:sample].to(run.device)
+    checks = [
+        check_randomized(run.model, x),
+        check_probabilities(run.model, x),
+        check_gradients(run.model, x, y),
+        check_decision_beats_whitebox(summary),
+        check_robust_above_clean(summary),
+    ]
+    if any(a.family == "gradient" for a in run.attacks.values()):
+        checks.append(check_more_steps(run, x, y, limit=sample))
+    return checks

@@ -1,0 +1,296 @@
+"""The results store: one SQLite file that keeps every run, shard by shard.
+
+Schema (version in ``PRAGMA user_version``, file marked with robustkit's ``application_id``):
+
+- ``runs``: one row per run, identified by the hash of its configuration (model and weights,
+  data set and exact sample indices, threat model, attacks with all parameters, defenses, seed,
+  shard size), with the device, package versions, start/end times and status;
+- ``shards``: the shards a run finished (a resumed run skips them);
+- ``samples``: per sample, its label and clean prediction;
+- ``results``: per (sample, attack), success, robustness, adversarial prediction, perturbation
+  norms, forward/gradient counts and, for decision-based attacks, the trajectory;
+- ``checks``: the sanity checks run with each evaluation (flagged or not, and why).
+
+Writes happen one shard per transaction (``BEGIN IMMEDIATE``) in WAL mode with a busy timeout,
+so several processes can write to one file and an interrupted run keeps every finished shard.
+A file that is not a robustkit store (corrupt, or another program's database) is refused with a
+one-line error and never written to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import RobustkitError
+
+APPLICATION_ID = 0x524B5431  # "RKT1"
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    model TEXT NOT NULL,
+    weights_sha256 TEXT,
+    dataset TEXT NOT NULL,
+    split TEXT NOT NULL,
+    indices TEXT NOT NULL,
+    norm TEXT NOT NULL,
+    eps REAL,
+    attacks TEXT NOT NULL,
+    defenses TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    device TEXT,
+    versions TEXT,
+    training TEXT,
+    command TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    started REAL NOT NULL,
+    finished REAL
+);
+CREATE TABLE shards (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    shard INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    stop INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    attack_seconds TEXT NOT NULL,
+    finished REAL NOT NULL,
+    PRIMARY KEY (run_id, shard)
+);
+CREATE TABLE samples (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    shard INTEGER NOT NULL,
+    y INTEGER NOT NULL,
+    clean_pred INTEGER NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE results (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    attack TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    attacked INTEGER NOT NULL,
+    success INTEGER NOT NULL,
+    robust INTEGER NOT NULL,
+    adv_pred INTEGER NOT NULL,
+    norm REAL NOT NULL,
+    l2 REAL NOT NULL,
+    linf REAL NOT NULL,
+    queries INTEGER NOT NULL,
+    gradients INTEGER NOT NULL,
+    trajectory TEXT,
+    PRIMARY KEY (run_id, attack, idx)
+);
+CREATE TABLE checks (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    flagged INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX results_by_run ON results(run_id, attack);
+"""
+
+#: Migrations: ``MIGRATIONS[v]`` takes a store from version ``v`` to ``v + 1``.
+MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
+
+
+def default_db_path() -> Path:
+    """``$ROBUSTKIT_HOME/results.db``, else ``<user data dir>/robustkit/results.db``."""
+    home = os.environ.get("ROBUSTKIT_HOME")
+    base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("robustkit"))
+    return base / "results.db"
+
+
+class Store:
+    """A robustkit results database (SQLite). Use :meth:`open` to get one."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
+        """Open (or create) the store at ``path`` (default :func:`default_db_path`)."""
+        path = Path(path).expanduser() if path is not None else default_db_path()
+        exists = path.exists() and path.stat().st_size > 0
+        if not exists and not create:
+            raise RobustkitError(f"no results store at {path}; run `robustkit evaluate` first")
+        if exists:
+            with open(path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise RobustkitError(
+                        f"{path} is not a SQLite database (corrupt or another kind of file); "
+                        "it was left untouched: pass another --db"
+                    )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise RobustkitError(
+                f"{path} cannot be read as a database ({exc}); it was left untouched: "
+                "pass another --db"
+            ) from None
+        if app_id != APPLICATION_ID and (tables or exists and app_id != 0):
+            conn.close()
+            raise RobustkitError(
+                f"{path} is another program's database, not a robustkit results store; "
+                "it was left untouched: pass another --db"
+            )
+        store = cls(conn, path)
+        store._migrate()
+        return store
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RobustkitError(
+                f"{self.path} was written by a newer robustkit (schema {version} > "
+                f"{SCHEMA_VERSION}); upgrade robustkit to read it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        with self.transaction():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            while version < SCHEMA_VERSION:
+                for statement in filter(None, (s.strip() for s in MIGRATIONS[version].split(";"))):
+                    self.conn.execute(statement)
+                version += 1
+            self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self.conn.execute(f"PRAGMA user_version = {version}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locking) transaction: all of it lands, or none."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- runs ------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def start_run(self, run_id: str, fields: dict[str, Any], fresh: bool = False) -> bool:
+        """Register a run; returns True if it already existed (a resume). ``fresh`` deletes
+        whatever an earlier run with the same configuration stored."""
+        with self.transaction() as conn:
+            existing = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if existing and fresh:
+                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                existing = None
+            if existing:
+                conn.execute(
+                    "UPDATE runs SET status = 'running', device = ?, versions = ? WHERE run_id = ?",
+                    (fields.get("device"), fields.get("versions"), run_id),
+                )
+                return True
+            cols = ["run_id", "started", *fields]
+            conn.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                (run_id, time.time(), *fields.values()),
+            )
+            return False
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
+                (status, time.time(), run_id),
+            )
+
+    def shards(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM shards WHERE run_id = ? ORDER BY shard", (run_id,))
+        return [dict(r) for r in rows]
+
+    def finished_shards(self, run_id: str) -> set[int]:
+        rows = self.conn.execute("SELECT shard FROM shards WHERE run_id = ?", (run_id,))
+        return {r[0] for r in rows}
+
+    def write_shard(
+        self,
+        run_id: str,
+        shard: int,
+        start: int,
+        stop: int,
+        seconds: float,
+        attack_seconds: dict[str, float],
+        samples: Iterable[tuple[int, int, int]],
+        results: Iterable[tuple],
+    ) -> None:
+        """Store one finished shard: its samples ``(idx, y, clean_pred)`` and per-attack rows
+        ``(attack, idx, attacked, success, robust, adv_pred, norm, l2, linf, queries, gradients,
+        trajectory)`` in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
+                [(run_id, i, shard, y, c) for i, y, c in samples],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *row) for row in results],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, shard, start, stop, seconds, dumps(attack_seconds), time.time()),
+            )
+
+    def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?)",
+                [(run_id, name, int(flag), detail) for name, flag, detail in checks],
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY started"
+        return [dict(r) for r in self.conn.execute(sql, (status,) if status else ())]
+
+    def samples(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM samples WHERE run_id = ? ORDER BY idx", (run_id,))
+        return [dict(r) for r in rows]
+
+    def results(self, run_id: str, attack: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM results WHERE run_id = ?" + (" AND attack = ?" if attack else "")
+        args = (run_id, attack) if attack else (run_id,)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY attack, idx", args)]
+
+    def checks(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY name", (run_id,))
+        return [dict(r) for r in rows]
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON (sorted keys) for configurations and hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
