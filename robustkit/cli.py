@@ -149,4 +149,4 @@ def main() -> None:
 
 
 # Sub-command modules register themselves on ``cli``; imported last because they import ``cli``.
-from . import cli_evaluate  # noqa: E402,F401
+from . import cli_evaluate, cli_leaderboard  # noqa: E402,F401

@@ -1,0 +1,514 @@
+"""Leaderboards generated from the results store.
+
+:func:`build` reads every finished run and makes one table per (data set, threat model) with a
+row per model (and defense): clean accuracy, robust accuracy per attack, worst-case robust
+accuracy (the table's sort key), the number of samples, sanity flags and training; plus one
+decision-based table (median L2 at query budgets and success rate at ε within them). Where a
+model has several runs for one threat model, the latest finished run is shown. Renderers turn the
+same data into Markdown, CSV, JSON and a self-contained HTML page (every field escaped).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from typing import Any
+
+from .store import Store
+from .threat import format_eps
+
+DECISION_BUDGETS = (250, 500, 1000, 2000, 5000)
+DATASET_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
+
+
+def _threat_title(dataset: str, norm: str, eps: float) -> str:
+    sym = "L∞" if norm == "linf" else "L2"
+    return f"{DATASET_TITLES.get(dataset, dataset)}, {sym} ε = {format_eps(eps)}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def _num(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and (math.isnan(v))):
+        return "-"
+    return "∞" if math.isinf(v) else f"{v:.3f}"
+
+
+def build(store: Store) -> dict[str, Any]:
+    """All leaderboard tables as plain data."""
+    from .runner import decision_figures, default_eps, summarize
+
+    latest: dict[tuple, dict[str, Any]] = {}
+    decision_rows: dict[tuple, dict[str, Any]] = {}
+    for run in store.runs(status="finished"):
+        summary = summarize(store, run["run_id"])
+        defenses = ", ".join(summary["defenses"])
+        flags = [c["name"] for c in summary["checks"] if c["flagged"]]
+        reasons = [c["detail"] for c in summary["checks"] if c["flagged"]]
+        bounded = {
+            k: v
+            for k, v in summary["attacks"].items()
+            if v["family"] == "gradient" or v["params"].get("eps") is not None
+        }
+        if bounded:
+            key = (
+                summary["data"],
+                summary["threat_model"]["norm"],
+                round(summary["threat_model"]["eps"], 10),
+                summary["model"],
+                defenses,
+            )
+            latest[key] = {
+                "summary": summary,
+                "attacks": bounded,
+                "flags": flags,
+                "reasons": reasons,
+                "run": run,
+            }
+        for label, row in summary["attacks"].items():
+            if row["family"] != "decision":
+                continue
+            max_q = int(row["params"]["max_queries"])
+            budgets = [b for b in DECISION_BUDGETS if b < max_q] + [max_q]
+            eps = row["params"].get("eps") or default_eps(summary["data"], "l2")
+            rows = store.results(run["run_id"], label)
+            fig = decision_figures(rows, budgets, eps)
+            decision_rows[(summary["data"], summary["model"], defenses, label)] = {
+                "model": summary["model"],
+                "defenses": defenses,
+                "data": summary["data"],
+                "attack": label,
+                "n": fig["n"],
+                "budgets": budgets,
+                "median_l2": fig["median_l2"],
+                "eps": eps,
+                "success_rate_at_eps": fig["success_rate_at_eps"],
+                "selection": "first correctly classified" if summary["correct_only"] else "all",
+                "flags": flags,
+                "command": run["command"],
+                "run_id": run["run_id"],
+            }
+
+    tables: dict[tuple, dict[str, Any]] = {}
+    for (dataset, norm, eps, model, defenses), item in latest.items():
+        s = item["summary"]
+        table = tables.setdefault(
+            (dataset, norm, eps),
+            {
+                "dataset": dataset,
+                "norm": norm,
+                "eps": eps,
+                "title": _threat_title(dataset, norm, eps),
+                "attacks": [],
+                "rows": [],
+                "commands": [],
+            },
+        )
+        for label in item["attacks"]:
+            if label not in table["attacks"]:
+                table["attacks"].append(label)
+        if item["run"]["command"] and item["run"]["command"] not in table["commands"]:
+            table["commands"].append(item["run"]["command"])
+        table["rows"].append(
+            {
+                "model": model,
+                "defenses": defenses,
+                "training": s["training"] or "",
+                "clean_accuracy": s["clean_accuracy"],
+                "robust": {k: v["robust_accuracy"] for k, v in item["attacks"].items()},
+                "worst_case": _worst_case(store, s["run_id"], item["attacks"]),
+                "n": s["n"],
+                "flags": list(item["flags"]),
+                "reasons": list(item["reasons"]),
+                "run_id": s["run_id"],
+            }
+        )
+    _flag_rising_with_eps(tables)
+    ordered = []
+    for key in sorted(tables, key=lambda k: (k[0], k[1], k[2])):
+        t = tables[key]
+        t["rows"].sort(key=lambda r: (-r["worst_case"], r["model"]))
+        ns = sorted({r["n"] for r in t["rows"]})
+        t["samples"] = ns
+        ordered.append(t)
+    decision = sorted(decision_rows.values(), key=lambda r: (r["data"], r["attack"], r["model"]))
+    return {"tables": ordered, "decision": decision}
+
+
+def _worst_case(store: Store, run_id: str, attacks: dict[str, Any]) -> float:
+    """Fraction of samples correct and robust to every ε-bounded attack, from the stored rows."""
+    samples = store.samples(run_id)
+    robust = {s["idx"]: s["y"] == s["clean_pred"] for s in samples}
+    for label in attacks:
+        for r in store.results(run_id, label):
+            robust[r["idx"]] = robust[r["idx"]] and bool(r["robust"])
+    return sum(robust.values()) / len(robust) if robust else math.nan
+
+
+def _flag_rising_with_eps(tables: dict[tuple, dict[str, Any]]) -> None:
+    """Flag a model whose worst-case robust accuracy is higher at a larger ε (same data, norm)."""
+    by_model: dict[tuple, list[tuple[float, dict[str, Any]]]] = {}
+    for (dataset, norm, eps), t in tables.items():
+        for row in t["rows"]:
+            by_model.setdefault((dataset, norm, row["model"], row["defenses"]), []).append(
+                (eps, row)
+            )
+    for entries in by_model.values():
+        entries.sort(key=lambda e: e[0])
+        for (e1, r1), (e2, r2) in zip(entries, entries[1:], strict=False):
+            if r2["worst_case"] > r1["worst_case"] + 1.0 / max(min(r1["n"], r2["n"]), 1):
+                for r in (r1, r2):
+                    if "rising_with_eps" not in r["flags"]:
+                        r["flags"].append("rising_with_eps")
+                        r["reasons"].append(
+                            f"robust accuracy rises from {r1['worst_case']:.1%} at ε={format_eps(e1)} "
+                            f"to {r2['worst_case']:.1%} at ε={format_eps(e2)}: the attack is failing"
+                        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Renderers
+# ------------------------------------------------------------------------------------------------
+def _table_header(t: dict[str, Any]) -> list[str]:
+    return [
+        "model",
+        "training / defense",
+        "clean %",
+        *[f"{a} %" for a in t["attacks"]],
+        "worst case %",
+        "n",
+        "flags",
+    ]
+
+
+def _table_cells(t: dict[str, Any], r: dict[str, Any]) -> list[str]:
+    training = r["training"] + (f" + {r['defenses']}" if r["defenses"] else "")
+    flags = "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else ""
+    return [
+        r["model"],
+        training,
+        _pct(r["clean_accuracy"]),
+        *[_pct(r["robust"].get(a)) for a in t["attacks"]],
+        _pct(r["worst_case"]),
+        str(r["n"]),
+        flags,
+    ]
+
+
+def _decision_header(budgets: list[int], eps_text: str) -> list[str]:
+    return [
+        "model",
+        "attack",
+        "images",
+        *[f"median L2 @{b}" for b in budgets],
+        *[f"success @{b} (L2 ≤ {eps_text})" for b in budgets],
+        "flags",
+    ]
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_markdown(board: dict[str, Any]) -> str:
+    out = [
+        "# robustkit leaderboard",
+        "",
+        "Generated from the results store by `robustkit leaderboard`. "
+        "Sorted by worst-case robust accuracy (a sample counts as robust only if no attack fooled it). "
+        "Flagged rows failed a sanity check and are unreliable.",
+        "",
+    ]
+    for t in board["tables"]:
+        out += [
+            f"## {t['title']}",
+            "",
+            f"Samples per model: {', '.join(map(str, t['samples']))}. Command(s): "
+            + "; ".join(f"`{c}`" for c in t["commands"])
+            if t["commands"]
+            else f"Samples per model: {', '.join(map(str, t['samples']))}.",
+            "",
+        ]
+        header = _table_header(t)
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "|".join("---" for _ in header) + "|")
+        for r in t["rows"]:
+            out.append("| " + " | ".join(_md_escape(c) for c in _table_cells(t, r)) + " |")
+        reasons = [
+            f"- {_md_escape(r['model'])}: {_md_escape(why)}"
+            for r in t["rows"]
+            for why in r["reasons"]
+        ]
+        if reasons:
+            out += ["", "Flags:", *reasons]
+        out.append("")
+    for data, rows in _decision_groups(board):
+        budgets = rows[0]["budgets"]
+        eps_text = format_eps(rows[0]["eps"])
+        out += [
+            f"## Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)",
+            "",
+            f"Median L2 in [0, 1] pixel space of the best adversarial example within each query budget, "
+            f"and the fraction of images with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
+            f"({', '.join(sorted({str(r['n']) for r in rows}))} per model). Command(s): "
+            + "; ".join(sorted({f"`{r['command']}`" for r in rows if r["command"]})),
+            "",
+        ]
+        header = _decision_header(budgets, eps_text)
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "|".join("---" for _ in header) + "|")
+        for r in rows:
+            cells = [
+                r["model"],
+                r["attack"],
+                str(r["n"]),
+                *[_num(v) for v in r["median_l2"]],
+                *[_pct(v) for v in r["success_rate_at_eps"]],
+                "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else "",
+            ]
+            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _decision_groups(board: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in board["decision"]:
+        groups.setdefault((r["data"], tuple(r["budgets"]), r["eps"]), []).append(r)
+    return [(k[0], v) for k, v in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
+
+
+def to_csv(board: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "table",
+            "dataset",
+            "norm",
+            "eps",
+            "model",
+            "defenses",
+            "training",
+            "attack",
+            "clean_accuracy",
+            "robust_accuracy",
+            "worst_case",
+            "n",
+            "flags",
+            "run_id",
+        ]
+    )
+    for t in board["tables"]:
+        for r in t["rows"]:
+            for a in t["attacks"]:
+                if a in r["robust"]:
+                    w.writerow(
+                        [
+                            t["title"],
+                            t["dataset"],
+                            t["norm"],
+                            t["eps"],
+                            r["model"],
+                            r["defenses"],
+                            r["training"],
+                            a,
+                            r["clean_accuracy"],
+                            r["robust"][a],
+                            r["worst_case"],
+                            r["n"],
+                            ";".join(r["flags"]),
+                            r["run_id"],
+                        ]
+                    )
+    w.writerow([])
+    w.writerow(
+        [
+            "decision",
+            "dataset",
+            "model",
+            "attack",
+            "n",
+            "budget",
+            "median_l2",
+            "eps",
+            "success_rate_at_eps",
+            "flags",
+            "run_id",
+        ]
+    )
+    for r in board["decision"]:
+        for b, m, s in zip(r["budgets"], r["median_l2"], r["success_rate_at_eps"], strict=True):
+            w.writerow(
+                [
+                    "decision",
+                    r["data"],
+                    r["model"],
+                    r["attack"],
+                    r["n"],
+                    b,
+                    m,
+                    r["eps"],
+                    s,
+                    ";".join(r["flags"]),
+                    r["run_id"],
+                ]
+            )
+    return buf.getvalue()
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def to_json(board: dict[str, Any]) -> str:
+    return json.dumps(_json_safe(board), indent=2, ensure_ascii=False)
+
+
+def to_html(board: dict[str, Any]) -> str:
+    """One self-contained page: sortable tables (click a header) and a filter box."""
+    e = html.escape
+    parts = []
+    for i, t in enumerate(board["tables"]):
+        parts.append(
+            _html_table(
+                f"t{i}",
+                t["title"],
+                f"Samples per model: {', '.join(map(str, t['samples']))}",
+                _table_header(t),
+                [_table_cells(t, r) for r in t["rows"]],
+                [r["reasons"] for r in t["rows"]],
+                sort_col=len(t["attacks"]) + 3,
+            )
+        )
+    for j, (data, rows) in enumerate(_decision_groups(board)):
+        budgets, eps_text = rows[0]["budgets"], format_eps(rows[0]["eps"])
+        body = [
+            [
+                r["model"],
+                r["attack"],
+                str(r["n"]),
+                *[_num(v) for v in r["median_l2"]],
+                *[_pct(v) for v in r["success_rate_at_eps"]],
+                "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else "",
+            ]
+            for r in rows
+        ]
+        parts.append(
+            _html_table(
+                f"d{j}",
+                f"Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)",
+                f"images: {rows[0]['selection']}",
+                _decision_header(budgets, eps_text),
+                body,
+                [[] for _ in rows],
+                sort_col=None,
+            )
+        )
+    return _PAGE.replace("{{BODY}}", "\n".join(parts)).replace(
+        "{{TITLE}}", e("robustkit leaderboard")
+    )
+
+
+def _html_table(tid, title, caption, header, rows, reasons, sort_col) -> str:
+    e = html.escape
+    head = "".join(f'<th data-col="{k}" tabindex="0">{e(h)}</th>' for k, h in enumerate(header))
+    body = []
+    for cells, why in zip(rows, reasons, strict=True):
+        tds = "".join(f"<td>{e(c)}</td>" for c in cells)
+        title_attr = f' title="{e(" | ".join(why))}"' if why else ""
+        cls = ' class="flagged"' if why else ""
+        body.append(f"<tr{cls}{title_attr}>{tds}</tr>")
+    default = f' data-default-sort="{sort_col}"' if sort_col is not None else ""
+    return (
+        f"<section><h2>{e(title)}</h2><p>{e(caption)}</p>"
+        f'<table id="{tid}"{default}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>'
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{TITLE}}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin-bottom:1em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{cursor:pointer;background:#f3f3f3}
+th.asc::after{content:" ▲"} th.desc::after{content:" ▼"}
+tr.flagged td{background:#fff4e5}
+#filter{font-size:1em;padding:.3em;width:20em}
+</style></head><body>
+<h1>{{TITLE}}</h1>
+<p>Sorted by worst-case robust accuracy; click a column header to sort, type to filter rows.
+Rows marked UNRELIABLE failed a sanity check (hover for why).</p>
+<input id="filter" type="search" placeholder="filter rows, e.g. resnet" aria-label="filter">
+{{BODY}}
+<script>
+(function () {
+  function key(text) {
+    var t = text.trim().replace('%', '');
+    if (t === '-' ) return -Infinity;
+    if (t === '\\u221e') return Infinity;
+    var v = parseFloat(t);
+    return (isNaN(v) || !/^[-+]?[0-9.]+(e[-+]?[0-9]+)?$/i.test(t)) ? t.toLowerCase() : v;
+  }
+  function sortTable(table, col, dir) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a.cells[col].textContent), y = key(b.cells[col].textContent);
+      if (typeof x !== typeof y) { x = String(x); y = String(y); }
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) { th.className = ''; });
+    table.tHead.rows[0].cells[col].className = dir > 0 ? 'asc' : 'desc';
+    table.setAttribute('data-sorted', col + ':' + dir);
+  }
+  function applyFilter(text) {
+    var q = text.toLowerCase();
+    Array.prototype.forEach.call(document.querySelectorAll('tbody tr'), function (tr) {
+      tr.style.display = tr.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
+      tr.setAttribute('data-hidden', tr.style.display === 'none' ? '1' : '0');
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('table'), function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
+      function go() {
+        var cur = table.getAttribute('data-sorted') || '';
+        var dir = cur === col + ':-1' ? 1 : -1;
+        sortTable(table, col, dir);
+      }
+      th.addEventListener('click', go);
+      th.addEventListener('keydown', function (ev) { if (ev.key === 'Enter') go(); });
+    });
+  });
+  var box = document.getElementById('filter');
+  box.addEventListener('input', function () { applyFilter(box.value); });
+  // state from the address, e.g. page.html#sort=t0:2:1&filter=resnet (for links and tests)
+  var params = new URLSearchParams(location.hash.slice(1));
+  if (params.get('sort')) {
+    var s = params.get('sort').split(':');
+    var t = document.getElementById(s[0]);
+    if (t) sortTable(t, parseInt(s[1], 10), parseInt(s[2], 10));
+  }
+  if (params.get('filter') !== null) { box.value = params.get('filter'); applyFilter(box.value); }
+})();
+</script>
+</body></html>
+"""
+
+
+RENDERERS = {"markdown": to_markdown, "csv": to_csv, "json": to_json, "html": to_html}
+EXTENSIONS = {"markdown": "md", "csv": "csv", "json": "json", "html": "html"}

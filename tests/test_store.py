@@ -1,0 +1,197 @@
+"""The results store: resumable runs after SIGKILL, concurrent writers, refusing foreign files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from robustkit.errors import RobustkitError
+from robustkit.runner import RunConfig, run_evaluation, summarize
+from robustkit.store import SCHEMA_VERSION, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOW_ATTACK = "pgd:steps=150,early_stop=false"
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from robustkit.cli import main; main()", *args]
+
+
+def evaluate_args(
+    db: Path, n: int = 400, attack: str = SLOW_ATTACK, model: str = "mnist/cnn-tiny-at"
+):
+    return [
+        "evaluate",
+        "--model",
+        model,
+        "--n",
+        str(n),
+        "--batch-size",
+        "50",
+        "--attack",
+        attack,
+        "--db",
+        str(db),
+        "--format",
+        "json",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+
+
+def shard_times(db: Path) -> dict[int, float]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT shard, finished FROM shards").fetchall())
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed_db, clean_db = tmp_path / "killed.db", tmp_path / "clean.db"
+    proc = subprocess.Popen(
+        cli(*evaluate_args(killed_db)),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if killed_db.exists():
+            try:
+                if len(shard_times(killed_db)) >= 2:
+                    break
+            except sqlite3.Error:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = shard_times(killed_db)
+    assert 2 <= len(before) < 8, f"kill came too late or too early: {sorted(before)}"
+
+    resumed = subprocess.run(
+        cli(*evaluate_args(killed_db)),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = shard_times(killed_db)
+    assert len(after) == 8
+    assert all(after[s] == t for s, t in before.items())  # finished shards were not recomputed
+
+    clean = subprocess.run(
+        cli(*evaluate_args(clean_db)),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert clean.returncode == 0, clean.stderr
+    a, b = json.loads(resumed.stdout), json.loads(clean.stdout)
+    assert a["run_id"] == b["run_id"]
+    for key in ("clean_accuracy", "robust_accuracy", "n"):
+        assert a[key] == b[key]
+    for label in a["attacks"]:
+        for key in ("robust_accuracy", "success_rate", "median_norm", "forwards", "gradients"):
+            assert a["attacks"][label][key] == b["attacks"][label][key]
+    with Store.open(killed_db) as s1, Store.open(clean_db) as s2:
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "run_id"} for r in rows]  # noqa: E731
+        assert strip(s1.results(a["run_id"])) == strip(s2.results(b["run_id"]))
+
+
+@pytest.mark.slow
+def test_two_writers_at_once(tmp_path):
+    db = tmp_path / "shared.db"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            cli(*evaluate_args(db, n=300, attack="pgd:steps=40,early_stop=false", model=model)),
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for model in ("mnist/cnn-tiny-at", "mnist/cnn-a-at")
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    with Store.open(db) as store:
+        runs = store.runs(status="finished")
+        assert len(runs) == 2
+        for run in runs:
+            assert len(store.samples(run["run_id"])) == 300
+            assert len(store.results(run["run_id"])) == 300
+            assert len(store.shards(run["run_id"])) == 6
+
+
+def test_refuses_corrupt_and_foreign_files(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database at all" * 10)
+    original = junk.read_bytes()
+    with pytest.raises(RobustkitError, match="not a SQLite database.*left untouched"):
+        Store.open(junk)
+    assert junk.read_bytes() == original
+
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    original = foreign.read_bytes()
+    with pytest.raises(RobustkitError, match="another program's database"):
+        Store.open(foreign)
+    assert foreign.read_bytes() == original
+
+    truncated = tmp_path / "truncated.db"
+    with Store.open(truncated):
+        pass
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[:100] + b"\x00" * 50)
+    with pytest.raises(RobustkitError):
+        with Store.open(truncated) as s:
+            s.runs()
+
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli as click_cli
+
+    result = CliRunner().invoke(click_cli, ["leaderboard", "--db", str(junk)])
+    assert (
+        result.exit_code != 0
+        and result.output.startswith("Error: ")
+        and "Traceback" not in result.output
+    )
+
+
+def test_schema_version_and_fresh(tmp_path):
+    db = tmp_path / "r.db"
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=20, batch_size=10, attacks=("fgsm",), device="cpu"
+    )
+    first = run_evaluation(config, db=db, progress=False)
+    with Store.open(db) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        t0 = {s["shard"]: s["finished"] for s in store.shards(first["run_id"])}
+    again = run_evaluation(config, db=db, progress=False)
+    with Store.open(db) as store:
+        assert {s["shard"]: s["finished"] for s in store.shards(first["run_id"])} == t0
+    fresh = run_evaluation(config, db=db, fresh=True, progress=False)
+    with Store.open(db) as store:
+        assert {s["shard"]: s["finished"] for s in store.shards(first["run_id"])} != t0
+        assert summarize(store, first["run_id"])["robust_accuracy"] == first["robust_accuracy"]
+    assert again["robust_accuracy"] == first["robust_accuracy"] == fresh["robust_accuracy"]
+    other_seed = RunConfig(**{**config.__dict__, "seed": 1})
+    assert run_evaluation(other_seed, db=db, progress=False)["run_id"] != first["run_id"]
