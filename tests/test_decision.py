@@ -7,11 +7,11 @@ import math
 
 import pytest
 import torch
-from robustkit.attacks.dct import LowFrequencySampler, auto_factor, dct_matrix
 from torch import nn
 
 import robustkit
 from robustkit.attack import AttackContext
+from robustkit.attacks.dct import LowFrequencySampler, auto_factor, dct_matrix
 from robustkit.budgets import l2_at_budgets, median_l2_at, outcomes, success_rate_at
 from robustkit.errors import InputError
 from robustkit.oracle import BudgetExceeded, LabelOracle

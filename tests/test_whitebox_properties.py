@@ -6,12 +6,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from robustkit.attacks.apgd import checkpoints
-from robustkit.attacks.auto import stage_robust_accuracy
-from robustkit.attacks.losses import dlr, margin
 from torch import nn
 
 import robustkit
+from robustkit.attacks.apgd import checkpoints
+from robustkit.attacks.auto import stage_robust_accuracy
+from robustkit.attacks.losses import dlr, margin
 from robustkit.errors import InputError
 
 from .helpers import Linear, Softmaxed
