@@ -1,0 +1,220 @@
+"""Leaderboards: equal to an independent recomputation from the stored rows; every format; the
+HTML page sorts, filters and escapes in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from robustkit.leaderboard import build, to_csv, to_html, to_json, to_markdown
+from robustkit.runner import RunConfig, run_evaluation
+from robustkit.store import Store, dumps
+
+
+@pytest.fixture(scope="module")
+def filled_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("lb") / "results.db"
+    for model in ("mnist/cnn-tiny-at", "mnist/cnn-a-at"):
+        for eps in (0.1, 0.3):
+            run_evaluation(
+                RunConfig(
+                    model=model,
+                    n=60,
+                    batch_size=30,
+                    eps=eps,
+                    device="cpu",
+                    attacks=("fgsm", "pgd:steps=5"),
+                ),
+                db=db,
+                progress=False,
+            )
+    run_evaluation(
+        RunConfig(
+            model="mnist/cnn-tiny-at",
+            n=4,
+            correct_only=True,
+            norm="l2",
+            attacks=("cgba",),
+            queries=60,
+            batch_size=4,
+            device="cpu",
+            sanity=False,
+        ),
+        db=db,
+        progress=False,
+    )
+    return db
+
+
+def test_leaderboard_equals_independent_recomputation(filled_db):
+    with Store.open(filled_db) as store:
+        board = build(store)
+    conn = sqlite3.connect(filled_db)
+    # MNIST L∞ 0.1 and 0.3, and L2 2.0 (CGBA given the run's ε counts as an ε-bounded attack)
+    assert [t["title"] for t in board["tables"]] == [
+        "MNIST, L2 ε = 2",
+        "MNIST, L∞ ε = 0.1",
+        "MNIST, L∞ ε = 0.3",
+    ]
+    for table in board["tables"]:
+        worst = [r["worst_case"] for r in table["rows"]]
+        assert worst == sorted(worst, reverse=True)
+        for row in table["rows"]:
+            rid = row["run_id"]
+            ys = conn.execute(
+                "SELECT idx, y = clean_pred FROM samples WHERE run_id = ?", (rid,)
+            ).fetchall()
+            ok = dict(ys)
+            assert row["n"] == len(ys)
+            assert row["clean_accuracy"] == sum(ok.values()) / len(ok)
+            for attack, value in row["robust"].items():
+                rob = conn.execute(
+                    "SELECT idx, robust FROM results WHERE run_id = ? AND attack = ?", (rid, attack)
+                ).fetchall()
+                assert value == sum(r for _, r in rob) / len(rob)
+                for idx, r in rob:
+                    ok[idx] = ok[idx] and bool(r)
+            assert row["worst_case"] == sum(ok.values()) / len(ok)
+    (dec,) = board["decision"]
+    trajs = [
+        json.loads(t)
+        for (t,) in conn.execute(
+            "SELECT trajectory FROM results WHERE run_id = ? AND attacked = 1", (dec["run_id"],)
+        )
+    ]
+    at_60 = sorted(min((d for q, d in t if q <= 60), default=float("inf")) for t in trajs)
+    assert dec["median_l2"][-1] == pytest.approx((at_60[1] + at_60[2]) / 2)
+
+
+def test_formats(filled_db):
+    with Store.open(filled_db) as store:
+        board = build(store)
+    md = to_markdown(board)
+    assert "## MNIST, L∞ ε = 0.3" in md and "| mnist/cnn-tiny-at |" in md and "Decision-based" in md
+    rows = list(csv.reader(io.StringIO(to_csv(board))))
+    assert rows[0][:3] == ["table", "dataset", "norm"] and any(
+        r and r[0] == "decision" for r in rows[1:]
+    )
+    data = json.loads(to_json(board))
+    assert data["tables"][0]["rows"][0]["model"].startswith("mnist/")
+
+
+def _fake_store(path, model_name):
+    store = Store.open(path)
+    fields = {
+        "config": "{}",
+        "model": model_name,
+        "weights_sha256": None,
+        "dataset": "cifar10",
+        "split": "test",
+        "indices": "[0,1]",
+        "norm": "linf",
+        "eps": 8 / 255,
+        "attacks": dumps({"pgd": {"name": "pgd", "params": {"norm": "linf", "eps": 8 / 255}}}),
+        "defenses": "{}",
+        "seed": 0,
+        "device": "cpu",
+        "versions": "{}",
+        "training": "standard",
+        "command": "robustkit evaluate <b>bold</b>",
+    }
+    for k, (name, robust) in enumerate(
+        [(model_name, (1, 1)), ("alpha-model", (1, 0)), ("zeta-model", (0, 0))]
+    ):
+        rid = f"run{k}"
+        store.start_run(rid, {**fields, "model": name})
+        store.write_shard(
+            rid,
+            0,
+            0,
+            2,
+            0.1,
+            {"pgd": 0.1},
+            [(0, 1, 1), (1, 2, 2)],
+            [
+                ("pgd", i, 1, 1 - r, r, 1 if r else 3, 0.03, 0.5, 0.03, 10, 10, None)
+                for i, r in enumerate(robust)
+            ],
+        )
+        store.finish_run(rid)
+    return store
+
+
+EVIL = "<script>document.title='pwned'</script>"
+
+
+def test_html_escapes_everything(tmp_path):
+    with _fake_store(tmp_path / "x.db", EVIL) as store:
+        page = to_html(build(store))
+    assert (
+        EVIL not in page and "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
+    )
+    md = to_markdown(build(Store.open(tmp_path / "x.db")))
+    assert "| <script>" not in md and "| &lt;script&gt;" in md
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _dump_dom(browser: str, url: str, tmp_path) -> str:
+    args = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / ('profile' + str(time.time_ns()))}",
+        "--virtual-time-budget=3000",
+        "--dump-dom",
+        url,
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def _rows(dom: str) -> list[tuple[str, bool]]:
+    body = dom.split("<tbody>")[1].split("</tbody>")[0]
+    rows = []
+    for tr in re.findall(r"<tr[^>]*>.*?</tr>", body, flags=re.S):
+        first = re.search(r"<td>(.*?)</td>", tr, flags=re.S).group(1)
+        rows.append((first, 'data-hidden="1"' in tr or "display: none" in tr))
+    return rows
+
+
+def test_html_in_headless_chromium(tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed here (CI installs it)")
+    with _fake_store(tmp_path / "x.db", EVIL) as store:
+        page = tmp_path / "board.html"
+        page.write_text(to_html(build(store)), encoding="utf-8")
+    url = page.as_uri()
+    dom = _dump_dom(browser, url, tmp_path)
+    assert "<title>robustkit leaderboard</title>" in dom  # the injected script did not run
+    escaped = "&lt;script&gt;document.title='pwned'&lt;/script&gt;"
+    assert [r[0] for r in _rows(dom)] == [escaped, "alpha-model", "zeta-model"]  # worst case, desc
+    by_name = _rows(_dump_dom(browser, url + "#sort=t0:0:-1", tmp_path))
+    assert [r[0] for r in by_name] == ["zeta-model", "alpha-model", escaped]  # model name, desc
+    filtered = _rows(_dump_dom(browser, url + "#filter=zeta", tmp_path))
+    assert [name for name, hidden in filtered if not hidden] == ["zeta-model"]
