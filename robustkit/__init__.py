@@ -19,6 +19,7 @@ from .data import load_dataset
 from .defense import Defense
 from .device import resolve_device
 from .errors import RobustkitError
+from .evaluation import Evaluation, evaluate
 from .registry import ATTACKS, DEFENSES, MODELS, Registry
 from .threat import ThreatModel, parse_eps
 
@@ -85,6 +86,8 @@ __all__ = [
     "RobustkitWarning",
     "ThreatModel",
     "__version__",
+    "Evaluation",
+    "evaluate",
     "get_attack",
     "get_defense",
     "list_attacks",
