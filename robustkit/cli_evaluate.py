@@ -207,6 +207,12 @@ def render_report(report: dict[str, Any]) -> str:
             f"joint (worst-case) robust accuracy: {fmt(report['robust_accuracy'], percent=True)}"
         )
         for label, row in report["attacks"].items():
+            if row.get("stages"):
+                steps = ", then ".join(
+                    f"{s['stage']} {fmt(s['robust_accuracy'], percent=True)}" for s in row["stages"]
+                )
+                lines.append(f"{label}, robust accuracy after each stage: {steps}")
+        for label, row in report["attacks"].items():
             dec = row.get("decision")
             if not dec or not dec.get("median_l2"):
                 continue

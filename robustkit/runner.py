@@ -217,12 +217,14 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
         seconds[label] = res.seconds
         robust = res.robust.tolist()
         trajectories = res.trajectories
+        stages = res.extras.get("fooled_by")
         for j, i in enumerate(idx):
             traj = None
             if trajectories is not None:
                 traj = json.dumps(
                     [[int(q), round(float(d), 6)] for q, d in trajectories[j].tolist()]
                 )
+            stage = int(stages[j]) if stages is not None else None
             rows.append(
                 (
                     label,
@@ -237,6 +239,7 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
                     int(res.queries[j]),
                     int(res.gradients[j]),
                     traj,
+                    stage,
                 )
             )
     return samples, rows, seconds
@@ -357,6 +360,25 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
             "gradients": sum(r["gradients"] for r in rows),
             "seconds": seconds.get(label, math.nan),
         }
+        if "stages" in params and rows and rows[0].get("stage") is not None:
+            # an ensemble: robust accuracy after each stage (cumulative)
+            row["stages"] = [
+                {
+                    "stage": st,
+                    "robust_accuracy": float(
+                        np.mean(
+                            [
+                                correct[r["idx"]]
+                                and (r["stage"] is None or r["stage"] < 0 or r["stage"] > k)
+                                for r in rows
+                            ]
+                        )
+                    )
+                    if rows
+                    else math.nan,
+                }
+                for k, st in enumerate(params["stages"])
+            ]
         if family == "decision":
             max_q = int(params["max_queries"])
             budgets = sorted({b for b in DEFAULT_BUDGETS if b <= max_q} | {max_q})

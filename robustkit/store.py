@@ -8,7 +8,8 @@ Schema (version in ``PRAGMA user_version``, file marked with robustkit's ``appli
 - ``shards``: the shards a run finished (a resumed run skips them);
 - ``samples``: per sample, its label and clean prediction;
 - ``results``: per (sample, attack), success, robustness, adversarial prediction, perturbation
-  norms, forward/gradient counts and, for decision-based attacks, the trajectory;
+  norms, forward/gradient counts, for decision-based attacks the trajectory and for ensembles the
+  stage that fooled the sample;
 - ``checks``: the sanity checks run with each evaluation (flagged or not, and why).
 
 Writes happen one shard per transaction (``BEGIN IMMEDIATE``) in WAL mode with a busy timeout,
@@ -89,6 +90,7 @@ CREATE TABLE results (
     queries INTEGER NOT NULL,
     gradients INTEGER NOT NULL,
     trajectory TEXT,
+    stage INTEGER,
     PRIMARY KEY (run_id, attack, idx)
 );
 CREATE TABLE checks (
@@ -250,14 +252,14 @@ class Store:
     ) -> None:
         """Store one finished shard: its samples ``(idx, y, clean_pred)`` and per-attack rows
         ``(attack, idx, attacked, success, robust, adv_pred, norm, l2, linf, queries, gradients,
-        trajectory)`` in one transaction."""
+        trajectory, stage)`` in one transaction."""
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
                 [(run_id, i, shard, y, c) for i, y, c in samples],
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *row) for row in results],
             )
             conn.execute(

@@ -141,7 +141,7 @@ def _fake_store(path, model_name):
             {"pgd": 0.1},
             [(0, 1, 1), (1, 2, 2)],
             [
-                ("pgd", i, 1, 1 - r, r, 1 if r else 3, 0.03, 0.5, 0.03, 10, 10, None)
+                ("pgd", i, 1, 1 - r, r, 1 if r else 3, 0.03, 0.5, 0.03, 10, 10, None, None)
                 for i, r in enumerate(robust)
             ],
         )
