@@ -148,18 +148,11 @@ def evaluate(
     )
     run = prepare(config)
     with Store.open(db) as store:
-        evaluation = execute(run, store, fresh=fresh, progress=progress)
+        evaluation = execute(run, store, fresh=fresh, progress=progress, recompute=bool(save_adv))
         report = summarize(store, run.run_id)
     if save_adv:
-        if evaluation.n < len(run.y):
-            click.echo(
-                f"Warning: --save-adv skipped: {len(run.y) - evaluation.n} samples came from the "
-                "stored run and have no adversarial examples in memory; add --fresh to recompute",
-                err=True,
-            )
-        else:
-            save_adversarials(Path(save_adv), evaluation, run.x, np.asarray(run.indices))
-            report["saved_adversarials"] = str(save_adv)
+        save_adversarials(Path(save_adv), evaluation, run.x, np.asarray(run.indices))
+        report["saved_adversarials"] = str(save_adv)
     if fmt_ == "json":
         echo_json(report)
     else:

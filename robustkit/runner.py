@@ -245,9 +245,15 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
     return samples, rows, seconds
 
 
-def execute(run: Run, store: Store, fresh: bool = False, progress: bool = True):
+def execute(
+    run: Run, store: Store, fresh: bool = False, progress: bool = True, recompute: bool = False
+):
     """Compute the shards the store lacks, write each as it finishes, run the sanity checks,
-    and mark the run finished. Returns the in-memory evaluation of the shards computed now."""
+    and mark the run finished. Returns the in-memory evaluation of the shards computed now.
+
+    ``recompute`` also recomputes the stored shards in memory (to get their adversarial
+    examples back; every shard is seeded on its own, so they come out the same) without
+    writing them again."""
     from .evaluation import evaluate
     from .sanity import run_checks
 
@@ -255,6 +261,8 @@ def execute(run: Run, store: Store, fresh: bool = False, progress: bool = True):
     done = store.finished_shards(run.run_id)
 
     def on_shard(shard) -> None:
+        if shard.index in done:
+            return
         samples, rows, seconds = shard_rows(run, shard)
         store.write_shard(
             run.run_id, shard.index, shard.start, shard.stop, shard.seconds, seconds, samples, rows
@@ -269,7 +277,7 @@ def execute(run: Run, store: Store, fresh: bool = False, progress: bool = True):
         batch_size=run.config.batch_size,
         seed=run.config.seed,
         progress=progress,
-        skip_shards=done,
+        skip_shards=() if recompute else done,
         on_shard=on_shard,
     )
     if run.config.sanity:

@@ -4,6 +4,7 @@ environment already points elsewhere, and a cache of loaded zoo models."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("ROBUSTKIT_DATA", str(SHARED / "data"))
 os.environ.setdefault("ROBUSTKIT_WEIGHTS", str(SHARED / "models"))
+# Results stores of the tests never land in the user's own store.
+os.environ["ROBUSTKIT_HOME"] = tempfile.mkdtemp(prefix="robustkit-tests-")
 
 
 @pytest.fixture(scope="session")

@@ -124,3 +124,26 @@ def test_data_directory_without_data(tmp_path):
     result = run("evaluate", "--model", "mnist/lenet5", "--n", "5", env=env)
     assert_one_line_error(result, "mnist/test not found", "ROBUSTKIT_DATA")
     data._CACHE.clear()
+
+
+def test_save_adv_after_resume_recomputes_in_memory(tmp_path):
+    db, first, second = tmp_path / "r.db", tmp_path / "a.npz", tmp_path / "b.npz"
+    args = [
+        "evaluate",
+        "--model",
+        "mnist/cnn-tiny-at",
+        "--n",
+        "20",
+        "--batch-size",
+        "10",
+        "--attack",
+        "pgd:steps=5",
+        "--db",
+        str(db),
+        "--no-progress",
+    ]
+    assert run(*args, "--save-adv", str(first)).exit_code == 0
+    result = run(*args, "--save-adv", str(second), "--format", "json")
+    assert result.exit_code == 0, result.output
+    a, b = np.load(first), np.load(second)
+    assert np.array_equal(a["x_adv"], b["x_adv"]) and np.array_equal(a["adv_pred"], b["adv_pred"])
