@@ -11,7 +11,6 @@ forward pass and gradient per sample.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 import warnings
@@ -25,6 +24,7 @@ from torch import nn
 
 from .device import make_generator, model_device
 from .errors import InputError
+from .registry import constructor_parameters
 from .threat import NORMS, ThreatModel, flat_norm
 
 
@@ -355,14 +355,7 @@ class Attack(ABC):
     @property
     def params(self) -> dict[str, Any]:
         """Every constructor parameter with its value (recorded with results)."""
-        names: list[str] = []
-        for klass in type(self).__mro__:
-            if klass is object or "__init__" not in vars(klass):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                    if p.name not in names:
-                        names.append(p.name)
+        names = constructor_parameters(type(self))
         return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
     def __repr__(self) -> str:

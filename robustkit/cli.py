@@ -70,6 +70,19 @@ FORMAT = click.option(
 )
 
 
+DB = click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    help="Results store (SQLite) [default: $ROBUSTKIT_HOME/results.db or the user data directory].",
+)
+DEVICE = click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+)
+PROGRESS = click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Show progress bars."
+)
+
+
 @click.group(cls=RobustkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="robustkit")
 def cli() -> None:

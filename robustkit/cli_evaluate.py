@@ -10,7 +10,7 @@ import click
 import numpy as np
 import torch
 
-from .cli import FORMAT, cli, echo_json
+from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json
 from .tables import fmt, render
 
 
@@ -56,7 +56,6 @@ def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarr
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of samples.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Index of the first sample.")
 @click.option("--batch-size", type=int, default=250, show_default=True, help="Samples per shard.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw.")
 @click.option(
     "--attack",
@@ -80,18 +79,13 @@ def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarr
     help="Write adversarial examples and labels to this .npz file.",
 )
 @click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    help="Results store (SQLite) [default: $ROBUSTKIT_HOME/results.db or the user data directory].",
-)
-@click.option(
     "--fresh",
     is_flag=True,
     help="Start over instead of resuming a stored run of this configuration.",
 )
-@click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."
-)
+@DEVICE
+@DB
+@PROGRESS
 @FORMAT
 def evaluate(
     model_name: str,

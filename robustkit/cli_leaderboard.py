@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli import cli
+from .cli import DB, DEVICE, PROGRESS, cli
 from .errors import RobustkitError
 
 FORMATS = ("markdown", "csv", "json", "html")
@@ -29,11 +29,7 @@ def write_all(board, out: Path) -> list[Path]:
 
 
 @cli.group(invoke_without_command=True)
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    help="Results store [default: $ROBUSTKIT_HOME/results.db or the user data directory].",
-)
+@DB
 @click.option(
     "--format",
     "fmt_",
@@ -81,20 +77,14 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str, out: str | None) 
     help="Only zoo models matching this glob.",
 )
 @click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    help="Results store [default: $ROBUSTKIT_HOME/results.db or the user data directory].",
-)
-@click.option(
     "--out",
     type=click.Path(file_okay=False),
     help="Directory for leaderboard.{md,csv,json,html} [default: leaderboard-PRESET].",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every run.")
-@click.option(
-    "--progress/--no-progress", default=True, show_default=True, help="Show progress bars."
-)
+@DB
+@DEVICE
+@PROGRESS
 def run_preset(
     preset: str,
     pattern: str,

@@ -9,11 +9,12 @@ straight-through (BPDA) gradient. Defenses are pure: a model in, a model out.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from torch import nn
+
+from .registry import constructor_parameters
 
 
 class Defense(ABC):
@@ -28,8 +29,8 @@ class Defense(ABC):
     @property
     def params(self) -> dict[str, Any]:
         """Constructor parameters and their values (recorded with results)."""
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+        names = constructor_parameters(type(self))
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -32,6 +33,23 @@ class Entry(Generic[T]):
     name: str
     obj: T
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def constructor_parameters(cls: type) -> list[str]:
+    """Keyword parameters a class's constructors accept, its own first, then its bases'.
+
+    Attacks and defenses keep each parameter under an attribute of the same name, so this list
+    is both what a specification may set and what a run records.
+    """
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                if p.name not in names:
+                    names.append(p.name)
+    return names
 
 
 class Registry(Generic[T]):

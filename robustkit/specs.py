@@ -7,14 +7,13 @@ every parameter the spec leaves out and the attack accepts.
 
 from __future__ import annotations
 
-import inspect
 from fractions import Fraction
 from typing import Any
 
 from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError
-from .registry import ATTACKS, DEFENSES
+from .registry import ATTACKS, DEFENSES, constructor_parameters
 from .threat import parse_eps
 
 
@@ -53,19 +52,6 @@ def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def accepted_parameters(cls: type) -> list[str]:
-    """Keyword parameters an attack or defense class accepts (its own and its bases')."""
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in vars(klass):
-            continue
-        for p in inspect.signature(klass.__init__).parameters.values():
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                if p.name not in names:
-                    names.append(p.name)
-    return names
-
-
 def build_attack(
     spec: str,
     norm: str | None = None,
@@ -81,7 +67,7 @@ def build_attack(
     """
     name, params = parse_attack_spec(spec)
     cls = ATTACKS.get(name)
-    accepted = accepted_parameters(cls)
+    accepted = constructor_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise InputError(
@@ -114,7 +100,7 @@ def build_defense(spec: str) -> Defense:
     """A configured defense from ``NAME[:key=value,...]``."""
     name, params = parse_attack_spec(spec)
     cls = DEFENSES.get(name)
-    accepted = accepted_parameters(cls)
+    accepted = constructor_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise InputError(
