@@ -169,9 +169,10 @@ class StepCounter:
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Rows per forward pass: 128 on a CPU (larger batches fall out of cache and run slower
-    per image on small CIFAR models), 4096 on an accelerator."""
-    return 128 if torch.device(device).type == "cpu" else 4096
+    """Rows per forward pass: 64 on a CPU (larger batches fall out of cache and run slower per
+    image on small CIFAR models: cifar10/resnet20 on 2 cores, 1612 images/s at 64 against 1265
+    at 128), 4096 on an accelerator."""
+    return 64 if torch.device(device).type == "cpu" else 4096
 
 
 class DecisionAttack(Attack):
