@@ -73,6 +73,15 @@ def load_model(name: str, device: str = "auto", **kwargs):
     return _load(name, device=device, **kwargs)
 
 
+def __getattr__(name: str):
+    """Submodules used from notebooks load on first use: ``robustkit.results.open(db)``."""
+    if name in ("results", "plots", "zoo", "leaderboard", "runner", "budgets"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'robustkit' has no attribute {name!r}")
+
+
 __all__ = [
     "ATTACKS",
     "Attack",

@@ -1,0 +1,108 @@
+"""Notebook API: DataFrames equal the store's rows; plots; the example notebook executes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import robustkit  # noqa: E402
+import robustkit.results as rr  # noqa: E402
+from robustkit import plots  # noqa: E402
+from robustkit.runner import RunConfig, run_evaluation  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("nb") / "r.db"
+    for eps in (0.1, 0.3):
+        run_evaluation(
+            RunConfig(
+                model="mnist/cnn-tiny-at",
+                n=30,
+                eps=eps,
+                batch_size=30,
+                attacks=("fgsm",),
+                device="cpu",
+            ),
+            db=path,
+            progress=False,
+        )
+    run_evaluation(
+        RunConfig(
+            model="mnist/cnn-tiny-at",
+            n=3,
+            correct_only=True,
+            norm="l2",
+            attacks=("cgba",),
+            queries=40,
+            device="cpu",
+            sanity=False,
+        ),
+        db=path,
+        progress=False,
+    )
+    return path
+
+
+def test_frames_match_the_store(db):
+    res = robustkit.results.open(db)
+    runs = res.runs
+    assert len(runs) == 3 and set(runs["norm"]) == {"linf", "l2"}
+    conn = sqlite3.connect(db)
+    for _, run in runs.iterrows():
+        rows = conn.execute(
+            "SELECT y = clean_pred FROM samples WHERE run_id = ?", (run["run_id"],)
+        ).fetchall()
+        assert run["n"] == len(rows)
+        assert run["clean_accuracy"] == pytest.approx(sum(r[0] for r in rows) / len(rows))
+    per_sample = res.results()
+    assert len(per_sample) == conn.execute("SELECT count(*) FROM results").fetchone()[0]
+    fgsm = per_sample[per_sample["attack"] == "fgsm"]
+    stored = conn.execute("SELECT avg(robust) FROM results WHERE attack = 'fgsm'").fetchone()[0]
+    assert fgsm["robust"].mean() == pytest.approx(stored)
+    assert len(res.samples()) == 63 and "clean_correct" in res.samples()
+    assert set(res.checks()["name"]) >= {"gradient_masking", "randomized_outputs"}
+    cgba_id = runs[runs["norm"] == "l2"]["run_id"].iloc[0]
+    curve = res.decision_curve(cgba_id, "cgba", budgets=[10, 20, 40])
+    assert list(curve["queries"]) == [10, 20, 40]
+    assert curve["median_l2"].is_monotonic_decreasing
+
+
+def test_plots_return_figures(db):
+    res = rr.open(db)
+    assert plots.robust_accuracy_vs_eps(res).axes
+    cgba_id = res.runs.query("norm == 'l2'")["run_id"].iloc[0]
+    assert plots.median_l2_vs_queries(res, cgba_id).axes
+    x, y = robustkit.load_dataset("mnist", n=4)
+    assert len(plots.adversarial_grid(x, x.flip(-1), y, y, n=4).axes) == 12
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(robustkit.RobustkitError, match="no results store"):
+        rr.open(tmp_path / "absent.db")
+
+
+@pytest.mark.slow
+def test_example_notebook_executes(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("ROBUSTKIT_EXAMPLE_N", "20")
+    monkeypatch.setenv("ROBUSTKIT_EXAMPLE_DB", str(tmp_path / "nb.db"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    nb = nbformat.read(ROOT / "examples" / "robustness_analysis.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert os.path.exists(tmp_path / "nb.db")
