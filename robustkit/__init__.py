@@ -49,21 +49,17 @@ def get_attack(name: str, **params) -> Attack:
 
     Example: ``get_attack("pgd", norm="linf", eps=8/255, steps=10, step_size=2/255)``.
     """
-    cls = ATTACKS.get(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise RobustkitError(f"bad parameters for attack {name!r}: {exc}") from None
+    from .specs import instantiate
+
+    return instantiate(ATTACKS, name, params)
 
 
 def get_defense(name: str, **params):
     """The defense registered as ``name``, configured with ``params``; ``.apply(model)`` wraps a
     model with it."""
-    cls = DEFENSES.get(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise RobustkitError(f"bad parameters for defense {name!r}: {exc}") from None
+    from .specs import instantiate
+
+    return instantiate(DEFENSES, name, params)
 
 
 def load_model(name: str, device: str = "auto", **kwargs):

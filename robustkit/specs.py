@@ -13,7 +13,7 @@ from typing import Any
 from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError
-from .registry import ATTACKS, DEFENSES, constructor_parameters
+from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters
 from .threat import parse_eps
 
 
@@ -68,12 +68,7 @@ def build_attack(
     name, params = parse_attack_spec(spec)
     cls = ATTACKS.get(name)
     accepted = constructor_parameters(cls)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise InputError(
-            f"attack {name!r} has no parameter {unknown[0]!r}; its parameters are: "
-            f"{', '.join(accepted)}"
-        )
+    check_parameters(ATTACKS.kind, name, params, accepted)
     chosen_norm = params.get("norm", norm)
     if chosen_norm is not None and "norm" in accepted and "norm" not in params:
         if chosen_norm in cls.norms:
@@ -90,24 +85,30 @@ def build_attack(
         params["targeted"] = targeted
     if seed is not None and "seed" in accepted and "seed" not in params:
         params["seed"] = seed
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise RobustkitError(f"bad parameters for attack {name!r}: {exc}") from None
+    return instantiate(ATTACKS, name, params)
 
 
 def build_defense(spec: str) -> Defense:
     """A configured defense from ``NAME[:key=value,...]``."""
     name, params = parse_attack_spec(spec)
-    cls = DEFENSES.get(name)
-    accepted = constructor_parameters(cls)
+    return instantiate(DEFENSES, name, params)
+
+
+def check_parameters(kind: str, name: str, params: dict[str, Any], accepted: list[str]) -> None:
+    """Refuse parameters the class does not take, naming the ones it does."""
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise InputError(
-            f"defense {name!r} has no parameter {unknown[0]!r}; its parameters are: "
+            f"{kind} {name!r} has no parameter {unknown[0]!r}; its parameters are: "
             f"{', '.join(accepted) or 'none'}"
         )
+
+
+def instantiate(registry: Registry, name: str, params: dict[str, Any]) -> Any:
+    """The registered class ``name`` built with ``params``, with one-line errors."""
+    cls = registry.get(name)
+    check_parameters(registry.kind, name, params, constructor_parameters(cls))
     try:
         return cls(**params)
     except TypeError as exc:
-        raise RobustkitError(f"bad parameters for defense {name!r}: {exc}") from None
+        raise RobustkitError(f"bad parameters for {registry.kind} {name!r}: {exc}") from None
