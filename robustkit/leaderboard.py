@@ -55,7 +55,9 @@ def build(store: Store) -> dict[str, Any]:
             for k, v in summary["attacks"].items()
             if v["family"] == "gradient" or v["params"].get("eps") is not None
         }
-        if bounded:
+        # runs with a white-box attack make the threat-model tables; label-only runs on their own
+        # (usually on other images) appear in the decision table only
+        if any(v["family"] == "gradient" for v in bounded.values()):
             key = (
                 summary["data"],
                 summary["threat_model"]["norm"],
