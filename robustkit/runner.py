@@ -282,9 +282,31 @@ def execute(
     )
     if run.config.sanity:
         summary = summarize(store, run.run_id)
-        store.write_checks(run.run_id, run_checks(run, summary))
+        survivors = worst_case_robust(store, run.run_id, run.indices[:SANITY_SAMPLES])
+        store.write_checks(
+            run.run_id, run_checks(run, summary, sample=SANITY_SAMPLES, survivors=survivors)
+        )
     store.finish_run(run.run_id)
     return evaluation
+
+
+#: Samples the sanity checks look at: the convergence check attacks (at most 64 of) the
+#: worst-case survivors among them, so it needs enough to find some on robust models.
+SANITY_SAMPLES = 256
+
+
+def worst_case_robust(store: Store, run_id: str, indices: list[int]) -> torch.Tensor:
+    """For each data-set index in ``indices``: correctly classified and robust under every
+    attack of the stored run that has a threat-model ε (min-norm attacks do not count)."""
+    robust = {s["idx"]: s["y"] == s["clean_pred"] for s in store.samples(run_id)}
+    run = store.get_run(run_id)
+    for label, spec in json.loads(run["attacks"]).items():
+        params = spec["params"]
+        if "max_queries" in params and params.get("eps") is None:
+            continue
+        for r in store.results(run_id, label):
+            robust[r["idx"]] = robust.get(r["idx"], False) and bool(r["robust"])
+    return torch.tensor([bool(robust.get(i, False)) for i in indices], dtype=torch.bool)
 
 
 def run_evaluation(

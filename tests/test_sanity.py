@@ -95,3 +95,27 @@ def test_runs_are_flagged_in_the_store_and_leaderboard(tmp_path):
     assert sum(bool(r["flags"]) for r in rows) == 3
     assert all(r["reasons"] for r in rows if r["flags"])
     assert robustkit.list_models("mnist/cnn-tiny-at")
+
+
+def test_convergence_check_flags_a_weak_pgd_but_not_one_a_stronger_attack_corrects():
+    from types import SimpleNamespace
+
+    from robustkit.sanity import check_more_steps
+
+    model = Linear()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(64, 3, 8, 8, generator=gen) * 0.5 + 0.25
+    y = model(x).argmax(1)
+    eps = 0.02
+    # two tiny steps reach a tenth of the ε-ball: doubling them fools more samples
+    weak = robustkit.get_attack("pgd", eps=eps, steps=2, step_size=eps / 20, random_start=False)
+    run = SimpleNamespace(attacks={"pgd": weak}, model=model)
+    flagged, detail = check_more_steps(run, x, y)[1:]
+    assert flagged and "survived 2 steps" in detail
+    # the samples a strong PGD leaves robust are robust in the whole ε-ball of a linear model,
+    # so the worst case of a run that also holds the strong attack is converged
+    strong = robustkit.get_attack("pgd", eps=eps, steps=50, step_size=eps / 4)
+    survivors = strong(model, x, y).robust
+    assert 10 <= int(survivors.sum()) < 64
+    flagged, detail = check_more_steps(run, x, y, survivors=survivors)[1:]
+    assert not flagged and "every attack of the run" in detail
