@@ -117,3 +117,44 @@ def bisect_segment(
         adv[pos[hit]] = mid[hit]
         clean[pos[~hit]] = mid[~hit]
     return adv
+
+
+def closer_targeted_start(
+    oracle: LabelOracle,
+    tracker: BestTracker,
+    steps: StepCounter,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    candidates: int,
+    tol: float,
+    max_steps: int = 100,
+) -> torch.Tensor:
+    """The optional start-point search of targeted attacks: beyond the nearest image of the batch
+    whose true label is the target (tried by :func:`start_targeted`), try the next
+    ``candidates - 1`` nearest such images, each confirmed with one query and bisected toward
+    ``x0``; the closest boundary point over all of them is the tracker's best. Returns the mask
+    of samples that gained a start this way. Each round takes one candidate per sample, so the
+    samples of a round are distinct."""
+    n = x0.shape[0]
+    gained = torch.zeros(n, dtype=torch.bool, device=x0.device)
+    if candidates <= 1:
+        return gained
+    flat = x0.reshape(n, -1)
+    dist = torch.cdist(flat, flat)
+    dist[target.unsqueeze(1) != y.unsqueeze(0)] = float("inf")
+    k = min(candidates, n)
+    near_d, near = dist.topk(k, dim=1, largest=False)
+    for j in range(1, k):
+        todo = (torch.isfinite(near_d[:, j]) & (oracle.remaining() > 0)).nonzero().flatten()
+        if todo.numel() == 0:
+            break
+        cand = x0[near[todo, j]]
+        adv = oracle.is_adversarial(cand, todo)
+        steps.add(todo)
+        had = tracker.found[todo]
+        tracker.update(todo, cand, adv)
+        todo, cand = todo[adv], cand[adv]
+        gained[todo[~had[adv]]] = True
+        bisect_segment(oracle, tracker, steps, todo, x0[todo], cand, tol, max_steps)
+    return gained

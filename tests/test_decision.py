@@ -156,6 +156,51 @@ def test_cgba_targeted_on_ten_classes(linear):
     assert torch.isfinite(median_l2_at(res, [500])).all()
 
 
+def test_closer_start_search_keeps_the_closest_boundary_point():
+    """The targeted start-point search on a hyperplane: every candidate's boundary point is known
+    exactly, so the kept start must be the closest of the k nearest target-class images'."""
+    from robustkit.attacks._boundary import bisect_segment, closer_targeted_start, start_targeted
+    from robustkit.oracle import BestTracker, StepCounter
+
+    model = Binary()
+    x = images(24, seed=3)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    target = 1 - y
+    assert 6 <= int(y.sum()) <= 18
+    n, k, tol = x.shape[0], 5, 1e-5
+    ctx = AttackContext(model, n, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, y, target, 10_000)
+    tracker, steps = BestTracker(x, oracle), StepCounter(n, torch.device("cpu"))
+    start, found = start_targeted(oracle, tracker, steps, x, y, target, ctx.generator)
+    idx = found.nonzero().flatten()
+    bisect_segment(oracle, tracker, steps, idx, x[idx], start[idx], tol)
+    first = tracker.dist.clone()
+    closer_targeted_start(oracle, tracker, steps, x, y, target, k, tol)
+    # analytic: the boundary point of the segment x0 -> c is at s0 / (s0 - sc) of its length
+    s = x.flatten(1) @ model.w + model.b
+    dist = torch.cdist(x.flatten(1), x.flatten(1))
+    dist[target.unsqueeze(1) != y.unsqueeze(0)] = float("inf")
+    near_d, near = dist.topk(k, dim=1, largest=False)
+    along = s.unsqueeze(1) / (s.unsqueeze(1) - s[near])
+    expected = (along * near_d).min(dim=1).values
+    assert torch.allclose(tracker.dist, expected, atol=1e-4)
+    assert (tracker.dist <= first).all() and (tracker.dist < first - 1e-3).any()
+    assert torch.equal(steps.total, ctx.queries)
+
+
+def test_cgba_h_with_start_search_keeps_the_budget_and_accounting(linear):
+    model, x, y = linear
+    target = y.roll(1)
+    keep = target != y
+    x, y, target = x[keep], y[keep], target[keep]
+    res = robustkit.get_attack("cgba-h", max_queries=300, start_candidates=4)(model, x, y, target)
+    assert res.success.all() and (res.queries <= 300).all()
+    assert torch.equal(res.extras["step_queries"], res.queries)
+    with pytest.raises(InputError, match="start_candidates"):
+        robustkit.get_attack("cgba-h", start_candidates=0)
+
+
 # -- determinism, bad input, clearly labelled results -------------------------------------------
 def test_same_seed_same_run(linear):
     model, x, y = linear
