@@ -48,6 +48,18 @@ def start_untargeted(
     return start, found
 
 
+def target_class_neighbours(
+    x0: torch.Tensor, y: torch.Tensor, target: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the L2 distances to and positions of the ``k`` nearest images of the batch
+    whose true label is that sample's target (distance inf where there are fewer)."""
+    n = x0.shape[0]
+    flat = x0.reshape(n, -1)
+    dist = torch.cdist(flat, flat)
+    dist[target.unsqueeze(1) != y.unsqueeze(0)] = float("inf")
+    return dist.topk(min(k, n), dim=1, largest=False)
+
+
 def start_targeted(
     oracle: LabelOracle,
     tracker: BestTracker,
@@ -64,13 +76,10 @@ def start_targeted(
     n = x0.shape[0]
     start = x0.clone()
     found = torch.zeros(n, dtype=torch.bool, device=x0.device)
-    flat = x0.reshape(n, -1)
-    dist = torch.cdist(flat, flat)
-    dist[target.unsqueeze(1) != y.unsqueeze(0)] = float("inf")
-    nearest = dist.argmin(dim=1)
-    todo = (torch.isfinite(dist.min(dim=1).values) & (oracle.remaining() > 0)).nonzero().flatten()
+    near_d, near = target_class_neighbours(x0, y, target, 1)
+    todo = (torch.isfinite(near_d[:, 0]) & (oracle.remaining() > 0)).nonzero().flatten()
     if todo.numel():
-        cand = x0[nearest[todo]]
+        cand = x0[near[todo, 0]]
         adv = oracle.is_adversarial(cand, todo)
         steps.add(todo)
         tracker.update(todo, cand, adv)
@@ -140,12 +149,8 @@ def closer_targeted_start(
     gained = torch.zeros(n, dtype=torch.bool, device=x0.device)
     if candidates <= 1:
         return gained
-    flat = x0.reshape(n, -1)
-    dist = torch.cdist(flat, flat)
-    dist[target.unsqueeze(1) != y.unsqueeze(0)] = float("inf")
-    k = min(candidates, n)
-    near_d, near = dist.topk(k, dim=1, largest=False)
-    for j in range(1, k):
+    near_d, near = target_class_neighbours(x0, y, target, candidates)
+    for j in range(1, near.shape[1]):
         todo = (torch.isfinite(near_d[:, j]) & (oracle.remaining() > 0)).nonzero().flatten()
         if todo.numel() == 0:
             break
