@@ -74,6 +74,31 @@ def random_targets(y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor
     return (y + shift) % num_classes
 
 
+def shard_class_targets(
+    y: torch.Tensor, num_classes: int, seed: int, shard_size: int
+) -> torch.Tensor:
+    """A target class for every sample, uniformly among the true classes of the other samples of
+    its shard (consecutive ``shard_size`` samples) that differ from its own label; uniformly among
+    all other classes when its shard has none.
+
+    Decision-based targeted attacks start from an image of the target class, and they see only
+    their shard: with random classes, a shard of 10 CIFAR-10 images lacks the target class of
+    about a third of its images, which then get no start at all."""
+    gen = torch.Generator().manual_seed(seed)
+    fallback = random_targets(y, num_classes, seed)
+    target = fallback.clone()
+    for start in range(0, y.numel(), shard_size):
+        ys = y[start : start + shard_size]
+        present = torch.unique(ys)  # sorted; holds every label of the shard
+        if present.numel() < 2:
+            continue  # one class only: keep the random targets
+        own = torch.searchsorted(present, ys)
+        # uniform among the other present classes: skip over the sample's own class
+        pick = torch.randint(present.numel() - 1, ys.shape, generator=gen)
+        target[start : start + shard_size] = present[pick + (pick >= own).long()]
+    return target
+
+
 def first_correct_indices(
     model, dataset: str, split: str, n: int, offset: int, device
 ) -> list[int]:
@@ -172,7 +197,10 @@ def prepare(config: RunConfig) -> Run:
     if any(a.targeted for a in attacks.values()):
         with torch.no_grad():
             num_classes = model(x[:1].to(device)).shape[1]
-        target = random_targets(y, num_classes, config.seed)
+        if any(a.targeted and a.family == "decision" for a in attacks.values()):
+            target = shard_class_targets(y, num_classes, config.seed, config.batch_size)
+        else:
+            target = random_targets(y, num_classes, config.seed)
     identity = {
         "model": config.model,
         "weights_sha256": sha,
@@ -187,6 +215,8 @@ def prepare(config: RunConfig) -> Run:
         "seed": config.seed,
         "batch_size": config.batch_size,
     }
+    if any(a.targeted and a.family == "decision" for a in attacks.values()):
+        identity["targets"] = "shard classes"  # how targets are drawn (see shard_class_targets)
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
         "config": dumps({**asdict(config), "eps": eps, "dataset": dataset}),

@@ -358,3 +358,19 @@ def test_geoda_query_schedule():
         assert all(b > a for a, b in zip(q, q[1:], strict=False))  # later iterations get more
         assert 50 <= q[0] <= 80
     assert query_schedule(20) == [20]
+
+
+def test_targets_of_targeted_decision_runs_come_from_the_shard():
+    from robustkit.runner import shard_class_targets
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (95,), generator=gen)
+    y[90:] = 4  # a last shard of one class: random other classes
+    target = shard_class_targets(y, 10, seed=3, shard_size=10)
+    assert (target != y).all() and ((target >= 0) & (target < 10)).all()
+    for start in range(0, 90, 10):
+        assert set(target[start : start + 10].tolist()) <= set(y[start : start + 10].tolist())
+    # every other class of a shard gets drawn, not only one
+    big = shard_class_targets(torch.arange(10).repeat(50), 10, seed=1, shard_size=500)
+    assert set(big[torch.arange(10).repeat(50) == 0].tolist()) == set(range(1, 10))
+    assert torch.equal(target, shard_class_targets(y, 10, seed=3, shard_size=10))

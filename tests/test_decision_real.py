@@ -33,3 +33,24 @@ def test_cgba_on_resnet20_first_ten_correct(resnet20_subset):
     assert med[0] > med[1] > med[2]
     assert 0.2 < med[2].item() < 0.7, med
     assert torch.allclose(res.l2, torch.tensor([t[-1, 1].item() for t in res.trajectories]))
+
+
+def test_targeted_run_on_a_small_shard_finds_a_start_for_every_image(tmp_path):
+    """Targets of a targeted decision run come from the classes of the shard, so even ten images
+    (where random classes would leave about a third without a start) are all attacked."""
+    from robustkit.runner import RunConfig, run_evaluation
+
+    config = RunConfig(
+        model="cifar10/resnet20",
+        n=10,
+        correct_only=True,
+        attacks=("cgba-h",),
+        norm="l2",
+        targeted=True,
+        queries=60,
+        batch_size=10,
+        sanity=False,
+        device="cpu",
+    )
+    report = run_evaluation(config, db=tmp_path / "r.db", progress=False)
+    assert report["attacks"]["cgba-h"]["success_rate"] == 1.0
