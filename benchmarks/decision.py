@@ -252,6 +252,28 @@ def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
     return out
 
 
+def speed_runs(model, x, y, queries: int, repeats: int, seed: int) -> dict:
+    """CGBA's counted queries per second as a fraction of the raw forward throughput, measured
+    ``repeats`` times: raw throughput, one CGBA run on all images with ``queries`` per image, raw
+    throughput again. This CPU's speed drifts by tens of percent within minutes, so one ratio is
+    one draw; the median of the repeats is the figure to quote, and every draw is kept."""
+    runs = []
+    for k in range(repeats):
+        before = forward_throughput(model, x)
+        res = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)(model, x, y)
+        after = forward_throughput(model, x)
+        qps = int(res.queries.sum()) / res.seconds
+        raw = (before[0] + after[0]) / 2
+        runs.append({"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw})
+        print(f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}", flush=True)
+    return {
+        "queries": queries,
+        "runs": runs,
+        "median_ratio": float(np.median([r["ratio"] for r in runs])),
+        "median_queries_per_s": float(np.median([r["queries_per_s"] for r in runs])),
+    }
+
+
 # -- outputs ---------------------------------------------------------------------------------------
 def fmt(v: float) -> str:
     return "∞" if math.isinf(v) else ("—" if math.isnan(v) else f"{v:.3f}")
@@ -298,6 +320,16 @@ def markdown(report: dict) -> str:
                 + ", ".join(f"{fmt(r['median_l2'][k])} at {k}" for k in b if k in r["median_l2"])
                 + "."
             )
+        lines.append("")
+    for model, sp in report.get("speed", {}).items():
+        draws = ", ".join(f"{r['queries_per_s']:.0f} ({r['ratio']:.0%})" for r in sp["runs"])
+        lines.append(
+            f"CGBA speed on {model}, {len(sp['runs'])} repeats of {report['n']} images × "
+            f"{sp['queries']} queries, each between two raw-throughput measurements: "
+            f"{draws} queries/s (share of raw); median {sp['median_queries_per_s']:.0f} "
+            f"queries/s = **{sp['median_ratio']:.0%}** of the raw batched forward throughput."
+        )
+    if report.get("speed"):
         lines.append("")
     lines.append(
         "queries/s: counted label queries per second of the whole attack (robustkit's attacks), "
@@ -414,6 +446,13 @@ def main(argv=None) -> None:
     p.add_argument("--attacks", default=",".join(OURS + THIRD_PARTY))
     p.add_argument("--targeted-pairs", type=int, default=20, help="0 skips the targeted run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--speed-repeats",
+        type=int,
+        default=3,
+        help="repeats of the CGBA speed measurement per model (0 skips it)",
+    )
+    p.add_argument("--speed-queries", type=int, default=1000, help="budget of each speed run")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=str(ROOT / "results" / "decision.json"))
     p.add_argument("--plot", default=str(ROOT / "decision.png"))
@@ -463,7 +502,9 @@ def main(argv=None) -> None:
         out.write_text(json.dumps(report, indent=1))
 
     attacks = [a for a in args.attacks.split(",") if a and a != "none"]
-    for model_name in args.models.split(",") if attacks or args.targeted_pairs else []:
+    report.setdefault("speed", {})
+    wanted = attacks or args.targeted_pairs or args.speed_repeats
+    for model_name in args.models.split(",") if wanted else []:
         model = robustkit.load_model(model_name, device="cpu")
         x, y, indices = first_correct(model, args.n)
         entry = report["models"].setdefault(model_name, {"attacks": {}})
@@ -491,6 +532,12 @@ def main(argv=None) -> None:
             r = run_pair(model, x[:k], y[:k], "cgba-h-targeted", budgets, args.seed, target)
             report["targeted"][model_name] = {"pairs": k, **r}
             print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
+            save()
+        if args.speed_repeats and (model_name not in report["speed"] or args.fresh):
+            print(f"{model_name} CGBA speed ...", flush=True)
+            report["speed"][model_name] = speed_runs(
+                model, x, y, args.speed_queries, args.speed_repeats, args.seed
+            )
             save()
     if args.note:
         report["note"] = args.note
