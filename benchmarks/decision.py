@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,14 @@ def forward_throughput(
                     done += batch
             rates[batch].append(done / (time.perf_counter() - start))
     return max((float(np.median(r)), b) for b, r in rates.items())
+
+
+def between_raw_measurements(model: nn.Module, x: torch.Tensor, run):
+    """``run()`` between two measurements of the raw forward throughput: on a shared CPU the
+    speed drifts, and a ratio must compare like with like. Returns (result, before, after)."""
+    before = forward_throughput(model, x)
+    result = run()
+    return result, before, forward_throughput(model, x)
 
 
 # -- third-party attacks through a recording wrapper -----------------------------------------------
@@ -206,11 +215,9 @@ def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
         attack_name = "cgba-h" if name == "cgba-h-targeted" else name
         targeted = name == "cgba-h-targeted" or (name == "cgba-h" and target is not None)
         attack = robustkit.get_attack(attack_name, max_queries=top, seed=seed, targeted=targeted)
-        # The raw forward throughput right before and right after the attack: on a shared CPU
-        # the speed drifts, and the ratio must compare like with like.
-        before = forward_throughput(model, x)
-        res = attack(model, x, y, target)
-        after = forward_throughput(model, x)
+        res, before, after = between_raw_measurements(
+            model, x, partial(attack, model, x, y, target)
+        )
         trajs = [t for t, a in zip(res.trajectories, res.attacked.tolist(), strict=True) if a]
         seconds = res.seconds
         queries = int(res.queries.sum())
@@ -259,9 +266,8 @@ def speed_runs(model, x, y, queries: int, repeats: int, seed: int) -> dict:
     one draw; the median of the repeats is the figure to quote, and every draw is kept."""
     runs = []
     for k in range(repeats):
-        before = forward_throughput(model, x)
-        res = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)(model, x, y)
-        after = forward_throughput(model, x)
+        attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)
+        res, before, after = between_raw_measurements(model, x, partial(attack, model, x, y))
         qps = int(res.queries.sum()) / res.seconds
         raw = (before[0] + after[0]) / 2
         runs.append({"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw})

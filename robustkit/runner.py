@@ -85,8 +85,7 @@ def shard_class_targets(
     their shard: with random classes, a shard of 10 CIFAR-10 images lacks the target class of
     about a third of its images, which then get no start at all."""
     gen = torch.Generator().manual_seed(seed)
-    fallback = random_targets(y, num_classes, seed)
-    target = fallback.clone()
+    target = random_targets(y, num_classes, seed)  # kept for shards of a single class
     for start in range(0, y.numel(), shard_size):
         ys = y[start : start + shard_size]
         present = torch.unique(ys)  # sorted; holds every label of the shard
@@ -194,10 +193,12 @@ def prepare(config: RunConfig) -> Run:
         x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset)
         indices = list(range(config.offset, config.offset + len(y)))
     target = None
+    # targeted label-only attacks start from an image of the target class in their shard
+    shard_targets = any(a.targeted and a.family == "decision" for a in attacks.values())
     if any(a.targeted for a in attacks.values()):
         with torch.no_grad():
             num_classes = model(x[:1].to(device)).shape[1]
-        if any(a.targeted and a.family == "decision" for a in attacks.values()):
+        if shard_targets:
             target = shard_class_targets(y, num_classes, config.seed, config.batch_size)
         else:
             target = random_targets(y, num_classes, config.seed)
@@ -215,7 +216,7 @@ def prepare(config: RunConfig) -> Run:
         "seed": config.seed,
         "batch_size": config.batch_size,
     }
-    if any(a.targeted and a.family == "decision" for a in attacks.values()):
+    if shard_targets:
         identity["targets"] = "shard classes"  # how targets are drawn (see shard_class_targets)
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
@@ -275,6 +276,39 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
     return samples, rows, seconds
 
 
+#: Samples the sanity checks look at: the convergence check attacks (at most 64 of) the
+#: worst-case survivors among them, so it needs enough to find some on robust models.
+SANITY_SAMPLES = 256
+
+
+def counts_in_worst_case(params: dict[str, Any]) -> bool:
+    """Whether an attack's results enter the worst-case robust accuracy: every attack with a
+    threat-model ε does; a min-norm (decision-based, no ε) attack does not."""
+    return "max_queries" not in params or params.get("eps") is not None
+
+
+def worst_case(
+    correct: dict[int, bool], attacks: dict[str, Any], rows: dict[str, list[dict]]
+) -> dict[int, bool]:
+    """Per data-set index: correctly classified and robust under every attack that counts
+    (``rows``: each attack label's stored result rows)."""
+    joint = dict(correct)
+    for label, spec in attacks.items():
+        if counts_in_worst_case(spec["params"]):
+            for r in rows[label]:
+                joint[r["idx"]] = joint[r["idx"]] and bool(r["robust"])
+    return joint
+
+
+def worst_case_robust(store: Store, run_id: str, indices: list[int]) -> torch.Tensor:
+    """The worst-case robustness of the stored run's samples ``indices`` (data-set indices)."""
+    attacks = json.loads(store.get_run(run_id)["attacks"])
+    correct = {s["idx"]: s["y"] == s["clean_pred"] for s in store.samples(run_id)}
+    rows = {label: store.results(run_id, label) for label in attacks}
+    joint = worst_case(correct, attacks, rows)
+    return torch.tensor([joint.get(i, False) for i in indices], dtype=torch.bool)
+
+
 def execute(
     run: Run, store: Store, fresh: bool = False, progress: bool = True, recompute: bool = False
 ):
@@ -318,25 +352,6 @@ def execute(
         )
     store.finish_run(run.run_id)
     return evaluation
-
-
-#: Samples the sanity checks look at: the convergence check attacks (at most 64 of) the
-#: worst-case survivors among them, so it needs enough to find some on robust models.
-SANITY_SAMPLES = 256
-
-
-def worst_case_robust(store: Store, run_id: str, indices: list[int]) -> torch.Tensor:
-    """For each data-set index in ``indices``: correctly classified and robust under every
-    attack of the stored run that has a threat-model ε (min-norm attacks do not count)."""
-    robust = {s["idx"]: s["y"] == s["clean_pred"] for s in store.samples(run_id)}
-    run = store.get_run(run_id)
-    for label, spec in json.loads(run["attacks"]).items():
-        params = spec["params"]
-        if "max_queries" in params and params.get("eps") is None:
-            continue
-        for r in store.results(run_id, label):
-            robust[r["idx"]] = robust.get(r["idx"], False) and bool(r["robust"])
-    return torch.tensor([bool(robust.get(i, False)) for i in indices], dtype=torch.bool)
 
 
 def run_evaluation(
@@ -396,10 +411,11 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
     for shard in store.shards(run_id):
         for label, sec in json.loads(shard["attack_seconds"]).items():
             seconds[label] = seconds.get(label, 0.0) + sec
-    joint = dict(correct)
+    rows_by_label = {label: store.results(run_id, label) for label in attacks}
+    joint = worst_case(correct, attacks, rows_by_label)
     report_attacks: dict[str, Any] = {}
     for label, spec in attacks.items():
-        rows = store.results(run_id, label)
+        rows = rows_by_label[label]
         params = spec["params"]
         family = "decision" if "max_queries" in params else "gradient"
         eps = params.get("eps")
@@ -444,9 +460,6 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
             budgets = sorted({b for b in DEFAULT_BUDGETS if b <= max_q} | {max_q})
             eps_l2 = eps if eps is not None else (run["eps"] if run["norm"] == "l2" else None)
             row["decision"] = decision_figures(rows, budgets, eps_l2)
-        if family != "decision" or eps is not None:
-            for r in rows:
-                joint[r["idx"]] = joint[r["idx"]] and bool(r["robust"])
         report_attacks[label] = row
     return {
         "run_id": run_id,
