@@ -501,6 +501,7 @@ def main(argv=None) -> None:
                     mine.setdefault(key, value)
             mine["attacks"].update(entry["attacks"])
         report["targeted"].update(other.get("targeted", {}))
+        report.setdefault("speed", {}).update(other.get("speed", {}))
         report.setdefault("parts", []).append(other.get("command", part))
 
     def save():

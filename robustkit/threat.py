@@ -51,7 +51,7 @@ def check_norm(norm: str) -> str:
 
 def flat_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
     """Per-sample norm of a batch of perturbations (first dimension is the batch)."""
-    flat = delta.reshape(delta.shape[0], -1)
+    flat = delta.flatten(1) if delta.dim() > 1 else delta.unsqueeze(1)
     if norm == "linf":
         return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
     return flat.norm(p=2, dim=1)

@@ -4,6 +4,7 @@ geometry on a linear model with a known answer, determinism and bad input."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -129,20 +130,52 @@ def test_success_is_rechecked_outside_the_budget(linear):
 
 
 # -- geometry: a hyperplane with a known minimal distance -------------------------------------
-@pytest.mark.parametrize("name", ["cgba", "hsja", "geoda"])
-def test_binary_linear_model_reaches_the_known_distance(name):
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("cgba", {}),
+        ("cgba", {"shared_probes": False}),
+        ("cgba", {"baseline": True}),
+        ("hsja", {}),
+        ("geoda", {}),
+    ],
+)
+def test_binary_linear_model_reaches_the_known_distance(name, options):
     # A small image (d = 48) so that a few thousand queries are enough to converge.
     model = Binary(shape=(3, 4, 4)).eval()
     x = images(6, shape=(3, 4, 4), seed=3)
     with torch.no_grad():
         y = model(x).argmax(1)
     best = model.distance(x)
-    res = robustkit.get_attack(name, max_queries=3000)(model, x, y)
+    res = robustkit.get_attack(name, max_queries=3000, **options)(model, x, y)
+    assert torch.equal(res.extras["step_queries"], res.queries)
     assert res.success.all()
     ratio = res.l2 / best
     assert (ratio >= 1 - 1e-4).all()  # nothing can beat the true distance
     assert ratio.median() < (1.02 if name == "cgba" else 1.05), ratio
     assert ratio.max() < 1.1, ratio
+
+
+def test_shared_probes_are_shared_only_between_images():
+    """With shared probe directions two copies of one image in a batch run the very same attack
+    (same start, same directions, same labels, so the same trajectory); with independent draws
+    they do not. The copies sit among other images in other phases of their iterations, so the
+    pipeline must hand each copy the right directions round after round. (CGBA-H: its start is
+    the nearest target-class image of the batch, the same for both copies; CGBA's random start
+    noise is drawn per image.)"""
+    model = Binary(shape=(3, 4, 4)).eval()
+    others = images(5, shape=(3, 4, 4), seed=4)
+    x = torch.cat([others[:1], others])
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    attack = partial(robustkit.get_attack, "cgba-h", max_queries=400)
+    shared = attack()(model, x, y, 1 - y)
+    alone = attack(shared_probes=False)(model, x, y, 1 - y)
+    assert torch.equal(shared.trajectories[0], shared.trajectories[1])
+    assert not torch.equal(alone.trajectories[0], alone.trajectories[1])
+    for res in (shared, alone):
+        assert torch.equal(res.extras["step_queries"], res.queries)
+        assert (res.queries == 400).all() and res.success.all()
 
 
 def test_cgba_targeted_on_ten_classes(linear):
