@@ -56,8 +56,10 @@ MARK_END = "<!-- decision-benchmark:end -->"
 def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """The first ``n`` CIFAR-10 test images the model classifies correctly (and their indices)."""
     xs, ys, idx, offset = [], [], [], 0
+    device = next(model.parameters()).device
     while sum(len(v) for v in ys) < n:
         x, y = robustkit.load_dataset("cifar10", "test", n=256, offset=offset)
+        x, y = x.to(device), y.to(device)
         with torch.no_grad():
             ok = model(x).argmax(1) == y
         xs.append(x[ok])
@@ -65,6 +67,12 @@ def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor,
         idx += (ok.nonzero().flatten() + offset).tolist()
         offset += 256
     return torch.cat(xs)[:n], torch.cat(ys)[:n], idx[:n]
+
+
+def synchronize(x: torch.Tensor) -> None:
+    """Wait for the GPU's queued work (timings of asynchronous CUDA calls mean nothing else)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
 
 
 def forward_throughput(
@@ -84,10 +92,12 @@ def forward_throughput(
             reps = x.repeat((batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:batch]
             with torch.no_grad():
                 model(reps).argmax(1)  # warm-up
+                synchronize(reps)
                 done, start = 0, time.perf_counter()
                 while time.perf_counter() - start < seconds:
                     model(reps).argmax(1)
                     done += batch
+                synchronize(reps)
             rates[batch].append(done / (time.perf_counter() - start))
     return max((float(np.median(r)), b) for b, r in rates.items())
 
@@ -259,11 +269,12 @@ def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
     return out
 
 
-def speed_runs(model, x, y, queries: int, repeats: int, seed: int) -> dict:
+def speed_runs(model, x, y, queries: int, repeats: int, seed: int, serial_images: int = 10) -> dict:
     """CGBA's counted queries per second as a fraction of the raw forward throughput, measured
     ``repeats`` times: raw throughput, one CGBA run on all images with ``queries`` per image, raw
     throughput again. This CPU's speed drifts by tens of percent within minutes, so one ratio is
-    one draw; the median of the repeats is the figure to quote, and every draw is kept."""
+    one draw; the median of the repeats is the figure to quote, and every draw is kept. Then the
+    first ``serial_images`` images attacked one at a time (see :func:`one_at_a_time`)."""
     runs = []
     for k in range(repeats):
         attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)
@@ -272,12 +283,30 @@ def speed_runs(model, x, y, queries: int, repeats: int, seed: int) -> dict:
         raw = (before[0] + after[0]) / 2
         runs.append({"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw})
         print(f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}", flush=True)
-    return {
+    out = {
         "queries": queries,
         "runs": runs,
         "median_ratio": float(np.median([r["ratio"] for r in runs])),
         "median_queries_per_s": float(np.median([r["queries_per_s"] for r in runs])),
     }
+    if serial_images:
+        out["one_at_a_time"] = one_at_a_time(model, x[:serial_images], y[:serial_images], queries)
+        qps = out["one_at_a_time"]["queries_per_s"]
+        print(f"  one image at a time: {qps:.0f} q/s", flush=True)
+    return out
+
+
+def one_at_a_time(model, x, y, queries: int) -> dict:
+    """CGBA's queries per second when each image is attacked alone, as the authors' code does
+    (normal estimation batched over one image's probes, every search and bisection candidate
+    its own forward pass): what lockstep batching over images is worth on this device."""
+    attack = robustkit.get_attack("cgba", max_queries=queries)
+    spent, seconds = 0, 0.0
+    for i in range(x.shape[0]):
+        res = attack(model, x[i : i + 1], y[i : i + 1])
+        spent += int(res.queries.sum())
+        seconds += res.seconds
+    return {"images": int(x.shape[0]), "queries": spent, "queries_per_s": spent / seconds}
 
 
 # -- outputs ---------------------------------------------------------------------------------------
@@ -335,6 +364,14 @@ def markdown(report: dict) -> str:
             f"{draws} queries/s (share of raw); median {sp['median_queries_per_s']:.0f} "
             f"queries/s = **{sp['median_ratio']:.0%}** of the raw batched forward throughput."
         )
+        alone = sp.get("one_at_a_time")
+        if alone:
+            lines[-1] += (
+                f" The first {alone['images']} images attacked one at a time (the authors' "
+                f"structure): {alone['queries_per_s']:.0f} queries/s, so lockstep batching is "
+                f"worth **{sp['median_queries_per_s'] / alone['queries_per_s']:.1f}×**"
+                f"{' on ' + sp['device'] if sp.get('device') else ''}."
+            )
     if report.get("speed"):
         lines.append("")
     lines.append(
@@ -459,6 +496,18 @@ def main(argv=None) -> None:
         help="repeats of the CGBA speed measurement per model (0 skips it)",
     )
     p.add_argument("--speed-queries", type=int, default=1000, help="budget of each speed run")
+    p.add_argument(
+        "--serial-images",
+        type=int,
+        default=10,
+        help="images attacked one at a time after the speed repeats (0 skips it)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="device of the model and images (cuda: for robustkit's attacks and the speed runs; "
+        "the third-party attacks run on the CPU only)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=str(ROOT / "results" / "decision.json"))
     p.add_argument("--plot", default=str(ROOT / "decision.png"))
@@ -512,7 +561,7 @@ def main(argv=None) -> None:
     report.setdefault("speed", {})
     wanted = attacks or args.targeted_pairs or args.speed_repeats
     for model_name in args.models.split(",") if wanted else []:
-        model = robustkit.load_model(model_name, device="cpu")
+        model = robustkit.load_model(model_name, device=args.device)
         x, y, indices = first_correct(model, args.n)
         entry = report["models"].setdefault(model_name, {"attacks": {}})
         entry.update(images=indices)
@@ -543,7 +592,10 @@ def main(argv=None) -> None:
         if args.speed_repeats and (model_name not in report["speed"] or args.fresh):
             print(f"{model_name} CGBA speed ...", flush=True)
             report["speed"][model_name] = speed_runs(
-                model, x, y, args.speed_queries, args.speed_repeats, args.seed
+                model, x, y, args.speed_queries, args.speed_repeats, args.seed, args.serial_images
+            )
+            report["speed"][model_name]["device"] = (
+                torch.cuda.get_device_name(x.device) if x.is_cuda else "CPU"
             )
             save()
     if args.note:
