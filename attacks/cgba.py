@@ -205,7 +205,7 @@ class _CGBABase(DecisionAttack):
         every image needs next, in equal chunks of the oracle's batch size, and moves each image
         on by one step. Images in different phases so share each forward pass and none waits
         for the slowest image of the batch, which keeps the passes at the efficient batch size;
-        each image runs exactly the sequence of steps it would run alone."""
+        each image takes exactly the steps it would take alone (only its random draws differ)."""
         n, shape = x0.shape[0], x0.shape[1:]
         dev, dt = x0.device, x0.dtype
         phase = torch.where(found, _ESTIMATE, _DONE)
