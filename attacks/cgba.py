@@ -19,7 +19,7 @@ tensors. After the start point, the iterations are pipelined: each query round l
 image needs next (all the normal probes of the images estimating a normal, one candidate of each
 image searching or bisecting) in equal chunks of the oracle's batch size, so images in different
 phases share each forward pass and no image waits for the slowest one. By default the images of
-a round share their probe directions (``shared_probes``; see :meth:`_CGBABase._label_round`).
+a round share their probe directions (``shared_probes``; see :func:`label_round`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,82 @@ def _positive(name: str, value, kind=float):
     return kind(value)
 
 
+def label_round(
+    oracle: LabelOracle,
+    sampler: LowFrequencySampler,
+    generator: torch.Generator,
+    xb: torch.Tensor,
+    est: torch.Tensor,
+    m: torch.Tensor,
+    sigma: float,
+    cand: torch.Tensor | None = None,
+    one: torch.Tensor | None = None,
+    baseline: bool = False,
+    shared: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label one query round: ``m[j]`` probes ``x_b + σ·u`` around ``xb[est[j]]`` for each
+    estimating image, then one candidate ``cand[i]`` for each image ``one[i]`` (if any), in equal
+    chunks of at most the oracle's batch size. Returns the candidates' verdicts and the estimated
+    normals ``η = mean(s_i·u_i)`` (``s_i = ±1`` for adversarial / clean probes; pointing to the
+    adversarial side); ``baseline`` subtracts the mean sign first (HopSkipJump's variance
+    reduction).
+
+    ``shared=True`` draws ``max(m)`` directions for the round and image ``j`` probes along the
+    first ``m[j]`` of them, instead of drawing ``sum(m)``: each image's probes are still
+    independent standard normal directions, fresh every round, so each image runs the attack
+    exactly as alone; only different images of a batch share directions. Drawing normal values
+    is the costliest step after the forward passes on a CPU (10 µs per 32×32×3 probe, a quarter
+    of a cifar10/resnet4b-at forward pass), and sharing makes it about a hundredth of that on a
+    batch of 100 images."""
+    shape, dev, dt = xb.shape[1:], xb.device, xb.dtype
+    if one is None:
+        one, cand = est.new_empty(0), xb.new_empty((0,) + shape)
+    local = torch.repeat_interleave(torch.arange(est.numel(), device=dev), m)
+    owner = est[local]
+    n_probes, total = owner.numel(), owner.numel() + one.numel()
+    eta = torch.zeros((m.numel(),) + shape, device=dev, dtype=dt)
+    dirs_sum = torch.zeros_like(eta) if baseline else None
+    sign_sum = torch.zeros(m.numel(), device=dev, dtype=dt)
+    hit = torch.zeros(one.numel(), dtype=torch.bool, device=dev)
+    rows_of = torch.cat([owner, one])
+    table = slot = None
+    if shared and n_probes:
+        table = sampler.sample(int(m.max()), generator)
+        first = torch.cumsum(m, 0) - m  # each image's first probe
+        slot = torch.arange(n_probes, device=dev) - first[local]
+    chunk = -(-total // max(1, -(-total // oracle.batch_size)))
+    for lo in range(0, total, chunk):
+        hi = min(lo + chunk, total)
+        rows = torch.empty((hi - lo,) + shape, device=dev, dtype=dt)
+        k = max(0, min(hi, n_probes) - lo)  # probes in this chunk, then candidates
+        if k:
+            if table is None:
+                dirs = sampler.sample(k, generator)
+            else:
+                dirs = table.index_select(0, slot[lo : lo + k])
+            torch.index_select(xb, 0, owner[lo : lo + k], out=rows[:k])
+            rows[:k].add_(dirs, alpha=sigma).clamp_(0, 1)
+        if hi > n_probes:
+            rows[k:] = cand[lo + k - n_probes : hi - n_probes]
+        adv = oracle.is_adversarial(rows, rows_of[lo:hi])
+        if hi > n_probes:
+            hit[lo + k - n_probes : hi - n_probes] = adv[k:]
+        if k:
+            s = adv[:k].to(dt) * 2 - 1
+            at = local[lo : lo + k]
+            sign_sum.index_add_(0, at, s)
+            if dirs_sum is not None:
+                dirs_sum.index_add_(0, at, dirs)
+            eta.index_add_(0, at, dirs.mul_(view(s, dirs)))
+    count = m.clamp_min(1).to(dt)
+    if dirs_sum is not None:
+        # Σ(s_i − s̄)·u_i = Σ s_i·u_i − s̄·Σ u_i; all probes on one side: keep the plain mean.
+        mean_s = sign_sum / count
+        mean_s[mean_s.abs() == 1] = 0
+        eta -= view(mean_s, eta) * dirs_sum
+    return hit, eta / view(count, eta)
+
+
 def estimate_normal(
     oracle: LabelOracle,
     steps: StepCounter,
@@ -63,43 +139,13 @@ def estimate_normal(
     act: torch.Tensor,
     n_probes: int,
     sigma: float,
-    baseline: bool = False,
 ) -> torch.Tensor:
-    """Boundary normal at ``xb[act]`` (pointing to the adversarial side) from up to ``n_probes``
-    probes ``x_b + σ·u`` per image (fewer when its budget is nearly spent): ``mean(s_i·u_i)``
-    with ``s_i = ±1`` for adversarial / clean probes. ``baseline`` subtracts the mean sign first
-    (HopSkipJump's variance reduction). Probes of all images are labelled together, in chunks of
-    the oracle's batch size."""
+    """Boundary normal at ``xb[act]`` from up to ``n_probes`` probes per image (fewer when its
+    budget is nearly spent), each image's probes drawn independently (see :func:`label_round`)."""
     m = oracle.remaining(act).clamp(max=n_probes)
-    pos = torch.repeat_interleave(torch.arange(act.numel(), device=act.device), m)
-    eta = torch.zeros((act.numel(),) + tuple(xb.shape[1:]), device=xb.device, dtype=xb.dtype)
-    signs = torch.empty(pos.numel(), device=xb.device, dtype=xb.dtype)
-    # Equal chunks of at most the oracle's batch size (no small tail batch).
-    chunk = -(-pos.numel() // max(1, -(-pos.numel() // oracle.batch_size)))
-    dirs = [] if baseline else None
-    for lo in range(0, pos.numel(), chunk):
-        p = pos[lo : lo + chunk]
-        owner = act[p]
-        u = sampler.sample(p.numel(), generator)
-        probes = (xb[owner] + sigma * u).clamp(0, 1)
-        s = oracle.is_adversarial(probes, owner).to(xb.dtype) * 2 - 1
-        signs[lo : lo + chunk] = s
-        if baseline:
-            dirs.append(u)
-        else:
-            eta.index_add_(0, p, view(s, u) * u)
+    _, eta = label_round(oracle, sampler, generator, xb, act, m, sigma)
     steps.add(act, m)
-    if baseline:
-        mean_s = torch.zeros(act.numel(), device=xb.device, dtype=xb.dtype)
-        mean_s.index_add_(0, pos, signs)
-        mean_s /= m.clamp_min(1)
-        centred = signs - mean_s[pos]
-        # All probes on one side: keep the plain mean so the estimate is not zero.
-        centred = torch.where((mean_s[pos].abs() == 1), signs, centred)
-        for i, lo in enumerate(range(0, pos.numel(), chunk)):
-            p = pos[lo : lo + chunk]
-            eta.index_add_(0, p, view(centred[lo : lo + chunk], dirs[i]) * dirs[i])
-    return eta / view(m.clamp_min(1).to(xb.dtype), eta)
+    return eta
 
 
 class _CGBABase(DecisionAttack):
@@ -246,7 +292,6 @@ class _CGBABase(DecisionAttack):
             # What each image asks this round: its probes, or one candidate.
             n_t = (self.n0 * t[est].double().sqrt()).floor().long()
             m = torch.minimum(n_t, left[est])
-            local = torch.repeat_interleave(torch.arange(est.numel(), device=dev), m)
             searching = phase[one] == _SEARCH
             tries[one[searching]] += 1
             phi = torch.where(
@@ -262,7 +307,19 @@ class _CGBABase(DecisionAttack):
                 cand[~searching] = x0[on_seg] + view(phi[~searching], x0) * v[on_seg]
             else:
                 cand = arc_point(one, phi)
-            hit, eta = self._label_round(oracle, sampler, generator, xb, local, m, est, cand, one)
+            hit, eta = label_round(
+                oracle,
+                sampler,
+                generator,
+                xb,
+                est,
+                m,
+                self.sigma,
+                cand,
+                one,
+                self.baseline,
+                self.shared_probes,
+            )
             steps.add(est, m)
             steps.add(one)
             if est.numel():
@@ -306,65 +363,6 @@ class _CGBABase(DecisionAttack):
         the semicircle (CGBA), θ/2^k toward v (CGBA-H)."""
         half = torch.pow(2.0, -tries.to(theta.dtype))
         return theta * half if self.curved else (math.pi / 2) * (1 - half)
-
-    def _label_round(self, oracle, sampler, generator, xb, local, m, est, cand, one):
-        """Label one round: ``m[j]`` probes ``x_b + σ·u`` for each estimating image ``est[j]``
-        (``local``: the ``j`` of each probe) and one candidate ``cand[i]`` for each image
-        ``one[i]``, in equal chunks of at most the oracle's batch size. Returns the candidates'
-        verdicts and the estimated normals ``η = mean(s_i·u_i)`` (``s_i = ±1`` for adversarial /
-        clean probes; with ``baseline``, HopSkipJump's mean-sign correction).
-
-        With ``shared_probes`` the round draws ``max(m)`` directions and image ``j`` probes along
-        the first ``m[j]`` of them, instead of drawing ``sum(m)``: each image's probes are still
-        independent standard normal directions, fresh every iteration, so each image runs the
-        attack exactly as alone; only different images of a batch share directions. Drawing
-        normal values is the costliest step after the forward passes on a CPU (10 µs per
-        32×32×3 probe, a quarter of a cifar10/resnet4b-at forward pass), and sharing makes it
-        about a hundredth of that on a batch of 100 images."""
-        owner = est[local]
-        n_probes, total = owner.numel(), owner.numel() + one.numel()
-        shape, dev, dt = xb.shape[1:], xb.device, xb.dtype
-        eta = torch.zeros((m.numel(),) + shape, device=dev, dtype=dt)
-        dirs_sum = torch.zeros_like(eta) if self.baseline else None
-        sign_sum = torch.zeros(m.numel(), device=dev, dtype=dt)
-        hit = torch.zeros(one.numel(), dtype=torch.bool, device=dev)
-        rows_of = torch.cat([owner, one])
-        table = slot = None
-        if self.shared_probes and n_probes:
-            table = sampler.sample(int(m.max()), generator)
-            first = torch.cumsum(m, 0) - m  # each image's first probe
-            slot = torch.arange(n_probes, device=dev) - first[local]
-        chunk = -(-total // max(1, -(-total // oracle.batch_size)))
-        for lo in range(0, total, chunk):
-            hi = min(lo + chunk, total)
-            rows = torch.empty((hi - lo,) + shape, device=dev, dtype=dt)
-            k = max(0, min(hi, n_probes) - lo)  # probes in this chunk, then candidates
-            if k:
-                if table is None:
-                    dirs = sampler.sample(k, generator)
-                else:
-                    dirs = table.index_select(0, slot[lo : lo + k])
-                torch.index_select(xb, 0, owner[lo : lo + k], out=rows[:k])
-                rows[:k].add_(dirs, alpha=self.sigma).clamp_(0, 1)
-            if hi > n_probes:
-                rows[k:] = cand[lo + k - n_probes : hi - n_probes]
-            adv = oracle.is_adversarial(rows, rows_of[lo:hi])
-            if hi > n_probes:
-                hit[lo + k - n_probes : hi - n_probes] = adv[k:]
-            if k:
-                s = adv[:k].to(dt) * 2 - 1
-                at = local[lo : lo + k]
-                sign_sum.index_add_(0, at, s)
-                if dirs_sum is not None:
-                    dirs_sum.index_add_(0, at, dirs)
-                eta.index_add_(0, at, dirs.mul_(view(s, dirs)))
-        count = m.clamp_min(1).to(dt)
-        if dirs_sum is not None:
-            # Σ(s_i − s̄)·u_i = Σ s_i·u_i − s̄·Σ u_i; all probes on one side: keep the plain mean.
-            mean_s = sign_sum / count
-            mean_s[mean_s.abs() == 1] = 0
-            eta -= view(mean_s, eta) * dirs_sum
-        return hit, eta / view(count, eta)
 
     @staticmethod
     def _start_search(est, eta, x0, xb, v, u, radius, theta, phase, t) -> None:

@@ -34,6 +34,7 @@ from torch import nn
 
 import robustkit
 from robustkit.budgets import l2_at_budgets, median_l2_at
+from robustkit.device import model_device
 from robustkit.oracle import default_batch_size
 
 ROOT = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ MARK_END = "<!-- decision-benchmark:end -->"
 def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """The first ``n`` CIFAR-10 test images the model classifies correctly (and their indices)."""
     xs, ys, idx, offset = [], [], [], 0
-    device = next(model.parameters()).device
+    device = model_device(model)
     while sum(len(v) for v in ys) < n:
         x, y = robustkit.load_dataset("cifar10", "test", n=256, offset=offset)
         x, y = x.to(device), y.to(device)
