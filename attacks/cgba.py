@@ -15,11 +15,12 @@ distance ``R·cos φ`` to ``x0`` shrinks as ``φ`` grows.
   ``v``) until a point is adversarial, then bisects the segment from ``x0`` to it.
 
 All images of a batch advance together, each with its own budget, phase, counters and angles as
-tensors. After the start point, the iterations are pipelined: each query round labels what every
-image needs next (all the normal probes of the images estimating a normal, one candidate of each
-image searching or bisecting) in equal chunks of the oracle's batch size, so images in different
-phases share each forward pass and no image waits for the slowest one. By default the images of
-a round share their probe directions (``shared_probes``; see :func:`label_round`).
+tensors, in pipelined query rounds (:meth:`_CGBABase._iterate`): each round every image asks for
+what it needs next (one noise, search or bisection candidate, or the probes of its normal
+estimate, :class:`~robustkit.attacks._normals.NormalEstimates`), and the round fills its forward
+passes to whole batches of the oracle with pending probes, oldest first. Images in different
+phases so share full forward passes and no image waits for the slowest one. By default the
+images share their probe directions through a pool (``shared_probes``).
 """
 
 from __future__ import annotations
@@ -33,17 +34,14 @@ from robustkit.oracle import BestTracker, DecisionAttack, LabelOracle, StepCount
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
 
-from ._boundary import (
-    bisect_segment,
-    closer_targeted_start,
-    start_targeted,
-    start_untargeted,
-    view,
-)
+from ._boundary import bisect_segment, closer_targeted_start, start_targeted, view
+from ._normals import NormalEstimates
 from .dct import LowFrequencySampler, auto_factor
 
-# Phases of an image in CGBA's pipelined iterations (see _CGBABase._iterate).
-_ESTIMATE, _SEARCH, _BISECT, _DONE = 0, 1, 2, 3
+# Phases of an image in CGBA's pipelined query rounds (see _CGBABase._iterate): looking for a
+# first adversarial point with noise, bisecting toward x0 from it, due to order its normal's
+# probes, waiting for their labels, searching the semicircle, bisecting; done.
+_NOISE, _START, _ESTIMATE, _PROBING, _SEARCH, _BISECT, _DONE = range(7)
 
 
 def _positive(name: str, value, kind=float):
@@ -52,100 +50,6 @@ def _positive(name: str, value, kind=float):
     if kind is int and int(value) != value:
         raise InputError(f"{name} must be a positive whole number, got {value!r}")
     return kind(value)
-
-
-def label_round(
-    oracle: LabelOracle,
-    sampler: LowFrequencySampler,
-    generator: torch.Generator,
-    xb: torch.Tensor,
-    est: torch.Tensor,
-    m: torch.Tensor,
-    sigma: float,
-    cand: torch.Tensor | None = None,
-    one: torch.Tensor | None = None,
-    baseline: bool = False,
-    shared: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label one query round: ``m[j]`` probes ``x_b + σ·u`` around ``xb[est[j]]`` for each
-    estimating image, then one candidate ``cand[i]`` for each image ``one[i]`` (if any), in equal
-    chunks of at most the oracle's batch size. Returns the candidates' verdicts and the estimated
-    normals ``η = mean(s_i·u_i)`` (``s_i = ±1`` for adversarial / clean probes; pointing to the
-    adversarial side); ``baseline`` subtracts the mean sign first (HopSkipJump's variance
-    reduction).
-
-    ``shared=True`` draws ``max(m)`` directions for the round and image ``j`` probes along the
-    first ``m[j]`` of them, instead of drawing ``sum(m)``: each image's probes are still
-    independent standard normal directions, fresh every round, so each image runs the attack
-    exactly as alone; only different images of a batch share directions. Drawing normal values
-    is the costliest step after the forward passes on a CPU (10 µs per 32×32×3 probe, a quarter
-    of a cifar10/resnet4b-at forward pass), and sharing makes it about a hundredth of that on a
-    batch of 100 images."""
-    shape, dev, dt = xb.shape[1:], xb.device, xb.dtype
-    if one is None:
-        one, cand = est.new_empty(0), xb.new_empty((0,) + shape)
-    local = torch.repeat_interleave(torch.arange(est.numel(), device=dev), m)
-    owner = est[local]
-    n_probes, total = owner.numel(), owner.numel() + one.numel()
-    eta = torch.zeros((m.numel(),) + shape, device=dev, dtype=dt)
-    dirs_sum = torch.zeros_like(eta) if baseline else None
-    sign_sum = torch.zeros(m.numel(), device=dev, dtype=dt)
-    hit = torch.zeros(one.numel(), dtype=torch.bool, device=dev)
-    rows_of = torch.cat([owner, one])
-    table = slot = None
-    if shared and n_probes:
-        table = sampler.sample(int(m.max()), generator)
-        first = torch.cumsum(m, 0) - m  # each image's first probe
-        slot = torch.arange(n_probes, device=dev) - first[local]
-    chunk = -(-total // max(1, -(-total // oracle.batch_size)))
-    for lo in range(0, total, chunk):
-        hi = min(lo + chunk, total)
-        rows = torch.empty((hi - lo,) + shape, device=dev, dtype=dt)
-        k = max(0, min(hi, n_probes) - lo)  # probes in this chunk, then candidates
-        if k:
-            if table is None:
-                dirs = sampler.sample(k, generator)
-            else:
-                dirs = table.index_select(0, slot[lo : lo + k])
-            torch.index_select(xb, 0, owner[lo : lo + k], out=rows[:k])
-            rows[:k].add_(dirs, alpha=sigma).clamp_(0, 1)
-        if hi > n_probes:
-            rows[k:] = cand[lo + k - n_probes : hi - n_probes]
-        adv = oracle.is_adversarial(rows, rows_of[lo:hi])
-        if hi > n_probes:
-            hit[lo + k - n_probes : hi - n_probes] = adv[k:]
-        if k:
-            s = adv[:k].to(dt) * 2 - 1
-            at = local[lo : lo + k]
-            sign_sum.index_add_(0, at, s)
-            if dirs_sum is not None:
-                dirs_sum.index_add_(0, at, dirs)
-            eta.index_add_(0, at, dirs.mul_(view(s, dirs)))
-    count = m.clamp_min(1).to(dt)
-    if dirs_sum is not None:
-        # Σ(s_i − s̄)·u_i = Σ s_i·u_i − s̄·Σ u_i; all probes on one side: keep the plain mean.
-        mean_s = sign_sum / count
-        mean_s[mean_s.abs() == 1] = 0
-        eta -= view(mean_s, eta) * dirs_sum
-    return hit, eta / view(count, eta)
-
-
-def estimate_normal(
-    oracle: LabelOracle,
-    steps: StepCounter,
-    sampler: LowFrequencySampler,
-    generator: torch.Generator,
-    xb: torch.Tensor,
-    act: torch.Tensor,
-    n_probes: int,
-    sigma: float,
-) -> torch.Tensor:
-    """Boundary normal at ``xb[act]`` from up to ``n_probes`` probes per image (fewer when its
-    budget is nearly spent), each image's probes drawn independently (see :func:`label_round`)."""
-    m = oracle.remaining(act).clamp(max=n_probes)
-    _, eta = label_round(oracle, sampler, generator, xb, act, m, sigma)
-    steps.add(act, m)
-    return eta
 
 
 class _CGBABase(DecisionAttack):
@@ -202,36 +106,38 @@ class _CGBABase(DecisionAttack):
         f = self.dim_reduction_factor or auto_factor(h, w)
         extras["dim_reduction_factor"] = torch.full((n,), f, dtype=torch.long)
         sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)
-        gen = rng
-        if target is not None:
-            start, found = start_targeted(
-                oracle, tracker, steps, x0, y, target, gen, self.init_tries
-            )
-        else:
-            start, found = start_untargeted(
-                oracle, tracker, steps, x0, gen, self.init_noise, self.init_tries
-            )
-        xb = x0.clone()
+        if target is None:
+            # Noise of growing size until adversarial, then bisection: both in the rounds.
+            phase = torch.full((n,), _NOISE, dtype=torch.long, device=x0.device)
+            self._iterate(oracle, tracker, steps, sampler, rng, x0, phase, x0)
+            return
+        if self.start_candidates == 1:
+            # The nearest target-class image of the batch here; where it is not labelled as
+            # the target, uniform noise images in the rounds.
+            start, found = start_targeted(oracle, tracker, steps, x0, y, target, rng, 0)
+            phase = torch.where(found, _START, _NOISE)
+            self._iterate(oracle, tracker, steps, sampler, rng, x0, phase, start)
+            return
+        start, found = start_targeted(oracle, tracker, steps, x0, y, target, rng, self.init_tries)
+        # The optional closer-start search: bisect the first start and more target-class images
+        # of the batch toward x0, keep the closest boundary point found (the tracker's best).
         idx = found.nonzero().flatten()
-        xb[idx] = bisect_segment(
+        bisect_segment(
             oracle, tracker, steps, idx, x0[idx], start[idx], self.tol, self.max_bisection_steps
         )
-        if target is not None and self.start_candidates > 1:
-            # The optional closer-start search: more target-class images, keep the closest
-            # boundary point found (the tracker's best).
-            found |= closer_targeted_start(
-                oracle,
-                tracker,
-                steps,
-                x0,
-                y,
-                target,
-                self.start_candidates,
-                self.tol,
-                self.max_bisection_steps,
-            )
-            xb[found] = tracker.best[found]
-        self._iterate(oracle, tracker, steps, sampler, gen, x0, xb, found)
+        found |= closer_targeted_start(
+            oracle,
+            tracker,
+            steps,
+            x0,
+            y,
+            target,
+            self.start_candidates,
+            self.tol,
+            self.max_bisection_steps,
+        )
+        phase = torch.where(found, _ESTIMATE, _DONE)
+        self._iterate(oracle, tracker, steps, sampler, rng, x0, phase, tracker.best.clone())
 
     def _iterate(
         self,
@@ -241,122 +147,178 @@ class _CGBABase(DecisionAttack):
         sampler: LowFrequencySampler,
         generator: torch.Generator,
         x0: torch.Tensor,
-        xb: torch.Tensor,
-        found: torch.Tensor,
+        phase: torch.Tensor,
+        start: torch.Tensor,
     ) -> None:
-        """The iterations of every image from its first boundary point ``xb`` on, pipelined.
+        """Every image's attack from its start on, in pipelined query rounds.
 
-        Each image is in one phase: estimating the normal (all its ``n_t`` probes), searching
-        the semicircle (one candidate) or bisecting (one candidate). A query round labels what
-        every image needs next, in equal chunks of the oracle's batch size, and moves each image
-        on by one step. Images in different phases so share each forward pass and none waits
-        for the slowest image of the batch, which keeps the passes at the efficient batch size;
-        each image takes exactly the steps it would take alone (only its random draws differ)."""
+        ``phase`` is each image's first phase: ``_NOISE`` (look for an adversarial point with
+        noise: Gaussian around x0, growing, or uniform noise images when targeted), ``_START`` (bisect from the adversarial ``start`` toward x0), ``_ESTIMATE``
+        (``start`` is its first boundary point) or ``_DONE``. In each round an image asks for
+        one candidate (noise, search or bisection step) or orders the ``n_t`` probes of its
+        normal estimate; the round labels every candidate and fills its forward passes to whole
+        batches of the oracle with pending probes, oldest first (the rest wait for the next
+        round). Images in different phases so share each forward pass, none waits for the
+        slowest image of the batch and the passes run at the efficient batch size; each image
+        takes exactly the steps it would take alone (only its random draws differ)."""
         n, shape = x0.shape[0], x0.shape[1:]
         dev, dt = x0.device, x0.dtype
-        phase = torch.where(found, _ESTIMATE, _DONE)
+        batch = oracle.batch_size
+        xb = start.clone()  # boundary point of each image's current iteration
+        new = start.clone()  # closest adversarial point of the current iteration so far
         t = torch.ones(n, dtype=torch.long, device=dev)  # iteration of each image
-        tries = torch.zeros(n, dtype=torch.long, device=dev)  # search candidates so far
+        tries = torch.zeros(n, dtype=torch.long, device=dev)  # noise / search candidates so far
         halvings = torch.zeros(n, dtype=torch.long, device=dev)  # bisection steps so far
-        radius = torch.zeros(n, device=dev, dtype=dt)  # ‖x_b − x0‖
+        radius = torch.zeros(n, device=dev, dtype=dt)  # ‖x_b − x0‖, or the segment's length
         theta = torch.zeros(n, device=dev, dtype=dt)  # angle between η and v
         # The bisection's adversarial and clean ends: angles on the semicircle (CGBA) or
-        # fractions of the segment from x0 to the adversarial point found (CGBA-H).
+        # fractions of the segment v from x0 (the start's bisection, CGBA-H's bisection).
         adv_at = torch.zeros(n, device=dev, dtype=dt)
         clean_at = torch.zeros(n, device=dev, dtype=dt)
-        v = torch.zeros_like(x0)  # (x_b − x0)/R; for CGBA-H's bisection: the segment
+        v = torch.zeros_like(x0)  # (x_b − x0)/R; for a segment bisection: the segment
         u = torch.zeros_like(x0)  # unit vector of the plane orthogonal to v, η's side
-        new = xb.clone()  # adversarial point of the current iteration (closest so far)
+        estimates = NormalEstimates(
+            xb, sampler, generator, self.sigma, self.baseline, self.shared_probes
+        )
 
-        def end_iteration(pos: torch.Tensor) -> None:
-            xb[pos] = new[pos]
-            t[pos] += 1
-            phase[pos] = _ESTIMATE
+        def begin_segment(pos: torch.Tensor) -> None:
+            """Bisect the segment from x0 to the adversarial point ``new`` (all ``pos``)."""
+            seg = new.index_select(0, pos).sub_(x0.index_select(0, pos))
+            v.index_copy_(0, pos, seg)
+            radius[pos] = flat_norm(seg, "l2")
+            adv_at[pos] = 1
+            clean_at[pos] = 0
+            halvings[pos] = 0
 
-        def arc_point(pos: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-            r = radius[pos] * torch.cos(phi)
-            zeta = view(torch.cos(phi), v) * v[pos] + view(torch.sin(phi), u) * u[pos]
-            return (x0[pos] + view(r, zeta) * zeta).clamp(0, 1)
-
-        def gap(pos: torch.Tensor) -> torch.Tensor:
-            width = (adv_at[pos] - clean_at[pos]).abs()
-            return radius[pos] * (width if self.curved else torch.sin(width))
-
+        begin_segment((phase == _START).nonzero().flatten())
         while True:
             left = oracle.remaining()
-            phase[left <= 0] = _DONE
-            est = (phase == _ESTIMATE).nonzero().flatten()
-            one = ((phase == _SEARCH) | (phase == _BISECT)).nonzero().flatten()
-            if est.numel() == 0 and one.numel() == 0:
+            phase[(left <= 0) & (phase != _PROBING)] = _DONE
+            fresh = (phase == _ESTIMATE).nonzero().flatten()
+            if fresh.numel():
+                n_t = (self.n0 * t[fresh].double().sqrt()).floor().long()
+                m = torch.minimum(n_t, left[fresh])
+                estimates.order(fresh, m)
+                steps.add(fresh, m)
+                phase[fresh] = _PROBING
+            one = ((phase <= _START) | (phase == _SEARCH) | (phase == _BISECT)).nonzero()
+            one = one.flatten()
+            c = one.numel()
+            if c == 0 and estimates.pending == 0:
                 break
-            # What each image asks this round: its probes, or one candidate.
-            n_t = (self.n0 * t[est].double().sqrt()).floor().long()
-            m = torch.minimum(n_t, left[est])
-            searching = phase[one] == _SEARCH
-            tries[one[searching]] += 1
+            # One candidate per image that asks for one: x0 + a·v + b·u.
+            ph = phase[one]
+            searching, noise = ph == _SEARCH, ph == _NOISE
+            tries[one] += (searching | noise).long()
+            segment = ph == _START  # candidates on a segment from x0, else on the semicircle
+            if self.curved:
+                segment |= ph == _BISECT
             phi = torch.where(
                 searching,
                 self._search_angle(tries[one], theta[one]),
                 (adv_at[one] + clean_at[one]) / 2,
             )
-            if self.curved:
-                # Candidates on the semicircle while searching, on the segment when bisecting.
-                cand = torch.empty((one.numel(),) + shape, device=dev, dtype=dt)
-                cand[searching] = arc_point(one[searching], phi[searching])
-                on_seg = one[~searching]
-                cand[~searching] = x0[on_seg] + view(phi[~searching], x0) * v[on_seg]
-            else:
-                cand = arc_point(one, phi)
-            hit, eta = label_round(
-                oracle,
-                sampler,
-                generator,
-                xb,
-                est,
-                m,
-                self.sigma,
-                cand,
-                one,
-                self.baseline,
-                self.shared_probes,
-            )
-            steps.add(est, m)
+            r_cos = radius[one] * torch.cos(phi)
+            a = torch.where(segment, phi, r_cos * torch.cos(phi))
+            b = torch.where(segment, 0.0, r_cos * torch.sin(phi))
+            # (index_select and index_copy_ move rows several times faster than indexing.)
+            cand = x0.index_select(0, one)
+            cand.addcmul_(view(a, x0), v.index_select(0, one))
+            cand.addcmul_(view(b, x0), u.index_select(0, one)).clamp_(0, 1)
+            if noise.any():
+                at = noise.nonzero().flatten()
+                pos, size = one[at], (at.numel(),) + shape
+                if oracle.target is not None:  # uniform noise images
+                    z = torch.rand(size, generator=generator, device=dev, dtype=dt)
+                else:  # x0 + k·init_noise·N(0, I) at the k-th try
+                    z = torch.randn(size, generator=generator, device=dev, dtype=dt)
+                    z.mul_(view(tries[pos].to(dt) * self.init_noise, z))
+                    z.add_(x0.index_select(0, pos)).clamp_(0, 1)
+                cand.index_copy_(0, at, z)
+            hit = self._label(oracle, estimates, cand, one, batch)
             steps.add(one)
-            if est.numel():
-                self._start_search(est, eta, x0, xb, v, u, radius, theta, phase, t)
-                tries[est] = 0
-                halvings[est] = 0
-                adv_at[est] = 0
-            if one.numel() == 0:
+            done, eta = estimates.completed()
+            if done.numel():
+                phase[done] = _ESTIMATE
+                self._start_search(done, eta, x0, xb, v, u, radius, theta, phase, t)
+                tries[done] = 0
+                halvings[done] = 0
+                adv_at[done] = 0
+            if c == 0:
                 continue
             tracker.update(one, cand, hit)
-            new[one[hit]] = cand[hit]
-            bis = one[~searching]
-            halvings[bis] += 1
-            b_hit = hit[~searching]
-            adv_at[bis[b_hit]] = phi[~searching][b_hit]
-            clean_at[bis[~b_hit]] = phi[~searching][~b_hit]
-            srch, s_hit, s_phi = one[searching], hit[searching], phi[searching]
+            got = hit.nonzero().flatten()
+            new.index_copy_(0, one[got], cand.index_select(0, got))
+            # Noise: an adversarial point starts the bisection toward x0; out of tries: done.
+            begin_segment(one[noise & hit])
+            phase[one[noise & hit]] = _START
+            phase[one[noise & ~hit & (tries[one] >= self.init_tries)]] = _DONE
+            # Bisection steps: move the end the verdict says.
+            bisecting = (ph == _START) | (ph == _BISECT)
+            adv_at[one[bisecting & hit]] = phi[bisecting & hit]
+            clean_at[one[bisecting & ~hit]] = phi[bisecting & ~hit]
+            halvings[one[bisecting]] += 1
+            # Search steps.
+            s_hit, s_miss = searching & hit, searching & ~hit
             if self.curved:
                 # Found an adversarial angle: bisect the segment from x0 to that point.
-                got = srch[s_hit]
-                v[got] = new[got] - x0[got]
-                radius[got] = flat_norm(v[got], "l2")
-                adv_at[got] = 1
-                clean_at[got] = 0
-                phase[got] = _BISECT
-                stop = srch[~s_hit & (tries[srch] >= self.max_search_steps)]
+                begin_segment(one[s_hit])
+                phase[one[s_hit]] = _BISECT
+                stop = one[s_miss & (tries[one] >= self.max_search_steps)]
             else:
                 # Found a clean angle: bisect the arc between it and the last adversarial one.
-                adv_at[srch[s_hit]] = s_phi[s_hit]
-                got = srch[~s_hit]
-                clean_at[got] = s_phi[~s_hit]
-                phase[got] = _BISECT
-                stop = srch[s_hit & (tries[srch] >= self.max_search_steps)]
-            done = (phase[one] == _BISECT) & (
-                (gap(one) < self.tol) | (halvings[one] >= self.max_bisection_steps)
+                adv_at[one[s_hit]] = phi[s_hit]
+                clean_at[one[s_miss]] = phi[s_miss]
+                phase[one[s_miss]] = _BISECT
+                stop = one[s_hit & (tries[one] >= self.max_search_steps)]
+            # Finished bisections end the start (first boundary point) or the iteration.
+            now = phase[one]
+            width = (adv_at[one] - clean_at[one]).abs()
+            on_segment = (now == _START) | ((now == _BISECT) & self.curved)
+            gap = radius[one] * torch.where(on_segment, width, torch.sin(width))
+            finished = ((now == _START) | (now == _BISECT)) & (
+                (gap < self.tol) | (halvings[one] >= self.max_bisection_steps)
             )
-            end_iteration(torch.cat([stop, one[done]]))
+            end = torch.cat([stop, one[finished]])
+            xb.index_copy_(0, end, new.index_select(0, end))
+            t[end] += (phase[end] != _START).long()
+            phase[end] = _ESTIMATE
+
+    @staticmethod
+    def _label(
+        oracle: LabelOracle,
+        estimates: NormalEstimates,
+        cand: torch.Tensor,
+        one: torch.Tensor,
+        batch: int,
+    ) -> torch.Tensor:
+        """Label one round: the candidates ``cand`` of the images ``one`` and as many pending
+        probes as fill the forward passes to whole batches (all of them when the round fits one
+        pass). Returns the candidates' verdicts; the probes' go to ``estimates``."""
+        c, pending = one.numel(), estimates.pending
+        total = c + pending
+        k = pending if total <= batch else max(0, total // batch * batch - c)
+        total = c + k
+        hit = torch.zeros(c, dtype=torch.bool, device=cand.device)
+        chunk = -(-total // max(1, -(-total // batch)))  # equal chunks of at most batch rows
+        for lo in range(0, total, chunk):
+            hi = min(lo + chunk, total)
+            kp = max(0, min(hi, k) - lo)  # probes in this chunk, then candidates
+            c_lo, c_hi = max(lo, k) - k, hi - k
+            if kp == 0:
+                rows, owners = cand[c_lo:c_hi], one[c_lo:c_hi]
+            else:
+                rows = cand.new_empty((hi - lo,) + cand.shape[1:])
+                owners = estimates.take(rows[:kp])
+                if hi > k:
+                    rows[kp:] = cand[c_lo:c_hi]
+                    owners = torch.cat([owners, one[c_lo:c_hi]])
+            adv = oracle.is_adversarial(rows, owners)
+            if kp:
+                estimates.record(adv[:kp])
+            if hi > k:
+                hit[c_lo:c_hi] = adv[kp:]
+        return hit
 
     def _search_angle(self, tries: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """Angle from v of the ``tries``-th search candidate: (π/2)(1 − 2^−k) toward x0's end of
@@ -369,15 +331,15 @@ class _CGBABase(DecisionAttack):
         """From the normals ``eta`` of the images ``est``: the plane of ``v`` and ``η`` through
         x0 (``v``, ``u``, ``R``, ``θ``), and the search phase; an image whose ``η`` is parallel
         to ``v`` (or whose R is 0) keeps its ``x_b`` and starts its next iteration."""
-        diff = xb[est] - x0[est]
+        diff = xb.index_select(0, est).sub_(x0.index_select(0, est))
         r = flat_norm(diff, "l2")
         direction = diff / view(r.clamp_min(1e-20), diff)
         along = (eta * direction).flatten(1).sum(1)
         perp = eta - view(along, eta) * direction
         perp_norm = flat_norm(perp, "l2")
         ok = (perp_norm > 1e-12 * flat_norm(eta, "l2")) & (r > 0)
-        v[est] = direction
-        u[est] = perp / view(perp_norm.clamp_min(1e-30), perp)
+        v.index_copy_(0, est, direction)
+        u.index_copy_(0, est, perp.div_(view(perp_norm.clamp_min(1e-30), perp)))
         radius[est] = r
         theta[est] = torch.atan2(perp_norm, along)
         phase[est[ok]] = _SEARCH
@@ -394,9 +356,9 @@ class CGBA(_CGBABase):
     """CGBA: decision-based L2 attack with the semicircular boundary search for flat boundaries
     (non-targeted use). ``dim_reduction_factor=None`` picks the DCT subspace from the image
     size (1 for 32×32, 4 for 224×224; recorded in ``result.extras``). ``shared_probes=False``
-    draws every probe direction of every image independently instead of sharing a round's
-    directions between the images of the batch (each image's attack follows the same
-    distribution either way; independent draws cost about 10 µs per 32×32 probe on a CPU)."""
+    draws every probe direction of every image independently instead of reading them from a
+    pool the images of the batch share (each image's attack follows the same distribution
+    either way; independent draws cost about 10 µs per 32×32 probe on a CPU)."""
 
     name = "cgba"
     curved = False

@@ -54,14 +54,23 @@ class LowFrequencySampler:
         """Dimension of the subspace."""
         return self.shape[0] * self.block[0] * self.block[1]
 
+    def coefficients(self, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``m`` standard normal coefficient blocks, shaped ``[m, C, h, w]`` (the subspace's
+        own coordinates; :meth:`directions` maps them to images)."""
+        return torch.randn(
+            (m, self.shape[0]) + self.block,
+            generator=generator,
+            device=self.device,
+            dtype=self.dtype,
+        )
+
+    def directions(self, z: torch.Tensor) -> torch.Tensor:
+        """The directions (``[m, C, H, W]``) of coefficient blocks ``z`` (``z`` itself for
+        ``factor=1``)."""
+        if self.factor == 1:
+            return z
+        return torch.matmul(torch.matmul(self._dh_t, z), self._dw)
+
     def sample(self, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``m`` random directions, shaped ``[m, C, H, W]``."""
-        c, h, w = self.shape
-        if self.factor == 1:
-            return torch.randn(
-                (m, c, h, w), generator=generator, device=self.device, dtype=self.dtype
-            )
-        z = torch.randn(
-            (m, c) + self.block, generator=generator, device=self.device, dtype=self.dtype
-        )
-        return torch.matmul(torch.matmul(self._dh_t, z), self._dw)
+        return self.directions(self.coefficients(m, generator))

@@ -20,7 +20,8 @@ from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
 
 from ._boundary import bisect_segment, start_targeted, start_untargeted, view
-from .cgba import _positive, estimate_normal
+from ._normals import estimate_normal
+from .cgba import _positive
 from .dct import LowFrequencySampler, auto_factor
 
 

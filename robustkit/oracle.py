@@ -130,12 +130,13 @@ class BestTracker:
         (as the oracle said) and closer than the best so far."""
         if idx.numel() == 0:
             return
-        d = flat_norm(x - self.x0[idx], "l2")
-        better = adversarial & (d < self.dist[idx])
-        if not better.any():
+        # (index_select and index_copy_ move rows several times faster than indexing.)
+        d = flat_norm(x - self.x0.index_select(0, idx), "l2")
+        better = (adversarial & (d < self.dist[idx])).nonzero().flatten()
+        if better.numel() == 0:
             return
         sel = idx[better]
-        self.best[sel] = x[better]
+        self.best.index_copy_(0, sel, x.index_select(0, better))
         self.dist[sel] = d[better]
         self._log.append((sel, self.oracle.used[sel].clone(), d[better]))
 

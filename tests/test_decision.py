@@ -4,7 +4,6 @@ geometry on a linear model with a known answer, determinism and bad input."""
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import pytest
 import torch
@@ -156,26 +155,97 @@ def test_binary_linear_model_reaches_the_known_distance(name, options):
     assert ratio.max() < 1.1, ratio
 
 
-def test_shared_probes_are_shared_only_between_images():
-    """With shared probe directions two copies of one image in a batch run the very same attack
-    (same start, same directions, same labels, so the same trajectory); with independent draws
-    they do not. The copies sit among other images in other phases of their iterations, so the
-    pipeline must hand each copy the right directions round after round. (CGBA-H: its start is
-    the nearest target-class image of the batch, the same for both copies; CGBA's random start
-    noise is drawn per image.)"""
-    model = Binary(shape=(3, 4, 4)).eval()
-    others = images(5, shape=(3, 4, 4), seed=4)
-    x = torch.cat([others[:1], others])
+def _read_probes(estimates, idx, m, sigma):
+    """Order probes, take them all and return each probe's image and direction (xb = 0.5)."""
+    estimates.order(torch.as_tensor(idx), torch.as_tensor(m))
+    out = torch.empty((estimates.pending,) + estimates.xb.shape[1:])
+    owners = estimates.take(out)
+    estimates.record(torch.zeros(owners.numel(), dtype=torch.bool))
+    return owners, ((out - 0.5) / sigma).flatten(1)
+
+
+def test_shared_probe_pool_is_fresh_per_image_and_shared_between_images():
+    """Shared directions: image j reads the pool cyclically from its own offset and moves to a
+    newly drawn pool before it would read a row twice, so no image ever probes along the same
+    direction twice while both images read the same pool."""
+    from robustkit.attacks._normals import NormalEstimates
+    from robustkit.attacks.dct import LowFrequencySampler
+
+    sigma, rows = 1e-3, 6
+    sampler = LowFrequencySampler((1, 2, 2), 1)
+    xb = torch.full((2, 1, 2, 2), 0.5)
+    gen = torch.Generator().manual_seed(0)
+    est = NormalEstimates(xb, sampler, gen, sigma, shared=True, pool_rows=rows)
+    owners, dirs = _read_probes(est, [0, 1], [rows, rows], sigma)
+    first, second = dirs[owners == 0], dirs[owners == 1]
+    # Both read the whole pool, each from its own offset: one is a cyclic shift of the other.
+    assert any(torch.allclose(first, second.roll(k, 0), atol=1e-3) for k in range(rows))
+    assert len(est._pools) == 1
+    seen = [first]
+    for _ in range(8):  # image 0 alone, 4 probes per order: a new pool every order or two
+        owners, dirs = _read_probes(est, [0], [4], sigma)
+        assert (owners == 0).all()
+        seen.append(dirs)
+    seen = torch.cat(seen)
+    assert len(est._pools) >= 5
+    # 38 directions, never the same one twice.
+    gaps = torch.cdist(seen, seen) + torch.eye(len(seen)) * 1e9
+    assert gaps.min() > 1e-2
+    # Orders larger than the pool draw their own directions.
+    owners, dirs = _read_probes(est, [1], [rows + 3], sigma)
+    assert owners.numel() == rows + 3 and torch.cdist(dirs, dirs).add(torch.eye(9)).min() > 1e-2
+
+
+def test_normal_estimate_is_the_signed_mean_of_the_probes():
+    from robustkit.attacks._normals import NormalEstimates
+    from robustkit.attacks.dct import LowFrequencySampler
+
+    sigma = 1e-3
+    sampler = LowFrequencySampler((1, 2, 2), 1)
+    xb = torch.full((3, 1, 2, 2), 0.5)
+    for shared, baseline in [(False, False), (True, False), (False, True)]:
+        est = NormalEstimates(
+            xb, sampler, torch.Generator().manual_seed(1), sigma, baseline, shared
+        )
+        est.order(torch.tensor([2, 0]), torch.tensor([5, 3]))
+        verdict = torch.tensor([1, 0, 1, 1, 0, 0, 1, 1], dtype=torch.bool)
+        out = torch.empty((8, 1, 2, 2))
+        owners = est.take(out[:3])  # labelled over two passes
+        est.record(verdict[:3])
+        assert est.completed()[0].numel() == 0
+        owners = torch.cat([owners, est.take(out[3:])])
+        est.record(verdict[3:])
+        assert owners.tolist() == [2, 2, 2, 2, 2, 0, 0, 0] and est.pending == 0
+        done, eta = est.completed()
+        assert done.tolist() == [0, 2]
+        dirs = ((out - 0.5) / sigma).flatten(1)
+        s = verdict.float() * 2 - 1
+        for row, j in enumerate(done.tolist()):
+            sel = owners == j
+            w = s[sel] - s[sel].mean() if baseline else s[sel]
+            expected = (w[:, None] * dirs[sel]).mean(0)
+            assert torch.allclose(eta[row].flatten(), expected, atol=1e-3), (shared, baseline)
+        assert est.completed()[0].numel() == 0  # handed out once
+
+
+@pytest.mark.parametrize("name", ["cgba", "cgba-h"])
+def test_query_rounds_fill_whole_forward_passes(name):
+    """CGBA's rounds fill their forward passes with pending probes to whole batches of the
+    oracle (the rest wait a round): apart from the rounds smaller than one batch (start, tail),
+    the passes are full. (Before, each round was split into equal chunks: 35% of the rows of
+    this run went in full passes.) A model hook sees every labelled row."""
+    model, x = Linear().eval(), images(32)
     with torch.no_grad():
         y = model(x).argmax(1)
-    attack = partial(robustkit.get_attack, "cgba-h", max_queries=400)
-    shared = attack()(model, x, y, 1 - y)
-    alone = attack(shared_probes=False)(model, x, y, 1 - y)
-    assert torch.equal(shared.trajectories[0], shared.trajectories[1])
-    assert not torch.equal(alone.trajectories[0], alone.trajectories[1])
-    for res in (shared, alone):
-        assert torch.equal(res.extras["step_queries"], res.queries)
-        assert (res.queries == 400).all() and res.success.all()
+    target = (y + 1) % 10 if name == "cgba-h" else None
+    sizes = []
+    model.register_forward_hook(lambda m, i, o: sizes.append(i[0].shape[0]))
+    res = robustkit.get_attack(name, max_queries=300, batch_size=32)(model, x, y, target)
+    sizes = torch.tensor(sizes[2:-1])  # not the model check, clean predictions and re-check
+    assert int(sizes.sum()) == int(res.queries.sum())
+    assert sizes.max() <= 32
+    assert sizes[sizes == 32].sum() / sizes.sum() > 0.9, sizes.tolist()
+    assert torch.equal(res.extras["step_queries"], res.queries)
 
 
 def test_cgba_targeted_on_ten_classes(linear):
