@@ -35,6 +35,7 @@ from .errors import RobustkitError
 
 APPLICATION_ID = 0x524B5431  # "RKT1"
 SCHEMA_VERSION = 1
+LOCK_TIMEOUT_S = 60.0  # how long a writer waits for another process's lock
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -114,6 +115,17 @@ def default_db_path() -> Path:
     return base / "results.db"
 
 
+def _is_locked(exc: sqlite3.DatabaseError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _locked_error(path: Path) -> RobustkitError:
+    return RobustkitError(
+        f"{path} stayed locked by another process for {LOCK_TIMEOUT_S:.0f} s; "
+        "wait for it to finish or pass another --db"
+    )
+
+
 class Store:
     """A robustkit results database (SQLite). Use :meth:`open` to get one."""
 
@@ -138,13 +150,19 @@ class Store:
                     )
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            # one read transaction, so both come from the same snapshot even while another
+            # process is creating the store (it sets both in one transaction)
+            conn.execute("BEGIN")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
+            if _is_locked(exc):
+                raise _locked_error(path) from None
             raise RobustkitError(
                 f"{path} cannot be read as a database ({exc}); it was left untouched: "
                 "pass another --db"
@@ -168,7 +186,7 @@ class Store:
             )
         if version == SCHEMA_VERSION:
             return
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal()
         with self.transaction():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             while version < SCHEMA_VERSION:
@@ -177,6 +195,30 @@ class Store:
                 version += 1
             self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.conn.execute(f"PRAGMA user_version = {version}")
+
+    def _enable_wal(self) -> None:
+        """Switch the file to WAL mode (persistent: done once, by whichever process is first).
+
+        The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY to it at once,
+        without the busy handler, while another process holds any lock (for instance one
+        creating the same new store). So it is retried here, with a short back-off, for as
+        long as the busy timeout of every other statement.
+        """
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                # a file system without shared memory answers with the old mode: still
+                # correct, only writers then wait for readers
+                self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise _locked_error(self.path) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
 
     def close(self) -> None:
         self.conn.close()
@@ -190,7 +232,12 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locking) transaction: all of it lands, or none."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise _locked_error(self.path) from None
+            raise
         try:
             yield self.conn
         except BaseException:

@@ -8,11 +8,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+import robustkit.store as store_module
 from robustkit.errors import RobustkitError
 from robustkit.runner import RunConfig, run_evaluation, summarize
 from robustkit.store import SCHEMA_VERSION, Store
@@ -195,3 +197,65 @@ def test_schema_version_and_fresh(tmp_path):
     assert again["robust_accuracy"] == first["robust_accuracy"] == fresh["robust_accuracy"]
     other_seed = RunConfig(**{**config.__dict__, "seed": 1})
     assert run_evaluation(other_seed, db=db, progress=False)["run_id"] != first["run_id"]
+
+
+def test_a_new_store_waits_for_another_process_creating_it(tmp_path):
+    """Two processes opening one new store at once: the second waits for the first's lock
+    (the switch to WAL gets SQLITE_BUSY at once, without SQLite's busy handler) instead of
+    failing with "database is locked"."""
+    db = tmp_path / "new.db"
+    creator = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")  # what a creating process holds while it migrates
+    creator.execute("CREATE TABLE other_creator (x)")
+    release = threading.Timer(0.5, lambda: creator.execute("ROLLBACK"))
+    release.start()
+    t0 = time.monotonic()
+    try:
+        with Store.open(db) as store:
+            assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        release.join()
+        creator.close()
+    assert time.monotonic() - t0 >= 0.4  # it did wait for the lock
+
+
+def test_a_store_locked_for_too_long_is_a_one_line_error(tmp_path, monkeypatch):
+    db = tmp_path / "new.db"
+    creator = sqlite3.connect(db, isolation_level=None)
+    creator.execute("BEGIN EXCLUSIVE")
+    creator.execute("CREATE TABLE other_creator (x)")
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 0.3)
+    try:
+        with pytest.raises(RobustkitError, match="locked by another process.*another --db"):
+            Store.open(db)
+    finally:
+        creator.execute("ROLLBACK")
+        creator.close()
+
+
+def test_many_connections_creating_one_store_at_once(tmp_path):
+    """Eight connections open one new store together, 30 times over: every one gets the
+    store (before the fix, about one in five was refused as "another program's database",
+    reading the file between the creator's tables and its application id, or hit "database
+    is locked" switching to WAL)."""
+    failures: list[str] = []
+
+    def open_store(db: Path, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            Store.open(db).close()
+        except Exception as exc:  # noqa: BLE001 - every failure is what the test counts
+            failures.append(repr(exc))
+
+    for trial in range(30):
+        db = tmp_path / f"trial{trial}.db"
+        start = threading.Barrier(8)
+        threads = [threading.Thread(target=open_store, args=(db, start)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with Store.open(db) as store:
+            assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert not failures, failures[:3]
