@@ -333,6 +333,35 @@ def one_at_a_time(model, x, y, queries: int) -> dict:
 
 
 # -- outputs ---------------------------------------------------------------------------------------
+def command_line(args: list[str]) -> str:
+    """The benchmark's command line as recorded with its results (a ``--note``'s text elided:
+    the note is printed under the tables)."""
+    shown, skip = [], False
+    for arg in args:
+        if skip:
+            shown.append("…")
+            skip = False
+            continue
+        if arg.startswith("--note="):
+            arg = "--note=…"
+        skip = arg == "--note"
+        shown.append(arg)
+    return "benchmarks/decision.py " + " ".join(shown)
+
+
+def stamped(rows: dict, part: dict) -> dict:
+    """Rows of a merged result file, each carrying the command that produced it (its own, or
+    the file's when it has none)."""
+    return {k: {"command": part.get("command", "?"), **v} for k, v in rows.items()}
+
+
+def sources(report: dict) -> list[str]:
+    """The distinct commands that produced the rows of ``report``, in order of appearance."""
+    rows = [r for e in report["models"].values() for r in e["attacks"].values()]
+    rows += list(report.get("targeted", {}).values()) + list(report.get("speed", {}).values())
+    return list(dict.fromkeys(r["command"] for r in rows if "command" in r))
+
+
 def fmt(v: float) -> str:
     return "∞" if math.isinf(v) else ("—" if math.isnan(v) else f"{v:.3f}")
 
@@ -344,8 +373,8 @@ def markdown(report: dict) -> str:
         f"{report['n']} correctly classified CIFAR-10 test images of the best adversarial example "
         "found within each budget (∞: none found within the budget for at least half of them). "
         f"Run {report['date']} on {report['machine']} with {report['threads']} thread(s), "
-        f"seed {report['seed']}; command: `{report['command']}`"
-        + "".join(f", merging `{c}`" for c in report.get("parts", []))
+        f"seed {report['seed']}; command: `{report['command']}`. The rows come from "
+        + "; ".join(f"`{c}`" for c in sources(report))
         + ".",
         "",
     ]
@@ -566,8 +595,9 @@ def main(argv=None) -> None:
         threads=torch.get_num_threads(),
         machine=f"{platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__}",
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        command="benchmarks/decision.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=command_line(argv if argv is not None else sys.argv[1:]),
     )
+    report.pop("parts", None)  # provenance is kept per row (see sources)
     report.setdefault("models", {})
     report.setdefault("targeted", {})
     for part in filter(None, args.merge.split(",")):
@@ -579,10 +609,9 @@ def main(argv=None) -> None:
             for key, value in entry.items():
                 if key != "attacks":
                     mine.setdefault(key, value)
-            mine["attacks"].update(entry["attacks"])
-        report["targeted"].update(other.get("targeted", {}))
-        report.setdefault("speed", {}).update(other.get("speed", {}))
-        report.setdefault("parts", []).append(other.get("command", part))
+            mine["attacks"].update(stamped(entry["attacks"], other))
+        report["targeted"].update(stamped(other.get("targeted", {}), other))
+        report.setdefault("speed", {}).update(stamped(other.get("speed", {}), other))
 
     def save():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -605,6 +634,7 @@ def main(argv=None) -> None:
                 continue
             print(f"{model_name} {name} ...", flush=True)
             entry["attacks"][name] = run_pair(model, x, y, name, budgets, args.seed)
+            entry["attacks"][name]["command"] = report["command"]
             r = entry["attacks"][name]
             print(f"  median L2 {r['median_l2']}  {r['seconds_per_image']:.2f} s/image", flush=True)
             save()
@@ -617,7 +647,7 @@ def main(argv=None) -> None:
                 choices = present[present != y[i]]
                 target[i] = choices[torch.randint(len(choices), (1,), generator=gen)]
             r = run_pair(model, x[:k], y[:k], "cgba-h-targeted", budgets, args.seed, target)
-            report["targeted"][model_name] = {"pairs": k, **r}
+            report["targeted"][model_name] = {"pairs": k, **r, "command": report["command"]}
             print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
             save()
         if args.speed_repeats and (model_name not in report["speed"] or args.fresh):
@@ -629,6 +659,7 @@ def main(argv=None) -> None:
                 torch.cuda.get_device_name(x.device) if x.is_cuda else "CPU"
             )
             report["speed"][model_name]["allocator"] = allocator
+            report["speed"][model_name]["command"] = report["command"]
             save()
     if args.note:
         report["note"] = args.note

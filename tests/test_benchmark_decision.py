@@ -1,0 +1,68 @@
+"""benchmarks/decision.py's result files: merged partial runs keep each row's own command."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("decision_bench", ROOT / "benchmarks/decision.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(l2: float) -> dict:
+    curve = {"queries": [10, 100], "median_l2": [2 * l2, l2]}
+    return {"median_l2": {"100": l2}, "seconds_per_image": 1.0, "curve": curve}
+
+
+def part(command: str, attacks: dict) -> dict:
+    model = {"forward_images_per_s": 100.0, "forward_batch": 16, "attacks": attacks}
+    return {"n": 2, "budgets": [100], "command": command, "models": {"m": model}}
+
+
+def test_the_note_is_elided_from_the_recorded_command():
+    bench = load_benchmark()
+    line = bench.command_line(["--n", "2", "--note", "a long remark", "--out", "x.json"])
+    assert line == "benchmarks/decision.py --n 2 --note … --out x.json"
+    assert bench.command_line(["--note=remark"]) == "benchmarks/decision.py --note=…"
+
+
+def test_merged_rows_keep_their_own_command_and_replaced_rows_drop_theirs(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "decision.json"
+    base = part("old full run", {"hsja": row(0.5), "cgba": row(0.4)})
+    base["models"]["m"]["attacks"]["hsja"]["command"] = "old full run"
+    base["models"]["m"]["attacks"]["cgba"]["command"] = "old cgba run"
+    out.write_text(json.dumps(base))
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(part("new cgba run", {"cgba": row(0.3)})))
+    common = ["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    plot = tmp_path / "plot.png"
+    bench.main(
+        [
+            *common,
+            "--speed-repeats",
+            "0",
+            "--merge",
+            str(new),
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+        ]
+    )
+    report = json.loads(out.read_text())
+    attacks = report["models"]["m"]["attacks"]
+    assert attacks["cgba"]["command"] == "new cgba run"
+    assert attacks["cgba"]["median_l2"] == {"100": 0.3}
+    assert attacks["hsja"]["command"] == "old full run"
+    assert bench.sources(report) == ["old full run", "new cgba run"]
+    text = capsys.readouterr().out
+    assert "`new cgba run`" in text and "old cgba run" not in text
+    assert plot.stat().st_size > 0
