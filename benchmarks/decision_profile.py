@@ -1,0 +1,114 @@
+"""Where a decision-based attack's time goes: the model's forward passes or the attack's own work.
+
+Runs one attack on the first ``--n`` correctly classified CIFAR-10 test images of each model, with
+the model's forward passes timed, and prints per run: total seconds, seconds in forward passes
+(and their rows per second), seconds in everything else (candidates, normal estimates, query
+bookkeeping), the number of forward passes and the counted queries per second, next to the
+model's best raw batched forward throughput (as in ``decision.py``). This explains a ratio the
+speed runs of ``decision.py`` report; ``--profile`` adds cProfile's top functions.
+
+    .venv/bin/python benchmarks/decision_profile.py --models cifar10/resnet4b-at \\
+        [--attack cgba] [--n 100] [--queries 1000] [--batch-sizes auto,512] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import robustkit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decision import (  # noqa: E402
+    first_correct,
+    forward_throughput,
+    stable_allocator,
+    synchronize,
+)
+
+
+class TimedForward:
+    """Wraps ``model.forward`` to add up the seconds and rows of every forward pass."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.inner = model.forward
+        self.reset()
+        model.forward = self
+
+    def reset(self) -> None:
+        self.seconds, self.rows, self.calls = 0.0, 0, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        synchronize(x)
+        start = time.perf_counter()
+        out = self.inner(x)
+        synchronize(out)
+        self.seconds += time.perf_counter() - start
+        self.rows += x.shape[0]
+        self.calls += 1
+        return out
+
+    def restore(self) -> None:
+        del self.model.forward
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="cifar10/resnet20,cifar10/resnet4b-at")
+    p.add_argument("--attack", default="cgba")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument(
+        "--batch-sizes", default="auto", help="comma-separated oracle batch sizes; auto: default"
+    )
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--profile", action="store_true", help="cProfile one more run per model")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"allocator: {stable_allocator()}; threads {torch.get_num_threads()}", flush=True)
+    for name in args.models.split(","):
+        model = robustkit.load_model(name, device=args.device)
+        x, y, _ = first_correct(model, args.n)
+        raw, raw_batch = forward_throughput(model, x)
+        print(f"{name}: raw forward {raw:.0f} images/s (best at batch {raw_batch})", flush=True)
+        timer = TimedForward(model)
+        try:
+            for size in args.batch_sizes.split(","):
+                batch = None if size == "auto" else int(size)
+                attack = robustkit.get_attack(
+                    args.attack, max_queries=args.queries, batch_size=batch
+                )
+                attack(model, x[:10], y[:10])  # warm-up
+                for _ in range(args.repeats):
+                    timer.reset()
+                    start = time.perf_counter()
+                    res = attack(model, x, y)
+                    total = time.perf_counter() - start
+                    queries = int(res.queries.sum())
+                    print(
+                        f"  batch {size}: {total:.2f} s, forward {timer.seconds:.2f} s "
+                        f"({timer.rows / timer.seconds:.0f} rows/s, {timer.calls} passes), "
+                        f"other {total - timer.seconds:.2f} s; {queries / total:.0f} queries/s "
+                        f"= {queries / total / raw:.0%} of raw",
+                        flush=True,
+                    )
+            if args.profile:
+                profiler = cProfile.Profile()
+                profiler.runcall(attack, model, x, y)
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        finally:
+            timer.restore()
+
+
+if __name__ == "__main__":
+    main()
