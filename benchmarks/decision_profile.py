@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--profile", action="store_true", help="cProfile one more run per model")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile one more run per model, at the last --batch-sizes entry",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
