@@ -149,6 +149,7 @@ class Store:
                         "it was left untouched: pass another --db"
                     )
         path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
         try:
             conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -161,6 +162,8 @@ class Store:
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             if _is_locked(exc):
                 raise _locked_error(path) from None
             raise RobustkitError(
@@ -174,7 +177,11 @@ class Store:
                 "it was left untouched: pass another --db"
             )
         store = cls(conn, path)
-        store._migrate()
+        try:
+            store._migrate()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def _migrate(self) -> None:

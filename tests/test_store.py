@@ -177,6 +177,36 @@ def test_refuses_corrupt_and_foreign_files(tmp_path):
     )
 
 
+def test_a_refused_store_leaves_no_connection_open(tmp_path, monkeypatch):
+    """Every way Store.open can refuse a file closes the connection it opened."""
+    opened = []
+    connect = sqlite3.connect
+
+    def recording_connect(*args, **kwargs):
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", recording_connect)
+    foreign = tmp_path / "foreign.db"
+    with connect(foreign) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    newer = tmp_path / "newer.db"
+    with Store.open(newer) as store:
+        store.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    truncated = tmp_path / "truncated.db"
+    with Store.open(truncated):
+        pass
+    truncated.write_bytes(truncated.read_bytes()[:100] + b"\x00" * 50)
+    opened.clear()
+    for path in (foreign, newer, truncated):
+        with pytest.raises(RobustkitError):
+            Store.open(path)
+    assert len(opened) == 3
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+
+
 def test_schema_version_and_fresh(tmp_path):
     db = tmp_path / "r.db"
     config = RunConfig(
