@@ -4,8 +4,10 @@ Runs one attack on the first ``--n`` correctly classified CIFAR-10 test images o
 the model's forward passes timed, and prints per run: total seconds, seconds in forward passes
 (and their rows per second), seconds in everything else (candidates, normal estimates, query
 bookkeeping), the number of forward passes and the counted queries per second, next to the
-model's best raw batched forward throughput (as in ``decision.py``). This explains a ratio the
-speed runs of ``decision.py`` report; ``--profile`` adds cProfile's top functions.
+model's best raw batched forward throughput (as in ``decision.py``); then the passes of exactly
+the oracle's batch size against the raw loop at that same size (measured right after), and the
+time of all smaller (or larger) passes. This explains a ratio the speed runs of ``decision.py``
+report; ``--profile`` adds cProfile's top functions.
 
     .venv/bin/python benchmarks/decision_profile.py --models cifar10/resnet4b-at \\
         [--attack cgba] [--n 100] [--queries 1000] [--batch-sizes auto,512] [--repeats 2]
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 
 import robustkit
+from robustkit.oracle import default_batch_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decision import (  # noqa: E402
@@ -44,16 +47,28 @@ class TimedForward:
 
     def reset(self) -> None:
         self.seconds, self.rows, self.calls = 0.0, 0, 0
+        self.by_rows: dict[int, list[float]] = {}  # rows of a pass -> [seconds, passes]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         synchronize(x)
         start = time.perf_counter()
         out = self.inner(x)
         synchronize(out)
-        self.seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.seconds += seconds
         self.rows += x.shape[0]
         self.calls += 1
+        entry = self.by_rows.setdefault(x.shape[0], [0.0, 0])
+        entry[0] += seconds
+        entry[1] += 1
         return out
+
+    def split(self, batch: int) -> tuple[tuple[float, int], tuple[float, int, int]]:
+        """(seconds, passes) of the passes of exactly ``batch`` rows, and (seconds, passes,
+        rows) of all the others."""
+        full = self.by_rows.get(batch, [0.0, 0])
+        rest = [(s, c, r * c) for r, (s, c) in self.by_rows.items() if r != batch]
+        return (full[0], full[1]), tuple(map(sum, zip(*rest, strict=True))) if rest else (0.0, 0, 0)
 
     def restore(self) -> None:
         del self.model.forward
@@ -104,6 +119,18 @@ def main(argv: list[str] | None = None) -> None:
                         f"({timer.rows / timer.seconds:.0f} rows/s, {timer.calls} passes), "
                         f"other {total - timer.seconds:.2f} s; {queries / total:.0f} queries/s "
                         f"= {queries / total / raw:.0%} of raw",
+                        flush=True,
+                    )
+                    rows = batch or default_batch_size(x.device, model, x)
+                    (full_s, full_n), (part_s, part_n, part_rows) = timer.split(rows)
+                    timer.restore()  # the raw loop below must not count as the attack's
+                    same, _ = forward_throughput(model, x, batches=(rows,), seconds=0.3)
+                    timer = TimedForward(model)
+                    print(
+                        f"    full passes of {rows} rows: {full_n} at "
+                        f"{full_n * rows / max(full_s, 1e-9):.0f} rows/s (raw loop at {rows} "
+                        f"rows, right after: {same:.0f}); other passes: {part_n} of "
+                        f"{part_rows / max(part_n, 1):.0f} rows on average, {part_s:.2f} s",
                         flush=True,
                     )
             if args.profile:
