@@ -130,7 +130,8 @@ class AttackContext:
             counter.index_add_(0, idx, torch.full_like(idx, k, dtype=torch.long))
 
     def logits(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of ``x`` without gradients; counts one forward pass per row."""
+        """Logits of ``x`` without gradients; counts one query per entry of ``idx`` (per row of
+        ``x`` when None). Rows beyond ``idx`` (padding, see LabelOracle) are not counted."""
         self._count(self.queries, idx)
         with torch.no_grad():
             return self.model(x)

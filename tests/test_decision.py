@@ -87,6 +87,60 @@ def test_oracle_counts_each_row_and_enforces_budget(linear):
     assert ctx.queries.tolist() == [4, 2, 2]
 
 
+class RowRecorder(nn.Module):
+    """Wraps a model and records the rows of each forward pass and the TF32 flags it ran under."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.rows: list[int] = []
+        self.tf32: set[tuple[bool, bool]] = set()
+
+    def forward(self, x):
+        self.rows.append(x.shape[0])
+        self.tf32.add((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return self.model(x)
+
+
+def test_padded_passes_are_powers_of_two_neither_counted_nor_returned(linear):
+    model, x, y = linear
+    recorder = RowRecorder(model)
+    ctx = AttackContext(recorder, 8, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, y, None, max_queries=100, batch_size=16, pad=True)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(8, (37,), generator=gen)
+    probes = (x[idx] + 0.2 * torch.randn(x[idx].shape, generator=gen)).clamp(0, 1)
+    with torch.no_grad():
+        expected = model(probes).argmax(1)
+    # 37 rows at 16 per pass: chunks of 13, 13, 11, each padded to 16.
+    assert torch.equal(oracle.labels(probes, idx), expected)
+    assert recorder.rows == [16, 16, 16]
+    assert torch.equal(ctx.queries, torch.bincount(idx, minlength=8))
+    assert torch.equal(oracle.labels(probes[:5], idx[:5]), expected[:5])
+    assert recorder.rows[-1] == 8
+    assert oracle.labels(probes[:1], idx[:1]).shape == (1,) and recorder.rows[-1] == 1
+    # pad=None pads on a GPU only: on the CPU the rows go as they are.
+    plain = LabelOracle(ctx, y, None, max_queries=100, batch_size=16)
+    assert torch.equal(plain.labels(probes[:5], idx[:5]), expected[:5])
+    assert recorder.rows[-1] == 5
+
+
+def test_decision_attacks_run_in_full_float32_and_restore_the_settings(linear):
+    model, x, y = linear
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        recorder = RowRecorder(model)
+        robustkit.get_attack("cgba", max_queries=50)(recorder, x[:2], y[:2])
+        assert recorder.tf32 == {(False, False)}
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with pytest.raises(InputError):  # restored on the way out of a refused call as well
+            robustkit.get_attack("cgba", max_queries=50)(recorder, x[:2, :, :4], y[:2])
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 # -- accounting and the result contract --------------------------------------------------------
 @pytest.mark.parametrize("name", DECISION)
 @pytest.mark.parametrize("budget", [1, 3, 37, 400])
