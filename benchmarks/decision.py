@@ -34,7 +34,7 @@ from torch import nn
 
 import robustkit
 from robustkit.budgets import l2_at_budgets, median_l2_at
-from robustkit.device import model_device
+from robustkit.device import full_float32, model_device
 from robustkit.oracle import default_batch_size
 
 ROOT = Path(__file__).resolve().parent
@@ -76,22 +76,32 @@ def synchronize(x: torch.Tensor) -> None:
         torch.cuda.synchronize(x.device)
 
 
+#: Batch sizes of the raw forward loop: on a CPU the best lies within these; a GPU keeps gaining
+#: up to thousands of rows (the label oracle's default there is 4096).
+CPU_BATCHES = (16, 32, 48, 64, 96, 128, 256, 512, 1024)
+GPU_BATCHES = (256, 512, 1024, 2048, 4096, 8192)
+
+
 def forward_throughput(
     model: nn.Module,
     x: torch.Tensor,
-    batches=(16, 32, 48, 64, 96, 128, 256, 512, 1024),
+    batches: tuple[int, ...] | None = None,
     seconds: float = 0.5,
     repeats: int = 3,
 ) -> tuple[float, int]:
     """The model's best raw throughput (images per second of batched ``model(x).argmax(1)``
-    under ``torch.no_grad``) over the batch sizes tried, and the batch size that reached it.
-    Each batch size is timed ``repeats`` times, interleaved with the others, and its median
-    kept, so that one lucky burst on a shared CPU does not set the bar."""
+    under ``torch.no_grad``) over the batch sizes tried (None: :data:`CPU_BATCHES`, or
+    :data:`GPU_BATCHES` on a GPU), and the batch size that reached it. Each batch size is timed
+    for ``seconds`` ``repeats`` times, interleaved with the others, and its median kept, so
+    that one lucky burst on a shared CPU does not set the bar. Runs in full float32 (no TF32 on
+    a GPU), as the decision-based attacks do."""
+    if batches is None:
+        batches = GPU_BATCHES if x.is_cuda else CPU_BATCHES
     rates: dict[int, list[float]] = {b: [] for b in batches}
     for _ in range(repeats):
         for batch in batches:
             reps = x.repeat((batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:batch]
-            with torch.no_grad():
+            with torch.no_grad(), full_float32():  # the precision the label oracle runs in
                 model(reps).argmax(1)  # warm-up
                 synchronize(reps)
                 done, start = 0, time.perf_counter()
@@ -125,12 +135,13 @@ def stable_allocator() -> str:
     return "glibc mallopt: M_TRIM_THRESHOLD 1 GiB, M_MMAP_THRESHOLD 32 MiB"
 
 
-def between_raw_measurements(model: nn.Module, x: torch.Tensor, run):
-    """``run()`` between two measurements of the raw forward throughput: on a shared CPU the
-    speed drifts, and a ratio must compare like with like. Returns (result, before, after)."""
-    before = forward_throughput(model, x)
+def between_raw_measurements(model: nn.Module, x: torch.Tensor, run, seconds: float = 0.5):
+    """``run()`` between two measurements of the raw forward throughput (each batch size timed
+    for ``seconds``): on a shared CPU the speed drifts, and a ratio must compare like with
+    like. Returns (result, before, after)."""
+    before = forward_throughput(model, x, seconds=seconds)
     result = run()
-    return result, before, forward_throughput(model, x)
+    return result, before, forward_throughput(model, x, seconds=seconds)
 
 
 # -- third-party attacks through a recording wrapper -----------------------------------------------
@@ -241,7 +252,7 @@ def run_foolbox(model, x, y, budget):
 
 
 # -- one (model, attack) pair ----------------------------------------------------------------------
-def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
+def run_pair(model, x, y, name, budgets, seed, target=None, raw_seconds: float = 0.5) -> dict:
     top = max(budgets)
     grid = sorted({int(v) for v in np.unique(np.geomspace(10, top, 60).round())} | set(budgets))
     if name in OURS or name == "cgba-h-targeted":
@@ -249,7 +260,7 @@ def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
         targeted = name == "cgba-h-targeted" or (name == "cgba-h" and target is not None)
         attack = robustkit.get_attack(attack_name, max_queries=top, seed=seed, targeted=targeted)
         res, before, after = between_raw_measurements(
-            model, x, partial(attack, model, x, y, target)
+            model, x, partial(attack, model, x, y, target), raw_seconds
         )
         trajs = [t for t, a in zip(res.trajectories, res.attacked.tolist(), strict=True) if a]
         seconds = res.seconds
@@ -292,7 +303,16 @@ def run_pair(model, x, y, name, budgets, seed, target=None) -> dict:
     return out
 
 
-def speed_runs(model, x, y, queries: int, repeats: int, seed: int, serial_images: int = 10) -> dict:
+def speed_runs(
+    model,
+    x,
+    y,
+    queries: int,
+    repeats: int,
+    seed: int,
+    serial_images: int = 10,
+    raw_seconds: float = 0.5,
+) -> dict:
     """CGBA's counted queries per second as a fraction of the raw forward throughput, measured
     ``repeats`` times: raw throughput, one CGBA run on all images with ``queries`` per image, raw
     throughput again. This CPU's speed drifts by tens of percent within minutes, so one ratio is
@@ -301,12 +321,15 @@ def speed_runs(model, x, y, queries: int, repeats: int, seed: int, serial_images
     runs = []
     for k in range(repeats):
         attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)
-        res, before, after = between_raw_measurements(model, x, partial(attack, model, x, y))
+        res, before, after = between_raw_measurements(
+            model, x, partial(attack, model, x, y), raw_seconds
+        )
         qps = int(res.queries.sum()) / res.seconds
         raw = (before[0] + after[0]) / 2
         runs.append({"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw})
         print(f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}", flush=True)
     out = {
+        "images": int(x.shape[0]),
         "queries": queries,
         "runs": runs,
         "median_ratio": float(np.median([r["ratio"] for r in runs])),
@@ -410,9 +433,12 @@ def markdown(report: dict) -> str:
         lines.append("")
     for model, sp in report.get("speed", {}).items():
         draws = ", ".join(f"{r['queries_per_s']:.0f} ({r['ratio']:.0%})" for r in sp["runs"])
+        # A GPU run's key already names the device and the number of images (see main).
+        what = model if sp.get("device", "CPU") != "CPU" else f"{model}, {report['n']} images"
         lines.append(
-            f"CGBA speed on {model}, {len(sp['runs'])} repeats of {report['n']} images × "
-            f"{sp['queries']} queries, each between two raw-throughput measurements: "
+            f"CGBA speed on {what}: {len(sp['runs'])} "
+            f"{'repeat' if len(sp['runs']) == 1 else 'repeats'} of {sp['queries']} queries per "
+            "image, each between two raw-throughput measurements: "
             f"{draws} queries/s (share of raw); median {sp['median_queries_per_s']:.0f} "
             f"queries/s = **{sp['median_ratio']:.0%}** of the raw batched forward throughput"
             f"{'; allocator: ' + sp['allocator'] if sp.get('allocator') else ''}."
@@ -431,7 +457,7 @@ def markdown(report: dict) -> str:
         "queries/s: counted label queries per second of the whole attack (robustkit's attacks), "
         "and in brackets its ratio to the model's best raw batched forward throughput, measured "
         "right before and right after that attack (mean of the two; each the best over batch "
-        "sizes 16-1024 of the median of 3 interleaved timings). "
+        "sizes 16-1024 on a CPU, 256-8192 on a GPU, of the median of 3 interleaved timings). "
         "Third-party attacks run through a recording wrapper that counts every input row as a "
         "query and keeps the closest adversarial input it sees (probes included), which can only "
         "flatter them."
@@ -561,6 +587,12 @@ def main(argv=None) -> None:
         help="device of the model and images (cuda: for robustkit's attacks and the speed runs; "
         "the third-party attacks run on the CPU only)",
     )
+    p.add_argument(
+        "--raw-seconds",
+        type=float,
+        default=0.5,
+        help="seconds each batch size of the raw forward loop is timed (3 times per measurement)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument(
         "--default-allocator",
@@ -576,8 +608,9 @@ def main(argv=None) -> None:
     p.add_argument(
         "--merge",
         default="",
-        help="comma-separated result files of partial runs (same --n, --budgets) to merge into "
-        "--out before reporting; with --attacks none nothing new is run",
+        help="comma-separated result files of partial runs to merge into --out before "
+        "reporting (attack rows need the same --n and --budgets; a file of speed runs alone "
+        "may have others); with --attacks none nothing new is run",
     )
     args = p.parse_args(argv)
     if args.threads:
@@ -602,8 +635,9 @@ def main(argv=None) -> None:
     report.setdefault("targeted", {})
     for part in filter(None, args.merge.split(",")):
         other = json.loads(Path(part).read_text())
-        if other.get("n") != args.n or other.get("budgets") != budgets:
-            raise SystemExit(f"{part} was run with other --n or --budgets")
+        rows = any(e["attacks"] for e in other["models"].values()) or other.get("targeted")
+        if rows and (other.get("n") != args.n or other.get("budgets") != budgets):
+            raise SystemExit(f"{part} holds attack rows run with other --n or --budgets")
         for model_name, entry in other["models"].items():
             mine = report["models"].setdefault(model_name, {"attacks": {}})
             for key, value in entry.items():
@@ -626,14 +660,16 @@ def main(argv=None) -> None:
         entry = report["models"].setdefault(model_name, {"attacks": {}})
         entry.update(images=indices)
         if "forward_images_per_s" not in entry or args.fresh:
-            speed, batch = forward_throughput(model, x)
+            speed, batch = forward_throughput(model, x, seconds=args.raw_seconds)
             entry.update(forward_images_per_s=speed, forward_batch=batch)
             save()
         for name in attacks:
             if name in entry["attacks"] and not args.fresh:
                 continue
             print(f"{model_name} {name} ...", flush=True)
-            entry["attacks"][name] = run_pair(model, x, y, name, budgets, args.seed)
+            entry["attacks"][name] = run_pair(
+                model, x, y, name, budgets, args.seed, raw_seconds=args.raw_seconds
+            )
             entry["attacks"][name]["command"] = report["command"]
             r = entry["attacks"][name]
             print(f"  median L2 {r['median_l2']}  {r['seconds_per_image']:.2f} s/image", flush=True)
@@ -646,20 +682,29 @@ def main(argv=None) -> None:
             for i in range(k):  # a random class, other than the image's, that the set holds
                 choices = present[present != y[i]]
                 target[i] = choices[torch.randint(len(choices), (1,), generator=gen)]
-            r = run_pair(model, x[:k], y[:k], "cgba-h-targeted", budgets, args.seed, target)
+            r = run_pair(
+                model, x[:k], y[:k], "cgba-h-targeted", budgets, args.seed, target, args.raw_seconds
+            )
             report["targeted"][model_name] = {"pairs": k, **r, "command": report["command"]}
             print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
             save()
-        if args.speed_repeats and (model_name not in report["speed"] or args.fresh):
-            print(f"{model_name} CGBA speed ...", flush=True)
-            report["speed"][model_name] = speed_runs(
-                model, x, y, args.speed_queries, args.speed_repeats, args.seed, args.serial_images
+        device = torch.cuda.get_device_name(x.device) if x.is_cuda else "CPU"
+        key = model_name if device == "CPU" else f"{model_name}, {device}, {args.n} images"
+        if args.speed_repeats and (key not in report["speed"] or args.fresh):
+            print(f"{key} CGBA speed ...", flush=True)
+            report["speed"][key] = speed_runs(
+                model,
+                x,
+                y,
+                args.speed_queries,
+                args.speed_repeats,
+                args.seed,
+                args.serial_images,
+                args.raw_seconds,
             )
-            report["speed"][model_name]["device"] = (
-                torch.cuda.get_device_name(x.device) if x.is_cuda else "CPU"
+            report["speed"][key].update(
+                device=device, allocator=allocator, command=report["command"]
             )
-            report["speed"][model_name]["allocator"] = allocator
-            report["speed"][model_name]["command"] = report["command"]
             save()
     if args.note:
         report["note"] = args.note

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 import robustkit
+import robustkit.oracle
 from robustkit.oracle import default_batch_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--batch-sizes", default="auto", help="comma-separated oracle batch sizes; auto: default"
     )
+    p.add_argument(
+        "--pad",
+        default="auto",
+        help="comma-separated: auto (the oracle pads its passes on a GPU), off (it never pads)",
+    )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu")
@@ -102,7 +108,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: raw forward {raw:.0f} images/s (best at batch {raw_batch})", flush=True)
         timer = TimedForward(model)
         try:
-            for size in args.batch_sizes.split(","):
+            for pad, size in [
+                (pad, size) for pad in args.pad.split(",") for size in args.batch_sizes.split(",")
+            ]:
+                if pad not in ("auto", "off"):
+                    raise SystemExit(f"--pad takes auto or off, not {pad!r}")
+                robustkit.oracle.PAD_ON_GPU = pad == "auto"
                 batch = None if size == "auto" else int(size)
                 attack = robustkit.get_attack(
                     args.attack, max_queries=args.queries, batch_size=batch
@@ -115,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                     total = time.perf_counter() - start
                     queries = int(res.queries.sum())
                     print(
-                        f"  batch {size}: {total:.2f} s, forward {timer.seconds:.2f} s "
+                        f"  batch {size}, pad {pad}: {total:.2f} s, forward {timer.seconds:.2f} s "
                         f"({timer.rows / timer.seconds:.0f} rows/s, {timer.calls} passes), "
                         f"other {total - timer.seconds:.2f} s; {queries / total:.0f} queries/s "
                         f"= {queries / total / raw:.0%} of raw",

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -66,3 +68,48 @@ def test_merged_rows_keep_their_own_command_and_replaced_rows_drop_theirs(tmp_pa
     text = capsys.readouterr().out
     assert "`new cgba run`" in text and "old cgba run" not in text
     assert plot.stat().st_size > 0
+
+
+def speed(device: str, images: int) -> dict:
+    draw = {"before": [1000.0, 16], "after": [1000.0, 16], "queries_per_s": 500.0, "ratio": 0.5}
+    return {
+        "images": images,
+        "queries": 100,
+        "runs": [draw],
+        "median_ratio": 0.5,
+        "median_queries_per_s": 500.0,
+        "one_at_a_time": {"images": 1, "queries": 100, "queries_per_s": 50.0},
+        "device": device,
+    }
+
+
+def test_speed_runs_of_another_size_merge_and_attack_rows_of_another_size_do_not(tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "decision.json"
+    base = part("cpu run", {"cgba": row(0.4)})
+    base["speed"] = {"m": {**speed("CPU", 2), "command": "cpu speed"}}
+    out.write_text(json.dumps(base))
+    gpu = part("gpu run", {})
+    gpu["n"] = 1000
+    gpu["speed"] = {"m, NVIDIA H200, 1000 images": speed("NVIDIA H200", 1000)}
+    gpu_file = tmp_path / "gpu.json"
+    gpu_file.write_text(json.dumps(gpu))
+    args = ["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    args += ["--speed-repeats", "0", "--out", str(out), "--plot="]
+    bench.main([*args, "--merge", str(gpu_file)])
+    report = json.loads(out.read_text())
+    assert set(report["speed"]) == {"m", "m, NVIDIA H200, 1000 images"}
+    assert report["models"]["m"]["attacks"]["cgba"]["median_l2"] == {"100": 0.4}
+    text = capsys.readouterr().out
+    assert "CGBA speed on m, 2 images: 1 repeat of 100 queries per image" in text
+    assert "CGBA speed on m, NVIDIA H200, 1000 images: 1 repeat of 100 queries" in text
+    assert "worth **10.0×** on NVIDIA H200" in text
+    rows = part("other run", {"cgba": row(0.1)})
+    rows["n"] = 1000
+    rows_file = tmp_path / "rows.json"
+    rows_file.write_text(json.dumps(rows))
+    with pytest.raises(SystemExit, match="attack rows run with other --n or --budgets"):
+        bench.main([*args, "--merge", str(rows_file)])
+    assert json.loads(out.read_text())["models"]["m"]["attacks"]["cgba"]["median_l2"] == {
+        "100": 0.4
+    }
