@@ -55,7 +55,15 @@ def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarr
 @click.option("--split", default="test", show_default=True, help="Data split.")
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of samples.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Index of the first sample.")
-@click.option("--batch-size", type=int, default=250, show_default=True, help="Samples per shard.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=250,
+    show_default=True,
+    help="Samples per shard (attacked together; a finished shard is stored). On a GPU larger "
+    "shards pay for decision-based attacks: CGBA on an H200 made 29,000 queries/s with 100 "
+    "images and 119,000 with 1,000 (cifar10/resnet20).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw.")
 @click.option(
     "--attack",
