@@ -372,10 +372,11 @@ def command_line(args: list[str]) -> str:
     return "benchmarks/decision.py " + " ".join(shown)
 
 
-def stamped(rows: dict, part: dict) -> dict:
-    """Rows of a merged result file, each carrying the command that produced it (its own, or
-    the file's when it has none)."""
-    return {k: {"command": part.get("command", "?"), **v} for k, v in rows.items()}
+def stamped(rows: dict, part: dict, path: str) -> dict:
+    """Rows of a merged result file, each carrying the command that produced it: its own, the
+    file's, or, for a file that records none, the file's path."""
+    fallback = part.get("command", f"{path} (no command recorded)")
+    return {k: {"command": fallback, **v} for k, v in rows.items()}
 
 
 def sources(report: dict) -> list[str]:
@@ -643,9 +644,9 @@ def main(argv=None) -> None:
             for key, value in entry.items():
                 if key != "attacks":
                     mine.setdefault(key, value)
-            mine["attacks"].update(stamped(entry["attacks"], other))
-        report["targeted"].update(stamped(other.get("targeted", {}), other))
-        report.setdefault("speed", {}).update(stamped(other.get("speed", {}), other))
+            mine["attacks"].update(stamped(entry["attacks"], other, part))
+        report["targeted"].update(stamped(other.get("targeted", {}), other, part))
+        report.setdefault("speed", {}).update(stamped(other.get("speed", {}), other, part))
 
     def save():
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,17 @@ def test_merged_rows_keep_their_own_command_and_replaced_rows_drop_theirs(tmp_pa
     text = capsys.readouterr().out
     assert "`new cgba run`" in text and "old cgba run" not in text
     assert plot.stat().st_size > 0
+    bare = part("unused", {"geoda": row(0.2)})
+    del bare["command"]
+    bare_file = tmp_path / "bare.json"
+    bare_file.write_text(json.dumps(bare))
+    bench.main(
+        [*common, "--speed-repeats", "0", "--merge", str(bare_file), "--out", str(out), "--plot="]
+    )
+    report = json.loads(out.read_text())
+    assert report["models"]["m"]["attacks"]["geoda"]["command"] == (
+        f"{bare_file} (no command recorded)"
+    )
 
 
 def speed(device: str, images: int) -> dict:
