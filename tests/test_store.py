@@ -140,6 +140,21 @@ def test_two_writers_at_once(tmp_path):
             assert len(store.shards(run["run_id"])) == 6
 
 
+def foreign_db(path: Path) -> Path:
+    """Another program's SQLite database (a table robustkit never makes)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    return path
+
+
+def truncated_db(path: Path) -> Path:
+    """A robustkit store cut short after its header."""
+    with Store.open(path):
+        pass
+    path.write_bytes(path.read_bytes()[:100] + b"\x00" * 50)
+    return path
+
+
 def test_refuses_corrupt_and_foreign_files(tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database at all" * 10)
@@ -148,19 +163,13 @@ def test_refuses_corrupt_and_foreign_files(tmp_path):
         Store.open(junk)
     assert junk.read_bytes() == original
 
-    foreign = tmp_path / "foreign.db"
-    with sqlite3.connect(foreign) as conn:
-        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    foreign = foreign_db(tmp_path / "foreign.db")
     original = foreign.read_bytes()
     with pytest.raises(RobustkitError, match="another program's database"):
         Store.open(foreign)
     assert foreign.read_bytes() == original
 
-    truncated = tmp_path / "truncated.db"
-    with Store.open(truncated):
-        pass
-    data = truncated.read_bytes()
-    truncated.write_bytes(data[:100] + b"\x00" * 50)
+    truncated = truncated_db(tmp_path / "truncated.db")
     with pytest.raises(RobustkitError):
         with Store.open(truncated) as s:
             s.runs()
@@ -187,16 +196,11 @@ def test_a_refused_store_leaves_no_connection_open(tmp_path, monkeypatch):
         return opened[-1]
 
     monkeypatch.setattr(store_module.sqlite3, "connect", recording_connect)
-    foreign = tmp_path / "foreign.db"
-    with connect(foreign) as conn:
-        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    foreign = foreign_db(tmp_path / "foreign.db")
     newer = tmp_path / "newer.db"
     with Store.open(newer) as store:
         store.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    truncated = tmp_path / "truncated.db"
-    with Store.open(truncated):
-        pass
-    truncated.write_bytes(truncated.read_bytes()[:100] + b"\x00" * 50)
+    truncated = truncated_db(tmp_path / "truncated.db")
     opened.clear()
     for path in (foreign, newer, truncated):
         with pytest.raises(RobustkitError):
