@@ -435,7 +435,8 @@ def markdown(report: dict) -> str:
     for model, sp in report.get("speed", {}).items():
         draws = ", ".join(f"{r['queries_per_s']:.0f} ({r['ratio']:.0%})" for r in sp["runs"])
         # A GPU run's key already names the device and the number of images (see main).
-        what = model if sp.get("device", "CPU") != "CPU" else f"{model}, {report['n']} images"
+        images = sp.get("images", report["n"])
+        what = model if sp.get("device", "CPU") != "CPU" else f"{model}, {images} images"
         lines.append(
             f"CGBA speed on {what}: {len(sp['runs'])} "
             f"{'repeat' if len(sp['runs']) == 1 else 'repeats'} of {sp['queries']} queries per "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import pstats
 import sys
 import time
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
         help="cProfile one more run per model, at the last --batch-sizes entry",
     )
     args = p.parse_args(argv)
+    pads = args.pad.split(",")
+    if not set(pads) <= {"auto", "off"}:
+        raise SystemExit(f"--pad takes auto and/or off, not {args.pad!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"allocator: {stable_allocator()}; threads {torch.get_num_threads()}", flush=True)
@@ -111,11 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: raw forward {raw:.0f} images/s (best at batch {raw_batch})", flush=True)
         timer = TimedForward(model)
         try:
-            for pad, size in [
-                (pad, size) for pad in args.pad.split(",") for size in args.batch_sizes.split(",")
-            ]:
-                if pad not in ("auto", "off"):
-                    raise SystemExit(f"--pad takes auto or off, not {pad!r}")
+            for pad, size in itertools.product(pads, args.batch_sizes.split(",")):
                 robustkit.oracle.PAD_ON_GPU = pad == "auto"
                 batch = None if size == "auto" else int(size)
                 attack = robustkit.get_attack(

@@ -322,7 +322,13 @@ class DecisionAttack(Attack):
         with full_float32():
             return self._checked_call(model, x, y, target)
 
-    def _checked_call(self, model, x, y, target) -> AttackResult:
+    def _checked_call(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor | Sequence[int],
+        target: torch.Tensor | Sequence[int] | None,
+    ) -> AttackResult:
         if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] and x.is_floating_point():
             try:
                 probe = probe_forward(model, x[:1].to(model_device(model)))
