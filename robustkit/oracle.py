@@ -15,6 +15,7 @@ the best adversarial examples, their trajectories and the per-step query account
 
 from __future__ import annotations
 
+import math
 import weakref
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -109,13 +110,17 @@ class LabelOracle:
             if self.pad or (self.pad is None and PAD_ON_GPU and rows.device.type != "cpu"):
                 rows = padded(rows, min(1 << (real - 1).bit_length(), self.batch_size))
             logits = self._ctx.logits(rows, idx[start:stop])[:real]
-            if not torch.isfinite(logits).all():
+            # The top score of a row is NaN where any score is (max propagates NaN) and +inf
+            # where one is: then its label is meaningless. One float64 sum checks them all
+            # (half the cost of isfinite on every score, measured right after a forward pass).
+            top, label = logits.max(dim=1)
+            if not math.isfinite(top.sum(dtype=torch.float64).item()):
                 raise InputError(
                     "the model returned NaN or infinite outputs for some inputs, so their labels "
                     "are meaningless; fix the model (or its inputs) before attacking it"
                 )
-            out.append(logits.argmax(dim=1))
-        return torch.cat(out)
+            out.append(label)
+        return torch.cat(out) if len(out) != 1 else out[0]
 
     def is_adversarial(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Per row: does ``x`` fool the model for sample ``idx`` (label != y, or == target)?"""
@@ -156,17 +161,25 @@ class BestTracker:
     def update(self, idx: torch.Tensor, x: torch.Tensor, adversarial: torch.Tensor) -> None:
         """Offer points ``x`` for samples ``idx`` (distinct); keep those that are adversarial
         (as the oracle said) and closer than the best so far."""
-        if idx.numel() == 0:
-            return
+        keep = adversarial.nonzero().flatten()
+        if keep.numel():
+            self.offer(idx.index_select(0, keep), x.index_select(0, keep))
+
+    def offer(self, idx: torch.Tensor, x: torch.Tensor, d: torch.Tensor | None = None) -> None:
+        """Offer adversarial points ``x`` (the oracle said so) for samples ``idx`` (distinct);
+        keep those closer than the best so far. ``d``: their L2 distances to the clean images,
+        if the caller has them (computed here otherwise)."""
         # (index_select and index_copy_ move rows several times faster than indexing.)
-        d = flat_norm(x - self.x0.index_select(0, idx), "l2")
-        better = (adversarial & (d < self.dist[idx])).nonzero().flatten()
+        if d is None:
+            d = flat_norm(x - self.x0.index_select(0, idx), "l2")
+        better = (d < self.dist.index_select(0, idx)).nonzero().flatten()
         if better.numel() == 0:
             return
-        sel = idx[better]
-        self.best.index_copy_(0, sel, x.index_select(0, better))
-        self.dist[sel] = d[better]
-        self._log.append((sel, self.oracle.used[sel].clone(), d[better]))
+        if better.numel() < idx.numel():
+            idx, x, d = idx.index_select(0, better), x.index_select(0, better), d[better]
+        self.best.index_copy_(0, idx, x)
+        self.dist.index_copy_(0, idx, d)
+        self._log.append((idx, self.oracle.used.index_select(0, idx), d))
 
     def trajectories(self) -> list[torch.Tensor]:
         """Per sample a ``[k, 2]`` float tensor of (queries, L2 of the best so far) on the CPU,

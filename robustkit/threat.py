@@ -54,7 +54,7 @@ def flat_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
     flat = delta.flatten(1) if delta.dim() > 1 else delta.unsqueeze(1)
     if norm == "linf":
         return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
-    return flat.norm(p=2, dim=1)
+    return torch.linalg.vector_norm(flat, dim=1)  # (Tensor.norm adds 10 µs of Python per call)
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

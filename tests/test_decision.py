@@ -282,6 +282,28 @@ def test_normal_estimate_is_the_signed_mean_of_the_probes():
         assert est.completed()[0].numel() == 0  # handed out once
 
 
+def test_oracle_labels_rows_with_some_minus_infinite_scores():
+    """A row whose top score is finite has a label even if another score is -inf; NaN or +inf
+    anywhere in a row makes its label meaningless (refused)."""
+
+    class Scores(nn.Module):
+        def forward(self, x):
+            out = torch.zeros(x.shape[0], 3)
+            out[:, 1] = 1.0
+            out[:, 2] = -torch.inf
+            out[x.flatten(1)[:, 0] > 0.5, 0] = torch.nan
+            out[x.flatten(1)[:, 0] < -0.5, 0] = torch.inf
+            return out
+
+    ctx = AttackContext(Scores(), 2, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, torch.tensor([0, 0]), None, max_queries=10)
+    x = torch.zeros(2, 1, 2, 2)
+    assert oracle.labels(x, torch.arange(2)).tolist() == [1, 1]
+    for bad in (1.0, -1.0):
+        with pytest.raises(InputError, match="NaN or infinite"):
+            oracle.labels(x.index_fill(0, torch.tensor([1]), bad), torch.arange(2))
+
+
 @pytest.mark.parametrize("name", ["cgba", "cgba-h"])
 def test_query_rounds_fill_whole_forward_passes(name):
     """CGBA's rounds fill their forward passes with pending probes to whole batches of the
