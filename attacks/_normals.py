@@ -43,6 +43,14 @@ class NormalEstimates:
     probe directions from a single pool of 1,024 rows instead of drawing each one. An order of
     more than ``pool_rows`` probes draws its own. ``baseline=True`` subtracts the mean sign
     first (HopSkipJump's variance reduction; all probes on one side keep the plain mean).
+
+    Either way an image's probes read consecutive rows of a table of coefficients (a pool, or
+    directions drawn for one order): a *segment*, two where a pool wraps around. The bookkeeping
+    of segments lives on the host, so probes are built straight from the tables (no gathering of
+    rows) and a normal is computed once, when its image's last probe is labelled, as one
+    matrix-vector product of the signs with its rows of the table (``Σ s_i·z_i``, then mapped to
+    the image space: the DCT is linear). On a cheap model this per-probe work is what competes
+    with the forward passes.
     """
 
     #: Bytes of subspace coefficients one pool of shared directions may hold.
@@ -63,87 +71,91 @@ class NormalEstimates:
         self.sampler = sampler
         self.generator = generator
         self.sigma = float(sigma)
+        self.baseline = baseline
         self.shared = shared
-        self._eta = torch.zeros_like(xb)  # Σ s_i·u_i per image
-        self._dirs = torch.zeros_like(xb) if baseline else None  # Σ u_i per image
-        self._signs = torch.zeros(n, device=dev, dtype=xb.dtype)  # Σ s_i per image
-        self._ordered = torch.zeros(n, dtype=torch.long, device=dev)
-        self._unlabelled = torch.zeros(n, dtype=torch.long, device=dev)
-        # Pending orders, oldest first: [owner per probe, table of coefficients, its row per
-        # probe (None: probe i reads row i), probes already taken].
+        # Pending orders, oldest first: [owner per probe (tensor), segments, probes taken,
+        # index of the segment being taken, sign per probe (tensor, ±1, filled by record)]. A
+        # segment: (image, table, first row, rows, index of its first probe in the order).
         self._orders: deque[list] = deque()
-        self._taken: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-        self._owners = torch.zeros(0, dtype=torch.long, device=dev)  # images of the last take
-        self._z = None  # reused buffer of pool rows (fresh buffers cost page faults on a CPU)
+        # Per image with an estimate under way: (its order's signs, its first probe there,
+        # its probes, its segments).
+        self._probes: dict[int, tuple[torch.Tensor, int, int, list[tuple]]] = {}
+        # The last take: (signs of its order, first probe there, row of the take, probes).
+        self._taken: list[tuple[torch.Tensor, int, int, int]] = []
+        self._last: list[int] = []  # images whose last probe is in the last take
+        self._done: list[int] = []  # images whose probes are all labelled, not yet handed out
         self.pending = 0
         if shared:
             row_bytes = sampler.dim * xb.element_size()
             self.pool_rows = pool_rows or int(min(1024, max(64, self.POOL_BYTES // row_bytes)))
             self._pools: list[torch.Tensor] = []  # generation g of the pool: self._pools[g]
-            self._pool_of = torch.zeros(n, dtype=torch.long, device=dev)
-            self._read = torch.zeros(n, dtype=torch.long, device=dev)  # rows read in its pool
+            self._pool_of = [0] * n
+            self._read = [0] * n  # rows read in its pool
             self._offset = torch.randint(
                 self.pool_rows, (n,), generator=generator, device=dev, dtype=torch.long
-            )
+            ).tolist()
 
     def order(self, idx: torch.Tensor, m: torch.Tensor) -> None:
         """Order ``m[j]`` probes at ``xb[idx[j]]`` (``idx`` distinct, none with probes pending);
         starts those images' estimates afresh."""
-        keep = m > 0
-        idx, m = idx[keep], m[keep]
-        if idx.numel() == 0:
+        pairs = [(j, k) for j, k in zip(idx.tolist(), m.tolist(), strict=True) if k > 0]
+        if not pairs:
             return
-        self._eta.index_fill_(0, idx, 0)
-        if self._dirs is not None:
-            self._dirs.index_fill_(0, idx, 0)
-        self._signs[idx] = 0
-        self._ordered[idx] = m
-        self._unlabelled[idx] = m
-        self.pending += int(m.sum())
+        self.pending += sum(k for _, k in pairs)
         if not self.shared:
-            owner = torch.repeat_interleave(idx, m)
-            table = self.sampler.coefficients(owner.numel(), self.generator)
-            self._orders.append([owner, table, None, 0])
+            self._own_table(pairs)
             return
-        big = m > self.pool_rows
-        if big.any():  # larger than a pool: directions of their own
-            owner = torch.repeat_interleave(idx[big], m[big])
-            table = self.sampler.coefficients(owner.numel(), self.generator)
-            self._orders.append([owner, table, None, 0])
-            idx, m = idx[~big], m[~big]
-            if idx.numel() == 0:
+        big = [(j, k) for j, k in pairs if k > self.pool_rows]
+        if big:  # larger than a pool: directions of their own
+            self._own_table(big)
+            pairs = [(j, k) for j, k in pairs if k <= self.pool_rows]
+            if not pairs:
                 return
         # An image about to read a row of its pool a second time moves to the next pool.
-        full = self._read[idx] + m > self.pool_rows
-        if full.any():
-            moved = idx[full]
-            self._pool_of[moved] += 1
-            self._read[moved] = 0
-            self._offset[moved] = torch.randint(
-                self.pool_rows, (moved.numel(),), generator=self.generator, device=idx.device
-            )
-        pools = self._pool_of[idx]
-        first, last = int(pools.min()), int(pools.max())
-        while len(self._pools) <= last:
+        moved = [j for j, k in pairs if self._read[j] + k > self.pool_rows]
+        if moved:
+            offsets = torch.randint(
+                self.pool_rows, (len(moved),), generator=self.generator, device=self.xb.device
+            ).tolist()
+            for j, offset in zip(moved, offsets, strict=True):
+                self._pool_of[j] += 1
+                self._read[j] = 0
+                self._offset[j] = offset
+        while len(self._pools) <= max(self._pool_of[j] for j, _ in pairs):
             self._pools.append(self.sampler.coefficients(self.pool_rows, self.generator))
-        local = torch.repeat_interleave(torch.arange(idx.numel(), device=idx.device), m)
-        owner = idx[local]
-        # Probe i of image j reads row offset_j + read_j + i (cyclically) of its pool.
-        into = torch.arange(owner.numel(), device=idx.device) - (torch.cumsum(m, 0) - m)[local]
-        row = (self._offset[idx] + self._read[idx])[local] + into
-        row.remainder_(self.pool_rows)
-        self._read[idx] += m
-        if first == last:
-            self._orders.append([owner, self._pools[first], row, 0])
-            return
-        # Images of several pools: one table for this order, in probe order.
-        table = torch.empty(
-            (owner.numel(),) + self._pools[0].shape[1:], device=row.device, dtype=self.xb.dtype
-        )
-        for g in range(first, last + 1):
-            at = (pools[local] == g).nonzero().flatten()
-            table[at] = self._pools[g].index_select(0, row[at])
-        self._orders.append([owner, table, None, 0])
+        segments, p = [], 0
+        for j, k in pairs:
+            # Probe i of image j reads row offset_j + read_j + i (cyclically) of its pool.
+            pool = self._pools[self._pool_of[j]]
+            first = (self._offset[j] + self._read[j]) % self.pool_rows
+            head = min(k, self.pool_rows - first)
+            mine = [(j, pool, first, head, p)]
+            if head < k:
+                mine.append((j, pool, 0, k - head, p + head))
+            self._read[j] += k
+            segments.append(mine)
+            p += k
+        self._enqueue(pairs, segments)
+
+    def _own_table(self, pairs: list[tuple[int, int]]) -> None:
+        """Order probes whose directions are drawn for this order alone (one table, in order)."""
+        table = self.sampler.coefficients(sum(k for _, k in pairs), self.generator)
+        segments, p = [], 0
+        for j, k in pairs:
+            segments.append([(j, table, p, k, p)])
+            p += k
+        self._enqueue(pairs, segments)
+
+    def _enqueue(self, pairs: list[tuple[int, int]], segments: list[list[tuple]]) -> None:
+        """Queue an order: ``pairs`` (image, probes) in probe order, each image's segments."""
+        # (Built on the host: torch.repeat_interleave costs 100 µs here.)
+        owner = torch.tensor([j for j, k in pairs for _ in range(k)], device=self.xb.device)
+        signs = self.xb.new_empty(owner.numel())
+        at = 0
+        for (j, k), mine in zip(pairs, segments, strict=True):
+            self._probes[j] = (signs, at, k, mine)
+            at += k
+        self._orders.append([owner, [s for mine in segments for s in mine], 0, 0, signs])
 
     def take(self, out: torch.Tensor) -> torch.Tensor:
         """Write the next ``len(out)`` pending probes into ``out`` (clipped to [0, 1]) and return
@@ -152,65 +164,70 @@ class NormalEstimates:
         if k > self.pending:
             raise ValueError(f"{k} probes asked for, {self.pending} pending")
         owners, done = [], 0
-        self._taken = []
+        self._taken, self._last = [], []
         while done < k:
             entry = self._orders[0]
-            owner, table, row, start = entry
-            cnt = min(k - done, owner.numel() - start)
-            who = owner[start : start + cnt]
-            if row is None:
-                z = table[start : start + cnt]
-            else:
-                if self._z is None or self._z.shape[0] < k:
-                    self._z = table.new_empty((k,) + table.shape[1:])
-                z = torch.index_select(
-                    table, 0, row[start : start + cnt], out=self._z[done : done + cnt]
-                )
-            dirs = self.sampler.directions(z)
-            rows = out[done : done + cnt]
-            torch.index_select(self.xb, 0, who, out=rows)
-            rows.add_(dirs, alpha=self.sigma)
-            self._taken.append((who, dirs, done))
-            owners.append(who)
-            entry[3] += cnt
-            if entry[3] == owner.numel():
+            owner, segments, pos, _, signs = entry
+            cnt = min(k - done, owner.numel() - pos)
+            owners.append(owner[pos : pos + cnt])
+            self._taken.append((signs, pos, done, cnt))
+            end = pos + cnt
+            while pos < end:
+                j, table, first, rows, p0 = segments[entry[3]]
+                a, b = pos - p0, min(rows, end - p0)
+                dirs = self.sampler.directions(table[first + a : first + b])
+                at = done + pos - entry[2]
+                torch.add(self.xb[j], dirs, alpha=self.sigma, out=out[at : at + b - a])
+                pos = p0 + b
+                if b == rows:
+                    entry[3] += 1
+                    if entry[3] == len(segments) or segments[entry[3]][0] != j:
+                        self._last.append(j)
+            entry[2] = end
+            if end == owner.numel():
                 self._orders.popleft()
             done += cnt
         out.clamp_(0, 1)
         self.pending -= k
-        self._owners = torch.cat(owners) if len(owners) != 1 else owners[0]
-        return self._owners
+        return torch.cat(owners) if len(owners) != 1 else owners[0]
 
     def record(self, adversarial: torch.Tensor) -> None:
         """The oracle's verdicts (adversarial or not) on the probes of the last :meth:`take`."""
-        if not self._taken:
-            return
-        signs = adversarial.to(self._eta.dtype).mul_(2).sub_(1)
-        self._signs.index_add_(0, self._owners, signs)
-        self._unlabelled.sub_(torch.bincount(self._owners, minlength=self._unlabelled.numel()))
-        for who, dirs, at in self._taken:
-            s = signs[at : at + who.numel()]
-            if self._dirs is not None:
-                self._dirs.index_add_(0, who, dirs)
-            # dirs is this take's own copy, or rows of a one-off table nobody reads again.
-            self._eta.index_add_(0, who, dirs.mul_(view(s, dirs)))
+        for signs, at, row, cnt in self._taken:
+            signs[at : at + cnt] = adversarial[row : row + cnt]
+            signs[at : at + cnt].mul_(2).sub_(1)
         self._taken = []
+        self._done += self._last
+        self._last = []
 
     def completed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images whose ordered probes are all labelled since the last call, and their
-        normals (not normalised)."""
-        done = ((self._unlabelled == 0) & (self._ordered > 0)).nonzero().flatten()
-        if done.numel() == 0:
-            return done, self._eta.new_empty((0,) + self._eta.shape[1:])
-        count = self._ordered[done].to(self._eta.dtype)
-        self._ordered[done] = 0
-        eta = self._eta.index_select(0, done)
-        if self._dirs is not None:
-            # Σ(s_i − s̄)·u_i = Σ s_i·u_i − s̄·Σ u_i
-            mean_s = self._signs[done] / count
-            mean_s[mean_s.abs() == 1] = 0
-            eta -= view(mean_s, eta) * self._dirs.index_select(0, done)
-        return done, eta / view(count, eta)
+        """The images whose ordered probes are all labelled since the last call (in increasing
+        order), and their normals (not normalised)."""
+        dev = self.xb.device
+        if not self._done:
+            return torch.zeros(0, dtype=torch.long, device=dev), self.xb.new_empty(
+                (0,) + self.xb.shape[1:]
+            )
+        images = sorted(self._done)
+        self._done = []
+        shape = (len(images), self.sampler.shape[0]) + self.sampler.block
+        coef = self.xb.new_zeros(shape)
+        counts = []
+        for r, j in enumerate(images):
+            signs, at, k, segments = self._probes.pop(j)
+            s = signs[at : at + k]
+            if self.baseline:
+                # Σ(s_i − s̄)·z_i; all probes on one side keep the plain mean.
+                mean = s.mean()
+                s = s - torch.where(mean.abs() == 1, 0.0, mean)
+            acc = coef[r].view(-1)
+            for _, table, first, rows, p0 in segments:
+                z = table[first : first + rows].reshape(rows, -1)
+                acc.addmv_(z.t(), s[p0 - at : p0 - at + rows])
+            counts.append(k)
+        eta = self.sampler.directions(coef)
+        count = torch.tensor(counts, device=dev, dtype=eta.dtype)
+        return torch.tensor(images, device=dev), eta / view(count, eta)
 
 
 def estimate_normal(

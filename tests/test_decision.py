@@ -282,6 +282,44 @@ def test_normal_estimate_is_the_signed_mean_of_the_probes():
         assert est.completed()[0].numel() == 0  # handed out once
 
 
+@pytest.mark.parametrize("factor", [1, 2])
+def test_normal_from_wrapping_pool_rows_and_dct_subspace(factor):
+    """A normal is computed once its image's last probe is labelled, from its rows of the
+    table: here rows that wrap around the end of a shared pool (two segments) and, with
+    factor 2, directions in the DCT subspace (the signed sum is taken in the subspace and
+    mapped once, which the DCT's linearity allows). The probes' verdicts come in three passes
+    that split the segments."""
+    from robustkit.attacks._normals import NormalEstimates
+    from robustkit.attacks.dct import LowFrequencySampler
+
+    sigma, rows = 1e-3, 8
+    sampler = LowFrequencySampler((2, 4, 4), factor)
+    xb = torch.full((3, 2, 4, 4), 0.5)
+    est = NormalEstimates(
+        xb, sampler, torch.Generator().manual_seed(3), sigma, shared=True, pool_rows=rows
+    )
+    est._offset = [6, 1, 3]  # image 0 reads rows 6, 7, 0, 1, 2; image 2 rows 3, 4, 5
+    est.order(torch.tensor([0, 2]), torch.tensor([5, 3]))
+    out = torch.empty((8, 2, 4, 4))
+    verdict = torch.tensor([1, 1, 0, 1, 0, 0, 1, 1], dtype=torch.bool)
+    owners = []
+    for lo, hi in [(0, 1), (1, 6), (6, 8)]:
+        owners.append(est.take(out[lo:hi]))
+        est.record(verdict[lo:hi])
+    owners = torch.cat(owners)
+    assert owners.tolist() == [0] * 5 + [2] * 3
+    dirs = ((out - 0.5) / sigma).flatten(1)
+    pool = sampler.directions(est._pools[0]).flatten(1)
+    assert torch.allclose(dirs, pool[[6, 7, 0, 1, 2, 3, 4, 5]], atol=1e-3)
+    done, eta = est.completed()
+    assert done.tolist() == [0, 2]
+    s = verdict.float() * 2 - 1
+    for row, j in enumerate(done.tolist()):
+        sel = owners == j
+        expected = (s[sel, None] * dirs[sel]).mean(0)
+        assert torch.allclose(eta[row].flatten(), expected, atol=1e-3)
+
+
 def test_oracle_labels_rows_with_some_minus_infinite_scores():
     """A row whose top score is finite has a label even if another score is -inf; NaN or +inf
     anywhere in a row makes its label meaningless (refused)."""
