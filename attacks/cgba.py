@@ -169,12 +169,12 @@ class _CGBABase(DecisionAttack):
         host and every update a masked operation on all of it; only the images themselves (x0,
         the boundary points, the plane of the search, the candidates) are tensors on the
         attack's device. A round takes about a hundred such small updates: as tensor
-        operations they cost 3-5 µs each on a CPU and a kernel launch each on a GPU, against
+        operations they cost about 3 µs each on a CPU and a kernel launch each on a GPU, against
         about 1 µs in NumPy. Row-level work is done while the rows are in the cache: the
         candidates' distances to x0 are taken before the forward pass, which evicts them.
         Measured in one process on cifar10/resnet4b-at (2 CPU threads, 100 images × 1,000
         queries, 4 runs each), the attack's own time outside the forward passes: 0.95-1.05 s
-        with the state in tensors and gathered per round (before 2026-11-27), 0.81-0.88 s with
+        with the state in tensors and gathered per round (before 2026-11-27), 0.80-0.88 s with
         the state in tensors updated by masks, 0.79-0.82 s as here."""
         n, shape = x0.shape[0], x0.shape[1:]
         dev, dt = x0.device, x0.dtype
