@@ -230,10 +230,11 @@ class _CGBABase(DecisionAttack):
                 steps.add(on_device(fresh), on_device(m))
                 phase[fresh] = _PROBING
             asking = asks[phase]
-            c = int(asking.sum())
+            asked = np.flatnonzero(asking)
+            c = asked.size
             if c == 0 and estimates.pending == 0:
                 break
-            one = on_device(np.flatnonzero(asking))
+            one = on_device(asked)
             # One candidate per image that asks for one: x0 + a·v + b·u (computed for every
             # image: one operation on all rows is cheaper than gathering the askers' rows).
             searching, noise, bisecting = phase == _SEARCH, phase == _NOISE, bisects[phase]
@@ -269,8 +270,8 @@ class _CGBABase(DecisionAttack):
             steps.add(one)
             done, eta = estimates.completed()
             if done.numel():
-                self._start_search(done, eta, x0, xb, v, u, radius, theta, phase, t)
                 idx = done.cpu().numpy()
+                self._start_search(done, idx, eta, x0, xb, v, u, radius, theta, phase, t)
                 tries[idx] = 0
                 halvings[idx] = 0
                 adv_at[idx] = 0
@@ -360,11 +361,12 @@ class _CGBABase(DecisionAttack):
         return theta * half if self.curved else (math.pi / 2) * (1 - half)
 
     @staticmethod
-    def _start_search(est, eta, x0, xb, v, u, radius, theta, phase, t) -> None:
-        """From the normals ``eta`` of the images ``est`` (a tensor of positions): the plane of
-        ``v`` and ``η`` through x0 (``v``, ``u`` on the device; ``R``, ``θ`` and the search phase
-        in the host's state vectors); an image whose ``η`` is parallel to ``v`` (or whose R is
-        0) keeps its ``x_b`` and starts its next iteration."""
+    def _start_search(est, idx, eta, x0, xb, v, u, radius, theta, phase, t) -> None:
+        """From the normals ``eta`` of the images ``est`` (positions as a tensor; ``idx``, the
+        same as a NumPy array): the plane of ``v`` and ``η`` through x0 (``v``, ``u`` on the
+        device; ``R``, ``θ`` and the search phase in the host's state vectors); an image whose
+        ``η`` is parallel to ``v`` (or whose R is 0) keeps its ``x_b`` and starts its next
+        iteration."""
         diff = xb.index_select(0, est).sub_(x0.index_select(0, est))
         r = flat_norm(diff, "l2")
         direction = diff / view(r.clamp_min(1e-20), diff)
@@ -375,7 +377,6 @@ class _CGBABase(DecisionAttack):
         u.index_copy_(0, est, perp.div_(view(perp_norm.clamp_min(1e-30), perp)))
         stats = torch.stack([r, along, perp_norm, flat_norm(eta, "l2")]).double().cpu().numpy()
         r, along, perp_norm, eta_norm = stats
-        idx = est.cpu().numpy()
         ok = (perp_norm > 1e-12 * eta_norm) & (r > 0)
         radius[idx] = r
         theta[idx] = np.arctan2(perp_norm, along)
