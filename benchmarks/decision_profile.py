@@ -7,10 +7,15 @@ bookkeeping), the number of forward passes and the counted queries per second, n
 model's best raw batched forward throughput (as in ``decision.py``); then the passes of exactly
 the oracle's batch size against the raw loop at that same size (measured right after), and the
 time of all smaller (or larger) passes. This explains a ratio the speed runs of ``decision.py``
-report; ``--profile`` adds cProfile's top functions.
+report; ``--profile`` adds cProfile's top functions. ``--warm-split`` separates the attack's own
+work into what it costs with warm caches and what the model's forward passes add by evicting
+them: the same attack against a linear classifier of the same images (whose forward pass leaves
+the caches warm), and the first operations after a forward pass against the same operations
+repeated.
 
     .venv/bin/python benchmarks/decision_profile.py --models cifar10/resnet4b-at \\
-        [--attack cgba] [--n 100] [--queries 1000] [--batch-sizes auto,512] [--repeats 2]
+        [--attack cgba] [--n 100] [--queries 1000] [--batch-sizes auto,512] [--repeats 2] \\
+        [--warm-split]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import robustkit
@@ -79,6 +85,68 @@ class TimedForward:
         del self.model.forward
 
 
+def first_ops_after_forward(model: torch.nn.Module, x: torch.Tensor, rows: int, repeats: int = 30):
+    """Median microseconds of two tiny operations (a PyTorch in-place addition and a NumPy one,
+    100 numbers each) right after a forward pass of ``rows`` images, and of the same operations
+    run again at once: the difference is the cost of fetching the code and data they need back
+    into the caches the forward pass has evicted, which every kind of operation of an attack's
+    round pays again after each pass."""
+    batch = x.repeat((rows + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:rows]
+    z, a = torch.zeros(100, device=x.device), np.zeros(100)
+    times: dict[str, list[float]] = {
+        k: [] for k in ("torch", "torch again", "numpy", "numpy again")
+    }
+    with torch.no_grad():
+        for _ in range(repeats):
+            for kind, op in (("torch", lambda: z.add_(1)), ("numpy", lambda: np.add(a, 1, out=a))):
+                model(batch)
+                synchronize(batch)
+                for key in (kind, f"{kind} again"):
+                    start = time.perf_counter()
+                    op()
+                    synchronize(z)
+                    times[key].append(time.perf_counter() - start)
+    return {k: float(np.median(v)) * 1e6 for k, v in times.items()}
+
+
+def warm_split(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int):
+    """The attack's own time per million queries against ``model`` and against a linear
+    classifier of the same images (seeded; attacked on its own labels), whose forward pass
+    touches a few megabytes at most: what remains there is the attack's own work with warm
+    caches. Prints both, and the first-operation costs of :func:`first_ops_after_forward`."""
+    torch.manual_seed(0)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 10))
+    linear = linear.to(x.device).eval()
+    with torch.no_grad():
+        y_linear = linear(x).argmax(1)
+    for label, net, labels in (("the model", model, y), ("a linear classifier", linear, y_linear)):
+        timer = TimedForward(net)
+        try:
+            attack(net, x[:10], labels[:10])  # warm-up
+            for _ in range(repeats):
+                timer.reset()
+                start = time.perf_counter()
+                res = attack(net, x, labels)
+                other = time.perf_counter() - start - timer.seconds
+                queries = int(res.queries.sum())
+                print(
+                    f"    against {label}: the attack's own work {other:.2f} s for {queries} "
+                    f"queries in {timer.calls} passes = {other / queries * 1e6:.2f} s per "
+                    f"million queries",
+                    flush=True,
+                )
+        finally:
+            timer.restore()
+    rows = attack.batch_size or default_batch_size(x.device, model, x)
+    cost = first_ops_after_forward(model, x, rows)
+    print(
+        f"    right after a forward pass of {rows} rows: an in-place addition of 100 numbers "
+        f"{cost['torch']:.1f} us in PyTorch (then {cost['torch again']:.1f}), "
+        f"{cost['numpy']:.1f} us in NumPy (then {cost['numpy again']:.1f})",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="cifar10/resnet20,cifar10/resnet4b-at")
@@ -100,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
         "--profile",
         action="store_true",
         help="cProfile one more run per model, at the last --batch-sizes entry",
+    )
+    p.add_argument(
+        "--warm-split",
+        action="store_true",
+        help="also attack a linear classifier of the same images (warm caches) and time the "
+        "first operations after a forward pass, at the last --batch-sizes entry",
     )
     args = p.parse_args(argv)
     pads = args.pad.split(",")
@@ -153,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         finally:
             timer.restore()
+        if args.warm_split:
+            warm_split(attack, model, x, y, args.repeats)
 
 
 if __name__ == "__main__":

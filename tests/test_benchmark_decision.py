@@ -124,3 +124,38 @@ def test_speed_runs_of_another_size_merge_and_attack_rows_of_another_size_do_not
     assert json.loads(out.read_text())["models"]["m"]["attacks"]["cgba"]["median_l2"] == {
         "100": 0.4
     }
+
+
+def test_warm_split_times_the_attack_against_the_model_and_a_linear_classifier(capsys):
+    """decision_profile.py --warm-split: the same attack against the model and against a linear
+    classifier of the same images, and the first operations after a forward pass; the model's
+    forward is unwrapped again afterwards."""
+    import torch
+
+    import robustkit
+
+    spec = importlib.util.spec_from_file_location(
+        "decision_profile", ROOT / "benchmarks/decision_profile.py"
+    )
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 8 * 8, 10),
+    ).eval()
+    x = torch.rand(6, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    attack = robustkit.get_attack("cgba", max_queries=60, batch_size=32)
+    profile.warm_split(attack, model, x, y, repeats=1)
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0].strip() for line in out] == [
+        "against the model",
+        "against a linear classifier",
+        "right after a forward pass of 32 rows",
+    ]
+    assert all("for 360 queries" in line for line in out[:2]), out
+    assert "forward" not in vars(model)  # the timing wrapper is gone
