@@ -82,6 +82,11 @@ CPU_BATCHES = (16, 32, 48, 64, 96, 128, 256, 512, 1024)
 GPU_BATCHES = (256, 512, 1024, 2048, 4096, 8192)
 
 
+def tiled(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``rows`` images: ``x`` repeated as often as needed, cut to length."""
+    return x.repeat((rows + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:rows]
+
+
 def forward_throughput(
     model: nn.Module,
     x: torch.Tensor,
@@ -100,7 +105,7 @@ def forward_throughput(
     rates: dict[int, list[float]] = {b: [] for b in batches}
     for _ in range(repeats):
         for batch in batches:
-            reps = x.repeat((batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:batch]
+            reps = tiled(x, batch)
             with torch.no_grad(), full_float32():  # the precision the label oracle runs in
                 model(reps).argmax(1)  # warm-up
                 synchronize(reps)

@@ -41,6 +41,7 @@ from decision import (  # noqa: E402
     forward_throughput,
     stable_allocator,
     synchronize,
+    tiled,
 )
 
 
@@ -91,7 +92,7 @@ def first_ops_after_forward(model: torch.nn.Module, x: torch.Tensor, rows: int, 
     run again at once: the difference is the cost of fetching the code and data they need back
     into the caches the forward pass has evicted, which every kind of operation of an attack's
     round pays again after each pass."""
-    batch = x.repeat((rows + x.shape[0] - 1) // x.shape[0], 1, 1, 1)[:rows]
+    batch = tiled(x, rows)
     z, a = torch.zeros(100, device=x.device), np.zeros(100)
     times: dict[str, list[float]] = {
         k: [] for k in ("torch", "torch again", "numpy", "numpy again")
