@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
 import torch
 
 from robustkit.oracle import LabelOracle, StepCounter
@@ -46,11 +47,11 @@ class NormalEstimates:
 
     Either way an image's probes read consecutive rows of a table of coefficients (a pool, or
     directions drawn for one order): a *segment*, two where a pool wraps around. The bookkeeping
-    of segments lives on the host, so probes are built straight from the tables (no gathering of
-    rows) and a normal is computed once, when its image's last probe is labelled, as one
-    matrix-vector product of the signs with its rows of the table (``Σ s_i·z_i``, then mapped to
-    the image space: the DCT is linear). On a cheap model this per-probe work is what competes
-    with the forward passes.
+    of segments and the probes' signs live on the host, so probes are built straight from the
+    tables (no gathering of rows; each segment clipped while it is in the cache) and a normal is
+    computed once, when its image's last probe is labelled, as one matrix-vector product of the
+    signs with its rows of the table (``Σ s_i·z_i``, then mapped to the image space: the DCT is
+    linear). On a cheap model this per-probe work is what competes with the forward passes.
     """
 
     #: Bytes of subspace coefficients one pool of shared directions may hold.
@@ -150,7 +151,7 @@ class NormalEstimates:
         """Queue an order: ``pairs`` (image, probes) in probe order, each image's segments."""
         # (Built on the host: torch.repeat_interleave costs 100 µs here.)
         owner = torch.tensor([j for j, k in pairs for _ in range(k)], device=self.xb.device)
-        signs = self.xb.new_empty(owner.numel())
+        signs = np.empty(owner.numel(), dtype=np.float32)  # on the host: set by record
         at = 0
         for (j, k), mine in zip(pairs, segments, strict=True):
             self._probes[j] = (signs, at, k, mine)
@@ -177,7 +178,7 @@ class NormalEstimates:
                 a, b = pos - p0, min(rows, end - p0)
                 dirs = self.sampler.directions(table[first + a : first + b])
                 at = done + pos - entry[2]
-                torch.add(self.xb[j], dirs, alpha=self.sigma, out=out[at : at + b - a])
+                torch.add(self.xb[j], dirs, alpha=self.sigma, out=out[at : at + b - a]).clamp_(0, 1)
                 pos = p0 + b
                 if b == rows:
                     entry[3] += 1
@@ -187,15 +188,15 @@ class NormalEstimates:
             if end == owner.numel():
                 self._orders.popleft()
             done += cnt
-        out.clamp_(0, 1)
         self.pending -= k
         return torch.cat(owners) if len(owners) != 1 else owners[0]
 
-    def record(self, adversarial: torch.Tensor) -> None:
+    def record(self, adversarial: torch.Tensor | np.ndarray) -> None:
         """The oracle's verdicts (adversarial or not) on the probes of the last :meth:`take`."""
+        if isinstance(adversarial, torch.Tensor):
+            adversarial = adversarial.cpu().numpy()
         for signs, at, row, cnt in self._taken:
-            signs[at : at + cnt] = adversarial[row : row + cnt]
-            signs[at : at + cnt].mul_(2).sub_(1)
+            np.subtract(adversarial[row : row + cnt] * 2, 1, out=signs[at : at + cnt])
         self._taken = []
         self._done += self._last
         self._last = []
@@ -212,19 +213,26 @@ class NormalEstimates:
         self._done = []
         shape = (len(images), self.sampler.shape[0]) + self.sampler.block
         coef = self.xb.new_zeros(shape)
-        counts = []
-        for r, j in enumerate(images):
-            signs, at, k, segments = self._probes.pop(j)
-            s = signs[at : at + k]
+        # The images' signs, gathered on the host and sent to the device at once.
+        entries = [self._probes.pop(j) for j in images]
+        signs = []
+        for order_signs, at, k, _ in entries:
+            s = order_signs[at : at + k]
             if self.baseline:
                 # Σ(s_i − s̄)·z_i; all probes on one side keep the plain mean.
                 mean = s.mean()
-                s = s - torch.where(mean.abs() == 1, 0.0, mean)
+                s = s - (0 if abs(mean) == 1 else mean)
+            signs.append(s)
+        signs = torch.from_numpy(np.concatenate(signs)).to(dev, coef.dtype)
+        counts, first_sign = [], 0
+        for r, (_, at, k, segments) in enumerate(entries):
             acc = coef[r].view(-1)
             for _, table, first, rows, p0 in segments:
                 z = table[first : first + rows].reshape(rows, -1)
-                acc.addmv_(z.t(), s[p0 - at : p0 - at + rows])
+                lo = first_sign + p0 - at
+                acc.addmv_(z.t(), signs[lo : lo + rows])
             counts.append(k)
+            first_sign += k
         eta = self.sampler.directions(coef)
         count = torch.tensor(counts, device=dev, dtype=eta.dtype)
         return torch.tensor(images, device=dev), eta / view(count, eta)

@@ -86,7 +86,9 @@ class LabelOracle:
         """Top-1 labels of ``x``; row ``j`` is charged to sample ``idx[j]`` (one query each).
 
         Raises :class:`BudgetExceeded` (and labels nothing) when any sample would go over its
-        budget.
+        budget. A request of more than ``batch_size`` rows runs as passes back to back and is
+        checked once (for NaN or infinite outputs) and counted once: after a forward pass the
+        caches are cold, so per-pass bookkeeping costs several times its warm price.
         """
         if x.shape[0] != idx.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {idx.shape[0]} sample indices")
@@ -100,27 +102,30 @@ class LabelOracle:
                 f"query budget of {self.max_queries} exceeded for sample(s) {bad}: "
                 "the attack must not ask for queries a sample no longer has"
             )
+        # Counted once for the whole request, as the context would per chunk (its counters are
+        # the result's .queries); then the passes back to back, and one look at their outputs.
+        self._ctx.queries.add_(asked)
         out = []
         # Equal chunks of at most batch_size rows (100 rows at 64: 50 + 50, not 64 + 36).
         chunk = -(-x.shape[0] // -(-x.shape[0] // self.batch_size))
-        for start in range(0, x.shape[0], chunk):
-            stop = start + chunk
-            rows = x[start:stop]
-            real = rows.shape[0]
-            if self.pad or (self.pad is None and PAD_ON_GPU and rows.device.type != "cpu"):
-                rows = padded(rows, min(1 << (real - 1).bit_length(), self.batch_size))
-            logits = self._ctx.logits(rows, idx[start:stop])[:real]
-            # The top score of a row is NaN where any score is (max propagates NaN) and +inf
-            # where one is: then its label is meaningless. One float64 sum checks them all
-            # (half the cost of isfinite on every score, measured right after a forward pass).
-            top, label = logits.max(dim=1)
-            if not math.isfinite(top.sum(dtype=torch.float64).item()):
-                raise InputError(
-                    "the model returned NaN or infinite outputs for some inputs, so their labels "
-                    "are meaningless; fix the model (or its inputs) before attacking it"
-                )
-            out.append(label)
-        return torch.cat(out) if len(out) != 1 else out[0]
+        with torch.no_grad():
+            for start in range(0, x.shape[0], chunk):
+                rows = x[start : start + chunk]
+                real = rows.shape[0]
+                if self.pad or (self.pad is None and PAD_ON_GPU and rows.device.type != "cpu"):
+                    rows = padded(rows, min(1 << (real - 1).bit_length(), self.batch_size))
+                out.append(self._ctx.model(rows)[:real])
+        logits = torch.cat(out) if len(out) != 1 else out[0]
+        # The top score of a row is NaN where any score is (max propagates NaN) and +inf where
+        # one is: then its label is meaningless. One float64 sum checks them all (half the cost
+        # of isfinite on every score, measured right after a forward pass).
+        top, label = logits.max(dim=1)
+        if not math.isfinite(top.sum(dtype=torch.float64).item()):
+            raise InputError(
+                "the model returned NaN or infinite outputs for some inputs, so their labels "
+                "are meaningless; fix the model (or its inputs) before attacking it"
+            )
+        return label
 
     def is_adversarial(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Per row: does ``x`` fool the model for sample ``idx`` (label != y, or == target)?"""
@@ -165,21 +170,26 @@ class BestTracker:
         if keep.numel():
             self.offer(idx.index_select(0, keep), x.index_select(0, keep))
 
-    def offer(self, idx: torch.Tensor, x: torch.Tensor, d: torch.Tensor | None = None) -> None:
+    def offer(
+        self, idx: torch.Tensor, x: torch.Tensor, d: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Offer adversarial points ``x`` (the oracle said so) for samples ``idx`` (distinct);
         keep those closer than the best so far. ``d``: their L2 distances to the clean images,
-        if the caller has them (computed here otherwise)."""
+        if the caller has them (computed here otherwise). Returns the mask of the points kept
+        (those rows of ``x`` are now their samples' rows of :attr:`best`)."""
         # (index_select and index_copy_ move rows several times faster than indexing.)
         if d is None:
             d = flat_norm(x - self.x0.index_select(0, idx), "l2")
-        better = (d < self.dist.index_select(0, idx)).nonzero().flatten()
+        kept = d < self.dist.index_select(0, idx)
+        better = kept.nonzero().flatten()
         if better.numel() == 0:
-            return
+            return kept
         if better.numel() < idx.numel():
             idx, x, d = idx.index_select(0, better), x.index_select(0, better), d[better]
         self.best.index_copy_(0, idx, x)
         self.dist.index_copy_(0, idx, d)
         self._log.append((idx, self.oracle.used.index_select(0, idx), d))
+        return kept
 
     def trajectories(self) -> list[torch.Tensor]:
         """Per sample a ``[k, 2]`` float tensor of (queries, L2 of the best so far) on the CPU,

@@ -14,7 +14,7 @@ from robustkit.attack import AttackContext
 from robustkit.attacks.dct import LowFrequencySampler, auto_factor, dct_matrix
 from robustkit.budgets import l2_at_budgets, median_l2_at, outcomes, success_rate_at
 from robustkit.errors import InputError
-from robustkit.oracle import BudgetExceeded, LabelOracle
+from robustkit.oracle import BestTracker, BudgetExceeded, LabelOracle
 from robustkit.threat import ThreatModel
 from tests.helpers import Linear
 
@@ -168,6 +168,55 @@ def test_exact_accounting_and_adversarial_results(linear, name, budget):
         assert traj[-1, 1].item() == pytest.approx(l2[i].item(), rel=1e-4)
     if budget == 400 and not targeted:
         assert res.success.all()
+
+
+def test_best_tracker_offer_keeps_and_reports_the_closer_points():
+    x0 = torch.zeros(3, 1, 2, 2)
+    ctx = AttackContext(nn.Identity(), 3, torch.device("cpu"), 0, ThreatModel("l2", None))
+    tracker = BestTracker(x0, LabelOracle(ctx, torch.zeros(3, dtype=torch.long), None, 10))
+    far, near = torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.25)
+    assert tracker.offer(torch.tensor([0, 2]), far).tolist() == [True, True]
+    kept = tracker.offer(torch.tensor([2, 0]), torch.stack([near[0], far[0] * 2]))
+    assert kept.tolist() == [True, False]
+    assert torch.equal(tracker.best[2], near[0]) and torch.equal(tracker.best[0], far[0])
+    assert tracker.dist.tolist() == [1.0, float("inf"), 0.5]
+
+
+@pytest.mark.parametrize("name", ["cgba", "cgba-h"])
+def test_cgba_follows_its_latest_point_whatever_the_tracker_keeps(linear, name, monkeypatch):
+    """CGBA keeps an iteration's latest adversarial point in the tracker's best when it is the
+    image's best yet, and in a row of its own otherwise (in practice every hit is an
+    improvement, so that branch is rare). With a tracker that declines every other offered point
+    as if it were no improvement, the attack must still ask the oracle for exactly the same
+    inputs: its path depends on its own points, never on what the tracker kept."""
+    model, x, y = linear
+    target = (y + 1) % 10 if name == "cgba-h" else None
+
+    def inputs_of_one_run() -> list[float]:
+        sums: list[float] = []
+        hook = model.register_forward_hook(lambda m, i, o: sums.append(i[0].double().sum().item()))
+        try:
+            robustkit.get_attack(name, max_queries=300)(model, x, y, target)
+        finally:
+            hook.remove()
+        return sums
+
+    plain = inputs_of_one_run()
+    offer, declined = BestTracker.offer, [0]
+
+    def declining_offer(self, idx, rows, d=None):
+        keep = torch.arange(idx.numel()) % 2 == 1  # decline the first, third, ... point
+        kept = torch.zeros(idx.numel(), dtype=torch.bool)
+        if keep.any():
+            kept[keep] = offer(self, idx[keep], rows[keep], None if d is None else d[keep])
+        declined[0] += int((~keep).sum())
+        return kept
+
+    monkeypatch.setattr(BestTracker, "offer", declining_offer)
+    declining = inputs_of_one_run()
+    # All passes alike but the last: the re-check of the returned (the tracker's best) points.
+    assert declining[:-1] == plain[:-1] and declining[-1] != plain[-1]
+    assert declined[0] > 50
 
 
 def test_success_is_rechecked_outside_the_budget(linear):
@@ -340,6 +389,10 @@ def test_oracle_labels_rows_with_some_minus_infinite_scores():
     for bad in (1.0, -1.0):
         with pytest.raises(InputError, match="NaN or infinite"):
             oracle.labels(x.index_fill(0, torch.tensor([1]), bad), torch.arange(2))
+    # A request of several passes is checked whole: here the bad row is in the second pass.
+    split = LabelOracle(ctx, torch.tensor([0, 0]), None, max_queries=10, batch_size=1)
+    with pytest.raises(InputError, match="NaN or infinite"):
+        split.labels(x.index_fill(0, torch.tensor([1]), 1.0), torch.arange(2))
 
 
 @pytest.mark.parametrize("name", ["cgba", "cgba-h"])
