@@ -75,14 +75,14 @@ class NormalEstimates:
         self.baseline = baseline
         self.shared = shared
         # Pending orders, oldest first: [owner per probe (tensor), segments, probes taken,
-        # index of the segment being taken, sign per probe (tensor, ±1, filled by record)]. A
+        # index of the segment being taken, sign per probe (host array, ±1, set by record)]. A
         # segment: (image, table, first row, rows, index of its first probe in the order).
         self._orders: deque[list] = deque()
         # Per image with an estimate under way: (its order's signs, its first probe there,
         # its probes, its segments).
-        self._probes: dict[int, tuple[torch.Tensor, int, int, list[tuple]]] = {}
+        self._probes: dict[int, tuple[np.ndarray, int, int, list[tuple]]] = {}
         # The last take: (signs of its order, first probe there, row of the take, probes).
-        self._taken: list[tuple[torch.Tensor, int, int, int]] = []
+        self._taken: list[tuple[np.ndarray, int, int, int]] = []
         self._last: list[int] = []  # images whose last probe is in the last take
         self._done: list[int] = []  # images whose probes are all labelled, not yet handed out
         self.pending = 0
@@ -224,17 +224,16 @@ class NormalEstimates:
                 s = s - (0 if abs(mean) == 1 else mean)
             signs.append(s)
         signs = torch.from_numpy(np.concatenate(signs)).to(dev, coef.dtype)
-        counts, first_sign = [], 0
+        first_sign = 0
         for r, (_, at, k, segments) in enumerate(entries):
             acc = coef[r].view(-1)
             for _, table, first, rows, p0 in segments:
                 z = table[first : first + rows].reshape(rows, -1)
                 lo = first_sign + p0 - at
                 acc.addmv_(z.t(), signs[lo : lo + rows])
-            counts.append(k)
             first_sign += k
         eta = self.sampler.directions(coef)
-        count = torch.tensor(counts, device=dev, dtype=eta.dtype)
+        count = torch.tensor([k for _, _, k, _ in entries], device=dev, dtype=eta.dtype)
         return torch.tensor(images, device=dev), eta / view(count, eta)
 
 

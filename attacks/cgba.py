@@ -237,18 +237,19 @@ class _CGBABase(DecisionAttack):
             halvings[pos] = 0
 
         begin_segment(phase == _START)
-        # Queries left per image, kept here: a probe is charged when ordered, a candidate when
-        # asked (so while an image's probes are pending, it is ahead of the oracle's count).
-        left = oracle.remaining().cpu().numpy()
-        spent = np.zeros(n, dtype=np.int64)  # what this loop's steps say they asked for
+        # The queries this loop's steps say they asked for, kept here: a probe is charged when
+        # ordered, a candidate when asked (so while an image's probes are pending, its count is
+        # ahead of the oracle's); the budget left follows from it.
+        budget = oracle.remaining().cpu().numpy()
+        spent = np.zeros(n, dtype=np.int64)
         while True:
+            left = budget - spent
             phase[(left <= 0) & (phase != _PROBING)] = _DONE
             fresh = np.flatnonzero(phase == _ESTIMATE)
             if fresh.size:
                 m = np.minimum(np.floor(self.n0 * np.sqrt(t[fresh])).astype(np.int64), left[fresh])
                 estimates.order(fresh, m)
                 spent[fresh] += m
-                left[fresh] -= m
                 phase[fresh] = _PROBING
             asking = asks[phase]
             asked = np.flatnonzero(asking)
@@ -257,7 +258,6 @@ class _CGBABase(DecisionAttack):
                 steps.add(torch.arange(n, device=dev), on_device(spent))
                 break
             spent += asking
-            left -= asking
             one = on_device(asked)
             # One candidate per image that asks for one: x0 + a·v + b·u (computed for every
             # image: one operation on all rows is cheaper than gathering the askers' rows).
