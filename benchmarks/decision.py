@@ -70,11 +70,20 @@ def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor,
     return torch.cat(xs)[:n], torch.cat(ys)[:n], idx[:n]
 
 
+def span(values, fmt: str) -> str:
+    """``"lo-hi"`` of ``values`` in format ``fmt`` (one value when they all format alike)."""
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
 def synchronize(x: torch.Tensor) -> None:
     """Wait for the GPU's queued work (timings of asynchronous CUDA calls mean nothing else)."""
     if x.is_cuda:
         torch.cuda.synchronize(x.device)
 
+
+#: Images of the benchmark: the first this many correctly classified CIFAR-10 test images.
+DEFAULT_N = 100
 
 #: Batch sizes of the raw forward loop: on a CPU the best lies within these; a GPU keeps gaining
 #: up to thousands of rows (the label oracle's default there is 4096).
@@ -308,6 +317,36 @@ def run_pair(model, x, y, name, budgets, seed, target=None, raw_seconds: float =
     return out
 
 
+def speed_key(model_name: str, device: str, n: int) -> str:
+    """Key of a speed entry: the model alone for the benchmark's own images on the CPU; else
+    the model, the device (other than the CPU) and the number of images."""
+    if device == "CPU" and n == DEFAULT_N:
+        return model_name
+    return ", ".join([model_name] + ([device] if device != "CPU" else []) + [f"{n} images"])
+
+
+class TimedForward(nn.Module):
+    """``model`` with the time spent in its forward passes and the rows they labelled added up
+    (so a speed run can tell the model's time from the attack's own work). Synchronizes a GPU
+    after each pass, which a GPU run's ratio then includes."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        self.seconds, self.rows = 0.0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        out = self.model(x)
+        synchronize(out)
+        self.seconds += time.perf_counter() - start
+        self.rows += x.shape[0]
+        return out
+
+
 def speed_runs(
     model,
     x,
@@ -324,15 +363,32 @@ def speed_runs(
     one draw; the median of the repeats is the figure to quote, and every draw is kept. Then the
     first ``serial_images`` images attacked one at a time (see :func:`one_at_a_time`)."""
     runs = []
+    timed = TimedForward(model).eval()
     for k in range(repeats):
         attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)
+        timed.reset()
         res, before, after = between_raw_measurements(
-            model, x, partial(attack, model, x, y), raw_seconds
+            model, x, partial(attack, timed, x, y), raw_seconds
         )
         qps = int(res.queries.sum()) / res.seconds
         raw = (before[0] + after[0]) / 2
-        runs.append({"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw})
-        print(f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}", flush=True)
+        runs.append(
+            {
+                "before": before,
+                "after": after,
+                "queries_per_s": qps,
+                "ratio": qps / raw,
+                "seconds": res.seconds,
+                "forward_s": timed.seconds,
+                "forward_rows": timed.rows,
+            }
+        )
+        print(
+            f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}; forward "
+            f"passes {timed.rows / timed.seconds:.0f} rows/s, own work "
+            f"{res.seconds - timed.seconds:.2f} of {res.seconds:.2f} s",
+            flush=True,
+        )
     out = {
         "images": int(x.shape[0]),
         "queries": queries,
@@ -441,7 +497,7 @@ def markdown(report: dict) -> str:
         draws = ", ".join(f"{r['queries_per_s']:.0f} ({r['ratio']:.0%})" for r in sp["runs"])
         # A GPU run's key already names the device and the number of images (see main).
         images = sp.get("images", report["n"])
-        what = model if sp.get("device", "CPU") != "CPU" else f"{model}, {images} images"
+        what = model if model.endswith(" images") else f"{model}, {images} images"
         lines.append(
             f"CGBA speed on {what}: {len(sp['runs'])} "
             f"{'repeat' if len(sp['runs']) == 1 else 'repeats'} of {sp['queries']} queries per "
@@ -450,6 +506,19 @@ def markdown(report: dict) -> str:
             f"queries/s = **{sp['median_ratio']:.0%}** of the raw batched forward throughput"
             f"{'; allocator: ' + sp['allocator'] if sp.get('allocator') else ''}."
         )
+        timed = [r for r in sp["runs"] if r.get("forward_s")]
+        if timed:
+            fwd = [r["forward_rows"] / r["forward_s"] for r in timed]
+            share = [
+                f / ((r["before"][0] + r["after"][0]) / 2) for f, r in zip(fwd, timed, strict=True)
+            ]
+            own = [r["seconds"] - r["forward_s"] for r in timed]
+            lines[-1] += (
+                f" Inside the attack the forward passes ran at {span(fwd, '{:.0f}')} rows/s "
+                f"({span(share, '{:.0%}')} of raw) and its own work outside them took "
+                f"{span(own, '{:.2f}')} s of {span([r['seconds'] for r in timed], '{:.2f}')} s "
+                "per run."
+            )
         alone = sp.get("one_at_a_time")
         if alone:
             lines[-1] += (
@@ -569,7 +638,7 @@ def plot(report: dict, path: Path) -> None:
 # -- main ------------------------------------------------------------------------------------------
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--n", type=int, default=DEFAULT_N)
     p.add_argument("--budgets", default="250,500,1000,2000,5000")
     p.add_argument("--models", default="cifar10/resnet20,cifar10/resnet4b-at")
     p.add_argument("--attacks", default=",".join(OURS + THIRD_PARTY))
@@ -696,7 +765,7 @@ def main(argv=None) -> None:
             print(f"  targeted CGBA-H: success {r['success_rate']:.2f}, {r['median_l2']}")
             save()
         device = torch.cuda.get_device_name(x.device) if x.is_cuda else "CPU"
-        key = model_name if device == "CPU" else f"{model_name}, {device}, {args.n} images"
+        key = speed_key(model_name, device, args.n)
         if args.speed_repeats and (key not in report["speed"] or args.fresh):
             print(f"{key} CGBA speed ...", flush=True)
             report["speed"][key] = speed_runs(

@@ -159,3 +159,41 @@ def test_warm_split_times_the_attack_against_the_model_and_a_linear_classifier(c
     ]
     assert all("for 360 queries" in line for line in out[:2]), out
     assert "forward" not in vars(model)  # the timing wrapper is gone
+
+
+def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
+    """A speed run times the model's forward passes inside the attack (every row the attack has
+    labelled: its counted queries, plus the model check, the clean predictions and the final
+    re-check, all outside the budget) and the README line reports them next to the share of
+    raw; CPU entries of another image count than the benchmark's are keyed apart."""
+    import torch
+
+    bench = load_benchmark()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 8 * 8, 10),
+    ).eval()
+    x = torch.rand(5, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    sp = bench.speed_runs(
+        model, x, y, queries=40, repeats=1, seed=0, serial_images=0, raw_seconds=0.005
+    )
+    (run,) = sp["runs"]
+    counted = round(run["queries_per_s"] * run["seconds"])
+    assert counted == 5 * 40
+    assert run["forward_rows"] == counted + 1 + 5 + 5  # + model check, clean, re-check
+    assert 0 < run["forward_s"] < run["seconds"]
+    report = {"n": 5, "budgets": [40], "models": {}, "speed": {"m, 5 images": sp}}
+    text = bench.markdown(
+        {**report, "seed": 0, "threads": 1, "machine": "x", "date": "d", "command": "c"}
+    )
+    assert "CGBA speed on m, 5 images: 1 repeat of 40 queries per image" in text
+    assert "Inside the attack the forward passes ran at" in text
+    assert f"s of {run['seconds']:.2f} s per run" in text
+    assert bench.speed_key("m", "CPU", bench.DEFAULT_N) == "m"
+    assert bench.speed_key("m", "CPU", 500) == "m, 500 images"
+    assert bench.speed_key("m", "NVIDIA H200", 100) == "m, NVIDIA H200, 100 images"
