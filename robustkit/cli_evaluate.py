@@ -198,9 +198,15 @@ def render_report(report: dict[str, Any]) -> str:
             "seconds",
         ]
         lines += ["", render(rows, headers), ""]
-        lines.append(
+        joint = (
             f"joint (worst-case) robust accuracy: {fmt(report['robust_accuracy'], percent=True)}"
         )
+        if report["robust_accuracy"] is None:
+            joint += (
+                " (no attack here has an ε: minimum-norm attacks report distances, not robustness;"
+                " give --norm l2 --eps to judge label-only attacks at a budget)"
+            )
+        lines.append(joint)
         for label, row in report["attacks"].items():
             if row.get("stages"):
                 steps = ", then ".join(

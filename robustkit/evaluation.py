@@ -74,17 +74,28 @@ class Evaluation:
         return robust
 
     @property
+    def judged_at_eps(self) -> bool:
+        """Whether any attack here judges robustness at an ε (so the joint figure means one)."""
+        return any(res.eps is not None for res in self.results.values())
+
+    @property
     def robust_accuracy(self) -> float:
-        """Worst-case robust accuracy over all attacks (clean accuracy when there are none)."""
-        return float(self.joint_robust.float().mean()) if self.n else math.nan
+        """Worst-case robust accuracy over the attacks with an ε (clean accuracy when no attack
+        ran; NaN when only minimum-norm attacks without an ε ran: they find a distance for every
+        sample they fool and say nothing about robustness at a budget, so the clean accuracy
+        would pass for a robust accuracy)."""
+        if not self.n or (self.results and not self.judged_at_eps):
+            return math.nan
+        return float(self.joint_robust.float().mean())
 
     def summary(self) -> dict[str, Any]:
-        """Numbers for tables and JSON: clean, per-attack and joint robust accuracy."""
+        """Numbers for tables and JSON: clean, per-attack and joint robust accuracy (None when
+        no attack ran, or none with an ε)."""
         return {
             "n": self.n,
             "clean_accuracy": self.clean_accuracy,
             "attacks": {label: res.summary() for label, res in self.results.items()},
-            "robust_accuracy": self.robust_accuracy if self.results else None,
+            "robust_accuracy": self.robust_accuracy if self.judged_at_eps else None,
             "seconds": self.seconds,
         }
 

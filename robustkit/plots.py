@@ -26,8 +26,7 @@ def robust_accuracy_vs_eps(results, model: str | None = None, attack: str | None
         runs = runs[runs["model"] == model]
     if runs.empty:
         raise RobustkitError("no stored runs to plot; run robustkit evaluate at a few ε first")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
+    lines = []
     for (name, norm), group in runs.groupby(["model", "norm"]):
         values = []
         for _, run in group.sort_values("eps").iterrows():
@@ -37,9 +36,20 @@ def robust_accuracy_vs_eps(results, model: str | None = None, attack: str | None
                 if attack in s["attacks"]
                 else s["robust_accuracy"]
             )
-            values.append((run["eps"], acc))
+            if acc is not None:  # None: a run without an attack that has an ε
+                values.append((run["eps"], acc))
+        if values:
+            lines.append((f"{name} ({norm})", values))
+    if not lines:
+        raise RobustkitError(
+            "no stored run has an attack with an ε to plot; run robustkit evaluate with --attack "
+            "and --eps at a few ε first"
+        )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    for label, values in lines:
         eps, acc = zip(*values, strict=True)
-        ax.plot(eps, [100 * a for a in acc], marker="o", label=f"{name} ({norm})")
+        ax.plot(eps, [100 * a for a in acc], marker="o", label=label)
     ax.set_xlabel("ε")
     ax.set_ylabel("robust accuracy (%)" + (f", {attack}" if attack else ", worst case"))
     ax.set_ylim(0, 100)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -64,6 +66,26 @@ def test_no_attacks_gives_clean_accuracy(data):
     model, x, y = data
     ev = evaluate(model, None, x, y, batch_size=64)
     assert ev.results == {} and ev.summary()["robust_accuracy"] is None
+
+
+def test_minimum_norm_attacks_alone_give_no_joint_robust_accuracy(data):
+    """A label-only attack without an ε finds a distance for every sample it fools and says
+    nothing about robustness at a budget: the joint figure is then absent (not the clean
+    accuracy); given an ε it counts."""
+    from robustkit import get_attack
+
+    model, x, y = data
+    alone = evaluate(model, [get_attack("cgba", max_queries=20)], x, y, batch_size=40)
+    assert alone.summary()["robust_accuracy"] is None and math.isnan(alone.robust_accuracy)
+    found = alone.results["cgba"]
+    eps = float(found.norms[found.success & found.attacked].median())  # about half within it
+    at_eps = get_attack("cgba", max_queries=20, eps=eps)
+    mixed = evaluate(model, [get_attack("cgba", max_queries=20), at_eps], x, y, batch_size=40)
+    judged = mixed.results["cgba#2"]
+    assert judged.eps == pytest.approx(eps)
+    expected = (mixed.clean_correct & judged.robust).float().mean()
+    assert mixed.summary()["robust_accuracy"] == pytest.approx(float(expected))
+    assert mixed.robust_accuracy < mixed.clean_accuracy  # some fooled within ε
 
 
 def test_evaluate_rejects_bad_sizes(data):

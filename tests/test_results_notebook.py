@@ -85,6 +85,30 @@ def test_plots_return_figures(db):
     assert len(plots.adversarial_grid(x, x.flip(-1), y, y, n=4).axes) == 12
 
 
+def test_runs_without_an_attack_at_an_eps_have_no_worst_case_to_plot(tmp_path):
+    """A run of minimum-norm attacks alone (or of none) stores no joint robust accuracy, and the
+    robust-accuracy plot says so instead of plotting the clean accuracy (or failing on None)."""
+    path = tmp_path / "r.db"
+    for attacks in (("cgba",), ()):
+        report = run_evaluation(
+            RunConfig(
+                model="mnist/cnn-tiny-at",
+                n=3,
+                attacks=attacks,
+                queries=20,
+                device="cpu",
+                sanity=False,
+            ),
+            db=path,
+            progress=False,
+        )
+        assert report["robust_accuracy"] is None
+    res = rr.open(path)
+    assert res.runs["robust_accuracy"].isna().all()
+    with pytest.raises(robustkit.RobustkitError, match="no stored run has an attack with an ε"):
+        plots.robust_accuracy_vs_eps(res)
+
+
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(robustkit.RobustkitError, match="no results store"):
         rr.open(tmp_path / "absent.db")
