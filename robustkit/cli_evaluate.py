@@ -120,6 +120,10 @@ def evaluate(
 ) -> None:
     """Clean accuracy and robust accuracy of MODEL against each --attack and all of them jointly.
 
+    Label-only attacks (cgba, cgba-h, hsja, geoda) judge robustness at an ε only with --norm l2
+    (at --eps, or the data set's default L2 ε); otherwise they are minimum-norm attacks that
+    report distances and stay out of the joint figure.
+
     \b
     Examples:
       robustkit evaluate --model cifar10/resnet20 --n 1000
@@ -204,7 +208,7 @@ def render_report(report: dict[str, Any]) -> str:
         if report["robust_accuracy"] is None:
             joint += (
                 " (no attack here has an ε: minimum-norm attacks report distances, not robustness;"
-                " give --norm l2 --eps to judge label-only attacks at a budget)"
+                " give --norm l2 to judge label-only attacks at an L2 ε)"
             )
         lines.append(joint)
         for label, row in report["attacks"].items():
