@@ -325,26 +325,48 @@ def speed_key(model_name: str, device: str, n: int) -> str:
     return ", ".join([model_name] + ([device] if device != "CPU" else []) + [f"{n} images"])
 
 
-class TimedForward(nn.Module):
-    """``model`` with the time spent in its forward passes and the rows they labelled added up
-    (so a speed run on a CPU can tell the model's time from the attack's own work). CPU only:
-    on a GPU the passes run asynchronously, and waiting for each one would slow the very run it
-    measures."""
+class TimedForward:
+    """Wraps ``model.forward`` to add up the seconds and rows of every forward pass (and the
+    passes by their number of rows), so that a run can tell the model's time from an attack's
+    own work; ``paused`` lets raw-loop measurements in between go uncounted. Waits for a GPU
+    around each pass, which slows a GPU run: time GPU runs without it."""
 
     def __init__(self, model: nn.Module):
-        super().__init__()
         self.model = model
+        self.inner = model.forward
+        self.paused = False
         self.reset()
+        model.forward = self
 
     def reset(self) -> None:
-        self.seconds, self.rows = 0.0, 0
+        self.seconds, self.rows, self.calls = 0.0, 0, 0
+        self.by_rows: dict[int, list[float]] = {}  # rows of a pass -> [seconds, passes]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.paused:  # a raw-loop measurement in between, not the attack's
+            return self.inner(x)
+        synchronize(x)
         start = time.perf_counter()
-        out = self.model(x)
-        self.seconds += time.perf_counter() - start
+        out = self.inner(x)
+        synchronize(out)
+        seconds = time.perf_counter() - start
+        self.seconds += seconds
         self.rows += x.shape[0]
+        self.calls += 1
+        entry = self.by_rows.setdefault(x.shape[0], [0.0, 0])
+        entry[0] += seconds
+        entry[1] += 1
         return out
+
+    def split(self, batch: int) -> tuple[tuple[float, int], tuple[float, int, int]]:
+        """(seconds, passes) of the passes of exactly ``batch`` rows, and (seconds, passes,
+        rows) of all the others."""
+        full = self.by_rows.get(batch, [0.0, 0])
+        rest = [(s, c, r * c) for r, (s, c) in self.by_rows.items() if r != batch]
+        return (full[0], full[1]), tuple(map(sum, zip(*rest, strict=True))) if rest else (0.0, 0, 0)
+
+    def restore(self) -> None:
+        del self.model.forward
 
 
 def speed_runs(
@@ -364,28 +386,42 @@ def speed_runs(
     first ``serial_images`` images attacked one at a time (see :func:`one_at_a_time`). On a CPU
     each run also times the model's forward passes inside the attack (:class:`TimedForward`)."""
     runs = []
-    timed = None if x.is_cuda else TimedForward(model).eval()
-    for k in range(repeats):
-        attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)
-        target = model
-        if timed is not None:
-            timed.reset()
-            target = timed
-        res, before, after = between_raw_measurements(
-            model, x, partial(attack, target, x, y), raw_seconds
-        )
-        qps = int(res.queries.sum()) / res.seconds
-        raw = (before[0] + after[0]) / 2
-        run = {"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw}
-        line = f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}"
-        if timed is not None:
-            run.update(seconds=res.seconds, forward_s=timed.seconds, forward_rows=timed.rows)
-            line += (
-                f"; forward passes {timed.rows / timed.seconds:.0f} rows/s, own work "
-                f"{res.seconds - timed.seconds:.2f} of {res.seconds:.2f} s"
+    timed = None if x.is_cuda else TimedForward(model)
+    if timed is not None:
+        timed.paused = True  # counting only inside attacked()
+
+    def attacked(attack):
+        """The attack's run, its forward passes alone timed (not the raw loops around it)."""
+        if timed is None:
+            return attack(model, x, y)
+        timed.reset()
+        timed.paused = False
+        try:
+            return attack(model, x, y)
+        finally:
+            timed.paused = True
+
+    try:
+        for k in range(repeats):
+            attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed + k)
+            res, before, after = between_raw_measurements(
+                model, x, partial(attacked, attack), raw_seconds
             )
-        runs.append(run)
-        print(line, flush=True)
+            qps = int(res.queries.sum()) / res.seconds
+            raw = (before[0] + after[0]) / 2
+            run = {"before": before, "after": after, "queries_per_s": qps, "ratio": qps / raw}
+            line = f"  speed run {k + 1}: {qps:.0f} q/s = {qps / raw:.0%} of raw {raw:.0f}"
+            if timed is not None:
+                run.update(seconds=res.seconds, forward_s=timed.seconds, forward_rows=timed.rows)
+                line += (
+                    f"; forward passes {timed.rows / timed.seconds:.0f} rows/s, own work "
+                    f"{res.seconds - timed.seconds:.2f} of {res.seconds:.2f} s"
+                )
+            runs.append(run)
+            print(line, flush=True)
+    finally:
+        if timed is not None:
+            timed.restore()
     out = {
         "images": int(x.shape[0]),
         "queries": queries,

@@ -37,53 +37,13 @@ from robustkit.oracle import default_batch_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decision import (  # noqa: E402
+    TimedForward,
     first_correct,
     forward_throughput,
     stable_allocator,
     synchronize,
     tiled,
 )
-
-
-class TimedForward:
-    """Wraps ``model.forward`` to add up the seconds and rows of every forward pass."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self.inner = model.forward
-        self.paused = False
-        self.reset()
-        model.forward = self
-
-    def reset(self) -> None:
-        self.seconds, self.rows, self.calls = 0.0, 0, 0
-        self.by_rows: dict[int, list[float]] = {}  # rows of a pass -> [seconds, passes]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.paused:  # a raw-loop measurement in between, not the attack's
-            return self.inner(x)
-        synchronize(x)
-        start = time.perf_counter()
-        out = self.inner(x)
-        synchronize(out)
-        seconds = time.perf_counter() - start
-        self.seconds += seconds
-        self.rows += x.shape[0]
-        self.calls += 1
-        entry = self.by_rows.setdefault(x.shape[0], [0.0, 0])
-        entry[0] += seconds
-        entry[1] += 1
-        return out
-
-    def split(self, batch: int) -> tuple[tuple[float, int], tuple[float, int, int]]:
-        """(seconds, passes) of the passes of exactly ``batch`` rows, and (seconds, passes,
-        rows) of all the others."""
-        full = self.by_rows.get(batch, [0.0, 0])
-        rest = [(s, c, r * c) for r, (s, c) in self.by_rows.items() if r != batch]
-        return (full[0], full[1]), tuple(map(sum, zip(*rest, strict=True))) if rest else (0.0, 0, 0)
-
-    def restore(self) -> None:
-        del self.model.forward
 
 
 def first_ops_after_forward(model: torch.nn.Module, x: torch.Tensor, rows: int, repeats: int = 30):

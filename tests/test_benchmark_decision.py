@@ -28,6 +28,24 @@ def part(command: str, attacks: dict) -> dict:
     return {"n": 2, "budgets": [100], "command": command, "models": {"m": model}}
 
 
+def tiny_classifier(n: int):
+    """A small seeded convolutional classifier of 8×8 images, ``n`` random images and its own
+    labels for them (so every image starts correctly classified)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 8 * 8, 10),
+    ).eval()
+    x = torch.rand(n, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y
+
+
 def test_the_note_is_elided_from_the_recorded_command():
     bench = load_benchmark()
     line = bench.command_line(["--n", "2", "--note", "a long remark", "--out", "x.json"])
@@ -130,8 +148,6 @@ def test_warm_split_times_the_attack_against_the_model_and_a_linear_classifier(c
     """decision_profile.py --warm-split: the same attack against the model and against a linear
     classifier of the same images, and the first operations after a forward pass; the model's
     forward is unwrapped again afterwards."""
-    import torch
-
     import robustkit
 
     spec = importlib.util.spec_from_file_location(
@@ -139,16 +155,7 @@ def test_warm_split_times_the_attack_against_the_model_and_a_linear_classifier(c
     )
     profile = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(profile)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(4 * 8 * 8, 10),
-    ).eval()
-    x = torch.rand(6, 3, 8, 8)
-    with torch.no_grad():
-        y = model(x).argmax(1)
+    model, x, y = tiny_classifier(6)
     attack = robustkit.get_attack("cgba", max_queries=60, batch_size=32)
     profile.warm_split(attack, model, x, y, repeats=1)
     out = capsys.readouterr().out.splitlines()
@@ -166,19 +173,8 @@ def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
     labelled: its counted queries, plus the model check, the clean predictions and the final
     re-check, all outside the budget) and the README line reports them next to the share of
     raw; CPU entries of another image count than the benchmark's are keyed apart."""
-    import torch
-
     bench = load_benchmark()
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(4 * 8 * 8, 10),
-    ).eval()
-    x = torch.rand(5, 3, 8, 8)
-    with torch.no_grad():
-        y = model(x).argmax(1)
+    model, x, y = tiny_classifier(5)
     sp = bench.speed_runs(
         model, x, y, queries=40, repeats=1, seed=0, serial_images=0, raw_seconds=0.005
     )
