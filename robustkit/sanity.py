@@ -119,11 +119,13 @@ def check_more_steps(
     y: torch.Tensor,
     limit: int = 64,
     survivors: torch.Tensor | None = None,
+    target: torch.Tensor | None = None,
 ) -> Check:
     """Attack the samples that survived every attack of the run (``survivors``, a boolean mask
     over ``x``; without it, those the strongest iterative gradient attack leaves robust) with that
     attack at twice the steps and one more restart; if it fools more than 1% of them, the
-    reported worst-case robust accuracy is not converged.
+    reported worst-case robust accuracy is not converged. A targeted attack aims at the run's
+    targets of the same samples (``target``, aligned with ``x``).
 
     Starting from the worst-case survivors, not from one attack's, means a weak attack that a
     stronger one in the same run already corrects (PGD next to ``auto``) does not flag the row:
@@ -141,8 +143,11 @@ def check_more_steps(
     if not candidates:
         return "more_steps_help", False, "no iterative gradient attack in the run"
     atk = max(candidates, key=lambda a: a.steps * getattr(a, "restarts", 1))
+    if atk.targeted and target is None:
+        raise ValueError("a targeted attack's convergence check needs the run's targets")
+    target = target if atk.targeted else None
     if survivors is None:
-        survivors = atk(run.model, x, y).robust
+        survivors = atk(run.model, x, y, target).robust
         who = f"the samples that survived {atk.steps} steps"
     else:
         who = "the samples that survived every attack of the run"
@@ -157,7 +162,7 @@ def check_more_steps(
             **({"restarts": atk.restarts + 1} if hasattr(atk, "restarts") else {}),
         }
     )
-    res = stronger(run.model, x[keep], y[keep])
+    res = stronger(run.model, x[keep], y[keep], None if target is None else target[keep])
     drop = 1.0 - res.robust_accuracy
     flagged = drop > 0.01 and int((~res.robust).sum()) >= 2
     detail = (
@@ -195,5 +200,6 @@ def run_checks(
         check_robust_above_clean(summary),
     ]
     if any(a.family == "gradient" for a in run.attacks.values()):
-        checks.append(check_more_steps(run, x, y, limit=limit, survivors=survivors))
+        target = None if run.target is None else run.target[:sample].to(run.device)
+        checks.append(check_more_steps(run, x, y, limit=limit, survivors=survivors, target=target))
     return checks

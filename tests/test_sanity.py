@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -119,3 +120,11 @@ def test_convergence_check_flags_a_weak_pgd_but_not_one_a_stronger_attack_correc
     assert 10 <= int(survivors.sum()) < 64
     flagged, detail = check_more_steps(run, x, y, survivors=survivors)[1:]
     assert not flagged and "every attack of the run" in detail
+    # a targeted PGD is checked toward the run's targets (it needs them: without, an error)
+    weak_t = robustkit.get_attack("pgd", eps=4 * eps, steps=2, step_size=eps / 5, targeted=True)
+    run_t = SimpleNamespace(attacks={"pgd": weak_t}, model=model)
+    target = (y + 1) % 10
+    flagged, detail = check_more_steps(run_t, x, y, target=target)[1:]
+    assert "survived 2 steps" in detail
+    with pytest.raises(ValueError, match="needs the run's targets"):
+        check_more_steps(run_t, x, y)
