@@ -167,11 +167,14 @@ def evaluate(
 
 def render_report(report: dict[str, Any]) -> str:
     """The evaluation report as terminal text."""
+    from .runner import counts_in_worst_case
+
     tm = report["threat_model"]
+    threat = f"{tm['norm']} {tm['eps_text']}" + (" targeted" if tm.get("targeted") else "")
     lines = [
         f"model {report['model']} | data {report['data']}/{report['split']} "
-        f"[{report['offset']}, {report['offset'] + report['n']}) | threat {tm['norm']} "
-        f"{tm['eps_text']} | device {report['device']} | seed {report['seed']}"
+        f"[{report['offset']}, {report['offset'] + report['n']}) | threat {threat} "
+        f"| device {report['device']} | seed {report['seed']}"
         + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),
         f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({report['n']} samples)",
     ]
@@ -209,6 +212,16 @@ def render_report(report: dict[str, Any]) -> str:
             joint += (
                 " (no attack here has an ε: minimum-norm attacks report distances, not robustness;"
                 " give --norm l2 to judge label-only attacks at an L2 ε)"
+            )
+        elif all(
+            row["params"].get("targeted")
+            for row in report["attacks"].values()
+            if counts_in_worst_case(row["params"])
+        ):
+            fix = "drop --targeted" if tm.get("targeted") else "add an untargeted attack"
+            joint += (
+                " (every attack here with an ε is targeted: this counts only misclassifications"
+                f" as their targets, so it is an upper bound; {fix} for the robust accuracy)"
             )
         lines.append(joint)
         for label, row in report["attacks"].items():

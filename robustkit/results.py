@@ -50,6 +50,7 @@ class Results:
                     "dataset": run["dataset"],
                     "norm": run["norm"],
                     "eps": run["eps"],
+                    "targeted": s["threat_model"]["targeted"],
                     "attacks": list(s["attacks"]),
                     "defenses": s["defenses"],
                     "n": s["n"],

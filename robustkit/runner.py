@@ -23,7 +23,7 @@ import torch
 
 from .errors import InputError
 from .store import Store, dumps
-from .threat import check_norm, format_eps, parse_eps
+from .threat import ThreatModel, check_norm, format_eps, parse_eps
 
 #: ε used when none is given, by (data set, norm): the budgets most papers report.
 DEFAULT_EPS = {
@@ -425,8 +425,9 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
             "attack": spec["name"],
             "family": family,
             "params": params,
-            "threat": f"{params.get('norm', run['norm'])} "
-            + (format_eps(eps) if eps is not None else "min-norm"),
+            "threat": ThreatModel(
+                params.get("norm", run["norm"]), eps, bool(params.get("targeted"))
+            ).describe(),
             "n": len(rows),
             "robust_accuracy": float(np.mean([r["robust"] for r in rows])) if rows else math.nan,
             "success_rate": len(fooled) / len(attacked) if attacked else math.nan,
@@ -479,6 +480,7 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
             "norm": run["norm"],
             "eps": run["eps"],
             "eps_text": format_eps(run["eps"]),
+            "targeted": bool(config.get("targeted", False)),
         },
         "clean_accuracy": float(np.mean(list(correct.values()))) if n else math.nan,
         "attacks": report_attacks,

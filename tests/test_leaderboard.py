@@ -91,6 +91,27 @@ def test_leaderboard_equals_independent_recomputation(filled_db):
     assert dec["median_l2"][-1] == pytest.approx((at_60[1] + at_60[2]) / 2)
 
 
+def test_targeted_runs_stay_out_of_the_robust_accuracy_tables(tmp_path):
+    """A targeted run leaves the untargeted run's row in place (its figures only bound robustness
+    above), and a targeted label-only attack gets a decision row of its own."""
+    db = tmp_path / "results.db"
+    common = dict(model="mnist/cnn-tiny-at", n=20, batch_size=20, eps=0.3, device="cpu")
+    untargeted = run_evaluation(
+        RunConfig(attacks=("pgd:steps=5",), **common), db=db, progress=False
+    )
+    targeted = run_evaluation(
+        RunConfig(attacks=("pgd:steps=5",), targeted=True, **common), db=db, progress=False
+    )
+    assert targeted["run_id"] != untargeted["run_id"]
+    decision = dict(common, n=4, batch_size=4, norm="l2", eps=None, queries=60, sanity=False)
+    run_evaluation(RunConfig(attacks=("cgba", "cgba-h"), **decision), db=db, progress=False)
+    with Store.open(db) as store:
+        board = build(store)
+    (table,) = board["tables"]
+    assert [r["run_id"] for r in table["rows"]] == [untargeted["run_id"]]
+    assert sorted(r["attack"] for r in board["decision"]) == ["cgba", "cgba-h (targeted)"]
+
+
 def test_formats(filled_db):
     with Store.open(filled_db) as store:
         board = build(store)

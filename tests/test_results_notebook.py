@@ -56,6 +56,7 @@ def test_frames_match_the_store(db):
     res = robustkit.results.open(db)
     runs = res.runs
     assert len(runs) == 3 and set(runs["norm"]) == {"linf", "l2"}
+    assert not runs["targeted"].any()
     conn = sqlite3.connect(db)
     for _, run in runs.iterrows():
         rows = conn.execute(
