@@ -154,7 +154,20 @@ def evaluate(
     )
     run = prepare(config)
     with Store.open(db) as store:
-        evaluation = execute(run, store, fresh=fresh, progress=progress, recompute=bool(save_adv))
+        try:
+            evaluation = execute(
+                run, store, fresh=fresh, progress=progress, recompute=bool(save_adv)
+            )
+        except KeyboardInterrupt:
+            # Every finished shard is already stored: say so, and how to go on.
+            stored = len(store.finished_shards(run.run_id))
+            total = -(-len(run.y) // config.batch_size)
+            click.echo(
+                f"interrupted: {stored} of {total} shards of run {run.run_id} are stored in "
+                f"{store.path}; rerun the same command to resume",
+                err=True,
+            )
+            sys.exit(130)
         report = summarize(store, run.run_id)
     if save_adv:
         save_adversarials(Path(save_adv), evaluation, run.x, np.asarray(run.indices))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -118,6 +119,13 @@ def run_preset(
             config.extra["command"] = f"robustkit leaderboard run --preset {preset}"
             try:
                 execute(prepare(config), store, progress=progress)
+            except KeyboardInterrupt:
+                click.echo(
+                    f"interrupted at run {k} of {len(configs)}: the finished runs and shards are "
+                    f"stored in {store.path}; rerun the same command to resume",
+                    err=True,
+                )
+                sys.exit(130)
             except RobustkitError as exc:  # keep going: every finished run is already stored
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)

@@ -102,6 +102,28 @@ def test_targeted_attacks_are_marked_and_their_joint_figure_is_an_upper_bound():
     assert "is an upper bound; drop --targeted" in targeted.output
 
 
+def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch):
+    import robustkit.evaluation as evaluation
+
+    real = evaluation.evaluate_shard
+
+    def interrupted_at_the_second_shard(*args):
+        if args[6] == 1:  # the shard's index
+            raise KeyboardInterrupt
+        return real(*args)
+
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "20", "--batch-size", "10"]
+    args += ["--attack", "fgsm", "--seed", "7", "--no-progress"]
+    monkeypatch.setattr(evaluation, "evaluate_shard", interrupted_at_the_second_shard)
+    result = run(*args)
+    assert result.exit_code == 130
+    assert "interrupted: 1 of 2 shards of run" in result.output
+    assert result.output.strip().endswith("rerun the same command to resume")
+    monkeypatch.setattr(evaluation, "evaluate_shard", real)
+    resumed = run(*args, "--format", "json")
+    assert resumed.exit_code == 0 and json.loads(resumed.output)["n"] == 20
+
+
 @pytest.mark.parametrize(
     "args, needles",
     [

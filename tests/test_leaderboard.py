@@ -112,6 +112,42 @@ def test_targeted_runs_stay_out_of_the_robust_accuracy_tables(tmp_path):
     assert sorted(r["attack"] for r in board["decision"]) == ["cgba", "cgba-h (targeted)"]
 
 
+def test_preset_run_writes_every_format_and_an_interrupt_says_how_to_resume(tmp_path, monkeypatch):
+    """`robustkit leaderboard run` (the README's main job) on one small model; interrupted at its
+    second run it keeps the first and says how to go on; the same command then resumes."""
+    from click.testing import CliRunner
+
+    import robustkit.runner as runner
+    from robustkit.cli import cli
+
+    out, db = tmp_path / "board", tmp_path / "results.db"
+    args = ["leaderboard", "run", "--preset", "quick", "--models", "mnist/cnn-tiny-at"]
+    args += ["--out", str(out), "--db", str(db), "--no-progress"]
+    real, calls = runner.execute, []
+
+    def interrupted_at_the_second_run(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "execute", interrupted_at_the_second_run)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130, result.output
+    assert (
+        "interrupted at run 2 of 2" in result.output and "rerun the same command" in result.output
+    )
+    with Store.open(db) as store:
+        assert [r["status"] for r in store.runs()] == ["finished"]
+    monkeypatch.setattr(runner, "execute", real)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 runs done" in result.output and "mnist/cnn-tiny-at" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"leaderboard.{ext}" for ext in ("csv", "html", "json", "md")
+    ]
+
+
 def test_formats(filled_db):
     with Store.open(filled_db) as store:
         board = build(store)
