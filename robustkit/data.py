@@ -163,6 +163,11 @@ def load_dataset(
         return _to_tensors(x[idx], y[idx])
     if offset < 0:
         raise DataError(f"offset must be >= 0, got {offset}")
+    if offset >= total:
+        raise DataError(
+            f"offset={offset} is past the end of {name}/{split} ({total} samples); "
+            f"use an offset below {total}"
+        )
     if n is None:
         n = total - offset
     if n <= 0:

@@ -129,6 +129,10 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
     [
         (["--model", "cifar10/resnet21"], ["unknown model 'cifar10/resnet21'", "did you mean"]),
         (["--model", "cifar10/resnet20", "--n", "20000"], ["has 10000 samples"]),
+        (
+            ["--model", "cifar10/resnet20", "--offset", "20000", "--n", "5"],
+            ["offset=20000 is past the end of cifar10/test", "use an offset below 10000"],
+        ),
         (["--model", "cifar10/resnet20", "--device", "tpu"], ["unknown device 'tpu'"]),
         (["--model", "cifar10/resnet20", "--eps", "-1", "--n", "5"], ["eps must be a positive"]),
         (["--model", "cifar10/resnet20", "--norm", "l1"], ["unknown norm 'l1'"]),
