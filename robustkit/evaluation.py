@@ -21,6 +21,7 @@ from torch import nn
 from .attack import Attack, AttackResult
 from .device import derive_seed, model_device
 from .errors import InputError
+from .oracle import check_classifier
 
 
 @dataclass
@@ -214,6 +215,9 @@ def evaluate(
         raise InputError(f"target has {len(target)} labels for {len(y)} images")
     skip = set(skip_shards)
     shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
+    if shards and isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point():
+        # a one-line error before any work when the model cannot classify these images
+        check_classifier(model, x[:1].to(model_device(model)))
     bar = None
     if progress:
         from tqdm.auto import tqdm

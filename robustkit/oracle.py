@@ -258,6 +258,30 @@ def probe_forward(model: torch.nn.Module, x1: torch.Tensor):
     return out
 
 
+def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> None:
+    """Raise :class:`InputError` with a one-line reason unless ``model`` classifies images like
+    ``x1`` (one image on the model's device): it runs on them and returns one row of finite
+    class scores per image. (Its forward pass also sizes the label oracle's batches.)"""
+    try:
+        probe = probe_forward(model, x1)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"the model cannot classify images shaped {tuple(x1.shape[1:])} ({reason}); "
+            "pass images of the size and channels the model expects"
+        ) from exc
+    if not (isinstance(probe, torch.Tensor) and probe.dim() == 2):
+        raise InputError(
+            "the model must return one row of class scores per image (N×classes), got "
+            f"{type(probe).__name__} {tuple(getattr(probe, 'shape', ()))}"
+        )
+    if not torch.isfinite(probe).all():
+        raise InputError(
+            "the model returns NaN or infinite outputs for these images, so it cannot "
+            "classify them; fix the model (or its inputs) before attacking it"
+        )
+
+
 def largest_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int | None:
     """Bytes per image of the largest tensor a leaf module of ``model`` outputs on images shaped
     like ``x`` (from the model check's forward pass, or one more forward pass of one image whose
@@ -353,26 +377,7 @@ class DecisionAttack(Attack):
         target: torch.Tensor | Sequence[int] | None,
     ) -> AttackResult:
         if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] and x.is_floating_point():
-            try:
-                probe = probe_forward(model, x[:1].to(model_device(model)))
-            except RuntimeError as exc:
-                reason = (
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                )
-                raise InputError(
-                    f"the model cannot classify images shaped {tuple(x.shape[1:])} ({reason}); "
-                    "pass images of the size and channels the model expects"
-                ) from exc
-            if not (isinstance(probe, torch.Tensor) and probe.dim() == 2):
-                raise InputError(
-                    "the model must return one row of class scores per image (N×classes), got "
-                    f"{type(probe).__name__} {tuple(getattr(probe, 'shape', ()))}"
-                )
-            if not torch.isfinite(probe).all():
-                raise InputError(
-                    "the model returns NaN or infinite outputs for these images, so it cannot "
-                    "classify them; fix the model (or its inputs) before attacking it"
-                )
+            check_classifier(model, x[:1].to(model_device(model)))
         return super().__call__(model, x, y, target)
 
     def _attack(

@@ -146,6 +146,34 @@ def test_evaluate_user_errors(args, needles):
     assert_one_line_error(run("evaluate", "--no-progress", *args), *needles)
 
 
+def test_errors_in_a_user_model_file_are_one_line_naming_the_line(tmp_path):
+    src = tmp_path / "net.py"
+    src.write_text(
+        "import torch\n"
+        "def cifar_sized():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10))\n"
+        "def broken():\n"
+        "    raise RuntimeError('boom')\n"
+    )
+    (tmp_path / "bad.py").write_text("x = 1\nraise ValueError('bad import')\n")
+    common = ["evaluate", "--data", "mnist", "--n", "4", "--attack", "fgsm", "--no-progress"]
+    # MNIST images into a model for CIFAR-10-sized ones: caught before any work, white-box too
+    assert_one_line_error(
+        run(*common, "--model", f"{src}:cifar_sized"),
+        "the model cannot classify images shaped (1, 28, 28)",
+        "pass images of the size and channels the model expects",
+    )
+    assert_one_line_error(
+        run(*common, "--model", f"{src}:broken"),
+        f"{src}:broken() raised RuntimeError: boom at {src} line 5",
+    )
+    bad = tmp_path / "bad.py"
+    assert_one_line_error(
+        run(*common, "--model", f"{bad}:build"),
+        f"importing {bad} raised ValueError: bad import at {bad} line 2",
+    )
+
+
 def test_unavailable_cuda_device():
     import torch
 

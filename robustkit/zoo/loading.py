@@ -17,12 +17,14 @@ results can record exactly which weights produced them (:func:`weights_sha256`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import pickle
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,18 @@ def is_user_file(name: str) -> bool:
     return bool(sep) and file.endswith(".py") and factory.isidentifier()
 
 
+@contextlib.contextmanager
+def _errors_of_user_code(path: Path, what: str):
+    """Turn an exception raised in the user's model file into one line that names it and the
+    file's line where it happened (the user's own code, so that line is where to look)."""
+    try:
+        yield
+    except Exception as exc:
+        here = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        where = f" at {path} line {here[-1].lineno}" if here else ""
+        raise RobustkitError(f"{what} raised {type(exc).__name__}: {exc}{where}") from exc
+
+
 def _load_user_file(
     name: str, weights: str | os.PathLike[str] | None, allow_unsafe: bool
 ) -> tuple[nn.Module, str | None]:
@@ -146,13 +160,15 @@ def _load_user_file(
         raise RobustkitError(f"cannot import {path}; is it a Python file?")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # so that classes in the file pickle and dataclasses work
-    spec.loader.exec_module(module)
+    with _errors_of_user_code(path, f"importing {path}"):
+        spec.loader.exec_module(module)
     build = getattr(module, factory, None)
     if not callable(build):
         raise RobustkitError(
             f"{path} has no callable {factory!r}; name a function that returns the model"
         )
-    model = build()
+    with _errors_of_user_code(path, f"{name}()"):
+        model = build()
     if not isinstance(model, nn.Module):
         raise RobustkitError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
     if weights is None:
