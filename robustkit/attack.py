@@ -398,7 +398,11 @@ class Attack(ABC):
         device = model_device(model)
         x, y = x.to(device), y.to(device)
         target = target.to(device) if target is not None else None
+        # One image first: a model that cannot classify such images gets a one-line error (and a
+        # label-only attack's oracle learns from this pass how to size its batches).
+        from .oracle import check_classifier
 
+        check_classifier(model, x[:1])
         with torch.no_grad():
             clean_logits = model(x)
         if looks_like_probabilities(clean_logits):

@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 
 from .attack import Attack, AttackContext, AttackResult
-from .device import full_float32, model_device
+from .device import full_float32
 from .errors import InputError
 from .threat import check_norm, flat_norm, parse_eps
 
@@ -363,22 +363,11 @@ class DecisionAttack(Attack):
         y: torch.Tensor | Sequence[int],
         target: torch.Tensor | Sequence[int] | None = None,
     ) -> AttackResult:
-        """Attack ``model`` on ``x`` (see :meth:`Attack.__call__`); first checks, on one image
-        and outside every budget, that the model can classify such images at all. Runs in full
-        float32 on a GPU (see :func:`~robustkit.device.full_float32`)."""
+        """Attack ``model`` on ``x`` (see :meth:`Attack.__call__`, whose check that the model
+        classifies such images at all runs outside every budget). Runs in full float32 on a GPU
+        (see :func:`~robustkit.device.full_float32`)."""
         with full_float32():
-            return self._checked_call(model, x, y, target)
-
-    def _checked_call(
-        self,
-        model: torch.nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor | Sequence[int],
-        target: torch.Tensor | Sequence[int] | None,
-    ) -> AttackResult:
-        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] and x.is_floating_point():
-            check_classifier(model, x[:1].to(model_device(model)))
-        return super().__call__(model, x, y, target)
+            return super().__call__(model, x, y, target)
 
     def _attack(
         self,

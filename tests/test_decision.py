@@ -528,8 +528,9 @@ class NaNModel(nn.Module):
 
 def test_images_the_model_cannot_classify(linear):
     model, x, y = linear
-    with pytest.raises(InputError, match="cannot classify images shaped"):
-        robustkit.get_attack("cgba", max_queries=50)(model, x[:, :1], y)
+    for attack in ("cgba", "pgd"):  # every attack checks first, white-box ones too
+        with pytest.raises(InputError, match="cannot classify images shaped"):
+            robustkit.get_attack(attack)(model, x[:, :1], y)
     with pytest.raises(InputError, match="NaN"):
         robustkit.get_attack("hsja", max_queries=200)(NaNModel(), x, y)
     # NaN only on some queries: the oracle refuses to turn them into labels.
