@@ -213,7 +213,7 @@ def _decision_header(budgets: list[int], eps_text: str) -> list[str]:
         "attack",
         "images",
         *[f"median L2 @{b}" for b in budgets],
-        *[f"success @{b} (L2 ≤ {eps_text})" for b in budgets],
+        *[f"success % @{b} (L2 ≤ {eps_text})" for b in budgets],
         "flags",
     ]
 
@@ -261,7 +261,7 @@ def to_markdown(board: dict[str, Any]) -> str:
             f"## Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)",
             "",
             f"Median L2 in [0, 1] pixel space of the best adversarial example within each query budget, "
-            f"and the fraction of images with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
+            f"and the share of images (%) with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
             f"({', '.join(sorted({str(r['n']) for r in rows}))} per model). Command(s): "
             + "; ".join(sorted({f"`{r['command']}`" for r in rows if r["command"]})),
             "",

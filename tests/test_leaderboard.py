@@ -153,6 +153,8 @@ def test_formats(filled_db):
         board = build(store)
     md = to_markdown(board)
     assert "## MNIST, L∞ ε = 0.3" in md and "| mnist/cnn-tiny-at |" in md and "Decision-based" in md
+    # success rates are percentages, like the accuracies, and their headers say so
+    assert "| success % @60 (L2 ≤ 2) |" in md and "share of images (%)" in md
     rows = list(csv.reader(io.StringIO(to_csv(board))))
     assert rows[0][:3] == ["table", "dataset", "norm"] and any(
         r and r[0] == "decision" for r in rows[1:]
