@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from robustkit.cli import cli
+from robustkit.store import Store
 from robustkit.zoo import model_info
 
 from .conftest import SHARED
@@ -157,12 +158,16 @@ def test_errors_in_a_user_model_file_are_one_line_naming_the_line(tmp_path):
     )
     (tmp_path / "bad.py").write_text("x = 1\nraise ValueError('bad import')\n")
     common = ["evaluate", "--data", "mnist", "--n", "4", "--attack", "fgsm", "--no-progress"]
-    # MNIST images into a model for CIFAR-10-sized ones: caught before any work, white-box too
+    # MNIST images into a model for CIFAR-10-sized ones: caught before any work (nothing is
+    # stored), white-box too
+    db = tmp_path / "results.db"
     assert_one_line_error(
-        run(*common, "--model", f"{src}:cifar_sized"),
+        run(*common, "--model", f"{src}:cifar_sized", "--db", str(db)),
         "the model cannot classify images shaped (1, 28, 28)",
         "pass images of the size and channels the model expects",
     )
+    with Store.open(db) as store:
+        assert store.runs() == []
     assert_one_line_error(
         run(*common, "--model", f"{src}:broken"),
         f"{src}:broken() raised RuntimeError: boom at {src} line 5",
