@@ -7,7 +7,6 @@ parameter) ends with a one-line ``Error: ...`` and exit status 1 or 2, never a t
 from __future__ import annotations
 
 import json
-import math
 import sys
 import warnings
 from typing import Any
@@ -16,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import RobustkitError
+from .jsonsafe import json_safe
 from .registry import ATTACKS, DEFENSES, MODELS
 from .tables import fmt, render
 
@@ -38,26 +38,13 @@ def _one_line_warnings() -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
+    if hasattr(obj, "tolist"):  # tensors, arrays, NumPy scalars
+        return json_safe(obj.tolist())
     return str(obj)
 
 
-def _clean_json(obj: Any) -> Any:
-    """Replace NaN with None so the output is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
-    return obj
-
-
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(_clean_json(data), indent=2, default=_json_default))
+    click.echo(json.dumps(json_safe(data), indent=2, default=_json_default))
 
 
 FORMAT = click.option(

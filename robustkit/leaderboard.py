@@ -17,6 +17,7 @@ import json
 import math
 from typing import Any
 
+from .jsonsafe import json_safe
 from .store import Store
 from .threat import format_eps
 
@@ -369,18 +370,8 @@ def to_csv(board: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def to_json(board: dict[str, Any]) -> str:
-    return json.dumps(_json_safe(board), indent=2, ensure_ascii=False)
+    return json.dumps(json_safe(board), indent=2, ensure_ascii=False)
 
 
 def to_html(board: dict[str, Any]) -> str:

@@ -58,6 +58,19 @@ def test_evaluate_clean_accuracy_json():
     assert report["n"] == 1000 and report["data"] == "cifar10" and report["attacks"] == {}
 
 
+def test_json_keeps_no_value_apart_from_infinity():
+    """Strict JSON: a median distance where most images got no adversarial example is "inf",
+    a figure that does not exist (no joint robust accuracy without an ε) is null."""
+    result = run(
+        "evaluate", "--model", "mnist/cnn-tiny-at", "--n", "6", "--attack", "cgba",
+        "--queries", "2", "--format", "json", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert report["attacks"]["cgba"]["decision"]["median_l2"] == ["inf"]
+    assert report["robust_accuracy"] is None
+
+
 def test_evaluate_with_attack_table_and_save_adv(tmp_path):
     out = tmp_path / "adv.npz"
     result = run(
