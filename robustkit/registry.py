@@ -36,19 +36,25 @@ class Entry(Generic[T]):
 
 
 def constructor_parameters(cls: type) -> list[str]:
-    """Keyword parameters a class's constructors accept, its own first, then its bases'.
+    """Keyword parameters a class's constructor accepts: its own, then, where it passes
+    ``**kwargs`` on, those of the next constructor up its bases (and so on).
 
     Attacks and defenses keep each parameter under an attribute of the same name, so this list
-    is both what a specification may set and what a run records.
+    is both what a specification may set and what a run records. A base's parameter that the
+    constructor fixes itself (APGD is never targeted) is not one of them.
     """
     names: list[str] = []
     for klass in cls.__mro__:
         if klass is object or "__init__" not in vars(klass):
             continue
+        forwards = False
         for p in inspect.signature(klass.__init__).parameters.values():
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                if p.name not in names:
-                    names.append(p.name)
+            if p.kind == p.VAR_KEYWORD:
+                forwards = True
+            elif p.name != "self" and p.kind != p.VAR_POSITIONAL and p.name not in names:
+                names.append(p.name)
+        if not forwards:
+            break
     return names
 
 

@@ -81,6 +81,11 @@ def build_attack(
             params["eps"] = parse_eps(eps)
     if max_queries is not None and "max_queries" in accepted and "max_queries" not in params:
         params["max_queries"] = int(max_queries)
+    if targeted and "targeted" not in accepted:
+        raise InputError(
+            f"attack {name!r} has no targeted mode; drop --targeted or that attack "
+            "(pgd, fgsm and the label-only attacks take targets)"
+        )
     if targeted is not None and "targeted" in accepted and "targeted" not in params:
         params["targeted"] = targeted
     if seed is not None and "seed" in accepted and "seed" not in params:

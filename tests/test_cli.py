@@ -152,6 +152,11 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         (["--model", "cifar10/resnet20", "--norm", "l1"], ["unknown norm 'l1'"]),
         (["--model", "cifar10/resnet20", "--attack", "cgba:bogus=1"], ["no parameter 'bogus'"]),
         (["--model", "cifar10/resnet20", "--attack", "nope"], ["unknown attack 'nope'"]),
+        (
+            ["--model", "cifar10/resnet20", "--attack", "apgd-t", "--targeted"],
+            ["attack 'apgd-t' has no targeted mode; drop --targeted or that attack"],
+        ),
+        (["--model", "cifar10/resnet20", "--attack", "fgsm:steps=3"], ["no parameter 'steps'"]),
         (["--model", "cifar10/resnet20", "--queries", "0"], ["--queries must be a positive"]),
         (["--model", "cifar10/resnet20", "--defense", "bit-depth:bits=0"], ["bits must be"]),
     ],

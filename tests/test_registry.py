@@ -93,3 +93,28 @@ def test_builtin_registries_share_the_mechanism():
     for reg in (MODELS, ATTACKS, DEFENSES):
         assert isinstance(reg, Registry)
     assert {"input-noise", "bit-depth", "ensemble"} <= set(DEFENSES.names())
+
+
+def test_constructor_parameters_follow_only_forwarded_kwargs():
+    """A base's parameter counts only where the constructor passes **kwargs on: APGD fixes
+    ``targeted`` itself and FGSM its steps, so neither is a parameter a run may set or records."""
+    from robustkit.registry import constructor_parameters
+
+    class Base:
+        def __init__(self, a=1, fixed=False):
+            self.a, self.fixed = a, fixed
+
+    class Forwards(Base):
+        def __init__(self, b=2, **kwargs):
+            super().__init__(**kwargs)
+
+    class Fixes(Base):
+        def __init__(self, c=3):
+            super().__init__(fixed=True)
+
+    assert constructor_parameters(Forwards) == ["b", "a", "fixed"]
+    assert constructor_parameters(Fixes) == ["c"]
+    assert "targeted" not in constructor_parameters(ATTACKS.get("apgd-t"))
+    assert "steps" not in constructor_parameters(ATTACKS.get("fgsm"))
+    cgba_h = constructor_parameters(ATTACKS.get("cgba-h"))
+    assert {"targeted", "sigma", "max_queries", "batch_size"} <= set(cgba_h)
