@@ -400,11 +400,12 @@ class Attack(ABC):
         target = target.to(device) if target is not None else None
         # One image first: a model that cannot classify such images gets a one-line error (and a
         # label-only attack's oracle learns from this pass how to size its batches).
-        from .oracle import check_classifier
+        from .oracle import check_classifier, check_labels
 
         check_classifier(model, x[:1])
         with torch.no_grad():
             clean_logits = model(x)
+        check_labels(y, clean_logits.shape[1])
         if looks_like_probabilities(clean_logits):
             warnings.warn(
                 "the model's outputs look like probabilities (non-negative rows summing to 1), "
@@ -414,8 +415,8 @@ class Attack(ABC):
                 stacklevel=2,
             )
         num_classes = clean_logits.shape[1]
-        if target is not None and ((target < 0) | (target >= num_classes)).any():
-            raise InputError(f"target labels must lie in 0..{num_classes - 1}")
+        if target is not None:
+            check_labels(target, num_classes, "target labels")
         clean_pred = clean_logits.argmax(dim=1)
         attacked = clean_pred == y
         idx = attacked.nonzero().flatten()

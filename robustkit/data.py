@@ -84,9 +84,15 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive or "y" not in archive:
                 raise DataError(f"{path} must hold arrays 'x' and 'y'; it has {archive.files}")
-            return archive["x"], archive["y"]
+            x, y = archive["x"], archive["y"]
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path} as an .npz file ({exc}); check the file") from None
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(x) != len(y):
+        raise DataError(
+            f"{path}: 'y' must be one whole-number label per image of 'x' ({len(x)} images), "
+            f"got {y.dtype} labels shaped {y.shape}"
+        )
+    return x, y
 
 
 def _read_torchvision(name: str, split: str, root: Path, download: bool):

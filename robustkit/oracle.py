@@ -258,10 +258,11 @@ def probe_forward(model: torch.nn.Module, x1: torch.Tensor):
     return out
 
 
-def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> None:
+def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
     """Raise :class:`InputError` with a one-line reason unless ``model`` classifies images like
     ``x1`` (one image on the model's device): it runs on them and returns one row of finite
-    class scores per image. (Its forward pass also sizes the label oracle's batches.)"""
+    class scores per image; return those scores. (Its forward pass also sizes the label
+    oracle's batches.)"""
     try:
         probe = probe_forward(model, x1)
     except RuntimeError as exc:
@@ -279,6 +280,17 @@ def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> None:
         raise InputError(
             "the model returns NaN or infinite outputs for these images, so it cannot "
             "classify them; fix the model (or its inputs) before attacking it"
+        )
+    return probe
+
+
+def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
+    """Raise :class:`InputError` unless every label of ``y`` names one of the model's classes."""
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        raise InputError(
+            f"{what} must lie in 0..{num_classes - 1} (the model has {num_classes} classes), got "
+            f"{int(y[bad][0])}; use labels of the data set the model was trained for"
         )
 
 

@@ -197,6 +197,24 @@ def test_errors_in_a_user_model_file_are_one_line_naming_the_line(tmp_path):
     )
 
 
+def test_npz_labels_that_do_not_fit_are_one_line_errors(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    np.savez(tmp_path / "short.npz", x=x, y=np.arange(4))
+    np.savez(tmp_path / "classes.npz", x=x, y=np.arange(5) + 20)
+    common = ["evaluate", "--model", "cifar10/resnet20", "--n", "5", "--no-progress"]
+    assert_one_line_error(
+        run(*common, "--data", str(tmp_path / "short.npz")),
+        "'y' must be one whole-number label per image of 'x' (5 images)",
+    )
+    db = tmp_path / "results.db"
+    assert_one_line_error(
+        run(*common, "--data", str(tmp_path / "classes.npz"), "--attack", "cgba", "--db", str(db)),
+        "labels must lie in 0..9 (the model has 10 classes), got 20",
+    )
+    with Store.open(db) as store:
+        assert store.runs() == []
+
+
 def test_unavailable_cuda_device():
     import torch
 

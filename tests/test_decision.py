@@ -531,6 +531,8 @@ def test_images_the_model_cannot_classify(linear):
     for attack in ("cgba", "pgd"):  # every attack checks first, white-box ones too
         with pytest.raises(InputError, match="cannot classify images shaped"):
             robustkit.get_attack(attack)(model, x[:, :1], y)
+        with pytest.raises(InputError, match=r"labels must lie in 0\.\.9 .* got 10"):
+            robustkit.get_attack(attack)(model, x, torch.full_like(y, 10))
     with pytest.raises(InputError, match="NaN"):
         robustkit.get_attack("hsja", max_queries=200)(NaNModel(), x, y)
     # NaN only on some queries: the oracle refuses to turn them into labels.
