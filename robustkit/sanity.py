@@ -11,6 +11,7 @@ Cross-run checks (robust accuracy rising with ε) live in :mod:`robustkit.leader
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -74,21 +75,31 @@ def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Check
 
 
 def check_decision_beats_whitebox(summary: dict[str, Any]) -> Check:
-    white = {
-        k: v["robust_accuracy"] for k, v in summary["attacks"].items() if v["family"] == "gradient"
-    }
-    black = {
-        k: v["robust_accuracy"]
+    """Flag gradient masking: an ε-bounded label-only attack that fools more samples than every
+    white-box attack of the same threat model (norm, ε, targeted or not) in the run."""
+
+    def threat(v: dict[str, Any]) -> tuple:
+        p = v["params"]
+        eps = p.get("eps")
+        return p.get("norm"), None if eps is None else round(eps, 10), bool(p.get("targeted"))
+
+    white: dict[tuple, float] = {}
+    for v in summary["attacks"].values():
+        if v["family"] == "gradient":
+            key = threat(v)
+            white[key] = min(white.get(key, math.inf), v["robust_accuracy"])
+    pairs = [
+        (k, v["robust_accuracy"], white[threat(v)])
         for k, v in summary["attacks"].items()
-        if v["family"] == "decision" and v["params"].get("eps") is not None
-    }
-    if not white or not black:
+        if v["family"] == "decision" and v["params"].get("eps") is not None and threat(v) in white
+    ]
+    if not pairs:
         return (
             "blackbox_beats_whitebox",
             False,
-            "needs a white-box and an ε-bounded label-only attack",
+            "needs a white-box and an ε-bounded label-only attack of the same threat model",
         )
-    best_white, (bk, best_black) = min(white.values()), min(black.items(), key=lambda kv: kv[1])
+    bk, best_black, best_white = min(pairs, key=lambda p: p[1] - p[2])
     flagged = best_black < best_white - 0.01
     detail = (
         f"label-only {bk} reaches {best_black:.1%} robust accuracy, below the white-box "

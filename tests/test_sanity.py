@@ -128,3 +128,28 @@ def test_convergence_check_flags_a_weak_pgd_but_not_one_a_stronger_attack_correc
     assert "survived 2 steps" in detail
     with pytest.raises(ValueError, match="needs the run's targets"):
         check_more_steps(run_t, x, y)
+
+
+def test_label_only_beating_white_box_is_judged_within_one_threat_model():
+    """Gradient masking shows as a label-only attack fooling more than every white-box attack of
+    the same threat model; other norms, ε or targeted attacks are no comparison."""
+    from robustkit.sanity import check_decision_beats_whitebox
+
+    def attack(family, norm, eps, robust, targeted=False):
+        params = {"norm": norm, "eps": eps, "targeted": targeted}
+        if family == "decision":
+            params["max_queries"] = 1000
+        return {"family": family, "params": params, "robust_accuracy": robust}
+
+    cgba = attack("decision", "l2", 0.5, 0.2)
+    cases = [
+        ({"pgd": attack("gradient", "l2", 0.5, 0.5), "cgba": cgba}, True),
+        ({"pgd": attack("gradient", "l2", 0.5, 0.2), "cgba": cgba}, False),
+        ({"pgd": attack("gradient", "linf", 8 / 255, 0.5), "cgba": cgba}, False),
+        ({"pgd": attack("gradient", "l2", 0.5, 0.9, targeted=True), "cgba": cgba}, False),
+        ({"pgd": attack("gradient", "l2", 0.25, 0.5), "cgba": cgba}, False),
+    ]
+    for attacks, flagged in cases:
+        name, got, detail = check_decision_beats_whitebox({"attacks": attacks})
+        assert got is flagged, (attacks, detail)
+    assert "same threat model" in check_decision_beats_whitebox({"attacks": cases[2][0]})[2]
