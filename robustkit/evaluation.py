@@ -21,7 +21,7 @@ from torch import nn
 from .attack import Attack, AttackResult
 from .device import derive_seed, model_device
 from .errors import InputError
-from .oracle import check_classifier
+from .modelcheck import check_classifier
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .oracle import check_classifier, check_labels
+from .modelcheck import check_classifier, check_labels
 from .store import Store, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 

@@ -1,0 +1,98 @@
+"""Checks that a model can classify the images and labels it is given, made before any work.
+
+Every attack (and every run) first passes one image through the model (:func:`check_classifier`):
+a model that fails on such images, or returns something other than one row of finite class scores
+per image, gets a one-line :class:`~robustkit.errors.InputError` instead of a traceback from deep
+inside an attack. The same pass notes the size of the model's largest activation, which the label
+oracle uses to size its batches on a CPU (:func:`largest_activation_bytes`).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+
+from .errors import InputError
+
+#: Measured largest activation per (model, image shape): filled by the model check every
+#: attack runs first (:func:`check_classifier`), so sizing the batches costs no extra forward pass.
+_ACTIVATION_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def probe_forward(model: torch.nn.Module, x1: torch.Tensor):
+    """``model(x1)`` without gradients (``x1``: one image), noting on the way the bytes per image
+    of the largest tensor any leaf module outputs (see :func:`robustkit.oracle.default_batch_size`)."""
+    if not isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            return model(x1)
+    largest = [0]
+
+    def hook(_module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel() * output.element_size())
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            out = model(x1)
+    finally:
+        for h in handles:
+            h.remove()
+    if largest[0]:
+        _ACTIVATION_BYTES.setdefault(model, {})[tuple(x1.shape[1:])] = largest[0] // x1.shape[0]
+    return out
+
+
+def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
+    """Raise :class:`InputError` with a one-line reason unless ``model`` classifies images like
+    ``x1`` (one image on the model's device): it runs on them and returns one row of finite
+    class scores per image; return those scores. (Its forward pass also sizes the label
+    oracle's batches.)"""
+    try:
+        probe = probe_forward(model, x1)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"the model cannot classify images shaped {tuple(x1.shape[1:])} ({reason}); "
+            "pass images of the size and channels the model expects"
+        ) from exc
+    if not (isinstance(probe, torch.Tensor) and probe.dim() == 2):
+        raise InputError(
+            "the model must return one row of class scores per image (N×classes), got "
+            f"{type(probe).__name__} {tuple(getattr(probe, 'shape', ()))}"
+        )
+    if not torch.isfinite(probe).all():
+        raise InputError(
+            "the model returns NaN or infinite outputs for these images, so it cannot "
+            "classify them; fix the model (or its inputs) before attacking it"
+        )
+    return probe
+
+
+def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
+    """Raise :class:`InputError` unless every label of ``y`` names one of the model's classes."""
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        raise InputError(
+            f"{what} must lie in 0..{num_classes - 1} (the model has {num_classes} classes), got "
+            f"{int(y[bad][0])}; use labels of the data set the model was trained for"
+        )
+
+
+def largest_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int | None:
+    """Bytes per image of the largest tensor a leaf module of ``model`` outputs on images shaped
+    like ``x`` (from the model check's forward pass, or one more forward pass of one image whose
+    output is discarded), or None when it cannot be measured."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    shape = tuple(x.shape[1:])
+    known = _ACTIVATION_BYTES.get(model, {}).get(shape)
+    if known is None:
+        try:
+            probe_forward(model, x[:1])
+        except RuntimeError:
+            return None
+        known = _ACTIVATION_BYTES.get(model, {}).get(shape)
+    return known
