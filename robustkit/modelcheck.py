@@ -96,3 +96,25 @@ def largest_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int | N
             return None
         known = _ACTIVATION_BYTES.get(model, {}).get(shape)
     return known
+
+
+def check_training_mode(model) -> str | None:
+    """Refuse a model whose BatchNorm layers are in training mode (:class:`InputError`): each
+    prediction would depend on the rest of the batch, and every forward pass of the attack would
+    overwrite the layers' running statistics. Return a warning's text when Dropout layers are
+    in training mode (predictions at random, which may be meant), else None."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    live = [m for m in model.modules() if m.training]
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in live):
+        raise InputError(
+            "the model's BatchNorm layers are in training mode: predictions would depend on the "
+            "batch and every forward pass would change the model's running statistics; call "
+            "model.eval() before attacking it"
+        )
+    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in live):
+        return (
+            "the model's Dropout layers are in training mode, so its predictions are random; "
+            "call model.eval() before attacking unless that randomness is the defense"
+        )
+    return None

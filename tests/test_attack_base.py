@@ -110,6 +110,25 @@ def test_probability_outputs_warn(data):
         RandomSign()(model, x, y)
 
 
+def test_a_model_in_training_mode(data):
+    """BatchNorm in training mode is refused (batch-dependent predictions, and the attack would
+    rewrite its running statistics); Dropout in training mode warns (random predictions may be
+    the defense); either in eval mode is quiet."""
+    model, x, y = data
+    bn = torch.nn.Sequential(model, torch.nn.BatchNorm1d(10))  # a fresh module trains
+    stats = bn[1].running_mean.clone()
+    with pytest.raises(InputError, match=r"BatchNorm layers are in training mode.*model\.eval\(\)"):
+        RandomSign()(bn, x, y)
+    assert torch.equal(bn[1].running_mean, stats)
+    dropout = torch.nn.Sequential(model, torch.nn.Dropout(0.1))
+    with pytest.warns(RobustkitWarning, match=r"Dropout layers are in training mode"):
+        RandomSign()(dropout, x, y)
+    for wrapped in (bn, dropout):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(wrapped.eval(), x, y)
+
+
 def test_non_contiguous_and_channels_last(data):
     model, x, y = data
     ref = RandomSign()(model, x, y)
