@@ -21,7 +21,7 @@ from torch import nn
 from .attack import Attack, AttackResult
 from .device import derive_seed, model_device
 from .errors import InputError
-from .modelcheck import check_classifier
+from .modelcheck import check_classifier, check_training_mode
 
 
 @dataclass
@@ -216,7 +216,9 @@ def evaluate(
     skip = set(skip_shards)
     shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
     if shards and isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point():
-        # a one-line error before any work when the model cannot classify these images
+        # one-line errors before any work (and before the clean pass could touch BatchNorm
+        # statistics): the attacks check the same, and warn about Dropout in training mode
+        check_training_mode(model)
         check_classifier(model, x[:1].to(model_device(model)))
     bar = None
     if progress:

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+import robustkit
 from robustkit.attack import AttackResult, RobustkitWarning
 from robustkit.errors import InputError
 from robustkit.threat import flat_norm
@@ -120,6 +121,9 @@ def test_a_model_in_training_mode(data):
     with pytest.raises(InputError, match=r"BatchNorm layers are in training mode.*model\.eval\(\)"):
         RandomSign()(bn, x, y)
     assert torch.equal(bn[1].running_mean, stats)
+    with pytest.raises(InputError, match="BatchNorm layers are in training mode"):
+        robustkit.evaluate(bn, [RandomSign()], x, y)
+    assert torch.equal(bn[1].running_mean, stats)  # not even the clean pass ran
     dropout = torch.nn.Sequential(model, torch.nn.Dropout(0.1))
     with pytest.warns(RobustkitWarning, match=r"Dropout layers are in training mode"):
         RandomSign()(dropout, x, y)
