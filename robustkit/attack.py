@@ -42,7 +42,8 @@ def validate_inputs(
     target: torch.Tensor | Sequence[int] | None,
     threat: ThreatModel,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Check images, labels and targets; return them as contiguous tensors.
+    """Check images, labels and targets; return them as contiguous tensors (``x`` detached from
+    any autograd graph it belongs to).
 
     Raises :class:`~robustkit.errors.InputError` with a one-line message for wrong types,
     shapes, dtypes, NaN/inf values, values outside the box, and missing or invalid targets.
@@ -91,7 +92,8 @@ def validate_inputs(
             )
     elif target is not None:
         raise InputError("targets were given to an untargeted attack; create it with targeted=True")
-    return x.contiguous(), y, target
+    # The attack's own graph starts at x: no history of the caller's (nor any leak back to it).
+    return x.detach().contiguous(), y, target
 
 
 def looks_like_probabilities(logits: torch.Tensor) -> bool:

@@ -53,6 +53,12 @@ def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
     try:
         probe = probe_forward(model, x1)
     except RuntimeError as exc:
+        weights = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+        if weights is not None and weights.is_floating_point() and weights.dtype != x1.dtype:
+            raise InputError(
+                f"the model cannot classify {x1.dtype} images: its weights are {weights.dtype}; "
+                f"convert the images (x.to({weights.dtype})) or the model"
+            ) from exc
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
             f"the model cannot classify images shaped {tuple(x1.shape[1:])} ({reason}); "

@@ -133,6 +133,16 @@ def test_a_model_in_training_mode(data):
             RandomSign()(wrapped.eval(), x, y)
 
 
+def test_inputs_of_another_dtype_or_with_a_graph(data):
+    model, x, y = data
+    with pytest.raises(InputError, match=r"cannot classify torch.float64 images.*x\.to\(torch"):
+        RandomSign()(model, x.double(), y)
+    # x from a graph: the attack neither fails on it nor hands a graph back
+    leaf = x.clone().requires_grad_()
+    res = RandomSign()(model, leaf * 1.0, y)
+    assert not res.x_adv.requires_grad and leaf.grad is None
+
+
 def test_non_contiguous_and_channels_last(data):
     model, x, y = data
     ref = RandomSign()(model, x, y)

@@ -533,6 +533,9 @@ def test_images_the_model_cannot_classify(linear):
             robustkit.get_attack(attack)(model, x[:, :1], y)
         with pytest.raises(InputError, match=r"labels must lie in 0\.\.9 .* got 10"):
             robustkit.get_attack(attack)(model, x, torch.full_like(y, 10))
+    # images that carry an autograd graph: label-only attacks work on them too
+    res = robustkit.get_attack("cgba", max_queries=50)(model, x.clone().requires_grad_(), y)
+    assert not res.x_adv.requires_grad and res.queries.max() <= 50
     with pytest.raises(InputError, match="NaN"):
         robustkit.get_attack("hsja", max_queries=200)(NaNModel(), x, y)
     # NaN only on some queries: the oracle refuses to turn them into labels.
