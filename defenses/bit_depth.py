@@ -46,8 +46,8 @@ class BitDepth(Defense):
     adaptive_attack = "pgd (on bit-depth:bpda=true)"
 
     def __init__(self, bits: int = 4, bpda: bool = False):
-        if not 1 <= int(bits) <= 16:
-            raise InputError(f"bits must be between 1 and 16, got {bits}")
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+            raise InputError(f"bits must be a whole number from 1 to 16, got {bits!r}")
         self.bits = int(bits)
         self.bpda = bool(bpda)
 

@@ -43,7 +43,12 @@ def constructor_parameters(cls: type) -> list[str]:
     is both what a specification may set and what a run records. A base's parameter that the
     constructor fixes itself (APGD is never targeted) is not one of them.
     """
-    names: list[str] = []
+    return list(constructor_signature(cls))
+
+
+def constructor_signature(cls: type) -> dict[str, inspect.Parameter]:
+    """The parameters of :func:`constructor_parameters`, by name, with their defaults."""
+    params: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         if klass is object or "__init__" not in vars(klass):
             continue
@@ -51,11 +56,11 @@ def constructor_parameters(cls: type) -> list[str]:
         for p in inspect.signature(klass.__init__).parameters.values():
             if p.kind == p.VAR_KEYWORD:
                 forwards = True
-            elif p.name != "self" and p.kind != p.VAR_POSITIONAL and p.name not in names:
-                names.append(p.name)
+            elif p.name != "self" and p.kind != p.VAR_POSITIONAL and p.name not in params:
+                params[p.name] = p
         if not forwards:
             break
-    return names
+    return params
 
 
 class Registry(Generic[T]):

@@ -13,7 +13,7 @@ from typing import Any
 from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError
-from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters
+from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
 from .threat import parse_eps
 
 
@@ -113,6 +113,12 @@ def instantiate(registry: Registry, name: str, params: dict[str, Any]) -> Any:
     """The registered class ``name`` built with ``params``, with one-line errors."""
     cls = registry.get(name)
     check_parameters(registry.kind, name, params, constructor_parameters(cls))
+    for key, p in constructor_signature(cls).items():
+        # a switch takes true or false only (bool("maybe") would silently be True)
+        if isinstance(p.default, bool) and key in params and not isinstance(params[key], bool):
+            raise InputError(
+                f"{registry.kind} {name!r}: {key} must be true or false, got {params[key]!r}"
+            )
     try:
         return cls(**params)
     except TypeError as exc:

@@ -159,6 +159,18 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         (["--model", "cifar10/resnet20", "--attack", "fgsm:steps=3"], ["no parameter 'steps'"]),
         (["--model", "cifar10/resnet20", "--queries", "0"], ["--queries must be a positive"]),
         (["--model", "cifar10/resnet20", "--defense", "bit-depth:bits=0"], ["bits must be"]),
+        (
+            ["--model", "cifar10/resnet20", "--defense", "bit-depth:bits=1.5"],
+            ["bits must be a whole number from 1 to 16, got 1.5"],
+        ),
+        (
+            ["--model", "cifar10/resnet20", "--defense", "bit-depth:bpda=maybe"],
+            ["defense 'bit-depth': bpda must be true or false, got 'maybe'"],
+        ),
+        (
+            ["--model", "cifar10/resnet20", "--attack", "pgd:early_stop=2"],
+            ["attack 'pgd': early_stop must be true or false, got 2"],
+        ),
     ],
 )
 def test_evaluate_user_errors(args, needles):
