@@ -669,6 +669,41 @@ def plot(report: dict, path: Path) -> None:
 
 
 # -- main ------------------------------------------------------------------------------------------
+def bad_arguments(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, checked before anything runs, or None."""
+    counts = {
+        "--n": (args.n, 1),
+        "--speed-queries": (args.speed_queries, 1),
+        "--targeted-pairs": (args.targeted_pairs, 0),
+        "--speed-repeats": (args.speed_repeats, 0),
+        "--serial-images": (args.serial_images, 0),
+    }
+    for flag, (value, least) in counts.items():
+        if value < least:
+            return f"{flag} must be at least {least}, got {value}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be at least 1, got {args.threads}"
+    if not args.raw_seconds > 0:
+        return f"--raw-seconds must be positive, got {args.raw_seconds}"
+    try:
+        budgets = [int(b) for b in args.budgets.split(",")]
+    except ValueError:
+        return f"--budgets must be whole numbers separated by commas, got {args.budgets!r}"
+    if not budgets or min(budgets) < 1:
+        return f"--budgets must be positive query counts, got {args.budgets!r}"
+    known = set(OURS + THIRD_PARTY) | {"none"}
+    unknown = [a for a in args.attacks.split(",") if a and a not in known]
+    if unknown:
+        return (
+            f"unknown attack {unknown[0]!r} for --attacks; use some of {', '.join(sorted(known))}"
+        )
+    zoo = set(robustkit.list_models())
+    missing = [m for m in args.models.split(",") if m and m not in zoo and ".py:" not in m]
+    if missing:
+        return f"unknown model {missing[0]!r} for --models; see `robustkit models`"
+    return None
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=DEFAULT_N)
@@ -722,6 +757,9 @@ def main(argv=None) -> None:
         "may have others); with --attacks none nothing new is run",
     )
     args = p.parse_args(argv)
+    problem = bad_arguments(args)
+    if problem:
+        p.error(problem)  # usage and the one-line reason, exit status 2
     if args.threads:
         torch.set_num_threads(args.threads)
     allocator = "default" if args.default_allocator else stable_allocator()

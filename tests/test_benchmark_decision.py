@@ -193,3 +193,25 @@ def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
     assert bench.speed_key("m", "CPU", bench.DEFAULT_N) == "m"
     assert bench.speed_key("m", "CPU", 500) == "m, 500 images"
     assert bench.speed_key("m", "NVIDIA H200", 100) == "m, NVIDIA H200, 100 images"
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--n", "0"], "--n must be at least 1, got 0"),
+        (["--budgets", "250,abc"], "--budgets must be whole numbers separated by commas"),
+        (["--budgets", "0,100"], "--budgets must be positive query counts"),
+        (["--attacks", "cgba,foo"], "unknown attack 'foo' for --attacks"),
+        (["--models", "cifar10/nope"], "unknown model 'cifar10/nope' for --models"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--speed-repeats", "-1"], "--speed-repeats must be at least 0"),
+    ],
+)
+def test_bad_command_lines_stop_before_anything_runs(args, needle, tmp_path, capsys):
+    bench = load_benchmark()
+    out = tmp_path / "never.json"
+    with pytest.raises(SystemExit) as stop:
+        bench.main([*args, "--out", str(out), "--plot="])
+    assert stop.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1], err
