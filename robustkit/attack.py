@@ -24,7 +24,7 @@ from torch import nn
 
 from .device import make_generator, model_device
 from .errors import InputError
-from .modelcheck import check_classifier, check_labels, check_training_mode
+from .modelcheck import check_labels, check_model_on
 from .registry import constructor_parameters
 from .threat import NORMS, ThreatModel, flat_norm
 
@@ -403,13 +403,11 @@ class Attack(ABC):
         target = target.to(device) if target is not None else None
         # One image first: a model that cannot classify such images gets a one-line error (and a
         # label-only attack's oracle learns from this pass how to size its batches).
-        dropout_live = check_training_mode(model)
+        dropout_live = check_model_on(model, x, y)
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
-        check_classifier(model, x[:1])
         with torch.no_grad():
             clean_logits = model(x)
-        check_labels(y, clean_logits.shape[1])
         if looks_like_probabilities(clean_logits):
             warnings.warn(
                 "the model's outputs look like probabilities (non-negative rows summing to 1), "

@@ -130,6 +130,7 @@ def evaluate(
       robustkit evaluate --model cifar10/resnet20 --attack fgsm --attack pgd:steps=10 --eps 8/255
       robustkit evaluate --model cifar10/resnet20 --attack cgba --queries 1000 --n 100
     """
+    from .evaluation import iter_shards
     from .runner import RunConfig, execute, prepare, summarize
     from .store import Store
 
@@ -161,7 +162,7 @@ def evaluate(
         except KeyboardInterrupt:
             # Every finished shard is already stored: say so, and how to go on.
             stored = len(store.finished_shards(run.run_id))
-            total = -(-len(run.y) // config.batch_size)
+            total = sum(1 for _ in iter_shards(len(run.y), config.batch_size))
             click.echo(
                 f"interrupted: {stored} of {total} shards of run {run.run_id} are stored in "
                 f"{store.path}; rerun the same command to resume",

@@ -21,7 +21,7 @@ from torch import nn
 from .attack import Attack, AttackResult
 from .device import derive_seed, model_device
 from .errors import InputError
-from .modelcheck import check_classifier, check_training_mode
+from .modelcheck import check_model_on
 
 
 @dataclass
@@ -218,8 +218,7 @@ def evaluate(
     if shards and isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point():
         # one-line errors before any work (and before the clean pass could touch BatchNorm
         # statistics): the attacks check the same, and warn about Dropout in training mode
-        check_training_mode(model)
-        check_classifier(model, x[:1].to(model_device(model)))
+        check_model_on(model, x, torch.as_tensor(y))
     bar = None
     if progress:
         from tqdm.auto import tqdm

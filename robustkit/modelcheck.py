@@ -13,6 +13,7 @@ import weakref
 
 import torch
 
+from .device import model_device
 from .errors import InputError
 
 #: Measured largest activation per (model, image shape): filled by the model check every
@@ -124,3 +125,13 @@ def check_training_mode(model) -> str | None:
             "call model.eval() before attacking unless that randomness is the defense"
         )
     return None
+
+
+def check_model_on(model, x: torch.Tensor, y: torch.Tensor) -> str | None:
+    """Every check before work starts, on one image of ``x`` (moved to the model's device):
+    :func:`check_training_mode`, :func:`check_classifier` and :func:`check_labels` for ``y``.
+    Raises :class:`InputError`; returns the Dropout warning's text, if any, for the caller to
+    warn with."""
+    warning = check_training_mode(model)
+    check_labels(y, check_classifier(model, x[:1].to(model_device(model))).shape[1])
+    return warning

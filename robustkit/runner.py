@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .modelcheck import check_classifier, check_labels
+from .modelcheck import check_model_on
 from .store import Store, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 
@@ -194,7 +194,7 @@ def prepare(config: RunConfig) -> Run:
         x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset)
         indices = list(range(config.offset, config.offset + len(y)))
     # Before anything is stored: can the model classify these images, into these labels?
-    check_labels(y, check_classifier(model, x[:1].to(device)).shape[1])
+    check_model_on(model, x, y)
     target = None
     # targeted label-only attacks start from an image of the target class in their shard
     shard_targets = any(a.targeted and a.family == "decision" for a in attacks.values())
