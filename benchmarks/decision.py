@@ -528,7 +528,8 @@ def markdown(report: dict) -> str:
         lines.append("")
     for model, sp in report.get("speed", {}).items():
         draws = ", ".join(f"{r['queries_per_s']:.0f} ({r['ratio']:.0%})" for r in sp["runs"])
-        # A GPU run's key already names the device and the number of images (see main).
+        # A key other than the model's own already names the device and the number of
+        # images (see speed_key).
         images = sp.get("images", report["n"])
         what = model if model.endswith(" images") else f"{model}, {images} images"
         lines.append(

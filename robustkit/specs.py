@@ -112,8 +112,9 @@ def check_parameters(kind: str, name: str, params: dict[str, Any], accepted: lis
 def instantiate(registry: Registry, name: str, params: dict[str, Any]) -> Any:
     """The registered class ``name`` built with ``params``, with one-line errors."""
     cls = registry.get(name)
-    check_parameters(registry.kind, name, params, constructor_parameters(cls))
-    for key, p in constructor_signature(cls).items():
+    signature = constructor_signature(cls)
+    check_parameters(registry.kind, name, params, list(signature))
+    for key, p in signature.items():
         # a switch takes true or false only (bool("maybe") would silently be True)
         if isinstance(p.default, bool) and key in params and not isinstance(params[key], bool):
             raise InputError(
