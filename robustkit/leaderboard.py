@@ -42,7 +42,7 @@ def _num(v: float | None) -> str:
 
 def build(store: Store) -> dict[str, Any]:
     """All leaderboard tables as plain data."""
-    from .runner import decision_figures, default_eps, summarize
+    from .runner import counts_in_worst_case, decision_figures, default_eps, summarize
 
     latest: dict[tuple, dict[str, Any]] = {}
     decision_rows: dict[tuple, dict[str, Any]] = {}
@@ -51,17 +51,20 @@ def build(store: Store) -> dict[str, Any]:
         defenses = ", ".join(summary["defenses"])
         flags = [c["name"] for c in summary["checks"] if c["flagged"]]
         reasons = [c["detail"] for c in summary["checks"] if c["flagged"]]
-        # Targeted attacks stay out of the robust-accuracy tables: a sample they did not move to
-        # its target may still be misclassified, so their figures only bound robustness above.
+        # The columns: the attacks the run's worst case counts (those with an ε, targeted ones
+        # included: a sample moved to its target is misclassified too), so that the worst case
+        # never stands above a column. A run makes the threat-model tables only with an
+        # untargeted white-box attack: a targeted run on its own only bounds robustness above
+        # (a sample not moved to its target may still be misclassified), and label-only runs on
+        # their own (usually on other images) appear in the decision table only.
         bounded = {
-            k: v
+            _column(k, v): v
             for k, v in summary["attacks"].items()
-            if (v["family"] == "gradient" or v["params"].get("eps") is not None)
-            and not v["params"].get("targeted")
+            if counts_in_worst_case(v["params"])
         }
-        # runs with an untargeted white-box attack make the threat-model tables; label-only runs
-        # on their own (usually on other images) appear in the decision table only
-        if any(v["family"] == "gradient" for v in bounded.values()):
+        if any(
+            v["family"] == "gradient" and not v["params"].get("targeted") for v in bounded.values()
+        ):
             key = (
                 summary["data"],
                 summary["threat_model"]["norm"],
@@ -129,7 +132,7 @@ def build(store: Store) -> dict[str, Any]:
                 "training": s["training"] or "",
                 "clean_accuracy": s["clean_accuracy"],
                 "robust": {k: v["robust_accuracy"] for k, v in item["attacks"].items()},
-                "worst_case": _worst_case(store, s["run_id"], item["attacks"]),
+                "worst_case": s["robust_accuracy"],
                 "n": s["n"],
                 "flags": list(item["flags"]),
                 "reasons": list(item["reasons"]),
@@ -148,14 +151,10 @@ def build(store: Store) -> dict[str, Any]:
     return {"tables": ordered, "decision": decision}
 
 
-def _worst_case(store: Store, run_id: str, attacks: dict[str, Any]) -> float:
-    """Fraction of samples correct and robust to every ε-bounded attack, from the stored rows."""
-    samples = store.samples(run_id)
-    robust = {s["idx"]: s["y"] == s["clean_pred"] for s in samples}
-    for label in attacks:
-        for r in store.results(run_id, label):
-            robust[r["idx"]] = robust[r["idx"]] and bool(r["robust"])
-    return sum(robust.values()) / len(robust) if robust else math.nan
+def _column(label: str, row: dict[str, Any]) -> str:
+    """An attack's column header: its label, marked where it is targeted and does not say so."""
+    targeted = row["params"].get("targeted") and "targeted" not in label
+    return f"{label} (targeted)" if targeted else label
 
 
 def _flag_rising_with_eps(tables: dict[tuple, dict[str, Any]]) -> None:
