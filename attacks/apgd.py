@@ -8,7 +8,8 @@ iterate goes back to the best point found. Steps use momentum ``alpha`` = 0.75.
 
 - ``apgd-ce``: cross-entropy loss; ``apgd-dlr``: the DLR loss (scale-invariant).
 - ``apgd-t``: targeted DLR loss against each of the ``n_target_classes`` most likely wrong classes
-  in turn (one run each), counting any misclassification as success, as in AutoAttack.
+  in turn (one run each); the target only shapes the loss: any misclassification is a success
+  (and ends the sample's runs), as in AutoAttack.
 
 Samples leave the batch at their first adversarial iterate (``early_stop``), which is all a
 robust-accuracy evaluation needs.
@@ -84,8 +85,10 @@ class _APGDBase(Attack):
         dev = x0.device
 
         def step(xs, ids, ys, ts):
+            # The target (APGD-T) only shapes the loss: any misclassification is a hit, as in
+            # AutoAttack, so a sample pushed to another wrong class is done, not attacked again.
             logits, loss, grad = ctx.value_and_grad(xs, lambda z: loss_fn(z, ys, ts), ids)
-            return loss, grad, fooled(logits, ys, ts)
+            return loss, grad, fooled(logits, ys, None)
 
         result = x0.clone()
         hit_any = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -112,10 +115,12 @@ class _APGDBase(Attack):
         ckpts = checkpoints(self.steps)
         last_ckpt = 0
 
-        def record(hit, act, state):
+        def record(hit, act, state, point):
+            """Keep each sample's first adversarial ``point`` (the iterate ``hit`` was judged
+            on: a checkpoint may since have moved ``state["x"]`` back to the best point)."""
             new = hit & ~hit_any[act]
             if new.any():
-                result[act[new]] = state["x"][new]
+                result[act[new]] = point[new]
                 hit_any[act[new]] = True
             if self.early_stop and hit.any():
                 keep = ~hit
@@ -123,7 +128,7 @@ class _APGDBase(Attack):
                 act = act[keep]
             return act, state
 
-        act, state = record(hit, act, state)
+        act, state = record(hit, act, state, x_cur)
         for k in range(1, self.steps):
             if act.numel() == 0:
                 return result, hit_any
@@ -162,7 +167,7 @@ class _APGDBase(Attack):
                 s["grad"] = torch.where(r, s["grad_best"], s["grad"])
                 s["ups"].zero_()
                 last_ckpt = k
-            act, state = record(hit, act, s)
+            act, state = record(hit, act, s, z)
         pending = ~hit_any[act]
         if pending.any():
             result[act[pending]] = state["x_best"][pending]

@@ -51,6 +51,7 @@ class Auto(Attack):
     from its own."""
 
     name = "auto"
+    extras_fill = {"fooled_by": -1}  # a sample not attacked (already wrong): fooled by no stage
 
     def __init__(
         self,

@@ -37,7 +37,15 @@ def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
 
 def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
     """Difference-of-logits ratio of Croce & Hein (2020): the margin divided by the spread of the
-    top logits, so it is invariant to shifting and scaling the logits."""
+    top logits, so it is invariant to shifting and scaling the logits. It needs 3 classes (4
+    when targeted): the spread is taken down to the third (fourth) largest logit."""
+    need = 3 if target is None else 4
+    if logits.shape[1] < need:
+        raise InputError(
+            f"the{' targeted' if target is not None else ''} DLR loss needs at least {need} "
+            f"classes and the model has {logits.shape[1]}: use loss=ce or loss=margin "
+            "(auto: stages=apgd-ce)"
+        )
     top = logits.sort(dim=1, descending=True).values
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     if target is None:

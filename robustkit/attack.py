@@ -335,6 +335,9 @@ class Attack(ABC):
     norms: ClassVar[tuple[str, ...]] = NORMS
     #: False for minimum-norm attacks, where ε is optional (used only to report success at ε).
     requires_eps: ClassVar[bool] = True
+    #: Value of a per-sample extra (``ctx.extras[key]``, a tensor) for the samples the attack
+    #: did not attack (already misclassified); 0 where a key is not listed.
+    extras_fill: ClassVar[dict[str, int]] = {}
 
     def __init__(
         self,
@@ -445,7 +448,7 @@ class Attack(ABC):
         trajectories = None
         extras: dict[str, Any] = {}
         for key, value in ctx.extras.items():
-            full = expand_per_sample(value, idx, x.shape[0])
+            full = expand_per_sample(value, idx, x.shape[0], self.extras_fill.get(key, 0))
             if key == "trajectories":
                 trajectories = full
             else:
@@ -474,12 +477,12 @@ class Attack(ABC):
         )
 
 
-def expand_per_sample(value: Any, idx: torch.Tensor, n: int) -> Any:
+def expand_per_sample(value: Any, idx: torch.Tensor, n: int, fill: int = 0) -> Any:
     """Spread a per-attacked-sample value (tensor or list) to all ``n`` samples of the batch;
-    samples that were not attacked get zeros (tensors) or an empty ``[0, 2]`` tensor (lists)."""
+    samples that were not attacked get ``fill`` (tensors) or an empty ``[0, 2]`` tensor (lists)."""
     positions = idx.tolist()
     if isinstance(value, torch.Tensor):
-        full = torch.zeros((n,) + tuple(value.shape[1:]), dtype=value.dtype)
+        full = torch.full((n,) + tuple(value.shape[1:]), fill, dtype=value.dtype)
         full[positions] = value.cpu()
         return full
     out: list[Any] = [torch.zeros((0, 2)) for _ in range(n)]

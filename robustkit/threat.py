@@ -73,7 +73,9 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float, box=(0.
     """Project ``x_adv`` onto the ε-ball around ``x`` intersected with the box.
 
     For L∞ the result is exact (a clamp). For L2 the ball projection is exact and is followed by
-    the box clamp, which can only shrink the norm, so the result is inside both sets.
+    the box clamp, which can only shrink the norm, so the result is inside both sets: exactly in
+    real arithmetic; in float32 the norm measured afterwards may exceed ε by a rounding step
+    (about 1e-8 for ε = 0.05), which is why checks of the ball allow 1e-6.
     """
     delta = x_adv - x
     if norm == "linf":

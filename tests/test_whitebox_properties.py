@@ -210,3 +210,64 @@ def test_probability_model_warns_and_layouts_work():
         model, x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2), y
     )
     assert torch.allclose(a.x_adv, b.x_adv, atol=1e-6) and torch.equal(a.x_adv, c.x_adv)
+
+
+def test_apgd_keeps_every_adversarial_iterate_it_evaluated(monkeypatch):
+    """A sample whose iterate was judged adversarial ends adversarial, also when that iterate
+    fell on a checkpoint that sent the state back to the best point (the answer kept was once
+    the best point, not the adversarial iterate: sample 30 here)."""
+    from robustkit.attack import AttackContext
+
+    torch.manual_seed(12)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 100)).eval()
+    x = torch.rand((50, 3, 4, 4), generator=torch.Generator().manual_seed(12))
+    y = model(x).argmax(1).detach()
+    seen = set()
+    original = AttackContext.value_and_grad
+
+    def spy(self, xs, loss_fn, idx=None):
+        logits, loss, grad = original(self, xs, loss_fn, idx)
+        seen.update(idx[logits.argmax(1) != y[idx]].tolist())
+        return logits, loss, grad
+
+    monkeypatch.setattr(AttackContext, "value_and_grad", spy)
+    for name in ("apgd-ce", "apgd-t"):
+        seen.clear()
+        res = robustkit.get_attack(name, eps=0.1, steps=30, seed=12)(model, x, y)
+        assert seen and seen == set(res.success.nonzero().flatten().tolist()), name
+
+
+def test_apgd_t_counts_any_misclassification_and_more_targets_never_help_the_model():
+    """The target only shapes the loss (AutoAttack): a sample the first target's run pushed to
+    another wrong class is done; a second target once re-attacked it and kept a clean answer."""
+    lin = nn.Linear(16, 5)
+    s = torch.tensor([0.0, 1.0, -0.1, 2.0, 0.0])
+    with torch.no_grad():
+        lin.weight.copy_(s[:, None].expand(5, 16) / 16)
+        lin.bias.copy_(torch.tensor([1.0, 0.1, 0.35, -0.6, -5.0]))
+    model = nn.Sequential(nn.Flatten(), lin).eval()
+    x, y = torch.full((1, 1, 4, 4), 0.3), torch.tensor([0])
+    for k in (1, 2, 4):
+        res = robustkit.get_attack("apgd-t", eps=0.7, steps=20, n_target_classes=k)(model, x, y)
+        assert res.success.item() and res.adv_pred.item() != 0, k
+
+
+@pytest.mark.parametrize("name, classes", [("apgd-dlr", 2), ("apgd-t", 3), ("auto", 3)])
+def test_dlr_with_too_few_classes_is_a_clear_error(name, classes):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, classes)).eval()
+    x = batch(n=4)[:, :, :4, :4]
+    y = model(x).argmax(1)
+    with pytest.raises(
+        InputError, match=f"needs at least {3 if name == 'apgd-dlr' else 4} classes"
+    ):
+        params = {} if name == "auto" else {"steps": 3}
+        robustkit.get_attack(name, eps=0.1, **params)(model, x, y)
+
+
+def test_auto_marks_samples_it_did_not_attack_as_fooled_by_no_stage():
+    model = SmallCNN()
+    x = batch(n=8)
+    y = model(x).argmax(1)
+    y[0] = (y[0] + 1) % 10  # already misclassified: not attacked
+    res = robustkit.get_attack("auto", eps=2 / 255)(model, x, y)
+    assert not res.attacked[0] and res.extras["fooled_by"][0] == -1
