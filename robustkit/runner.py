@@ -174,10 +174,23 @@ def prepare(config: RunConfig) -> Run:
     attacks: dict[str, Any] = {}
     for spec in config.attacks:
         atk = build_attack(spec, norm=norm, eps=eps, max_queries=config.queries, targeted=targeted)
+        # One threat model per run: its worst case and its leaderboard table are at (norm, ε).
+        if atk.eps is not None and (atk.norm != norm or not math.isclose(atk.eps, eps)):
+            raise InputError(
+                f"attack {spec!r} is set to {atk.norm} ε={format_eps(atk.eps)} but the run's "
+                f"threat model is {norm} ε={format_eps(eps)}; a run has one: drop norm=/eps= "
+                "from the spec, or evaluate that attack in a run of its own (--norm, --eps)"
+            )
         label, k = spec, 2
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
+    twice = sorted({spec for spec in config.defenses if config.defenses.count(spec) > 1})
+    if twice:
+        raise InputError(
+            f"defense {twice[0]!r} is given more than once; give each defense once "
+            "(a stronger setting, e.g. a larger sigma, instead of a repeat)"
+        )
     defenses = [build_defense(spec) for spec in config.defenses]
     model = zoo.load_model(
         config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load

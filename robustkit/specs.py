@@ -63,7 +63,9 @@ def build_attack(
     """A configured attack from ``spec``; run-wide settings fill the parameters it leaves out.
 
     Decision-based attacks that support only L2 keep L2 when the run's norm is another; the
-    run's ε is then not theirs, so they get none (they minimise the distance instead).
+    run's ε is then not theirs, so they get none (they minimise the distance instead). An attack
+    that needs an ε and runs in another norm than the one ``eps`` is given for (set in the spec,
+    or the only one it supports) must set its own ε in the spec.
     """
     name, params = parse_attack_spec(spec)
     cls = ATTACKS.get(name)
@@ -77,8 +79,13 @@ def build_attack(
             chosen_norm = cls.norms[0]
             params["norm"] = chosen_norm
     if eps is not None and "eps" in accepted and "eps" not in params:
-        if chosen_norm is None or chosen_norm == norm or cls.requires_eps:
+        if chosen_norm is None or chosen_norm == norm:
             params["eps"] = parse_eps(eps)
+        elif cls.requires_eps:  # the ε given is one of another norm
+            raise InputError(
+                f"attack {name!r} runs in {chosen_norm} but the ε given is one of {norm}; "
+                f"give it its own, e.g. {name}:norm={chosen_norm},eps=0.5"
+            )
     if max_queries is not None and "max_queries" in accepted and "max_queries" not in params:
         params["max_queries"] = int(max_queries)
     if targeted and "targeted" not in accepted:

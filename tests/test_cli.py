@@ -171,6 +171,23 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
             ["--model", "cifar10/resnet20", "--attack", "pgd:early_stop=2"],
             ["attack 'pgd': early_stop must be true or false, got 2"],
         ),
+        # an attack in another norm than the run's once got the run's L∞ ε (8/255) as its L2 ε
+        (
+            ["--model", "cifar10/resnet20", "--attack", "pgd:norm=l2,steps=5"],
+            ["attack 'pgd' runs in l2 but the ε given is one of linf", "pgd:norm=l2,eps="],
+        ),
+        (
+            ["--model", "cifar10/resnet20", "--attack", "fgsm", "--attack", "pgd:norm=l2,eps=0.5"],
+            ["is set to l2 ε=0.5 but the run's threat model is linf ε=8/255", "a run of its own"],
+        ),
+        (
+            ["--model", "cifar10/resnet20", "--attack", "fgsm:eps=16/255"],
+            ["is set to linf ε=16/255 but the run's threat model is linf ε=8/255"],
+        ),
+        (
+            ["--model", "cifar10/resnet20", "--defense", "input-noise", "--defense", "input-noise"],
+            ["defense 'input-noise' is given more than once"],
+        ),
     ],
 )
 def test_evaluate_user_errors(args, needles):
