@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -44,6 +46,43 @@ class Ensemble(Defense):
         from robustkit.device import model_device
         from robustkit.zoo import load_model
 
-        device = model_device(model)
+        ours = _dataset_of(_zoo_name_of(model))
+        for name in self.members:
+            theirs = _dataset_of(name)
+            if ours is not None and theirs is not None and theirs != ours:
+                raise InputError(
+                    f"ensemble member {name} is a {theirs} model but the defended model is a "
+                    f"{ours} one; pick members trained on {ours}"
+                )
+        device, dtype = model_device(model), _float_dtype(model)
         others = [load_model(name, device=device) for name in self.members]
+        if dtype is not None:  # a model in float64 (or half) takes inputs of its own dtype
+            others = [m.to(dtype=dtype) for m in others]
         return AverageLogits([model, *others]).eval()
+
+
+def _zoo_name_of(model: nn.Module) -> str | None:
+    """The name :func:`robustkit.load_model` gave ``model`` (or the first model it wraps)."""
+    for module in model.modules():
+        name = getattr(module, "robustkit_name", None)
+        if isinstance(name, str):
+            return name
+    return None
+
+
+def _dataset_of(name: str | None) -> str | None:
+    """The data set a registered model was trained on, if its metadata says so."""
+    from robustkit.registry import MODELS
+
+    if name is None or name not in MODELS:
+        return None
+    dataset = MODELS.entry(name).metadata.get("dataset")
+    return dataset if isinstance(dataset, str) else None
+
+
+def _float_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter or buffer, if it has one."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None

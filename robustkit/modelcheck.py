@@ -9,12 +9,20 @@ oracle uses to size its batches on a CPU (:func:`largest_activation_bytes`).
 
 from __future__ import annotations
 
+import itertools
+import re
 import weakref
 
 import torch
 
 from .device import model_device
-from .errors import InputError
+from .errors import InputError, RobustkitError
+
+#: What a forward pass raises on images it cannot take (wrong shape, channels or dtype): shape
+#: checks raise RuntimeError (most layers), ValueError (BatchNorm1d on 4-D input), TypeError,
+#: AssertionError (a model's own asserts) or IndexError. KeyboardInterrupt and the like propagate.
+_FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, AssertionError, IndexError)
+_DTYPE_WORDS = re.compile(r"dtype|scalar type|double|float|half|bfloat", re.IGNORECASE)
 
 #: Measured largest activation per (model, image shape): filled by the model check every
 #: attack runs first (:func:`check_classifier`), so sizing the batches costs no extra forward pass.
@@ -53,18 +61,10 @@ def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
     oracle's batches.)"""
     try:
         probe = probe_forward(model, x1)
-    except RuntimeError as exc:
-        weights = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-        if weights is not None and weights.is_floating_point() and weights.dtype != x1.dtype:
-            raise InputError(
-                f"the model cannot classify {x1.dtype} images: its weights are {weights.dtype}; "
-                f"convert the images (x.to({weights.dtype})) or the model"
-            ) from exc
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(
-            f"the model cannot classify images shaped {tuple(x1.shape[1:])} ({reason}); "
-            "pass images of the size and channels the model expects"
-        ) from exc
+    except RobustkitError:
+        raise  # already one line that says what is wrong
+    except _FORWARD_ERRORS as exc:
+        raise _cannot_classify(model, x1, exc) from exc
     if not (isinstance(probe, torch.Tensor) and probe.dim() == 2):
         raise InputError(
             "the model must return one row of class scores per image (N×classes), got "
@@ -76,6 +76,34 @@ def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
             "classify them; fix the model (or its inputs) before attacking it"
         )
     return probe
+
+
+def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
+    """The one-line error for a model whose forward pass on ``x1`` raised ``exc``."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    if text and not isinstance(exc, RuntimeError):
+        reason = f"{type(exc).__name__}: {reason}"
+    dtypes: list[torch.dtype] = []
+    if isinstance(model, torch.nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.is_floating_point() and tensor.dtype not in dtypes:
+                dtypes.append(tensor.dtype)
+    if len(dtypes) > 1 and _DTYPE_WORDS.search(text):
+        names = ", ".join(str(d) for d in dtypes)
+        return InputError(
+            f"the model cannot classify {x1.dtype} images: its weights mix dtypes ({names}; "
+            f"{reason}); convert the whole model to one dtype, e.g. model.to({x1.dtype})"
+        )
+    if dtypes and dtypes[0] != x1.dtype:
+        return InputError(
+            f"the model cannot classify {x1.dtype} images: its weights are {dtypes[0]}; "
+            f"convert the images (x.to({dtypes[0]})) or the model"
+        )
+    return InputError(
+        f"the model cannot classify images shaped {tuple(x1.shape[1:])} ({reason}); "
+        "pass images of the size and channels the model expects"
+    )
 
 
 def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
@@ -99,7 +127,7 @@ def largest_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int | N
     if known is None:
         try:
             probe_forward(model, x[:1])
-        except RuntimeError:
+        except _FORWARD_ERRORS:
             return None
         known = _ACTIVATION_BYTES.get(model, {}).get(shape)
     return known

@@ -1,0 +1,35 @@
+"""The ensemble defense with real zoo members: members follow the model's device and dtype, and
+members of another data set than the defended model's are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import robustkit
+from robustkit.errors import InputError
+from robustkit.modelcheck import check_classifier
+from robustkit.specs import build_defense
+
+
+def test_members_take_the_dtype_of_a_float64_model():
+    model = robustkit.load_model("cifar10/resnet20", device="cpu").double()
+    defended = build_defense("ensemble:members=cifar10/resnet32").apply(model)
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    out = defended(x)  # raised "expected scalar type Double but found Float" before
+    assert out.dtype == torch.float64 and out.shape == (2, 10)
+    assert check_classifier(defended, x[:1]).dtype == torch.float64
+    member = robustkit.load_model("cifar10/resnet32", device="cpu").double()
+    with torch.no_grad():
+        assert torch.allclose(out, (model(x) + member(x)) / 2)
+
+
+def test_members_of_another_data_set_are_refused():
+    model = robustkit.load_model("mnist/lenet5", device="cpu")
+    with pytest.raises(InputError, match="cifar10/resnet32 is a cifar10 model .* mnist") as info:
+        build_defense("ensemble:members=mnist/lenet5-at|cifar10/resnet32").apply(model)
+    assert "\n" not in str(info.value)
+    # a model of unknown data set (not from the zoo) accepts any member
+    anonymous = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    defended = build_defense("ensemble:members=mnist/lenet5-at").apply(anonymous)
+    assert defended(torch.rand(1, 1, 28, 28)).shape == (1, 10)

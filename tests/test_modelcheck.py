@@ -1,0 +1,56 @@
+"""The model check turns any usual failure of a probe forward pass into one line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustkit.errors import InputError
+from robustkit.modelcheck import check_classifier, largest_activation_bytes
+
+
+class Raises(nn.Module):
+    def __init__(self, exc: BaseException):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        self.exc = exc
+
+    def forward(self, x):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TypeError("forward() got an unexpected tensor"),
+        AssertionError("expected 3 channels"),
+        IndexError("index 3 is out of bounds for dimension 1 with size 3"),
+        ValueError("bad input"),
+        AssertionError(),
+    ],
+)
+def test_usual_forward_errors_are_one_line(exc):
+    with pytest.raises(InputError, match=r"cannot classify images shaped \(3, 8, 8\)") as info:
+        check_classifier(Raises(exc).eval(), torch.rand(1, 3, 8, 8))
+    assert "\n" not in str(info.value) and type(exc).__name__ in str(info.value)
+
+
+def test_batchnorm1d_on_images_is_one_line():
+    model = nn.Sequential(nn.BatchNorm1d(3), nn.Flatten(), nn.LazyLinear(10)).eval()
+    with pytest.raises(InputError, match=r"shaped \(3, 8, 8\) \(ValueError: expected 2D or 3D"):
+        check_classifier(model, torch.rand(1, 3, 8, 8))  # BatchNorm1d raises ValueError
+    assert largest_activation_bytes(model, torch.rand(1, 3, 8, 8)) is None
+
+
+def test_interrupts_are_not_swallowed():
+    with pytest.raises(KeyboardInterrupt):
+        check_classifier(Raises(KeyboardInterrupt()).eval(), torch.rand(1, 3, 8, 8))
+
+
+def test_mixed_dtype_weights_are_named():
+    """A model half in float64 fails on any input dtype: say so, not "images shaped"."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.Linear(16, 10).double()).eval()
+    with pytest.raises(InputError, match="weights mix dtypes") as info:
+        check_classifier(model, torch.rand(1, 3, 8, 8))
+    assert "shaped" not in str(info.value)
