@@ -117,20 +117,28 @@ class Registry(Generic[T]):
                     self.add(ep.name, loaded)
 
     def entry(self, name: str) -> Entry[T]:
-        """The entry registered under ``name``; unknown names raise with suggestions."""
+        """The entry registered under ``name`` (or under the one name that differs from it
+        only in case: ``PGD`` is ``pgd``); unknown names raise with suggestions."""
+        found = self._find(name)
+        if found is None:
+            raise UnknownNameError(self._unknown_message(name))
+        return found
+
+    def _find(self, name: object) -> Entry[T] | None:
         self._load()
-        try:
+        if not isinstance(name, str):
+            return None
+        if name in self._entries:
             return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self._unknown_message(name)) from None
+        folded = [n for n in self._entries if n.casefold() == name.casefold()]
+        return self._entries[folded[0]] if len(folded) == 1 else None
 
     def get(self, name: str) -> T:
         """The object registered under ``name``."""
         return self.entry(name).obj
 
     def __contains__(self, name: object) -> bool:
-        self._load()
-        return name in self._entries
+        return self._find(name) is not None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the glob ``pattern`` (case-sensitive)."""
@@ -145,9 +153,14 @@ class Registry(Generic[T]):
         return iter(self.entries())
 
     def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        by_folded: dict[str, list[str]] = {}
+        for n in self._entries:  # compared case-insensitively: "PGD" suggests "pgd"
+            by_folded.setdefault(n.casefold(), []).append(n)
+        folded = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.5)
+        close = [n for f in folded for n in sorted(by_folded[f])]
         if not close:  # a bare architecture name ("resnet20") should still find "cifar10/resnet20"
-            close = [n for n in sorted(self._entries) if n.split("/")[-1] == name.split("/")[-1]]
+            tail = name.split("/")[-1].casefold()
+            close = [n for n in sorted(self._entries) if n.split("/")[-1].casefold() == tail]
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = f"`robustkit {self.kind}s` lists them"
         return f"unknown {self.kind} {name!r}; " + (f"{hint} ({listing})" if hint else listing)

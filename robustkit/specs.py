@@ -36,8 +36,13 @@ def parse_value(text: str) -> Any:
         return text.strip()
 
 
-def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``NAME[:k=v,...]`` into the attack (or defense) name and its parameters."""
+#: An example spec per kind, for the error on a malformed parameter.
+_SPEC_EXAMPLES = {"attack": "pgd:steps=20", "defense": "bit-depth:bits=4"}
+
+
+def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, Any]]:
+    """Split ``NAME[:k=v,...]`` into the attack (or defense: ``kind="defense"``) name and its
+    parameters."""
     name, _, rest = spec.strip().partition(":")
     if not name:
         raise InputError(f"empty name in {spec!r}; write NAME or NAME:key=value,...")
@@ -45,8 +50,9 @@ def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
+            example = _SPEC_EXAMPLES.get(kind, _SPEC_EXAMPLES["attack"])
             raise InputError(
-                f"bad attack parameter {item!r} in {spec!r}; write key=value, e.g. pgd:steps=20"
+                f"bad {kind} parameter {item!r} in {spec!r}; write key=value, e.g. {example}"
             )
         params[key.strip().replace("-", "_")] = parse_value(value)
     return name, params
@@ -102,7 +108,7 @@ def build_attack(
 
 def build_defense(spec: str) -> Defense:
     """A configured defense from ``NAME[:key=value,...]``."""
-    name, params = parse_attack_spec(spec)
+    name, params = parse_attack_spec(spec, DEFENSES.kind)
     return instantiate(DEFENSES, name, params)
 
 
@@ -129,5 +135,9 @@ def instantiate(registry: Registry, name: str, params: dict[str, Any]) -> Any:
             )
     try:
         return cls(**params)
-    except TypeError as exc:
-        raise RobustkitError(f"bad parameters for {registry.kind} {name!r}: {exc}") from None
+    except RobustkitError:
+        raise  # the constructor's own one-line error
+    except (TypeError, ValueError) as exc:  # e.g. seed=abc: int("abc") in the constructor
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise RobustkitError(f"bad parameters for {registry.kind} {name!r}: {reason}") from None

@@ -118,3 +118,20 @@ def test_constructor_parameters_follow_only_forwarded_kwargs():
     assert "steps" not in constructor_parameters(ATTACKS.get("fgsm"))
     cgba_h = constructor_parameters(ATTACKS.get("cgba-h"))
     assert {"targeted", "sigma", "max_queries", "batch_size"} <= set(cgba_h)
+
+
+def test_names_match_case_insensitively_when_unambiguous():
+    reg = make_registry()
+    assert reg.get("CIFAR10/Alpha")() == "a" and reg.entry("MNIST/ALPHA").name == "mnist/alpha"
+    assert "Cifar10/Beta" in reg
+    assert ATTACKS.entry("PGD").name == "pgd"
+    with pytest.raises(UnknownNameError, match="did you mean 'cifar10/alpha'"):
+        reg.get("CIFAR10/ALPAH")
+    with pytest.raises(UnknownNameError, match="did you mean 'apgd-ce'"):
+        ATTACKS.get("APGD_CE")
+    reg.add("Gamma", lambda: "G")
+    reg.add("gamma", lambda: "g")
+    assert reg.get("Gamma")() == "G" and reg.get("gamma")() == "g"  # exact names first
+    with pytest.raises(UnknownNameError, match="did you mean 'Gamma', 'gamma'") as info:
+        reg.get("GAMMA")  # two names differ from it only in case: which one is not guessed
+    assert "GAMMA" not in reg and "\n" not in str(info.value)

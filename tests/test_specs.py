@@ -1,0 +1,32 @@
+"""Attack and defense specifications: bad values are one-line errors naming the kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from robustkit.errors import InputError, RobustkitError
+from robustkit.specs import build_attack, build_defense, parse_attack_spec
+
+
+def test_a_value_the_constructor_rejects_is_one_line():
+    with pytest.raises(RobustkitError, match="bad parameters for attack 'pgd': .*'abc'") as info:
+        build_attack("pgd:seed=abc")  # int("abc") in the constructor: a ValueError
+    assert "\n" not in str(info.value)
+
+
+def test_a_constructors_own_error_is_kept():
+    with pytest.raises(InputError, match="bits must be a whole number from 1 to 16"):
+        build_defense("bit-depth:bits=40")
+
+
+def test_malformed_parameter_names_the_kind():
+    with pytest.raises(InputError, match="bad attack parameter 'steps'.*pgd:steps=20"):
+        parse_attack_spec("pgd:steps")
+    with pytest.raises(InputError, match="bad defense parameter 'bits'") as info:
+        build_defense("bit-depth:bits")
+    assert "attack" not in str(info.value) and "pgd" not in str(info.value)
+
+
+def test_names_are_case_insensitive():
+    assert type(build_attack("PGD:steps=3")).__name__ == "PGD"
+    assert build_defense("Bit-Depth:bits=3").bits == 3
