@@ -54,8 +54,15 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
     The bytes go to a temporary file beside ``dest``; only a verified file is renamed into
     place, so an interrupted or corrupted download never leaves a half-written ``dest``.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot write the weights directory {dest.parent} ({exc.strerror or exc}); set "
+            f"ROBUSTKIT_WEIGHTS to a directory you can write, or put {dest.name} in one and "
+            "point ROBUSTKIT_WEIGHTS at it"
+        ) from None
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()

@@ -68,3 +68,13 @@ def test_explicit_path(tmp_path):
         resolve_weights(INFO["file"], None, None, tmp_path / "absent.pt")
     model = robustkit.load_model(NAME, device="cpu", weights=copy)
     assert model.robustkit_weights_sha256 == hashlib.sha256(Path(copy).read_bytes()).hexdigest()
+
+
+def test_weights_directory_that_cannot_be_created(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for where in ("/proc/robustkit-weights", str(blocker / "weights")):
+        monkeypatch.setenv("ROBUSTKIT_WEIGHTS", where)
+        with pytest.raises(WeightsError, match="cannot write .*ROBUSTKIT_WEIGHTS") as info:
+            resolve_weights(INFO["file"], ORIGINAL.resolve().as_uri(), INFO["sha256"])
+        assert "\n" not in str(info.value) and where in str(info.value)

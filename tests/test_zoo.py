@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import subprocess
 import sys
 
@@ -272,3 +273,94 @@ def test_plugin_factory_and_info_of_user_files(tmp_path):
         MODELS._entries.pop("test/plugin-linear")
     info = model_info(f"{tmp_path}/net.py:build")
     assert info["name"].endswith("net.py:build") and info["sha256"] is None
+
+
+def test_damaged_checkpoint_is_not_offered_unsafe_loading(tmp_path):
+    """Only a file that names a class the safe unpickler refuses may be loaded unsafely; bytes
+    that are no checkpoint at all are a damaged file (download it again)."""
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(range(256)) * 8)  # starts with opcode 0: not a pickle
+    truncated = tmp_path / "truncated.pt"
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.zeros(3)}, good)
+    truncated.write_bytes(good.read_bytes()[:200])
+    for path in (damaged, truncated):
+        with pytest.raises(WeightsError, match="damaged or not a torch checkpoint") as info:
+            robustkit.load_model("mnist/lenet5", device="cpu", weights=path)
+        message = str(info.value)
+        assert "allow_unsafe" not in message and "unsafe" not in message
+        assert "download it again" in message and "\n" not in message
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"state_dict": {}, "args": argparse.Namespace(a=1)}, unsafe)
+    with pytest.raises(WeightsError, match="GLOBAL argparse.Namespace.*allow_unsafe=True"):
+        robustkit.load_model("mnist/lenet5", device="cpu", weights=unsafe)
+
+
+def test_offline_torchvision_model_is_not_downloaded(monkeypatch, tmp_path):
+    import urllib.request
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("ROBUSTKIT_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("ROBUSTKIT_OFFLINE=1 but a download was attempted")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsError, match="squeezenet1_1-.*ROBUSTKIT_OFFLINE") as info:
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)
+    assert not any(tmp_path.rglob("*.pth"))
+
+
+def test_state_dict_of_a_loaded_model_loads_back(tmp_path):
+    """``torch.save(load_model(name).state_dict(), f)`` then ``load_model(name, weights=f)``."""
+    x = torch.rand(3, 3, 32, 32)
+    for name in ("cifar10/resnet4b-at", "cifar10/resnet20"):
+        model = robustkit.load_model(name, device="cpu")
+        saved = tmp_path / "saved.pt"
+        torch.save(model.state_dict(), saved)
+        again = robustkit.load_model(name, device="cpu", weights=saved)
+        with torch.no_grad():
+            assert torch.equal(again(x), model(x))
+        assert weights_sha256(again) == sha256_file(saved)
+    lenet = robustkit.load_model("mnist/lenet5", device="cpu")  # no normalization buffers
+    torch.save(lenet.state_dict(), tmp_path / "lenet.pt")
+    again = robustkit.load_model("mnist/lenet5", device="cpu", weights=tmp_path / "lenet.pt")
+    assert torch.equal(again.net.conv1.weight, lenet.net.conv1.weight)
+    # another model's wrapped state dict still does not fit
+    with pytest.raises(WeightsError, match="does not fit cifar10/resnet4b-at"):
+        robustkit.load_model("cifar10/resnet4b-at", device="cpu", weights=saved)
+
+
+def test_state_mismatch_shows_a_few_keys_and_counts(tmp_path):
+    saved = tmp_path / "resnet20.pt"
+    torch.save(robustkit.load_model("cifar10/resnet20", device="cpu").state_dict(), saved)
+    with pytest.raises(WeightsError, match="does not fit cifar10/resnet56") as info:
+        robustkit.load_model("cifar10/resnet56", device="cpu", weights=saved)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert re.search(r"\d+ missing key\(s\): net\.\S+, net\.\S+, net\.\S+ and \d+ more", message)
+
+
+def test_model_names_are_case_insensitive():
+    model = robustkit.load_model("CIFAR10/ResNet20", device="cpu")
+    assert model.robustkit_name == "cifar10/resnet20"
+    assert model_info("MNIST/LeNet5")["name"] == "mnist/lenet5"
+
+
+def test_state_dict_of_a_loaded_torchvision_model_loads_back(monkeypatch, tmp_path):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    cached = torchvision_models.cached_checkpoint("squeezenet1_1")
+    cached.parent.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), cached)
+    model = robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    saved = tmp_path / "saved.pt"
+    torch.save(model.state_dict(), saved)
+    again = robustkit.load_model("torchvision/squeezenet1_1", device="cpu", weights=saved)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))

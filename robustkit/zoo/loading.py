@@ -25,6 +25,7 @@ import pickle
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from torch import nn
 from ..device import resolve_device
 from ..errors import RobustkitError, WeightsError
 from ..registry import MODELS
-from ..weights import resolve_weights, sha256_file
+from ..weights import offline, resolve_weights, sha256_file
 from . import torchvision_models
 from .architectures import Normalized
 from .catalog import ZooSpec
@@ -51,15 +52,21 @@ def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        detail = _unpickler_detail(exc)
+        if not detail.startswith("GLOBAL "):  # bytes the unpickler cannot parse: not code
+            raise WeightsError(
+                f"cannot read checkpoint {path} ({detail}): the file is damaged or not a torch "
+                "checkpoint; download it again (or save it again with torch.save)"
+            ) from None
         if not allow_unsafe:
             raise WeightsError(
-                f"{path} cannot be loaded with weights_only=True ({_unpickler_detail(exc)}): "
-                "it needs full unpickling, which can run code from the file, or it is not a "
-                "torch checkpoint; refused. " + _UNSAFE_HINT
+                f"{path} cannot be loaded with weights_only=True (it refers to {detail}): it "
+                "needs full unpickling, which can run code from the file; refused. " + _UNSAFE_HINT
             ) from None
     except Exception as exc:  # RuntimeError, EOFError, IndexError ... on a damaged file
         raise WeightsError(
-            f"cannot read checkpoint {path} ({_first_line(exc)}); is it a torch file?"
+            f"cannot read checkpoint {path} ({_first_line(exc)}): the file is damaged or not a "
+            "torch checkpoint; download it again (or save it again with torch.save)"
         ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -68,7 +75,9 @@ def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
 
 
 def _unpickler_detail(exc: BaseException) -> str:
-    """The reason torch's weights-only unpickler gave, e.g. ``GLOBAL argparse.Namespace``."""
+    """The reason torch's weights-only unpickler gave: ``GLOBAL argparse.Namespace`` when the
+    file names a class or function it does not allow (only then can full unpickling help),
+    otherwise its complaint, e.g. ``Unsupported operand 92`` for bytes that are no pickle."""
     text = str(exc)
     match = re.search(r"Unsupported global: (GLOBAL \S+)", text) or re.search(
         r"WeightsUnpickler error:\s*([^\n]+)", text
@@ -77,20 +86,74 @@ def _unpickler_detail(exc: BaseException) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message; of a long line, its first sentence."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    first = lines[0]
+    if len(first) > 120 and ". " in first:
+        first = first[: first.index(". ")]
+    return first
+
+
+_SHOWN_KEYS = 3
+
+
+def _some_keys(keys: list[str]) -> str:
+    """``a, b, c and 7 more`` for a long list of state-dict keys."""
+    shown = ", ".join(keys[:_SHOWN_KEYS])
+    return shown + (f" and {len(keys) - _SHOWN_KEYS} more" if len(keys) > _SHOWN_KEYS else "")
+
+
+def _state_mismatch(model: nn.Module, state: Any) -> str | None:
+    """Which keys ``state`` lacks or has in excess for ``model`` (a few of each, with counts)."""
+    if not isinstance(state, Mapping):
+        return None
+    expected = list(model.state_dict())
+    known, given = set(expected), {str(k) for k in state}
+    missing = [k for k in expected if k not in given]
+    unexpected = [str(k) for k in state if str(k) not in known]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {_some_keys(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {_some_keys(unexpected)}")
+    return "; ".join(parts) or None
 
 
 def _load_state(model: nn.Module, state: Any, path: Path, name: str) -> None:
-    """``load_state_dict(strict=True)`` with a one-line error naming the first mismatch."""
+    """``load_state_dict(strict=True)`` with a one-line error naming the first mismatches."""
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 else _first_line(exc)
+        detail = _state_mismatch(model, state)
+        if detail is None:  # same keys, other shapes: one "size mismatch for ..." per tensor
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            mismatches = [line for line in lines if line.startswith("size mismatch")]
+            if mismatches:
+                detail = mismatches[0].rstrip(".")
+                if len(mismatches) > 1:
+                    detail += f" (and {len(mismatches) - 1} more size mismatches)"
+            else:
+                detail = lines[1] if len(lines) > 1 else _first_line(exc)
         raise WeightsError(
             f"{path} does not fit {name} ({detail}); is it the right checkpoint?"
         ) from None
+
+
+def _wrapped_state(checkpoint: Any, net: nn.Module) -> dict[str, Any] | None:
+    """``checkpoint`` if it is the state dict of a model :func:`load_model` returned (the
+    network under ``net.``, its normalization's buffers under ``normalize.``), else None."""
+    if not isinstance(checkpoint, Mapping) or not checkpoint:
+        return None
+    keys = [str(k) for k in checkpoint]
+    if not all(k.startswith(("net.", "normalize.")) for k in keys):
+        return None
+    if not any(k.startswith("net.") for k in keys):
+        return None
+    if any(k.startswith(("net.", "normalize.")) for k in net.state_dict()):
+        return None  # the network's own keys look like that: nothing to unwrap
+    return dict(checkpoint)
 
 
 def _load_zoo(
@@ -104,6 +167,12 @@ def _load_zoo(
     path = resolve_weights(meta["file"], meta["url"], meta["sha256"], weights, allow_download)
     net = spec.build()
     checkpoint = safe_load(path, allow_unsafe)
+    sha = meta["sha256"] if weights is None else sha256_file(path)
+    wrapped = None if weights is None else _wrapped_state(checkpoint, net)
+    if wrapped is not None:  # saved from a model robustkit loaded: load_model(name).state_dict()
+        model = Normalized(net, spec.mean, spec.std)
+        _load_state(model, wrapped, path, name)
+        return model, sha
     try:
         state = spec.read_state(checkpoint)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -112,8 +181,7 @@ def _load_zoo(
             f"use the file {meta['file']} from {meta['url']}"
         ) from None
     _load_state(net, state, path, name)
-    # a resolved zoo file was verified against the pinned hash; an explicit path is hashed here
-    sha = meta["sha256"] if weights is None else sha256_file(path)
+    # a resolved zoo file was verified against the pinned hash; an explicit path is hashed above
     return Normalized(net, spec.mean, spec.std), sha
 
 
@@ -187,10 +255,16 @@ def _load_torchvision(
     """torchvision's default weights, or the user's checkpoint for that architecture."""
     arch = name[len(torchvision_models.PREFIX) :]
     if weights is None:
-        return torchvision_models.load(arch, allow_download)
+        return torchvision_models.load(arch, allow_download and not offline())
     net = torchvision_models.build(arch)
     wpath = resolve_weights(Path(weights).name, None, None, weights)
-    _load_state(net, _state_dict_of(safe_load(wpath, allow_unsafe)), wpath, name)
+    state = _state_dict_of(safe_load(wpath, allow_unsafe))
+    wrapped = _wrapped_state(state, net)
+    if wrapped is not None:  # saved from load_model("torchvision/...")
+        model = torchvision_models.normalized(arch, net)
+        _load_state(model, wrapped, wpath, name)
+        return model, sha256_file(wpath)
+    _load_state(net, state, wpath, name)
     return torchvision_models.normalized(arch, net), sha256_file(wpath)
 
 
@@ -213,12 +287,17 @@ def load_model(
 ) -> nn.Module:
     """Load the classifier ``name`` in eval mode on ``device`` (see the module docstring).
 
-    ``weights`` overrides the checkpoint file (its sha256 is recorded, not enforced);
+    ``weights`` overrides the checkpoint file (its sha256 is recorded, not enforced); for a zoo
+    or torchvision name it may also hold the state dict of a model this function returned
+    (``torch.save(load_model(name).state_dict(), f)``);
     ``allow_download=False`` never touches the network; ``allow_unsafe=True`` permits checkpoints
     that need full unpickling (only for files you trust: unpickling can run code).
     The model takes NCHW inputs in [0, 1]: the normalization is inside its forward pass.
     """
     dev = resolve_device(device)
+    if not name.startswith(torchvision_models.PREFIX) and not is_user_file(name):
+        if name in MODELS:  # the registered spelling (names match case-insensitively)
+            name = MODELS.entry(name).name
     if name.startswith(torchvision_models.PREFIX):
         model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
     elif is_user_file(name):
@@ -254,7 +333,8 @@ def model_info(name: str) -> dict[str, Any]:
         arch = name[len(torchvision_models.PREFIX) :]
         details = torchvision_models.describe(arch)
         return {"name": name, **torchvision_models.metadata(arch), **details}
-    return {"name": name, **MODELS.entry(name).metadata}
+    entry = MODELS.entry(name)
+    return {"name": entry.name, **entry.metadata}
 
 
 def weights_sha256(name_or_model: str | nn.Module) -> str | None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import UnknownNameError, WeightsError
 from ..registry import MODELS
-from ..weights import sha256_file
+from ..weights import offline, sha256_file
 from .architectures import Normalized
 from .catalog import IMAGENET_STATS
 
@@ -150,8 +150,15 @@ def load(arch: str, allow_download: bool = True) -> tuple[nn.Module, str | None]
     weights = _weights(arch)
     path = cached_checkpoint(arch)
     hint = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
-    if not allow_download and not path.is_file():
-        raise WeightsError(f"torchvision's weights for {arch} are not in {path.parent}; {hint}")
+    if not path.is_file():
+        if offline():
+            raise WeightsError(
+                f"torchvision's weights for {arch} ({path.name}) are not in {path.parent} and "
+                "ROBUSTKIT_OFFLINE is set, so they are not downloaded; put the file there "
+                "($TORCH_HOME/hub/checkpoints) or unset ROBUSTKIT_OFFLINE"
+            )
+        if not allow_download:
+            raise WeightsError(f"torchvision's weights for {arch} are not in {path.parent}; {hint}")
     try:
         net = torchvision.models.get_model(arch, weights=weights)
     except Exception as exc:  # URLError, HTTPError, RuntimeError ... from torch.hub's download
