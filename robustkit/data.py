@@ -133,7 +133,10 @@ def _raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]
     return _read_torchvision(name, split, root, download and not offline())
 
 
-_CACHE: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+#: Arrays read so far, by source (an .npz file's resolved path, or a named set's split and
+#: directory), each with the stamp (modification time, size) of the file it was read from: a
+#: rewritten file is read again, not served stale.
+_CACHE: dict[tuple[str, ...], tuple[tuple[int, int] | None, tuple[np.ndarray, np.ndarray]]] = {}
 
 
 def dataset_size(name: str, split: str = "test") -> int:
@@ -141,11 +144,34 @@ def dataset_size(name: str, split: str = "test") -> int:
     return len(_cached_raw(name, split, download=True)[1])
 
 
+def _source(name: str, split: str) -> tuple[tuple[str, ...], tuple[int, int] | None] | None:
+    """What ``name``/``split`` is read from, and that file's (mtime, size) stamp; None for a
+    name that does not resolve (its error comes from :func:`_raw`)."""
+    if name.endswith(".npz") or os.sep in name:
+        path = Path(name).expanduser()
+    elif name in DATASETS and split in DATASETS[name].splits:
+        path = data_dir() / f"{name}_{split}.npz"
+        if not path.is_file():  # torchvision's files in that directory
+            return ("torchvision", name, split, str(data_dir().resolve())), None
+    else:
+        return None
+    try:
+        stat = path.stat()
+        return ("npz", str(path.resolve())), (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return None
+
+
 def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    key = (str(name), split)
-    if key not in _CACHE:
-        _CACHE[key] = _raw(str(name), split, download)
-    return _CACHE[key]
+    name = str(name)
+    source = _source(name, split)
+    if source is None:
+        return _raw(name, split, download)
+    key, stamp = source
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] != stamp:
+        _CACHE[key] = (stamp, _raw(name, split, download))
+    return _CACHE[key][1]
 
 
 def load_dataset(

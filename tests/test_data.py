@@ -70,3 +70,32 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(RobustkitError, match="not available.*--device cpu"):
             robustkit.resolve_device("cuda:0")
+
+
+def test_rewritten_npz_is_read_again(tmp_path):
+    """The cache is keyed by the file (path, mtime, size), not by the name given."""
+    path = tmp_path / "changing.npz"
+    np.savez(path, x=np.zeros((4, 2, 2, 3), np.uint8), y=np.arange(4))
+    assert robustkit.load_dataset(str(path))[1].tolist() == [0, 1, 2, 3]
+    np.savez(path, x=np.zeros((3, 2, 2, 3), np.uint8), y=np.array([7, 8, 9]))
+    assert robustkit.load_dataset(str(path))[1].tolist() == [7, 8, 9]
+    assert dataset_size(str(path)) == 3
+    # same size, new modification time
+    np.savez(path, x=np.zeros((3, 2, 2, 3), np.uint8), y=np.array([1, 1, 1]))
+    import os
+
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert robustkit.load_dataset(str(path))[1].tolist() == [1, 1, 1]
+    # the same file by another spelling of its path is one cache entry
+    other = tmp_path / "." / "changing.npz"
+    assert robustkit.load_dataset(str(other))[1].tolist() == [1, 1, 1]
+
+
+def test_named_set_follows_the_data_directory(monkeypatch, tmp_path):
+    full = robustkit.load_dataset("mnist", n=5)[1]
+    np.savez(tmp_path / "mnist_test.npz", x=np.zeros((2, 28, 28), np.uint8), y=np.array([3, 4]))
+    monkeypatch.setenv("ROBUSTKIT_DATA", str(tmp_path))
+    assert robustkit.load_dataset("mnist")[1].tolist() == [3, 4]
+    monkeypatch.undo()
+    assert torch.equal(robustkit.load_dataset("mnist", n=5)[1], full)
