@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json
+from .errors import RobustkitError
+from .store import directory_problem
 from .tables import fmt, render
 
 
@@ -22,19 +24,36 @@ def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarr
     for i, res in enumerate(evaluation.results.values()):
         adv_pred[which == i] = res.adv_pred[which == i]
     path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(
-            fh,
-            x_adv=x_adv.numpy(),
-            y=evaluation.y.numpy(),
-            clean_pred=evaluation.clean_pred.numpy(),
-            adv_pred=adv_pred.numpy(),
-            attack=np.array([labels[i] if i >= 0 else "" for i in which.tolist()]),
-            index=indices if indices is not None else np.arange(evaluation.n),
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                x_adv=x_adv.numpy(),
+                y=evaluation.y.numpy(),
+                clean_pred=evaluation.clean_pred.numpy(),
+                adv_pred=adv_pred.numpy(),
+                attack=np.array([labels[i] if i >= 0 else "" for i in which.tolist()]),
+                index=indices if indices is not None else np.arange(evaluation.n),
+            )
+        tmp.replace(path)
+    except OSError as exc:  # checked before the run (check_save_adv); changed since
+        tmp.unlink(missing_ok=True)
+        raise RobustkitError(
+            f"cannot write --save-adv {path} ({exc.strerror or exc}); the run is stored: "
+            "rerun with another --save-adv to get its adversarial examples"
+        ) from None
+
+
+def check_save_adv(save_adv: str) -> None:
+    """Refuse an ``--save-adv`` path that cannot be written, before anything is computed."""
+    path = Path(save_adv).expanduser()
+    problem = directory_problem(path.parent)
+    if problem:
+        raise RobustkitError(
+            f"cannot write --save-adv {save_adv}: {problem}; choose a file in a writable directory"
         )
-    tmp.replace(path)
 
 
 @cli.command()
@@ -134,6 +153,8 @@ def evaluate(
     from .runner import RunConfig, execute, prepare, summarize
     from .store import Store
 
+    if save_adv:  # before anything is loaded or computed
+        check_save_adv(save_adv)
     config = RunConfig(
         model=model_name,
         dataset=dataset,
@@ -182,6 +203,7 @@ def evaluate(
 def render_report(report: dict[str, Any]) -> str:
     """The evaluation report as terminal text."""
     from .runner import counts_in_worst_case
+    from .sanity import was_checked
 
     tm = report["threat_model"]
     threat = f"{tm['norm']} {tm['eps_text']}" + (" targeted" if tm.get("targeted") else "")
@@ -256,12 +278,19 @@ def render_report(report: dict[str, Any]) -> str:
                     + [fmt(v, percent=True) for v in dec["success_rate_at_eps"]]
                 )
             lines.append(render(drows, ["queries"] + [str(b) for b in dec["budgets"]]))
-    flagged = [c for c in report.get("checks", []) if c["flagged"]]
+    checks = report.get("checks", [])
+    flagged = [c for c in checks if c["flagged"]]
     if flagged:
         lines.append("")
         lines += [f"UNRELIABLE ({c['name']}): {c['detail']}" for c in flagged]
-    elif report.get("checks"):
-        lines += ["", f"sanity checks: {len(report['checks'])} passed"]
+    elif checks:
+        # a check that could not be made on this run (e.g. no label-only attack to compare)
+        # is not a pass
+        skipped = [c["name"] for c in checks if not was_checked(c["detail"])]
+        line = f"sanity checks: {len(checks) - len(skipped)} passed"
+        if skipped:
+            line += f", {len(skipped)} not applicable to this run ({', '.join(skipped)})"
+        lines += ["", line]
     if report.get("run_id"):
         lines.append(f"run {report['run_id']} stored in {report['db']}")
     return "\n".join(lines)

@@ -10,23 +10,50 @@ import click
 
 from .cli import DB, DEVICE, PROGRESS, cli
 from .errors import RobustkitError
+from .store import directory_problem
 
 FORMATS = ("markdown", "csv", "json", "html")
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` directory that cannot be written, before anything is computed."""
+    problem = directory_problem(out.expanduser())
+    if problem:
+        raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
 
 
 def write_all(board, out: Path) -> list[Path]:
     """Write the leaderboard in every format into ``out`` (atomically, file by file)."""
     from .leaderboard import EXTENSIONS, RENDERERS
 
-    out.mkdir(parents=True, exist_ok=True)
+    out = out.expanduser()
     written = []
-    for fmt_, render in RENDERERS.items():
-        path = out / f"leaderboard.{EXTENSIONS[fmt_]}"
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(render(board), encoding="utf-8")
-        tmp.replace(path)
-        written.append(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for fmt_, render in RENDERERS.items():
+            path = out / f"leaderboard.{EXTENSIONS[fmt_]}"
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_text(render(board), encoding="utf-8")
+            tmp.replace(path)
+            written.append(path)
+    except OSError as exc:  # checked before (check_out); changed since
+        raise RobustkitError(
+            f"cannot write --out {out} ({exc.strerror or exc}); the runs are stored: "
+            "rerun with another --out"
+        ) from None
     return written
+
+
+def _passed_on(ctx: click.Context, name: str, value, option: str):
+    """A ``leaderboard`` group option given before the subcommand, merged with the subcommand's
+    own: either may give it; both, only with the same value."""
+    outer = ctx.parent.params.get(name) if ctx.parent is not None else None
+    if outer is not None and value is not None and outer != value:
+        raise RobustkitError(
+            f"{option} is given twice, {outer} before `{ctx.info_name}` and {value} after it; "
+            "give it once"
+        )
+    return value if value is not None else outer
 
 
 @cli.group(invoke_without_command=True)
@@ -35,9 +62,7 @@ def write_all(board, out: Path) -> list[Path]:
     "--format",
     "fmt_",
     type=click.Choice(FORMATS),
-    default="markdown",
-    show_default=True,
-    help="Format printed to the terminal.",
+    help="Format printed to the terminal [default: markdown].",
 )
 @click.option(
     "--out",
@@ -45,18 +70,20 @@ def write_all(board, out: Path) -> list[Path]:
     help="Also write leaderboard.{md,csv,json,html} into this directory.",
 )
 @click.pass_context
-def leaderboard(ctx: click.Context, db: str | None, fmt_: str, out: str | None) -> None:
+def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str | None) -> None:
     """Build leaderboards from the results store: one table per (data set, threat model), sorted
     by worst-case robust accuracy, and a decision-based table. `robustkit leaderboard run`
-    evaluates a preset of zoo runs first."""
+    evaluates a preset of zoo runs first (--db, --format and --out given here apply to it too)."""
     if ctx.invoked_subcommand is not None:
-        return
+        return  # the subcommand reads --db, --format and --out from here (_passed_on)
     from .leaderboard import RENDERERS, build
     from .store import Store
 
+    if out:
+        check_out(Path(out))
     with Store.open(db, create=False) as store:
         board = build(store)
-    click.echo(RENDERERS[fmt_](board))
+    click.echo(RENDERERS[fmt_ or "markdown"](board))
     if out:
         for path in write_all(board, Path(out)):
             click.echo(f"wrote {path}", err=True)
@@ -82,15 +109,24 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str, out: str | None) 
     type=click.Path(file_okay=False),
     help="Directory for leaderboard.{md,csv,json,html} [default: leaderboard-PRESET].",
 )
+@click.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(FORMATS),
+    help="Format printed to the terminal [default: markdown].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every run.")
 @DB
 @DEVICE
 @PROGRESS
+@click.pass_context
 def run_preset(
+    ctx: click.Context,
     preset: str,
     pattern: str,
     db: str | None,
     out: str | None,
+    fmt_: str | None,
     device: str,
     seed: int,
     progress: bool,
@@ -102,11 +138,16 @@ def run_preset(
     quick: FGSM + PGD-10 on 100 images and CGBA (300 queries) on 10 images per model, minutes.
     full:  FGSM, PGD and auto at four threat models on 1,000 images, CGBA (1,000 queries) on 100.
     """
-    from .leaderboard import build, to_markdown
+    from .leaderboard import RENDERERS, build
     from .presets import preset_runs
     from .runner import execute, prepare
     from .store import Store
 
+    db = _passed_on(ctx, "db", db, "--db")
+    out = _passed_on(ctx, "out", out, "--out")
+    fmt_ = _passed_on(ctx, "fmt_", fmt_, "--format") or "markdown"
+    target = Path(out or f"leaderboard-{preset}")
+    check_out(target)  # before hours of runs
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:
         raise RobustkitError(f"no zoo model matches {pattern!r}; see `robustkit models`")
@@ -130,8 +171,7 @@ def run_preset(
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)
         board = build(store)
-    click.echo(to_markdown(board))
-    target = Path(out or f"leaderboard-{preset}")
+    click.echo(RENDERERS[fmt_](board))
     for path in write_all(board, target):
         click.echo(f"wrote {path}", err=True)
     click.echo(

@@ -4,8 +4,12 @@
 row per model (and defense): clean accuracy, robust accuracy per attack, worst-case robust
 accuracy (the table's sort key), the number of samples, sanity flags and training; plus one
 decision-based table (median L2 at query budgets and success rate at ε within them). Where a
-model has several runs for one threat model, the latest finished run is shown. Renderers turn the
-same data into Markdown, CSV, JSON and a self-contained HTML page (every field escaped).
+model (with its defenses) has several finished runs for one threat model, the row shows the run
+with the most samples and, among those, the latest (by start time): a quick 5-image check does
+not replace a 1,000-image evaluation, and a rerun at the same size does replace the older one.
+A decision-table row (model, defenses, attack) is chosen the same way, by the number of images
+attacked. Renderers turn the same data into Markdown, CSV, JSON and a self-contained HTML page
+(every field escaped).
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ def _num(v: float | None) -> str:
 
 
 def build(store: Store) -> dict[str, Any]:
-    """All leaderboard tables as plain data."""
+    """All leaderboard tables as plain data (per row: the qualifying finished run with the most
+    samples, then the latest; see the module docstring)."""
     from .runner import counts_in_worst_case, decision_figures, default_eps, summarize
 
-    latest: dict[tuple, dict[str, Any]] = {}
+    chosen: dict[tuple, dict[str, Any]] = {}
     decision_rows: dict[tuple, dict[str, Any]] = {}
     for run in store.runs(status="finished"):
         summary = summarize(store, run["run_id"])
@@ -72,13 +77,15 @@ def build(store: Store) -> dict[str, Any]:
                 summary["model"],
                 defenses,
             )
-            latest[key] = {
-                "summary": summary,
-                "attacks": bounded,
-                "flags": flags,
-                "reasons": reasons,
-                "run": run,
-            }
+            # the most samples, then the latest (runs come in order of start)
+            if key not in chosen or summary["n"] >= chosen[key]["summary"]["n"]:
+                chosen[key] = {
+                    "summary": summary,
+                    "attacks": bounded,
+                    "flags": flags,
+                    "reasons": reasons,
+                    "run": run,
+                }
         for label, row in summary["attacks"].items():
             if row["family"] != "decision":
                 continue
@@ -89,7 +96,10 @@ def build(store: Store) -> dict[str, Any]:
             fig = decision_figures(rows, budgets, eps)
             # a targeted attack's distances (to its targets) are another figure than untargeted
             attack = f"{label} (targeted)" if row["params"].get("targeted") else label
-            decision_rows[(summary["data"], summary["model"], defenses, attack)] = {
+            dkey = (summary["data"], summary["model"], defenses, attack)
+            if dkey in decision_rows and fig["n"] < decision_rows[dkey]["n"]:
+                continue  # the most images, then the latest
+            decision_rows[dkey] = {
                 "model": summary["model"],
                 "defenses": defenses,
                 "data": summary["data"],
@@ -106,7 +116,7 @@ def build(store: Store) -> dict[str, Any]:
             }
 
     tables: dict[tuple, dict[str, Any]] = {}
-    for (dataset, norm, eps, model, defenses), item in latest.items():
+    for (dataset, norm, eps, model, defenses), item in chosen.items():
         s = item["summary"]
         table = tables.setdefault(
             (dataset, norm, eps),

@@ -2,16 +2,23 @@
 Evaluating Adversarial Robustness", 2019). Each returns ``(name, flagged, detail)``; a flagged run
 is marked unreliable in every leaderboard, with the detail saying why.
 
-Model checks look at a few samples of the run: randomized outputs (advise EOT), outputs that look
-like probabilities, zero or NaN input gradients (gradient masking). Result checks compare the
-run's own numbers: a decision-based attack beating the white-box ones, robust accuracy above clean
-accuracy, and whether twice the steps with an extra restart still lower the robust accuracy.
-Cross-run checks (robust accuracy rising with ε) live in :mod:`robustkit.leaderboard`.
+Model checks look at a few samples of the run: randomized outputs (flagged unless a gradient
+attack of the run averages over draws, ``eot`` > 1), outputs that look like probabilities, zero or
+NaN input gradients (gradient masking). Result checks compare the run's own numbers: a
+decision-based attack beating the white-box ones, robust accuracy above clean accuracy, and
+whether twice the steps with an extra restart still lower the robust accuracy (for ``auto``: every
+stage at twice its steps with one more restart). Cross-run checks (robust accuracy rising with ε)
+live in :mod:`robustkit.leaderboard`.
+
+A check that could not be made on a run (no attack it applies to, too few samples) is stored
+unflagged with a detail that starts with :data:`NOT_CHECKED`; :func:`was_checked` tells it
+apart from a check that passed, so reports do not count it as one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -20,18 +27,51 @@ from torch import nn
 
 Check = tuple[str, bool, str]
 
+#: How the detail of a check that could not be made on a run begins (it is not a pass).
+NOT_CHECKED = "not checked: "
 
-def check_randomized(model: nn.Module, x: torch.Tensor) -> Check:
+
+def was_checked(detail: str) -> bool:
+    """False for a check that could not be made on its run (stored unflagged, not a pass)."""
+    return not detail.startswith(NOT_CHECKED)
+
+
+def _gradient_attacks(attacks: Any) -> list[Any]:
+    """The run's white-box attacks, the stages of ensembles (``auto``) included."""
+    from .attack import Attack
+
+    items = attacks.values() if isinstance(attacks, Mapping) else attacks
+    out = []
+    for a in items:
+        if isinstance(a, Attack) and a.family == "gradient":
+            out.append(a)
+            out += _gradient_attacks(getattr(a, "_attacks", ()))
+    return out
+
+
+def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
+    """Flag a model whose outputs change between identical calls, unless a gradient attack of
+    the run (``attacks``: the run's attacks, a mapping or a sequence; the stages of ``auto``
+    count) averages its gradients over draws (``eot`` > 1)."""
     with torch.no_grad():
         a, b = model(x), model(x)
     diff = float((a - b).abs().max()) if a.numel() else 0.0
-    flagged = diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1)
-    detail = (
-        f"outputs change between identical calls (max difference {diff:.3g}): the model is "
-        "randomized; evaluate with EOT (e.g. --attack pgd:eot=10)"
-        if flagged
-        else "outputs are deterministic"
-    )
+    randomized = diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1)
+    eot = max((int(getattr(g, "eot", 1)) for g in _gradient_attacks(attacks)), default=1)
+    flagged = randomized and eot <= 1
+    if flagged:
+        detail = (
+            f"outputs change between identical calls (max difference {diff:.3g}): the model is "
+            "randomized and no gradient attack of the run averages over its draws; evaluate "
+            "with EOT (e.g. --attack pgd:eot=10)"
+        )
+    elif randomized:
+        detail = (
+            f"outputs change between identical calls (max difference {diff:.3g}): randomized; "
+            f"evaluated with EOT={eot}"
+        )
+    else:
+        detail = "outputs are deterministic"
     return "randomized_outputs", flagged, detail
 
 
@@ -97,7 +137,8 @@ def check_decision_beats_whitebox(summary: dict[str, Any]) -> Check:
         return (
             "blackbox_beats_whitebox",
             False,
-            "needs a white-box and an ε-bounded label-only attack of the same threat model",
+            NOT_CHECKED
+            + "needs a white-box and an ε-bounded label-only attack of the same threat model",
         )
     bk, best_black, best_white = min(pairs, key=lambda p: p[1] - p[2])
     flagged = best_black < best_white - 0.01
@@ -124,6 +165,60 @@ def check_robust_above_clean(summary: dict[str, Any]) -> Check:
     return "robust_above_clean", bool(bad), detail
 
 
+def _iterative(atk) -> bool:
+    """An attack whose steps can be doubled: one with a ``steps`` parameter above 1, or an
+    ensemble (``auto``) with such a stage."""
+    stages = getattr(atk, "_attacks", None)
+    if stages is not None:
+        return any(_iterative(s) for s in stages)
+    return "steps" in atk.params and atk.steps > 1
+
+
+def _effort(atk) -> int:
+    """Gradient steps per sample, roughly: steps × restarts (× target classes); an ensemble's
+    stages add up."""
+    stages = getattr(atk, "_attacks", None)
+    if stages is not None:
+        return sum(_effort(s) for s in stages)
+    if "steps" not in atk.params:
+        return 1
+    return atk.steps * getattr(atk, "restarts", 1) * getattr(atk, "n_target_classes", 1)
+
+
+def _stronger(atk):
+    """The same attack with twice the steps, one more restart and another seed; for an ensemble
+    (``auto``), every stage made stronger so (a stage without steps, e.g. FGSM, stays)."""
+    stages = getattr(atk, "_attacks", None)
+    if stages is not None:
+        clone = atk.with_seed(atk.seed + 1)  # a copy: the run's own attack stays as it is
+        clone._attacks = [_stronger(s) for s in stages]
+        clone.stages = tuple(_describe(s) for s in clone._attacks)
+        return clone
+    if "steps" not in atk.params:
+        return atk
+    return type(atk)(
+        **{
+            **atk.params,
+            "steps": 2 * atk.steps,
+            "seed": atk.seed + 1,
+            **({"restarts": atk.restarts + 1} if "restarts" in atk.params else {}),
+        }
+    )
+
+
+def _describe(atk) -> str:
+    """Short text for an attack's effort, e.g. ``pgd with 20 steps``."""
+    stages = getattr(atk, "_attacks", None)
+    if stages is not None:
+        return f"{atk.name} ({' then '.join(_describe(s) for s in stages)})"
+    if "steps" not in atk.params:
+        return atk.name
+    restarts = getattr(atk, "restarts", 1)
+    return f"{atk.name} with {atk.steps} steps" + (
+        f" and {restarts} restarts" if restarts > 1 else ""
+    )
+
+
 def check_more_steps(
     run,
     x: torch.Tensor,
@@ -134,9 +229,9 @@ def check_more_steps(
 ) -> Check:
     """Attack the samples that survived every attack of the run (``survivors``, a boolean mask
     over ``x``; without it, those the strongest iterative gradient attack leaves robust) with that
-    attack at twice the steps and one more restart; if it fools more than 1% of them, the
-    reported worst-case robust accuracy is not converged. A targeted attack aims at the run's
-    targets of the same samples (``target``, aligned with ``x``).
+    attack at twice the steps and one more restart (``auto``: each of its stages so); if it fools
+    more than 1% of them, the reported worst-case robust accuracy is not converged. A targeted
+    attack aims at the run's targets of the same samples (``target``, aligned with ``x``).
 
     Starting from the worst-case survivors, not from one attack's, means a weak attack that a
     stronger one in the same run already corrects (PGD next to ``auto``) does not flag the row:
@@ -146,45 +241,45 @@ def check_more_steps(
     candidates = [
         a
         for a in run.attacks.values()
-        if isinstance(a, Attack)
-        and a.family == "gradient"
-        and hasattr(a, "steps")
-        and getattr(a, "steps", 1) > 1
+        if isinstance(a, Attack) and a.family == "gradient" and _iterative(a)
     ]
     if not candidates:
-        return "more_steps_help", False, "no iterative gradient attack in the run"
-    atk = max(candidates, key=lambda a: a.steps * getattr(a, "restarts", 1))
+        return "more_steps_help", False, NOT_CHECKED + "no iterative gradient attack in the run"
+    atk = max(candidates, key=_effort)
     if atk.targeted and target is None:
         raise ValueError("a targeted attack's convergence check needs the run's targets")
     target = target if atk.targeted else None
     if survivors is None:
         survivors = atk(run.model, x, y, target).robust
-        who = f"the samples that survived {atk.steps} steps"
+        who = (
+            f"the samples that survived {atk.steps} steps"
+            if "steps" in atk.params
+            else f"the samples that survived {_describe(atk)}"
+        )
     else:
         who = "the samples that survived every attack of the run"
     keep = survivors.to(x.device).nonzero().flatten()[:limit]
     if keep.numel() < 10:
-        return "more_steps_help", False, "too few robust samples to test convergence"
-    stronger = type(atk)(
-        **{
-            **atk.params,
-            "steps": 2 * atk.steps,
-            "seed": atk.seed + 1,
-            **({"restarts": atk.restarts + 1} if hasattr(atk, "restarts") else {}),
-        }
+        return (
+            "more_steps_help",
+            False,
+            NOT_CHECKED + f"too few robust samples ({keep.numel()} < 10) to test convergence",
+        )
+    stronger = _stronger(atk)
+    what = (
+        f"{atk.name} with {2 * atk.steps} steps and one more restart"
+        if "steps" in atk.params
+        else f"{_describe(stronger)}, each stage at twice the steps with one more restart,"
     )
     res = stronger(run.model, x[keep], y[keep], None if target is None else target[keep])
     drop = 1.0 - res.robust_accuracy
     flagged = drop > 0.01 and int((~res.robust).sum()) >= 2
     detail = (
-        f"{atk.name} with {2 * atk.steps} steps and one more restart fools {drop:.1%} of {who}: "
-        "not converged; use more steps or restarts"
+        f"{what} fools {drop:.1%} of {who}: not converged; use more steps or restarts"
         if flagged
-        else f"{atk.name} with {2 * atk.steps} steps and one more restart fooled none of "
-        f"{keep.numel()} of {who}"
+        else f"{what} fooled none of {keep.numel()} of {who}"
         if drop == 0
-        else f"{atk.name} with {2 * atk.steps} steps and one more restart changed robust "
-        f"accuracy by {drop:.1%} only"
+        else f"{what} changed robust accuracy by {drop:.1%} only"
     )
     return "more_steps_help", flagged, detail
 
@@ -204,7 +299,7 @@ def run_checks(
     y = run.y[:sample].to(run.device)
     probe = slice(0, 64)  # the model-behaviour checks need few samples
     checks = [
-        check_randomized(run.model, x[probe]),
+        check_randomized(run.model, x[probe], run.attacks),
         check_probabilities(run.model, x[probe]),
         check_gradients(run.model, x[probe], y[probe]),
         check_decision_beats_whitebox(summary),

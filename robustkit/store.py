@@ -115,6 +115,24 @@ def default_db_path() -> Path:
     return base / "results.db"
 
 
+def directory_problem(directory: Path) -> str | None:
+    """Why files cannot be written into ``directory`` (created where missing), or None: an
+    existing part of the path that is a file, or the nearest existing directory not writable.
+    Checked before a long computation whose result goes there."""
+    for part in (directory, *directory.parents):
+        try:
+            if not part.exists():
+                continue
+        except OSError as exc:  # e.g. a name too long, a permission denied higher up
+            return f"{part} cannot be reached ({exc.strerror or exc})"
+        if not part.is_dir():
+            return f"{part} is a file, not a directory"
+        if not os.access(part, os.W_OK | os.X_OK):
+            return f"{part} is not writable"
+        return None
+    return None
+
+
 def _is_locked(exc: sqlite3.DatabaseError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -138,6 +156,8 @@ class Store:
     def open(cls, path: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
         """Open (or create) the store at ``path`` (default :func:`default_db_path`)."""
         path = Path(path).expanduser() if path is not None else default_db_path()
+        if path.is_dir():
+            raise RobustkitError(f"{path} is a directory, not a results store: pass a file as --db")
         exists = path.exists() and path.stat().st_size > 0
         if not exists and not create:
             raise RobustkitError(f"no results store at {path}; run `robustkit evaluate` first")
@@ -148,7 +168,17 @@ class Store:
                         f"{path} is not a SQLite database (corrupt or another kind of file); "
                         "it was left untouched: pass another --db"
                     )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # (an existing store may sit in a read-only directory: only a new one needs to write)
+        problem = None if exists else directory_problem(path.parent)
+        if problem is None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problem = f"its directory cannot be created ({exc.strerror or exc})"
+        if problem:
+            raise RobustkitError(
+                f"cannot create the results store {path}: {problem}; pass another --db"
+            )
         conn = None
         try:
             conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
@@ -259,12 +289,24 @@ class Store:
 
     def start_run(self, run_id: str, fields: dict[str, Any], fresh: bool = False) -> bool:
         """Register a run; returns True if it already existed (a resume). ``fresh`` deletes
-        whatever an earlier run with the same configuration stored."""
+        whatever an earlier run with the same configuration stored.
+
+        A finished run whose samples are all stored stays finished (and keeps the device and
+        versions its results were computed with): rerunning it computes nothing new, so it
+        stays on the leaderboard meanwhile, and an interrupted rerun cannot take it off."""
         with self.transaction() as conn:
-            existing = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            existing = conn.execute(
+                "SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
             if existing and fresh:
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
                 existing = None
+            if existing and existing["status"] == "finished":
+                stored = conn.execute(
+                    "SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)
+                ).fetchone()[0]
+                if stored >= len(json.loads(existing["indices"])):
+                    return True
             if existing:
                 conn.execute(
                     "UPDATE runs SET status = 'running', device = ?, versions = ? WHERE run_id = ?",

@@ -140,6 +140,40 @@ def test_a_targeted_attack_within_a_run_counts_in_its_worst_case(tmp_path):
     assert row["worst_case"] < row["robust"]["fgsm"]
 
 
+def test_a_row_shows_the_run_with_the_most_samples_then_the_latest(tmp_path):
+    """A quick small run once replaced a larger one on the board (the latest run won: a 5-image
+    FGSM after the 20-image PGD made the row n = 5). The row now shows the run with the most
+    samples, and among those the latest; decision rows likewise keep the most images."""
+    db = tmp_path / "results.db"
+    common = dict(model="mnist/cnn-tiny-at", eps=0.3, device="cpu")
+    large = run_evaluation(
+        RunConfig(n=20, batch_size=20, attacks=("pgd:steps=5",), **common), db=db, progress=False
+    )
+    run_evaluation(RunConfig(n=5, batch_size=5, attacks=("fgsm",), **common), db=db, progress=False)
+    decision = dict(common, norm="l2", eps=None, queries=60, sanity=False)
+    cgba4 = run_evaluation(
+        RunConfig(n=4, batch_size=4, attacks=("cgba",), **decision), db=db, progress=False
+    )
+    run_evaluation(
+        RunConfig(n=2, batch_size=2, attacks=("cgba",), **decision), db=db, progress=False
+    )
+    with Store.open(db) as store:
+        board = build(store)
+    (table,) = board["tables"]
+    (row,) = table["rows"]
+    assert (row["run_id"], row["n"]) == (large["run_id"], 20)
+    assert table["samples"] == [20] and table["attacks"] == ["pgd:steps=5"]
+    (dec,) = board["decision"]
+    assert dec["run_id"] == cgba4["run_id"]
+    # a later run of the same size takes the row
+    later = run_evaluation(
+        RunConfig(n=20, batch_size=20, attacks=("fgsm",), **common), db=db, progress=False
+    )
+    with Store.open(db) as store:
+        (table,) = build(store)["tables"]
+    assert [(r["run_id"], r["n"]) for r in table["rows"]] == [(later["run_id"], 20)]
+
+
 def test_preset_run_writes_every_format_and_an_interrupt_says_how_to_resume(tmp_path, monkeypatch):
     """`robustkit leaderboard run` (the README's main job) on one small model; interrupted at its
     second run it keeps the first and says how to go on; the same command then resumes."""
@@ -174,6 +208,45 @@ def test_preset_run_writes_every_format_and_an_interrupt_says_how_to_resume(tmp_
     assert sorted(p.name for p in out.iterdir()) == [
         f"leaderboard.{ext}" for ext in ("csv", "html", "json", "md")
     ]
+
+
+def test_group_options_before_run_are_passed_on_or_refused(tmp_path, monkeypatch):
+    """`leaderboard --db X --out Y --format csv run ...` once ran with the default store, the
+    default directory and Markdown: the group's options were dropped without a word. They now
+    apply to `run`; given on both sides with different values, they are a one-line error."""
+    from click.testing import CliRunner
+
+    import robustkit.presets as presets
+    from robustkit.cli import cli
+
+    tiny = RunConfig(model="mnist/cnn-tiny-at", n=10, batch_size=10, attacks=("fgsm",))
+    monkeypatch.setattr(presets, "preset_runs", lambda *a, **k: [tiny])
+    monkeypatch.chdir(tmp_path)
+    db, out = tmp_path / "given.db", tmp_path / "given-out"
+    args = ["leaderboard", "--db", str(db), "--out", str(out), "--format", "csv"]
+    result = CliRunner().invoke(cli, [*args, "run", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with Store.open(db, create=False) as store:
+        assert [r["status"] for r in store.runs()] == ["finished"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"leaderboard.{ext}" for ext in ("csv", "html", "json", "md")
+    ]
+    assert not (tmp_path / "leaderboard-quick").exists()
+    printed = [ln for ln in result.stdout.splitlines() if ln.startswith("table,")]
+    assert printed and printed[0].startswith("table,dataset,norm,eps,model")
+    # the same value on both sides is fine; two different ones are refused, naming the option
+    for option, outer, inner in (
+        ("--db", str(db), str(tmp_path / "other.db")),
+        ("--out", str(out), str(tmp_path / "other-out")),
+        ("--format", "csv", "json"),
+    ):
+        result = CliRunner().invoke(
+            cli, ["leaderboard", option, outer, "run", option, inner, "--no-progress"]
+        )
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert line.startswith("Error: ") and option in line and "give it once" in line, line
+    assert not (tmp_path / "other.db").exists()
 
 
 def test_formats(filled_db):

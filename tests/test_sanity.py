@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 import robustkit
 from robustkit.runner import RunConfig, run_evaluation
-from robustkit.sanity import check_gradients, check_probabilities, check_randomized
+from robustkit.sanity import (
+    check_gradients,
+    check_more_steps,
+    check_probabilities,
+    check_randomized,
+    run_checks,
+    was_checked,
+)
 
 from .helpers import Linear, Softmaxed
 
@@ -35,8 +44,9 @@ def test_checks_on_synthetic_models():
     base = Linear()
     x = torch.rand(32, 3, 8, 8)
     y = base(x).argmax(1)
-    assert not check_randomized(base, x)[1] and check_randomized(Noisy(base), x)[1]
-    assert "EOT" in check_randomized(Noisy(base), x)[2]
+    pgd = robustkit.get_attack("pgd")
+    assert not check_randomized(base, x, [pgd])[1] and check_randomized(Noisy(base), x, [pgd])[1]
+    assert "EOT" in check_randomized(Noisy(base), x, [pgd])[2]
     assert not check_probabilities(base, x)[1] and check_probabilities(Softmaxed(base), x)[1]
     assert not check_gradients(base, x, y)[1]
     flagged, detail = check_gradients(Rounding(base), x, y)[1:]
@@ -153,3 +163,123 @@ def test_label_only_beating_white_box_is_judged_within_one_threat_model():
         name, got, detail = check_decision_beats_whitebox({"attacks": attacks})
         assert got is flagged, (attacks, detail)
     assert "same threat model" in check_decision_beats_whitebox({"attacks": cases[2][0]})[2]
+
+
+def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
+    """EOT is the fix the check advises: a run whose gradient attack averages over draws (eot > 1,
+    also as a stage of auto) is not flagged, and its detail says the model is randomized and
+    with which EOT it was evaluated; without one (plain PGD, FGSM, only label-only attacks,
+    no attack) it is flagged."""
+    noisy = Noisy(Linear())
+    x = torch.rand(32, 3, 8, 8)
+    pgd, eot_pgd = robustkit.get_attack("pgd"), robustkit.get_attack("pgd", eot=10)
+    auto_eot = robustkit.get_attack("auto", stages="pgd:steps=5;eot=4")
+    cgba = robustkit.get_attack("cgba", max_queries=100)
+    for attacks in ([pgd], [robustkit.get_attack("fgsm")], [cgba], [], {"pgd": pgd}):
+        name, flagged, detail = check_randomized(noisy, x, attacks)
+        assert name == "randomized_outputs" and flagged and "EOT" in detail, attacks
+    for attacks, eot in (([pgd, eot_pgd], 10), ({"auto": auto_eot, "cgba": cgba}, 4)):
+        flagged, detail = check_randomized(noisy, x, attacks)[1:]
+        assert not flagged and f"randomized; evaluated with EOT={eot}" in detail, attacks
+    flagged, detail = check_randomized(Linear(), x, [eot_pgd])[1:]
+    assert not flagged and detail == "outputs are deterministic"
+
+
+def _linear_robust_in_ball(model: Linear, x: torch.Tensor, y: torch.Tensor, eps: float):
+    """Exact L∞ robustness of a linear model (inputs far from the box edges): the margin to
+    every other class exceeds ε times the L1 norm of the weight difference."""
+    w = model.fc.weight
+    with torch.no_grad():
+        logits = model(x)
+        margins = logits.gather(1, y[:, None]) - logits  # (n, classes)
+        reach = eps * (w[y][:, None, :] - w[None, :, :]).abs().sum(-1)  # (n, classes)
+        room = margins - reach
+        room[torch.arange(len(y)), y] = float("inf")
+    return room.amin(1) > 1e-4
+
+
+def test_convergence_check_covers_auto():
+    """auto (no ``steps`` of its own) was never checked: the run said "no iterative gradient
+    attack". Now its stages are rebuilt at twice the steps with one more restart: a weak auto is
+    flagged, and one whose survivors are robust in the whole ε-ball is not."""
+    model = Linear()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(64, 3, 8, 8, generator=gen) * 0.5 + 0.25
+    y = model(x).argmax(1)
+    eps = 0.02
+    weak = robustkit.get_attack(
+        "auto", eps=eps, stages=f"pgd:steps=2;step_size={eps / 20};random_start=false"
+    )
+    run = SimpleNamespace(attacks={"auto": weak}, model=model)
+    name, flagged, detail = check_more_steps(run, x, y)
+    assert name == "more_steps_help" and flagged and was_checked(detail)
+    assert "pgd with 4 steps and 2 restarts" in detail and "not converged" in detail
+    assert weak._attacks[0].steps == 2  # the run's own attack is left as it was
+    # auto is chosen over a shorter PGD; samples robust in the whole ball cannot be fooled
+    survivors = _linear_robust_in_ball(model, x, y, eps)
+    assert 10 <= int(survivors.sum()) < 64
+    pgd = robustkit.get_attack("pgd", eps=eps, steps=5)
+    run = SimpleNamespace(attacks={"pgd": pgd, "auto": robustkit.get_attack("auto", eps=eps)})
+    run.model = model
+    flagged, detail = check_more_steps(run, x, y, survivors=survivors)[1:]
+    assert not flagged and "apgd-ce with 40 steps and 2 restarts" in detail, detail
+    assert "fooled none" in detail and was_checked(detail)
+    # an auto without an iterative stage is honestly not checked, which is not a pass
+    only_fgsm = robustkit.get_attack("auto", eps=eps, stages="fgsm")
+    run = SimpleNamespace(attacks={"auto": only_fgsm}, model=model)
+    flagged, detail = check_more_steps(run, x, y)[1:]
+    assert not flagged and not was_checked(detail)
+
+
+def test_run_checks_passes_the_runs_attacks_to_the_randomized_check():
+    """run_checks gives check_randomized the run's attacks: a noisy model evaluated with
+    pgd:eot=4 is not flagged, the same model with plain PGD is."""
+    model = Noisy(Linear())
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(16, 3, 8, 8, generator=gen) * 0.5 + 0.25
+    y = Linear()(x).argmax(1)
+    summary = {"attacks": {}, "clean_accuracy": 1.0}
+    for attack, flagged in (("pgd:eot=4", False), ("pgd", True)):
+        from robustkit.specs import build_attack
+
+        atk = build_attack(attack, norm="linf", eps=0.02)
+        run = SimpleNamespace(
+            x=x, y=y, device="cpu", model=model, attacks={attack: atk}, target=None
+        )
+        checks = {name: (f, d) for name, f, d in run_checks(run, summary, survivors=None)}
+        assert checks["randomized_outputs"][0] is flagged, checks["randomized_outputs"]
+        assert not was_checked(checks["blackbox_beats_whitebox"][1])
+    assert "evaluated with EOT" not in checks["randomized_outputs"][1]
+
+
+def test_reports_do_not_count_a_check_that_was_not_made_as_passed(tmp_path):
+    """An FGSM-only run has no iterative attack to double and no label-only attack to compare:
+    the report once said "6 passed"; it now names the two checks that did not apply. A run
+    with auto has its convergence checked (it once said "no iterative gradient attack")."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "20", "--batch-size", "20"]
+    args += ["--device", "cpu", "--no-progress", "--db", str(tmp_path / "r.db"), "--eps", "0.1"]
+    result = CliRunner().invoke(cli, [*args, "--attack", "fgsm"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "sanity checks: 4 passed, 2 not applicable to this run "
+        "(blackbox_beats_whitebox, more_steps_help)" in result.output
+    ), result.output
+    report = run_evaluation(
+        RunConfig(
+            model="mnist/cnn-tiny-at",
+            n=20,
+            batch_size=20,
+            eps=0.1,
+            attacks=("auto",),
+            device="cpu",
+        ),
+        db=tmp_path / "r.db",
+        progress=False,
+    )
+    (more_steps,) = [c for c in report["checks"] if c["name"] == "more_steps_help"]
+    assert was_checked(more_steps["detail"]), more_steps
+    assert "apgd-ce with 40 steps" in more_steps["detail"], more_steps

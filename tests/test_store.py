@@ -293,3 +293,58 @@ def test_many_connections_creating_one_store_at_once(tmp_path):
         with Store.open(db) as store:
             assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert not failures, failures[:3]
+
+
+def _stored_run(store: Store, run_id: str, indices: list[int], shards: list[list[int]]) -> dict:
+    """Register a run over ``indices`` and store the given shards of it (plain Store API)."""
+    fields = {
+        "config": "{}",
+        "model": "m",
+        "dataset": "mnist",
+        "split": "test",
+        "indices": json.dumps(indices),
+        "norm": "linf",
+        "eps": 0.3,
+        "attacks": json.dumps({"fgsm": {"name": "fgsm", "params": {"eps": 0.3}}}),
+        "defenses": "{}",
+        "seed": 0,
+        "device": "cpu",
+        "versions": "{}",
+    }
+    store.start_run(run_id, fields)
+    for k, idx in enumerate(shards):
+        rows = [("fgsm", i, 1, 0, 1, 3, 0.0, 0.0, 0.0, 1, 1, None, None) for i in idx]
+        store.write_shard(
+            run_id, k, idx[0], idx[-1] + 1, 0.1, {"fgsm": 0.1}, [(i, 3, 3) for i in idx], rows
+        )
+    return fields
+
+
+def test_rerunning_a_finished_run_keeps_it_finished(tmp_path):
+    """Rerunning a finished run once set it back to 'running': it left the leaderboard while it
+    reran, and for good if the rerun was interrupted, although every shard was stored. A
+    finished run whose samples are all stored now stays finished (with the device it was
+    computed on); one that lacks shards, and a --fresh rerun, go back to running."""
+    with Store.open(tmp_path / "r.db") as store:
+        fields = _stored_run(store, "done", [0, 1, 2, 3], [[0, 1], [2, 3]])
+        store.finish_run("done")
+        finished_at = store.get_run("done")["finished"]
+        # the same command again, on another device, interrupted before it finishes
+        assert store.start_run("done", {**fields, "device": "cuda:0"}) is True
+        run = store.get_run("done")
+        assert run["status"] == "finished" and run["finished"] == finished_at
+        assert run["device"] == "cpu"
+        assert [r["run_id"] for r in store.runs(status="finished")] == ["done"]
+        assert store.finished_shards("done") == {0, 1}
+        # a finished run that lacks a shard is resumed as before
+        _stored_run(store, "partial", [0, 1, 2, 3], [[0, 1]])
+        store.finish_run("partial")
+        assert store.start_run("partial", fields) is True
+        assert store.get_run("partial")["status"] == "running"
+        # a running run stays running
+        assert store.start_run("partial", fields) is True
+        assert store.get_run("partial")["status"] == "running"
+        # --fresh deletes the finished run and starts it over
+        assert store.start_run("done", fields, fresh=True) is False
+        assert store.get_run("done")["status"] == "running"
+        assert store.finished_shards("done") == set()

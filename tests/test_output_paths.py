@@ -1,0 +1,82 @@
+"""Output paths that cannot be written (a part of the path is a file) are one-line errors that
+name the path, and --save-adv / --out are checked before anything is computed."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import robustkit.runner as runner
+from robustkit.cli import cli
+from robustkit.errors import RobustkitError
+from robustkit.store import Store
+
+
+def assert_one_line_error(result, *needles):
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def afile(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("not a directory")
+    return path
+
+
+@pytest.fixture
+def no_computation(monkeypatch):
+    """Fails the test if any run is prepared or executed."""
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("computed before the output path was checked")
+
+    monkeypatch.setattr(runner, "prepare", refuse)
+    monkeypatch.setattr(runner, "execute", refuse)
+    return calls
+
+
+EVALUATE = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "5", "--attack", "fgsm"]
+EVALUATE += ["--device", "cpu", "--no-progress"]
+
+
+def test_save_adv_under_a_file_is_refused_before_the_run(tmp_path, afile, no_computation):
+    db = tmp_path / "r.db"
+    result = CliRunner().invoke(
+        cli, [*EVALUATE, "--db", str(db), "--save-adv", str(afile / "x.npz")]
+    )
+    assert_one_line_error(result, "--save-adv", str(afile / "x.npz"), "is a file")
+    assert not no_computation and not db.exists()
+
+
+def test_db_under_a_file_is_a_one_line_error(afile):
+    result = CliRunner().invoke(cli, [*EVALUATE, "--db", str(afile / "x.db")])
+    assert_one_line_error(result, str(afile / "x.db"), "is a file", "--db")
+    with pytest.raises(RobustkitError, match="is a file, not a directory"):
+        Store.open(afile / "sub" / "x.db")
+    with pytest.raises(RobustkitError, match="is a directory"):
+        Store.open(afile.parent)
+
+
+def test_leaderboard_out_under_a_file_is_refused_before_anything_runs(
+    tmp_path, afile, no_computation
+):
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    out = str(afile / "sub")
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", out])
+    assert_one_line_error(result, "--out", out, "is a file")
+    for args in (
+        ["leaderboard", "run", "--models", "mnist/cnn-tiny-at", "--db", str(db), "--out", out],
+        ["leaderboard", "--out", out, "run", "--models", "mnist/cnn-tiny-at", "--db", str(db)],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--no-progress"])
+        assert_one_line_error(result, "--out", out, "is a file")
+    assert not no_computation
