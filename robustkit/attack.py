@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -102,6 +103,32 @@ def looks_like_probabilities(logits: torch.Tensor) -> bool:
         return False
     sums = logits.sum(dim=-1)
     return bool((logits >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
+
+
+def prediction_votes(model: nn.Module) -> int:
+    """Draws a prediction of ``model`` takes: the largest ``votes`` attribute among its modules
+    (a randomized defense such as input-noise sets it, wherever it sits in a stack of
+    wrappers), else 1."""
+    return max([int(getattr(m, "votes", 1) or 1) for m in model.modules()] + [1])
+
+
+def predict(model: nn.Module, x: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+    """The labels ``model`` gives ``x``: the top class; for a randomized model that asks for
+    votes (:func:`prediction_votes`), the most frequent top class over that many draws (ties:
+    the lowest class), so that a label, and whether a sample is correct or fooled, is a
+    property of the input rather than of one noise draw. ``first``: logits of one draw
+    already computed (counted as the first vote)."""
+    votes = prediction_votes(model)
+    with torch.no_grad():
+        logits = model(x) if first is None else first
+        if votes == 1:
+            return logits.argmax(dim=1)
+        counts = torch.zeros(logits.shape, dtype=torch.long, device=logits.device)
+        one = torch.ones((x.shape[0], 1), dtype=torch.long, device=logits.device)
+        counts.scatter_add_(1, logits.argmax(dim=1, keepdim=True), one)
+        for _ in range(votes - 1):
+            counts.scatter_add_(1, model(x).argmax(dim=1, keepdim=True), one)
+        return counts.argmax(dim=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,11 +242,13 @@ class AttackResult:
 
     @property
     def robust(self) -> torch.Tensor:
-        """Per sample: still classified correctly at ``x_adv``, or (minimum-norm attacks given
-        an ε) fooled only by a perturbation larger than ε."""
-        robust = self.adv_pred == self.y
+        """Per sample: classified correctly (:attr:`attacked`) and still at ``x_adv``, or
+        (minimum-norm attacks given an ε) fooled only by a perturbation larger than ε. (For a
+        randomized model, a sample judged wrong once is not robust even if a later vote on the
+        same image says otherwise.)"""
+        robust = self.attacked & (self.adv_pred == self.y)
         if self.threat.eps is None and self.eps is not None:
-            robust = robust | (self.norms > self.eps)
+            robust = robust | (self.attacked & (self.norms > self.eps))
         return robust
 
     # -- summaries ----------------------------------------------------------------------------
@@ -233,14 +262,20 @@ class AttackResult:
 
     @property
     def success_rate(self) -> float:
-        """Fraction of attacked samples the attack fooled."""
+        """Fraction of attacked samples the attack fooled within the threat model: for a
+        minimum-norm attack given an ε, by a perturbation of at most ε (as :attr:`robust`
+        judges it); any distance when it has none."""
         k = int(self.attacked.sum())
-        return float((self.success & self.attacked).sum()) / k if k else math.nan
+        fooled = self.success & self.attacked
+        if self.threat.eps is None and self.eps is not None:
+            fooled &= self.norms <= self.eps
+        return float(fooled.sum()) / k if k else math.nan
 
     def median_norm(self) -> float:
-        """Median perturbation norm over attacked samples that were fooled (NaN if none)."""
+        """Median perturbation norm over attacked samples that were fooled, at any distance
+        (NaN if none; the mean of the two middle values for an even count, as everywhere)."""
         sel = self.norms[self.success & self.attacked]
-        return float(sel.median()) if sel.numel() else math.nan
+        return float(np.median(sel.double().numpy())) if sel.numel() else math.nan
 
     def max_norm(self) -> float:
         sel = self.norms[self.success & self.attacked]
@@ -397,10 +432,23 @@ class Attack(ABC):
         x: torch.Tensor,
         y: torch.Tensor | Sequence[int],
         target: torch.Tensor | Sequence[int] | None = None,
+        *,
+        clean_pred: torch.Tensor | None = None,
     ) -> AttackResult:
-        """Attack ``model`` on images ``x`` (N×C×H×W in the box) with labels ``y``."""
+        """Attack ``model`` on images ``x`` (N×C×H×W in the box) with labels ``y``.
+
+        Samples the model gets wrong are not attacked. ``clean_pred``, the model's labels of
+        ``x`` where the caller already has them (an evaluation with several attacks), decides
+        which: every attack then judges the same samples correct, even on a randomized model.
+        Labels come from :func:`predict` (majority votes for a randomized defense)."""
         start = time.perf_counter()
         x, y, target = validate_inputs(x, y, target, self.threat)
+        if clean_pred is not None:
+            clean_pred = torch.as_tensor(clean_pred).long().flatten()
+            if clean_pred.shape != y.shape:
+                raise InputError(
+                    f"clean_pred has {clean_pred.numel()} labels for {y.numel()} samples"
+                )
         device = model_device(model)
         x, y = x.to(device), y.to(device)
         target = target.to(device) if target is not None else None
@@ -422,7 +470,9 @@ class Attack(ABC):
         num_classes = clean_logits.shape[1]
         if target is not None:
             check_labels(target, num_classes, "target labels")
-        clean_pred = clean_logits.argmax(dim=1)
+        if clean_pred is None:
+            clean_pred = predict(model, x, first=clean_logits)
+        clean_pred = clean_pred.to(device)
         attacked = clean_pred == y
         idx = attacked.nonzero().flatten()
 
@@ -435,8 +485,7 @@ class Attack(ABC):
                 raise RuntimeError(f"{self.name} returned shape {tuple(candidate.shape)}")
             x_adv[idx] = self.threat.project(candidate.detach().to(x.dtype), x[idx])
 
-        with torch.no_grad():
-            adv_pred = model(x_adv).argmax(dim=1)
+        adv_pred = predict(model, x_adv)
         success = (adv_pred == target) if target is not None else (adv_pred != y)
 
         queries = torch.zeros(x.shape[0], dtype=torch.long, device=device)

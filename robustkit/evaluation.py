@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attack import Attack, AttackResult
+from .attack import Attack, AttackResult, predict
 from .device import derive_seed, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
@@ -121,12 +121,17 @@ class Evaluation:
         return pd.concat(frames, ignore_index=True)
 
     def worst_case_adversarials(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per sample, the adversarial example of the first attack that fooled it (else the
-        clean image), and the index of that attack in ``results`` (-1 for none)."""
+        """Per sample, the adversarial example of the first attack that broke it in the sense
+        of :attr:`joint_robust` (an attack with an ε that left it not robust: misclassified
+        within ε), else the clean image; and the index of that attack in ``results`` (-1 for
+        none). So the samples with an example are exactly those the joint figure counts as
+        not robust among the correctly classified ones."""
         x_adv = x.detach().cpu().clone()
         which = torch.full((self.n,), -1, dtype=torch.long)
         for i, res in enumerate(self.results.values()):
-            take = res.success & res.attacked & (which < 0)
+            if res.eps is None:  # a minimum-norm attack without ε judges no robustness
+                continue
+            take = ~res.robust & res.attacked & (which < 0)
             x_adv[take] = res.x_adv[take]
             which[take] = i
         return x_adv, which
@@ -172,17 +177,25 @@ def evaluate_shard(
     index: int,
     start: int,
 ) -> ShardResult:
-    """Clean predictions and every attack on one shard, each attack seeded per shard."""
+    """Clean predictions and every attack on one shard, each attack seeded per shard.
+
+    The clean labels (majority votes for a randomized defense, see :func:`predict`) are taken
+    once and handed to every attack, so all judge the same samples correct. The global random
+    state a randomized model draws its noise from is seeded per shard (and restored after),
+    so a shard gives the same numbers in a resumed run."""
     t0 = time.perf_counter()
     device = model_device(model)
     xb, yb = x.to(device), y.to(device)
-    with torch.no_grad():
-        clean_pred = model(xb).argmax(dim=1).cpu()
-    results = {}
-    for label, atk in attacks.items():
-        shard_attack = atk.with_seed(derive_seed(seed, index, label))
-        tb = target if atk.targeted else None
-        results[label] = shard_attack(model, xb, yb, tb)
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(derive_seed(seed, index, "model noise"))
+        clean_pred = predict(model, xb)
+        results = {}
+        for label, atk in attacks.items():
+            shard_attack = atk.with_seed(derive_seed(seed, index, label))
+            tb = target if atk.targeted else None
+            results[label] = shard_attack(model, xb, yb, tb, clean_pred=clean_pred)
+    clean_pred = clean_pred.cpu()
     return ShardResult(
         index, start, start + len(y), y.cpu(), clean_pred, results, time.perf_counter() - t0
     )
@@ -209,6 +222,8 @@ def evaluate(
     evaluation covers the computed shards only.
     """
     labelled = label_attacks(attacks)
+    y = torch.as_tensor(y)
+    target = torch.as_tensor(target) if target is not None else None
     if len(x) != len(y):
         raise InputError(f"x has {len(x)} images but y has {len(y)} labels")
     if target is not None and len(target) != len(y):

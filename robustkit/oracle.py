@@ -291,12 +291,14 @@ class DecisionAttack(Attack):
         x: torch.Tensor,
         y: torch.Tensor | Sequence[int],
         target: torch.Tensor | Sequence[int] | None = None,
+        *,
+        clean_pred: torch.Tensor | None = None,
     ) -> AttackResult:
         """Attack ``model`` on ``x`` (see :meth:`Attack.__call__`, whose check that the model
         classifies such images at all runs outside every budget). Runs in full float32 on a GPU
         (see :func:`~robustkit.device.full_float32`)."""
         with full_float32():
-            return super().__call__(model, x, y, target)
+            return super().__call__(model, x, y, target, clean_pred=clean_pred)
 
     def _attack(
         self,

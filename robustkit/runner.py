@@ -12,19 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .attack import predict
 from .errors import InputError
 from .modelcheck import check_model_on
 from .store import Store, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
+from .weights import sha256_file
 
 #: ε used when none is given, by (data set, norm): the budgets most papers report.
 DEFAULT_EPS = {
@@ -109,8 +112,7 @@ def first_correct_indices(
     while len(found) < n and start < total:
         stop = min(start + 500, total)
         x, y = load_dataset(dataset, split, n=stop - start, offset=start)
-        with torch.no_grad():
-            ok = (model(x.to(device)).argmax(1).cpu() == y).nonzero().flatten() + start
+        ok = (predict(model, x.to(device)).cpu() == y).nonzero().flatten() + start
         found.extend(ok.tolist())
         start = stop
     if len(found) < n:
@@ -166,6 +168,8 @@ def prepare(config: RunConfig) -> Run:
     seed_everything(config.seed)
     is_file = ".py:" in config.model
     info = {} if is_file else zoo.model_info(config.model)
+    if info.get("name"):  # names match in any case: store the registered spelling, one run id
+        config = replace(config, model=info["name"])
     dataset = config.dataset or info.get("dataset")
     if dataset is None:
         raise InputError(f"--data is needed: {config.model!r} does not say which data set it takes")
@@ -181,6 +185,9 @@ def prepare(config: RunConfig) -> Run:
                 f"threat model is {norm} ε={format_eps(eps)}; a run has one: drop norm=/eps= "
                 "from the spec, or evaluate that attack in a run of its own (--norm, --eps)"
             )
+        # the label: the spec with the attack's registered name (PGD:steps=5 is pgd:steps=5)
+        rest = spec.strip().partition(":")[2]
+        spec = f"{atk.name}:{rest}" if rest else atk.name
         label, k = spec, 2
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
@@ -234,6 +241,10 @@ def prepare(config: RunConfig) -> Run:
     }
     if shard_targets:
         identity["targets"] = "shard classes"  # how targets are drawn (see shard_class_targets)
+    if dataset.endswith(".npz") or os.sep in dataset:
+        # a data file is known by its contents: another file at the same path (or the same
+        # name elsewhere) is another run, not a resume of this one
+        identity["data_sha256"] = sha256_file(Path(dataset).expanduser())
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
         "config": dumps({**asdict(config), "eps": eps, "dataset": dataset}),
@@ -437,6 +448,9 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
         eps = params.get("eps")
         attacked = [r for r in rows if r["attacked"]]
         fooled = [r for r in attacked if r["success"]]
+        # success within the threat model (AttackResult.success_rate): a minimum-norm attack
+        # given an ε succeeds only within it; its median and largest norms are over all it found
+        within = [r for r in fooled if family == "gradient" or eps is None or r["norm"] <= eps]
         row = {
             "attack": spec["name"],
             "family": family,
@@ -446,7 +460,7 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
             ).describe(),
             "n": len(rows),
             "robust_accuracy": float(np.mean([r["robust"] for r in rows])) if rows else math.nan,
-            "success_rate": len(fooled) / len(attacked) if attacked else math.nan,
+            "success_rate": len(within) / len(attacked) if attacked else math.nan,
             "median_norm": _median([r["norm"] for r in fooled]),
             "max_norm": max((r["norm"] for r in fooled), default=math.nan),
             "forwards": sum(r["queries"] for r in rows),

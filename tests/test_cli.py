@@ -296,3 +296,35 @@ def test_save_adv_after_resume_recomputes_in_memory(tmp_path):
     assert result.exit_code == 0, result.output
     a, b = np.load(first), np.load(second)
     assert np.array_equal(a["x_adv"], b["x_adv"]) and np.array_equal(a["adv_pred"], b["adv_pred"])
+
+
+def test_a_rewritten_npz_is_another_run_not_a_resume(tmp_path):
+    """A data file is identified by its contents: the same path with other images once resumed
+    the stored run and reported its numbers, with nothing recomputed."""
+    from robustkit.data import load_dataset
+
+    x, y = load_dataset("mnist", "test", n=10)
+    path, db = tmp_path / "d.npz", tmp_path / "r.db"
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--data", str(path), "--n", "10"]
+    args += ["--attack", "fgsm", "--db", str(db), "--format", "json", "--no-progress"]
+    np.savez(path, x=(x.numpy() * 255).round().astype(np.uint8), y=y.numpy())
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    np.savez(path, x=(x.numpy() * 255).round().astype(np.uint8), y=(y.numpy() + 1) % 10)
+    second = run(*args)
+    assert second.exit_code == 0, second.output
+    a, b = json.loads(first.output), json.loads(second.output)
+    assert a["run_id"] != b["run_id"]
+    assert a["clean_accuracy"] >= 0.8 and b["clean_accuracy"] <= 0.2
+
+
+def test_names_in_another_case_are_the_same_run(tmp_path):
+    """Names match in any case; the run stores the registered spelling, so MNIST/... and PGD are
+    the run of mnist/... and pgd, not a second one."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--n", "6", "--db", db, "--format", "json", "--no-progress"]
+    a = run(*common, "--model", "mnist/cnn-tiny-at", "--attack", "pgd:steps=2")
+    b = run(*common, "--model", "MNIST/CNN-tiny-AT", "--attack", "PGD:steps=2")
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ra, rb = json.loads(a.output), json.loads(b.output)
+    assert ra["run_id"] == rb["run_id"] and list(rb["attacks"]) == ["pgd:steps=2"]

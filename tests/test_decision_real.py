@@ -39,6 +39,7 @@ def test_targeted_run_on_a_small_shard_finds_a_start_for_every_image(tmp_path):
     """Targets of a targeted decision run come from the classes of the shard, so even ten images
     (where random classes would leave about a third without a start) are all attacked."""
     from robustkit.runner import RunConfig, run_evaluation
+    from robustkit.store import Store
 
     config = RunConfig(
         model="cifar10/resnet20",
@@ -53,4 +54,7 @@ def test_targeted_run_on_a_small_shard_finds_a_start_for_every_image(tmp_path):
         device="cpu",
     )
     report = run_evaluation(config, db=tmp_path / "r.db", progress=False)
-    assert report["attacks"]["cgba-h"]["success_rate"] == 1.0
+    with Store.open(tmp_path / "r.db") as store:
+        rows = store.results(report["run_id"], "cgba-h")
+    # every image reached its target class, at some distance (success_rate is within ε = 0.5)
+    assert len(rows) == 10 and all(r["attacked"] and r["success"] for r in rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,6 +87,26 @@ def test_minimum_norm_attacks_alone_give_no_joint_robust_accuracy(data):
     expected = (mixed.clean_correct & judged.robust).float().mean()
     assert mixed.summary()["robust_accuracy"] == pytest.approx(float(expected))
     assert mixed.robust_accuracy < mixed.clean_accuracy  # some fooled within ε
+    # its success rate is within ε, as robust judges it (once: at any distance, so a row read
+    # "robust 100%, success 100%"); its median norm is over every distance found (once the
+    # lower middle value, where the store's report takes the mean of the two)
+    k = int(judged.attacked.sum())
+    assert judged.success_rate == pytest.approx(float((judged.attacked & ~judged.robust).sum()) / k)
+    assert judged.success_rate < found.success_rate  # found: at any distance
+    dists = judged.norms[judged.success & judged.attacked].double().numpy()
+    assert judged.median_norm() == pytest.approx(float(np.median(dists)))
+    # the saved worst-case examples are exactly the samples the joint figure counts as broken
+    # (once: every sample any attack fooled at any distance, the ε-less one included)
+    _, which = mixed.worst_case_adversarials(x)
+    assert torch.equal(which >= 0, mixed.clean_correct & ~mixed.joint_robust)
+    assert set(which[which >= 0].tolist()) == {1}
+
+
+def test_labels_may_be_a_list(data):
+    model, x, y = data
+    a = evaluate(model, [RandomSign(eps=0.3)], x, y, batch_size=16)
+    b = evaluate(model, [RandomSign(eps=0.3)], x, y.tolist(), batch_size=16)
+    assert b.robust_accuracy == a.robust_accuracy and torch.equal(b.y, a.y)
 
 
 def test_evaluate_rejects_bad_sizes(data):
