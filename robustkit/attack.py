@@ -307,6 +307,7 @@ class AttackResult:
             "adv_pred": self.adv_pred.numpy(),
             "attacked": self.attacked.numpy(),
             "success": self.success.numpy(),
+            "robust": self.robust.numpy(),
             "norm": self.norms.numpy(),
             "l2": self.l2.numpy(),
             "linf": self.linf.numpy(),

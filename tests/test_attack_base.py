@@ -43,6 +43,7 @@ def test_result_fields_and_invariants(data):
     assert torch.allclose(res.l2, flat_norm(res.x_adv - x, "l2"))
     frame = res.to_frame()
     assert len(frame) == 32 and {"success", "queries", "norm"} <= set(frame.columns)
+    assert frame["robust"].tolist() == res.robust.tolist()  # not 1 - success (targeted, ε)
 
 
 def test_seeded_and_repeatable(data):
