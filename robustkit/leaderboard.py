@@ -9,7 +9,10 @@ with the most samples and, among those, the latest (by start time): a quick 5-im
 not replace a 1,000-image evaluation, and a rerun at the same size does replace the older one.
 A decision-table row (model, defenses, attack) is chosen the same way, by the number of images
 attacked. Renderers turn the same data into Markdown, CSV, JSON and a self-contained HTML page
-(every field escaped).
+(every field escaped: Markdown text backslash-escaped with HTML entities and commands as code
+spans, HTML entities on the page, and CSV text cells that a spreadsheet would read as a formula
+prefixed with ``'``); each table states the commands of its runs, and decision rows their
+defenses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import html
 import io
 import json
 import math
+import re
 from typing import Any
 
 from .jsonsafe import json_safe
@@ -220,6 +224,7 @@ def _table_cells(t: dict[str, Any], r: dict[str, Any]) -> list[str]:
 def _decision_header(budgets: list[int], eps_text: str) -> list[str]:
     return [
         "model",
+        "defenses",
         "attack",
         "images",
         *[f"median L2 @{b}" for b in budgets],
@@ -228,8 +233,59 @@ def _decision_header(budgets: list[int], eps_text: str) -> list[str]:
     ]
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def _decision_cells(r: dict[str, Any]) -> list[str]:
+    return [
+        r["model"],
+        r["defenses"],
+        r["attack"],
+        str(r["n"]),
+        *[_num(v) for v in r["median_l2"]],
+        *[_pct(v) for v in r["success_rate_at_eps"]],
+        "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else "",
+    ]
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).splitlines())
+
+
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+
+
+def _md_escape(text: Any) -> str:
+    """Text for a Markdown table cell, title or list item: one line, no live HTML (``&``, ``<``
+    and ``>`` as entities) and no Markdown syntax (backslash-escaped: code spans, emphasis,
+    links, cell separators)."""
+    t = _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", t)
+
+
+def _md_code(text: Any) -> str:
+    """A Markdown code span showing ``text`` literally: fenced by more backticks than its longest
+    run of them (padded where it starts or ends with one), on one line."""
+    t = _one_line(text)
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t.startswith(("`", " ")) or t.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{t}{pad}{fence}"
+
+
+def _commands_text(commands: list[str]) -> str:
+    return "; ".join(_md_code(c) for c in commands)
+
+
+def _decision_titles(groups: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
+    """Headings of the decision sections: the data set, and where it has several sections
+    (other budgets or ε), their largest budget and ε too."""
+    per_data: dict[str, int] = {}
+    for data, _ in groups:
+        per_data[data] = per_data.get(data, 0) + 1
+    titles = []
+    for data, rows in groups:
+        title = f"Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)"
+        if per_data[data] > 1:
+            title += f", up to {rows[0]['budgets'][-1]} queries, ε = {format_eps(rows[0]['eps'])}"
+        titles.append(title)
+    return titles
 
 
 def to_markdown(board: dict[str, Any]) -> str:
@@ -243,16 +299,16 @@ def to_markdown(board: dict[str, Any]) -> str:
     ]
     for t in board["tables"]:
         out += [
-            f"## {t['title']}",
+            f"## {_md_escape(t['title'])}",
             "",
             f"Samples per model: {', '.join(map(str, t['samples']))}. Command(s): "
-            + "; ".join(f"`{c}`" for c in t["commands"])
+            + _commands_text(t["commands"])
             if t["commands"]
             else f"Samples per model: {', '.join(map(str, t['samples']))}.",
             "",
         ]
         header = _table_header(t)
-        out.append("| " + " | ".join(header) + " |")
+        out.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
         out.append("|" + "|".join("---" for _ in header) + "|")
         for r in t["rows"]:
             out.append("| " + " | ".join(_md_escape(c) for c in _table_cells(t, r)) + " |")
@@ -264,33 +320,42 @@ def to_markdown(board: dict[str, Any]) -> str:
         if reasons:
             out += ["", "Flags:", *reasons]
         out.append("")
-    for data, rows in _decision_groups(board):
+    groups = _decision_groups(board)
+    for title, (_, rows) in zip(_decision_titles(groups), groups, strict=True):
         budgets = rows[0]["budgets"]
         eps_text = format_eps(rows[0]["eps"])
         out += [
-            f"## Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)",
+            f"## {_md_escape(title)}",
             "",
             f"Median L2 in [0, 1] pixel space of the best adversarial example within each query budget, "
             f"and the share of images (%) with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
             f"({', '.join(sorted({str(r['n']) for r in rows}))} per model). Command(s): "
-            + "; ".join(sorted({f"`{r['command']}`" for r in rows if r["command"]})),
+            + _commands_text(_decision_commands(rows)),
             "",
         ]
         header = _decision_header(budgets, eps_text)
-        out.append("| " + " | ".join(header) + " |")
+        out.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
         out.append("|" + "|".join("---" for _ in header) + "|")
         for r in rows:
-            cells = [
-                r["model"],
-                r["attack"],
-                str(r["n"]),
-                *[_num(v) for v in r["median_l2"]],
-                *[_pct(v) for v in r["success_rate_at_eps"]],
-                "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else "",
-            ]
-            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+            out.append("| " + " | ".join(_md_escape(c) for c in _decision_cells(r)) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def _decision_commands(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["command"] for r in rows if r["command"]})
+
+
+def _csv_text(value: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would read as a formula (starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return) gets a leading ``'``; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
+
+
+def _csv_row(values: list[Any]) -> list[Any]:
+    return [_csv_text(v) for v in values]
 
 
 def _decision_groups(board: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -326,22 +391,24 @@ def to_csv(board: dict[str, Any]) -> str:
             for a in t["attacks"]:
                 if a in r["robust"]:
                     w.writerow(
-                        [
-                            t["title"],
-                            t["dataset"],
-                            t["norm"],
-                            t["eps"],
-                            r["model"],
-                            r["defenses"],
-                            r["training"],
-                            a,
-                            r["clean_accuracy"],
-                            r["robust"][a],
-                            r["worst_case"],
-                            r["n"],
-                            ";".join(r["flags"]),
-                            r["run_id"],
-                        ]
+                        _csv_row(
+                            [
+                                t["title"],
+                                t["dataset"],
+                                t["norm"],
+                                t["eps"],
+                                r["model"],
+                                r["defenses"],
+                                r["training"],
+                                a,
+                                r["clean_accuracy"],
+                                r["robust"][a],
+                                r["worst_case"],
+                                r["n"],
+                                ";".join(r["flags"]),
+                                r["run_id"],
+                            ]
+                        )
                     )
     w.writerow([])
     w.writerow(
@@ -349,6 +416,7 @@ def to_csv(board: dict[str, Any]) -> str:
             "decision",
             "dataset",
             "model",
+            "defenses",
             "attack",
             "n",
             "budget",
@@ -362,19 +430,22 @@ def to_csv(board: dict[str, Any]) -> str:
     for r in board["decision"]:
         for b, m, s in zip(r["budgets"], r["median_l2"], r["success_rate_at_eps"], strict=True):
             w.writerow(
-                [
-                    "decision",
-                    r["data"],
-                    r["model"],
-                    r["attack"],
-                    r["n"],
-                    b,
-                    m,
-                    r["eps"],
-                    s,
-                    ";".join(r["flags"]),
-                    r["run_id"],
-                ]
+                _csv_row(
+                    [
+                        "decision",
+                        r["data"],
+                        r["model"],
+                        r["defenses"],
+                        r["attack"],
+                        r["n"],
+                        b,
+                        m,
+                        r["eps"],
+                        s,
+                        ";".join(r["flags"]),
+                        r["run_id"],
+                    ]
+                )
             )
     return buf.getvalue()
 
@@ -393,30 +464,23 @@ def to_html(board: dict[str, Any]) -> str:
                 f"t{i}",
                 t["title"],
                 f"Samples per model: {', '.join(map(str, t['samples']))}",
+                t["commands"],
                 _table_header(t),
                 [_table_cells(t, r) for r in t["rows"]],
                 [r["reasons"] for r in t["rows"]],
                 sort_col=len(t["attacks"]) + 3,
             )
         )
-    for j, (data, rows) in enumerate(_decision_groups(board)):
+    groups = _decision_groups(board)
+    for j, (title, (_, rows)) in enumerate(zip(_decision_titles(groups), groups, strict=True)):
         budgets, eps_text = rows[0]["budgets"], format_eps(rows[0]["eps"])
-        body = [
-            [
-                r["model"],
-                r["attack"],
-                str(r["n"]),
-                *[_num(v) for v in r["median_l2"]],
-                *[_pct(v) for v in r["success_rate_at_eps"]],
-                "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else "",
-            ]
-            for r in rows
-        ]
+        body = [_decision_cells(r) for r in rows]
         parts.append(
             _html_table(
                 f"d{j}",
-                f"Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)",
+                title,
                 f"images: {rows[0]['selection']}",
+                _decision_commands(rows),
                 _decision_header(budgets, eps_text),
                 body,
                 [[] for _ in rows],
@@ -428,8 +492,14 @@ def to_html(board: dict[str, Any]) -> str:
     )
 
 
-def _html_table(tid, title, caption, header, rows, reasons, sort_col) -> str:
+def _html_table(tid, title, caption, commands, header, rows, reasons, sort_col) -> str:
     e = html.escape
+    if commands:
+        caption_html = f"{e(caption)}. Command(s): " + "; ".join(
+            f"<code>{e(c)}</code>" for c in commands
+        )
+    else:
+        caption_html = f"{e(caption)}."
     head = "".join(f'<th data-col="{k}" tabindex="0">{e(h)}</th>' for k, h in enumerate(header))
     body = []
     for cells, why in zip(rows, reasons, strict=True):
@@ -439,7 +509,7 @@ def _html_table(tid, title, caption, header, rows, reasons, sort_col) -> str:
         body.append(f"<tr{cls}{title_attr}>{tds}</tr>")
     default = f' data-default-sort="{sort_col}"' if sort_col is not None else ""
     return (
-        f"<section><h2>{e(title)}</h2><p>{e(caption)}</p>"
+        f"<section><h2>{e(title)}</h2><p>{caption_html}</p>"
         f'<table id="{tid}"{default}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>'
     )
 

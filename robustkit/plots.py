@@ -3,6 +3,7 @@ calls ``plt.show``."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -18,44 +19,102 @@ def _plt():
     return plt
 
 
-def robust_accuracy_vs_eps(results, model: str | None = None, attack: str | None = None, ax=None):
-    """Robust accuracy against ε, one line per (model, norm), from the stored runs."""
+def _norm_title(dataset: str, norm: str) -> str:
+    from .leaderboard import DATASET_TITLES
+
+    return f"{DATASET_TITLES.get(dataset, dataset)}, {'L∞' if norm == 'linf' else 'L2'}"
+
+
+def robust_accuracy_vs_eps(
+    results,
+    model: str | None = None,
+    attack: str | None = None,
+    ax=None,
+    norm: str | None = None,
+):
+    """Robust accuracy against ε from the stored runs: one panel per (data set, norm), one line
+    per (model, defenses).
+
+    Each point is the run the leaderboard shows for that (data set, norm, ε, model, defenses): a
+    finished run with an untargeted white-box attack, the one with the most samples, then the
+    latest (:func:`robustkit.leaderboard.build`). It plots the run's worst-case robust accuracy,
+    or with ``attack=`` (a label as stored, any case) that attack's, skipping runs without it;
+    attacks that do not count in the worst case (minimum-norm, label-only attacks without an ε)
+    have no robust accuracy at an ε and are never plotted. ``norm=`` (``linf`` or ``l2``) keeps
+    one norm; an ``ax`` given takes one panel only.
+    """
+    from .leaderboard import build
+
     plt = _plt()
-    runs = results.runs
-    if model is not None:
-        runs = runs[runs["model"] == model]
-    if runs.empty:
-        raise RobustkitError("no stored runs to plot; run robustkit evaluate at a few ε first")
-    lines = []
-    for (name, norm), group in runs.groupby(["model", "norm"]):
-        values = []
-        for _, run in group.sort_values("eps").iterrows():
-            s = results.summary(run["run_id"])
-            acc = (
-                s["attacks"][attack]["robust_accuracy"]
-                if attack in s["attacks"]
-                else s["robust_accuracy"]
-            )
-            if acc is not None:  # None: a run without an attack that has an ε
-                values.append((run["eps"], acc))
-        if values:
-            lines.append((f"{name} ({norm})", values))
-    if not lines:
+    board = build(results.store)
+    tables = board["tables"]
+    what = "finished run with an untargeted white-box attack at an ε"
+    if not tables:
         raise RobustkitError(
-            "no stored run has an attack with an ε to plot; run robustkit evaluate with --attack "
-            "and --eps at a few ε first"
+            f"no stored run has an attack with an ε to plot (no {what}); run robustkit evaluate "
+            "with --attack and --eps at a few ε first"
+        )
+    if norm is not None:
+        tables = [t for t in tables if t["norm"] == norm.lower()]
+        if not tables:
+            norms = sorted({t["norm"] for t in board["tables"]})
+            raise RobustkitError(f"no {what} has norm {norm!r}; stored norms: {', '.join(norms)}")
+    if model is not None:
+        models = sorted({r["model"] for t in tables for r in t["rows"]})
+        match = [m for m in models if m.lower() == model.lower()]
+        if not match:
+            raise RobustkitError(
+                f"no {what} of model {model!r}; models with one: {', '.join(models) or 'none'}"
+            )
+        model = match[0]
+    panels: dict[tuple, dict[tuple, list]] = {}
+    labels: set[str] = set()
+    for t in tables:
+        for r in t["rows"]:
+            if model is not None and r["model"] != model:
+                continue
+            labels.update(r["robust"])
+            if attack is None:
+                acc = r["worst_case"]
+            else:
+                hit = [k for k in r["robust"] if k.lower() == attack.lower()]
+                if not hit:
+                    continue  # this run lacks the attack: no point rather than another figure
+                acc = r["robust"][hit[0]]
+            if acc is None or (isinstance(acc, float) and math.isnan(acc)):
+                continue
+            line = panels.setdefault((t["dataset"], t["norm"]), {})
+            line.setdefault((r["model"], r["defenses"]), []).append((t["eps"], acc))
+    if not panels:
+        raise RobustkitError(
+            f"no {what}"
+            + (f" of {model}" if model else "")
+            + f" has attack {attack!r} with an ε; their attacks: {', '.join(sorted(labels))}"
+        )
+    keys = sorted(panels)
+    if ax is not None and len(keys) > 1:
+        raise RobustkitError(
+            "the runs span "
+            + ", ".join(_norm_title(*k) for k in keys)
+            + "; give norm= (one panel) to plot into ax, or leave ax out for one panel each"
         )
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    for label, values in lines:
-        eps, acc = zip(*values, strict=True)
-        ax.plot(eps, [100 * a for a in acc], marker="o", label=label)
-    ax.set_xlabel("ε")
-    ax.set_ylabel("robust accuracy (%)" + (f", {attack}" if attack else ", worst case"))
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    return ax.figure
+        _, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = [ax]
+    for a, key in zip(axes, keys, strict=True):
+        for (name, defenses), values in sorted(panels[key].items()):
+            eps, acc = zip(*sorted(values), strict=True)
+            label = name + (f" + {defenses}" if defenses else "")
+            a.plot(eps, [100 * v for v in acc], marker="o", label=label)
+        a.set_title(_norm_title(*key))
+        a.set_xlabel("ε" + (" (L∞)" if key[1] == "linf" else " (L2)"))
+        a.set_ylabel("robust accuracy (%)" + (f", {attack}" if attack else ", worst case"))
+        a.set_ylim(0, 100)
+        a.legend(fontsize="small")
+        a.grid(alpha=0.3)
+    return axes[0].figure
 
 
 def median_l2_vs_queries(results, run_id: str, attacks: list[str] | None = None, ax=None):
@@ -89,6 +148,15 @@ def adversarial_grid(
 ):
     """Rows: clean images, adversarial images, perturbations (magnified to the full range)."""
     plt = _plt()
+    if x.shape[0] == 0 or n < 1:
+        raise RobustkitError(
+            f"adversarial_grid needs at least one image (got {x.shape[0]} images, n={n})"
+        )
+    if tuple(x_adv.shape) != tuple(x.shape):
+        raise RobustkitError(
+            f"adversarial_grid: x_adv has shape {tuple(x_adv.shape)}, x {tuple(x.shape)}; "
+            "pass the adversarial examples of the same images"
+        )
     n = min(n, x.shape[0])
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.4), squeeze=False)
     delta = (x_adv[:n] - x[:n]).detach().cpu()

@@ -6,18 +6,90 @@ res.runs                             # one row per run
 res.results(run_id)                  # one row per (sample, attack)
 res.summary(run_id)                  # the report `robustkit evaluate` prints
 res.decision_curve(run_id, "cgba")   # median L2 and success at ε against queries
+
+Every frame has its fixed columns even when it has no rows (an empty store, a run without
+checks), so that column access and ``query`` work the same on every store. A run id or attack
+label that the store does not hold is an :class:`~robustkit.errors.InputError` naming the valid
+ones; attack labels match in any case (they are stored in their registered spelling).
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
 from typing import Any
 
 import pandas as pd
 
+from .errors import InputError
 from .store import Store
+
+#: Columns of :attr:`Results.runs`.
+RUN_COLUMNS = [
+    "run_id",
+    "model",
+    "dataset",
+    "norm",
+    "eps",
+    "targeted",
+    "attacks",
+    "defenses",
+    "n",
+    "clean_accuracy",
+    "robust_accuracy",
+    "status",
+    "flags",
+    "device",
+    "seed",
+    "started",
+    "finished",
+]
+#: Columns of :meth:`Results.samples`.
+SAMPLE_COLUMNS = ["run_id", "idx", "shard", "y", "clean_pred", "clean_correct"]
+#: Columns of :meth:`Results.results`.
+RESULT_COLUMNS = [
+    "run_id",
+    "attack",
+    "idx",
+    "attacked",
+    "success",
+    "robust",
+    "adv_pred",
+    "norm",
+    "l2",
+    "linf",
+    "queries",
+    "gradients",
+    "trajectory",
+    "stage",
+    "model",
+    "dataset",
+    "threat_norm",
+    "threat_eps",
+    "attack_eps",
+    "success_within_eps",
+]
+#: Columns of :meth:`Results.checks`.
+CHECK_COLUMNS = ["run_id", "name", "flagged", "detail"]
+
+_BOOL_RESULT_COLUMNS = ("attacked", "success", "robust", "success_within_eps")
+
+
+def _empty(columns: builtins.list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def _names(values: builtins.list[str], limit: int = 12) -> str:
+    if not values:
+        return "none"
+    shown = ", ".join(values[:limit])
+    return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _is_decision(params: dict[str, Any]) -> bool:
+    return "max_queries" in params
 
 
 class Results:
@@ -35,9 +107,37 @@ class Results:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- identities ---------------------------------------------------------------------------
+    def _run(self, run_id: str) -> dict[str, Any]:
+        run = self.store.get_run(run_id)
+        if run is None:
+            ids = [r["run_id"] for r in self.store.runs()]
+            raise InputError(
+                f"no run {run_id!r} in {self.store.path}; its runs: {_names(ids)} "
+                "(see Results.runs)"
+            )
+        return run
+
+    def _run_ids(self, run_id: str | None) -> builtins.list[str]:
+        if run_id is None:
+            return [r["run_id"] for r in self.store.runs()]
+        return [self._run(run_id)["run_id"]]
+
+    def _label(self, runs: builtins.list[dict[str, Any]], attack: str, where: str) -> str:
+        """The stored spelling of an attack label (matched in any case) among ``runs``."""
+        labels: builtins.list[str] = []
+        for run in runs:
+            labels += [k for k in json.loads(run["attacks"]) if k not in labels]
+        for label in labels:
+            if label.lower() == attack.lower():
+                return label
+        raise InputError(f"no attack {attack!r} in {where}; its attacks: {_names(labels)}")
+
+    # -- frames -------------------------------------------------------------------------------
     @property
     def runs(self) -> pd.DataFrame:
-        """One row per run: identity, threat model, accuracies (worst case), flags, times."""
+        """One row per run: identity, threat model, accuracies (worst case), flags, times
+        (columns :data:`RUN_COLUMNS`)."""
         from .runner import summarize
 
         rows = []
@@ -66,50 +166,97 @@ class Results:
                     else pd.NaT,
                 }
             )
-        return pd.DataFrame(rows)
-
-    def _run_ids(self, run_id: str | None) -> builtins.list[str]:
-        return [run_id] if run_id else [r["run_id"] for r in self.store.runs()]
+        return pd.DataFrame(rows, columns=RUN_COLUMNS) if rows else _empty(RUN_COLUMNS)
 
     def samples(self, run_id: str | None = None) -> pd.DataFrame:
-        """Per sample: data-set index, label, clean prediction, shard (for one run or all)."""
+        """Per sample: data-set index, label, clean prediction, shard (for one run or all;
+        columns :data:`SAMPLE_COLUMNS`)."""
         frames = [pd.DataFrame(self.store.samples(r)) for r in self._run_ids(run_id)]
         frames = [f for f in frames if len(f)]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        if len(frame):
-            frame["clean_correct"] = frame["y"] == frame["clean_pred"]
-        return frame
+        if not frames:
+            return _empty(SAMPLE_COLUMNS)
+        frame = pd.concat(frames, ignore_index=True)
+        frame["clean_correct"] = frame["y"] == frame["clean_pred"]
+        return frame[SAMPLE_COLUMNS]
 
     def results(self, run_id: str | None = None, attack: str | None = None) -> pd.DataFrame:
-        """Per (sample, attack): success, robust, norms, counts, with the run's model and ε."""
-        runs = {r["run_id"]: r for r in self.store.runs()}
+        """One row per (sample, attack), for one run or all (columns :data:`RESULT_COLUMNS`):
+
+        - ``attacked``: the sample was classified correctly, so the attack ran on it;
+        - ``success``: the attack fooled the model (re-predicted at ``x_adv``), at any distance
+          for a minimum-norm attack; ``robust``: correct and not fooled within the threat model;
+        - ``norm``: the perturbation's size in the attack's norm (float; ``l2``, ``linf``: both);
+        - ``queries``, ``gradients``: forward passes (label queries) and gradients spent;
+        - ``trajectory`` (decision attacks: JSON ``[[queries, L2], ...]``), ``stage`` (ensembles);
+        - ``model``, ``dataset``, ``threat_norm``, ``threat_eps``: the run's model, data set and
+          threat model (``linf``/``l2`` and its ε);
+        - ``attack_eps``: the ε the attack's success is judged at (None: a minimum-norm attack
+          without one, which succeeds at any distance);
+        - ``success_within_eps``: attacked and fooled within ``attack_eps`` (a label-only attack
+          by a perturbation with ``norm <= attack_eps``; a white-box attack never leaves its ε).
+          Its mean over the attacked rows of one attack is the ``success_rate`` that
+          ``robustkit evaluate`` (and :meth:`summary`) reports.
+        """
+        runs = [self._run(run_id)] if run_id is not None else self.store.runs()
+        if attack is not None:
+            where = f"run {run_id}" if run_id is not None else str(self.store.path)
+            attack = self._label(runs, attack, where)
         frames = []
-        for rid in self._run_ids(run_id):
-            rows = self.store.results(rid, attack)
+        for run in runs:
+            rows = self.store.results(run["run_id"], attack)
             if not rows:
                 continue
             frame = pd.DataFrame(rows)
+            specs = json.loads(run["attacks"])
+            attack_eps = {
+                label: spec["params"].get("eps")
+                if _is_decision(spec["params"])
+                else spec["params"].get("eps", run["eps"])
+                for label, spec in specs.items()
+            }
+            decision = {label: _is_decision(spec["params"]) for label, spec in specs.items()}
             for col in ("attacked", "success", "robust"):
                 frame[col] = frame[col].astype(bool)
-            frame["model"], frame["dataset"] = runs[rid]["model"], runs[rid]["dataset"]
-            frame["norm"], frame["eps"] = runs[rid]["norm"], runs[rid]["eps"]
+            frame["model"], frame["dataset"] = run["model"], run["dataset"]
+            frame["threat_norm"], frame["threat_eps"] = run["norm"], run["eps"]
+            frame["attack_eps"] = [attack_eps.get(a) for a in frame["attack"]]
+            # as runner.summarize counts success_rate (AttackResult.success_rate)
+            frame["success_within_eps"] = [
+                bool(
+                    r.attacked
+                    and r.success
+                    and (
+                        not decision.get(r.attack)
+                        or r.attack_eps is None
+                        or (isinstance(r.attack_eps, float) and math.isnan(r.attack_eps))
+                        or r.norm <= r.attack_eps
+                    )
+                )
+                for r in frame.itertuples()
+            ]
             frames.append(frame)
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if not frames:
+            return _empty(RESULT_COLUMNS)
+        frame = pd.concat(frames, ignore_index=True)
+        return frame[RESULT_COLUMNS]
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The report of one run (what ``robustkit evaluate --format json`` prints)."""
         from .runner import summarize
 
-        return summarize(self.store, run_id)
+        return summarize(self.store, self._run(run_id)["run_id"])
 
     def checks(self, run_id: str | None = None) -> pd.DataFrame:
-        """The sanity checks of one run or all runs."""
+        """The sanity checks of one run or all runs (columns :data:`CHECK_COLUMNS`; a run
+        evaluated with ``sanity=False`` has none)."""
         rows = [
             {**c, "flagged": bool(c["flagged"])}
             for r in self._run_ids(run_id)
             for c in self.store.checks(r)
         ]
-        return pd.DataFrame(rows)
+        if not rows:
+            return _empty(CHECK_COLUMNS).astype({"flagged": bool})
+        return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
     def decision_curve(
         self,
@@ -118,17 +265,34 @@ class Results:
         budgets: builtins.list[int] | None = None,
         eps: float | None = None,
     ) -> pd.DataFrame:
-        """Median L2 of the best adversarial within each budget, and success rate at ``eps``."""
+        """Median L2 of the best adversarial within each budget, and success rate at ``eps``, for
+        a decision-based (label-only) attack of a run.
+
+        Default budgets: 20 steps up to the attack's budget (``max_queries``), which is always
+        the last. Default ``eps``: the attack's own, else the run's ε when its threat model is
+        L2 (as ``robustkit evaluate`` reports it); without either there is no success column.
+        """
         from .runner import decision_figures
 
-        rows = self.store.results(run_id, attack)
-        trajs = [json.loads(r["trajectory"]) for r in rows if r["trajectory"]]
+        run = self._run(run_id)
+        specs = json.loads(run["attacks"])
+        label = self._label([run], attack, f"run {run_id}")
+        params = specs[label]["params"]
+        if not _is_decision(params):
+            decision = [k for k, v in specs.items() if _is_decision(v["params"])]
+            raise InputError(
+                f"attack {label!r} of run {run_id} is not decision-based (it has no query "
+                f"budget or trajectory); the run's decision-based attacks: {_names(decision)}"
+            )
+        max_q = int(params["max_queries"])
         if budgets is None:
-            top = max((q for t in trajs for q, _ in t), default=1)
-            budgets = sorted({max(1, round(top * k / 20)) for k in range(1, 21)})
+            budgets = sorted({max(1, round(max_q * k / 20)) for k in range(1, 21)} | {max_q})
+        budgets = [int(b) for b in budgets]
         if eps is None:
-            eps = self.summary(run_id)["attacks"][attack]["params"].get("eps")
-        fig = decision_figures(rows, budgets, eps)
+            eps = params.get("eps")
+            if eps is None and run["norm"] == "l2":
+                eps = run["eps"]
+        fig = decision_figures(self.store.results(run_id, label), budgets, eps)
         frame = pd.DataFrame({"queries": budgets, "median_l2": fig["median_l2"]})
         if eps is not None:
             frame["success_rate_at_eps"] = fig["success_rate_at_eps"]

@@ -374,3 +374,161 @@ def test_html_in_headless_chromium(tmp_path):
     assert [r[0] for r in by_name] == ["zeta-model", "alpha-model", escaped]  # model name, desc
     filtered = _rows(_dump_dom(browser, url + "#filter=zeta", tmp_path))
     assert [name for name, hidden in filtered if not hidden] == ["zeta-model"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Renderers on hand-made stores: escaping, formula injection, decision rows with their defenses
+# ------------------------------------------------------------------------------------------------
+XSS_MODEL = "q`<img src=x onerror=alert(1)>.py:build"
+
+
+def _code_spans(md: str) -> tuple[list[str], str]:
+    """CommonMark code spans of one text (contents, stripped of one padding space each side) and
+    the text outside them: a run of k backticks opens a span that the next run of exactly k
+    backticks closes."""
+    spans, outside, i = [], [], 0
+    while i < len(md):
+        if md[i] != "`":
+            outside.append(md[i])
+            i += 1
+            continue
+        k = len(re.match(r"`+", md[i:]).group())
+        close = next(
+            (m for m in re.finditer(r"`+", md[i + k :]) if len(m.group()) == k),
+            None,
+        )
+        if close is None:  # no closing run: literal backticks
+            outside.append(md[i : i + k])
+            i += k
+            continue
+        body = md[i + k : i + k + close.start()]
+        if len(body) > 1 and body[0] == " " and body[-1] == " " and body.strip():
+            body = body[1:-1]
+        spans.append(body)
+        i += k + close.end()
+    return spans, "".join(outside)
+
+
+def _live_html(md: str) -> list[str]:
+    """Raw HTML tags a Markdown renderer would pass through: '<' + letter outside code spans,
+    not escaped by a backslash."""
+    _, outside = _code_spans(md)
+    return re.findall(r"(?<!\\)<[A-Za-z/!?]", outside)
+
+
+def test_markdown_commands_are_code_spans_and_titles_and_headers_are_escaped(tmp_path):
+    """A backtick in a model path closed the command's code span and raw HTML went live
+    (`<img src=x onerror=...>`); titles and headers were not escaped at all."""
+    from .fake_store import LINF, add_run, robust
+
+    command = f"robustkit evaluate --model '{XSS_MODEL}' --attack pgd --eps 0.3"
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(
+            store,
+            "r1",
+            {"pgd<b>x</b>": (LINF, robust("rf"))},
+            model=XSS_MODEL,
+            dataset="d<i>&amp",
+            command=command,
+            n=2,
+        )
+        md = to_markdown(build(store))
+    assert _live_html(md) == [], md
+    spans, _ = _code_spans(md)
+    assert command in spans
+    assert "## d&lt;i&gt;&amp;amp, L∞ ε = 0.3" in md
+    assert "| pgd&lt;b&gt;x&lt;/b&gt; % |" in md
+    from robustkit.leaderboard import _md_escape
+
+    assert _md_escape("a & b\nc | d\r\ne") == "a &amp; b c \\| d e"
+
+
+def test_csv_text_cells_cannot_start_a_formula(tmp_path):
+    """A user-controlled model path like '=HYPERLINK(...)' opened as a formula in a spreadsheet;
+    text cells starting with = + - @ tab or CR now start with ', numbers stay numbers."""
+    from .fake_store import CGBA, LINF, add_run, robust
+
+    evil = '=HYPERLINK("http://evil")'
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(
+            store,
+            "r1",
+            {"fgsm": (LINF, robust("rf"))},
+            model=evil,
+            training="+cmd|' /C calc'!A0",
+            defenses={"@SUM(1)": {}},
+            n=2,
+        )
+        add_run(
+            store,
+            "r2",
+            {"cgba": (CGBA, [(True, False, 1.0, [[5, 1.0]])] * 2)},
+            model="-2+3",
+            defenses={"\tx": {}},
+            n=2,
+        )
+        text = to_csv(build(store))
+    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    cells = [c for r in rows for c in r]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
+    head, first = rows[0], rows[1]
+    assert first[head.index("model")] == "'" + evil
+    assert first[head.index("training")].startswith("'+")
+    assert first[head.index("defenses")] == "'@SUM(1)"
+    assert float(first[head.index("eps")]) == 0.3 and float(first[head.index("n")]) == 2
+    dec_head = next(r for r in rows if r[0] == "decision" and r[1] == "dataset")
+    dec = rows[-1]
+    assert dec[dec_head.index("model")] == "'-2+3" and dec[dec_head.index("defenses")] == "'\tx"
+    assert float(dec[dec_head.index("median_l2")]) == 1.0
+
+
+def test_decision_rows_show_their_defenses_and_every_table_its_commands(tmp_path):
+    """A defended and an undefended decision row of one model looked identical in Markdown,
+    HTML and CSV; the HTML page did not state its commands; two decision sections of one data
+    set (other budgets) had the same heading."""
+    from .fake_store import CGBA, add_run
+
+    row = [(True, False, 1.0, [[5, 1.0]])] * 2
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "plain", {"cgba": (CGBA, row)}, model="m", n=2, command="cmd-plain")
+        add_run(
+            store,
+            "defended",
+            {"cgba": (CGBA, row)},
+            model="m",
+            defenses={"bit-depth:bits=4": {"bits": 4}},
+            n=2,
+            command="cmd-defended",
+        )
+        add_run(
+            store,
+            "other-budget",
+            {"cgba": ({**CGBA, "max_queries": 30}, row)},
+            model="m2",
+            n=2,
+            command="cmd-30",
+        )
+        board = build(store)
+    md = to_markdown(board)
+    table_rows = [ln for ln in md.splitlines() if ln.startswith("| m |")]
+    assert len(table_rows) == 2 and len(set(table_rows)) == 2
+    assert any("| bit-depth:bits=4 |" in ln for ln in table_rows)
+    headings = [ln for ln in md.splitlines() if ln.startswith("## Decision-based")]
+    assert len(headings) == 2 and len(set(headings)) == 2
+    page = to_html(board)
+    assert "<td>bit-depth:bits=4</td>" in page
+    for cmd in ("cmd-plain", "cmd-defended", "cmd-30"):
+        assert f"<code>{cmd}</code>" in page
+    rows = [r for r in csv.reader(io.StringIO(to_csv(board))) if r]
+    dec_head = next(r for r in rows if r[0] == "decision" and r[1] == "dataset")
+    assert "defenses" in dec_head
+    defenses = {
+        r[dec_head.index("defenses")] for r in rows if r[0] == "decision" and r[1] != "dataset"
+    }
+    assert defenses == {"", "bit-depth:bits=4"}
+
+
+def test_html_states_the_command_of_each_table(tmp_path):
+    with _fake_store(tmp_path / "x.db", "m") as store:
+        page = to_html(build(store))
+    assert "<code>robustkit evaluate &lt;b&gt;bold&lt;/b&gt;</code>" in page

@@ -75,6 +75,19 @@ def test_frames_match_the_store(db):
     curve = res.decision_curve(cgba_id, "cgba", budgets=[10, 20, 40])
     assert list(curve["queries"]) == [10, 20, 40]
     assert curve["median_l2"].is_monotonic_decreasing
+    # the per-sample norm stays the perturbation's size; the run's threat model has its own
+    # columns, and each attack's success within its ε is the success rate the report gives
+    assert per_sample["norm"].dtype == float and set(per_sample["threat_norm"]) == {"linf", "l2"}
+    for _, run in runs.iterrows():
+        frame = res.results(run["run_id"])
+        report = res.summary(run["run_id"])["attacks"]
+        for label, rows in frame[frame["attacked"]].groupby("attack"):
+            assert rows["success_within_eps"].mean() == pytest.approx(report[label]["success_rate"])
+    # the default curve ends at the attack's budget, where the report's figures stand
+    curve = res.decision_curve(cgba_id, "cgba")
+    decision = res.summary(cgba_id)["attacks"]["cgba"]["decision"]
+    assert curve["queries"].iloc[-1] == decision["budgets"][-1] == 40
+    assert curve["median_l2"].iloc[-1] == decision["median_l2"][-1]
 
 
 def test_plots_return_figures(db):

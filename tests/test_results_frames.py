@@ -1,0 +1,175 @@
+"""Notebook views on hand-made stores (no model runs): the per-sample frame keeps the float norm
+and reproduces the reported success rates, empty selections keep their columns, unknown run ids
+and attack labels are errors naming the valid ones, decision curves end at the budget, and the
+robust-accuracy plot shows exactly the runs the leaderboard shows."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import torch  # noqa: E402
+
+import robustkit.results as rr  # noqa: E402
+from robustkit import plots  # noqa: E402
+from robustkit.errors import InputError, RobustkitError  # noqa: E402
+from robustkit.store import Store  # noqa: E402
+
+from .fake_store import CGBA, LINF, add_run, robust  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "r.db")
+    yield s
+    s.close()
+
+
+def test_results_frame_keeps_the_float_norm_and_reproduces_the_success_rate(store):
+    """`norm` was overwritten with the run's threat-model name ('linf'); a label-only attack
+    given an ε succeeds only within it, as `robustkit evaluate` reports (success_rate 0.5, while
+    `success` is true for every sample)."""
+    traj = [[5, 3.0], [30, 0.4]]
+    cgba_rows = [(True, True, 0.4, traj), (True, False, 0.3, traj)]
+    cgba_rows += [(True, True, 0.8, traj), (True, True, 1.5, traj)]
+    add_run(
+        store,
+        "r1",
+        {"fgsm": (LINF, robust("rfff")), "cgba": ({**CGBA, "eps": 0.35}, cgba_rows)},
+        eps=0.3,
+    )
+    res = rr.Results(store)
+    frame = res.results("r1")
+    assert frame["norm"].dtype == float and set(frame["threat_norm"]) == {"linf"}
+    cgba = frame[frame["attack"] == "cgba"]
+    assert list(cgba["norm"]) == [0.4, 0.3, 0.8, 1.5]
+    assert cgba["success"].all() and list(cgba["success_within_eps"]) == [False, True, False, False]
+    summary = res.summary("r1")["attacks"]
+    for label, rows in frame[frame["attacked"]].groupby("attack"):
+        assert rows["success_within_eps"].mean() == pytest.approx(summary[label]["success_rate"])
+    assert list(frame[frame["attack"] == "fgsm"]["threat_eps"]) == [0.3] * 4
+    assert list(frame.columns) == rr.RESULT_COLUMNS
+
+
+def test_empty_selections_keep_their_columns(store, tmp_path):
+    """A run evaluated with sanity=False has no checks: `checks().query("flagged")` (the
+    notebook's pattern) raised KeyError on the column-less frame; so did an empty store."""
+    res = rr.Results(store)
+    assert res.checks().query("flagged").empty
+    assert res.runs[["run_id", "model", "eps", "robust_accuracy"]].empty
+    assert res.samples()["clean_correct"].empty
+    assert res.results().groupby(["threat_eps", "attack"])["robust"].mean().empty
+    for frame, cols in (
+        (res.runs, rr.RUN_COLUMNS),
+        (res.samples(), rr.SAMPLE_COLUMNS),
+        (res.results(), rr.RESULT_COLUMNS),
+        (res.checks(), rr.CHECK_COLUMNS),
+    ):
+        assert frame.empty and list(frame.columns) == cols
+    add_run(store, "r1", {"fgsm": (LINF, robust("rf"))}, n=2, checks=False)
+    assert res.checks("r1").query("flagged").empty
+    assert list(res.checks("r1").columns) == rr.CHECK_COLUMNS
+
+
+def test_unknown_run_ids_and_attack_labels_are_errors_naming_the_valid_ones(store):
+    add_run(
+        store,
+        "r1",
+        {"pgd:steps=3": (LINF, robust("rf")), "cgba": (CGBA, [(True, False, 1.0, [[4, 1.0]])] * 2)},
+        n=2,
+    )
+    res = rr.Results(store)
+    for call in (res.results, res.samples, res.checks, res.summary):
+        with pytest.raises(InputError, match="no run 'nope'.*r1"):
+            call("nope")
+    with pytest.raises(InputError, match="no run 'nope'.*r1"):
+        res.decision_curve("nope", "cgba")
+    with pytest.raises(InputError, match="no attack 'hsja'.*cgba"):
+        res.decision_curve("r1", "hsja")
+    with pytest.raises(InputError, match="no attack 'fgsm'.*pgd:steps=3"):
+        res.results("r1", "fgsm")
+    # labels match in any case
+    assert set(res.results("r1", "PGD:Steps=3")["attack"]) == {"pgd:steps=3"}
+    assert len(res.decision_curve("r1", "CGBA")) > 0
+    # a white-box attack has no decision curve (it returned NaNs)
+    with pytest.raises(InputError, match="not decision-based.*cgba"):
+        res.decision_curve("r1", "pgd:steps=3")
+
+
+def test_decision_curve_ends_at_the_budget(store):
+    """The default budgets ended at the last query that improved a distance (30 here), not at
+    the attack's budget (max_queries = 60); the last row equals the run's report at 60."""
+    traj = [[3, 5.0], [30, 1.0]]
+    add_run(store, "r1", {"cgba": ({**CGBA, "eps": 2.0}, [(True, True, 1.0, traj)] * 3)}, n=3)
+    res = rr.Results(store)
+    curve = res.decision_curve("r1", "cgba")
+    assert curve["queries"].iloc[-1] == 60 and curve["queries"].is_monotonic_increasing
+    report = res.summary("r1")["attacks"]["cgba"]["decision"]
+    assert report["budgets"][-1] == 60
+    assert curve["median_l2"].iloc[-1] == report["median_l2"][-1]
+    assert curve["success_rate_at_eps"].iloc[-1] == report["success_rate_at_eps"][-1]
+
+
+def _lines(fig) -> dict[str, dict[str, list]]:
+    return {
+        ax.get_title(): {
+            line.get_label(): list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+            for line in ax.get_lines()
+        }
+        for ax in fig.axes
+    }
+
+
+def test_robust_accuracy_plot_shows_what_the_leaderboard_shows(store):
+    """Each point is the leaderboard's run for its (norm, ε, model, defenses). It once plotted
+    targeted-only and unfinished runs, a run's worst case where it lacked the named attack, a
+    minimum-norm attack at the run's ε, one line for defended and undefended runs and L2 and
+    L∞ ε on one axis."""
+    add_run(store, "a", {"fgsm": (LINF, robust("rrrf")), "pgd": (LINF, robust("rrff"))}, eps=0.1)
+    add_run(store, "a-small", {"fgsm": (LINF, robust("ff"))}, eps=0.1, n=2)  # fewer samples
+    add_run(store, "b", {"fgsm": (LINF, robust("rfff"))}, eps=0.3)  # no pgd
+    add_run(store, "t", {"pgd": ({**LINF, "targeted": True}, robust("rrrr"))}, eps=0.2)
+    add_run(store, "u", {"fgsm": (LINF, robust("rrrr"))}, eps=0.25, finished=False)
+    add_run(store, "mn", {"cgba": (CGBA, [(True, False, 9.0, [[5, 9.0]])] * 4)}, eps=0.15)
+    add_run(
+        store,
+        "d",
+        {"fgsm": (LINF, robust("rrrr")), "pgd": (LINF, robust("rrrr"))},
+        eps=0.1,
+        defenses={"bit-depth:bits=4": {"bits": 4}},
+    )
+    add_run(store, "l2", {"pgd": ({"norm": "l2"}, robust("rrff"))}, norm="l2", eps=1.0)
+    res = rr.Results(store)
+
+    worst = _lines(plots.robust_accuracy_vs_eps(res))
+    assert worst == {
+        "MNIST, L2": {"m": [(1.0, 50.0)]},
+        "MNIST, L∞": {
+            "m": [(0.1, 50.0), (0.3, 25.0)],
+            "m + bit-depth:bits=4": [(0.1, 100.0)],
+        },
+    }
+    pgd = _lines(plots.robust_accuracy_vs_eps(res, attack="PGD", norm="linf"))
+    assert pgd == {"MNIST, L∞": {"m": [(0.1, 50.0)], "m + bit-depth:bits=4": [(0.1, 100.0)]}}
+    with pytest.raises(RobustkitError, match="attack 'cgba'"):
+        plots.robust_accuracy_vs_eps(res, attack="cgba")
+    with pytest.raises(RobustkitError, match="give norm="):
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+        plots.robust_accuracy_vs_eps(res, ax=ax)
+    with pytest.raises(RobustkitError, match="model 'other'.*models with one: m"):
+        plots.robust_accuracy_vs_eps(res, model="other")
+
+
+def test_robust_accuracy_plot_of_an_empty_store_is_a_clear_error(store):
+    with pytest.raises(RobustkitError, match="no stored run has an attack with an ε"):
+        plots.robust_accuracy_vs_eps(rr.Results(store))
+
+
+def test_adversarial_grid_of_no_images_is_a_clear_error():
+    x = torch.zeros(0, 1, 28, 28)
+    with pytest.raises(RobustkitError, match="at least one image"):
+        plots.adversarial_grid(x, x)
