@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from robustkit.errors import InputError
 from robustkit.oracle import DecisionAttack
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
@@ -36,7 +37,7 @@ def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[in
         return [max(1, round(total * c / s)) for c in coefs]
 
     iters, seen = 1, set()
-    while iters not in seen:
+    while iters not in seen and iters < max(total, 1):  # (the cap: a schedule in any case)
         seen.add(iters)
         q = plan(iters)
         if q[0] > hi:
@@ -95,6 +96,8 @@ class GeoDA(DecisionAttack):
         self.dim_reduction_factor = dim_reduction_factor
         self.sigma = _positive("sigma", sigma)
         self.mu = _positive("mu", mu)
+        if self.mu > 1:  # the schedule must grow (mu > 1 would shrink it: no first range fits)
+            raise InputError(f"mu must lie in (0, 1] (probes grow as mu^(-2t/3)), got {mu!r}")
         self.tol = _positive("tol", tol)
         self.boundary_reserve = _positive("boundary_reserve", boundary_reserve, int)
         self.max_jump_steps = _positive("max_jump_steps", max_jump_steps, int)
@@ -109,7 +112,9 @@ class GeoDA(DecisionAttack):
         sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)
         gen = rng
         if target is not None:
-            start, found = start_targeted(oracle, tracker, steps, x0, y, target, gen)
+            start, found = start_targeted(
+                oracle, tracker, steps, x0, y, target, gen, self.init_tries
+            )
         else:
             start, found = start_untargeted(
                 oracle, tracker, steps, x0, gen, self.init_noise, self.init_tries

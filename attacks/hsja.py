@@ -85,7 +85,7 @@ class HopSkipJump(DecisionAttack):
 
     def _start(self, rng, oracle, tracker, steps, x0, y, target):
         if target is not None:
-            return start_targeted(oracle, tracker, steps, x0, y, target, rng)
+            return start_targeted(oracle, tracker, steps, x0, y, target, rng, self.init_tries)
         start, found = x0.clone(), torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         for _ in range(self.init_tries):
             todo = (~found & (oracle.remaining() > 0)).nonzero().flatten()

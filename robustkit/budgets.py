@@ -96,7 +96,8 @@ NOT_FOUND = "no adversarial found within the budget"
 def outcomes(result) -> list[str]:
     """Per sample of a result: ``"already misclassified"`` (not attacked, zero queries),
     ``"adversarial"`` (fooled; re-checked outside the budget) or ``"no adversarial found within
-    the budget"`` (``x_adv`` is the clean image)."""
+    the budget"`` (``x_adv`` is the clean image, or for a targeted attack possibly a point
+    misclassified into another class than the target)."""
     return [
         (ADVERSARIAL if s else NOT_FOUND) if a else ALREADY_MISCLASSIFIED
         for a, s in zip(result.attacked.tolist(), result.success.tolist(), strict=True)

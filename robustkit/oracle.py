@@ -143,6 +143,49 @@ def padded(rows: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([rows, fill])
 
 
+def _refuted_by_recheck(result: AttackResult, x: torch.Tensor) -> AttackResult:
+    """``result`` with the examples the fresh re-check refuted taken back.
+
+    The attack kept each sample's closest point the oracle labelled adversarial; the re-check
+    labels it again (by majority vote for a randomized defense, see
+    :func:`robustkit.attack.predict`). Where it disagrees (a randomized model, whose single
+    draws the oracle sees; or nondeterministic arithmetic), the trajectory would still count a
+    success the result denies: it is emptied, and a point the re-check calls correctly
+    classified goes back to the clean image, so distances and figures from trajectories agree
+    with ``success``. (A targeted attack's point labelled neither its target nor its true class
+    stays: it is still misclassified.) Warns with the count."""
+    if result.trajectories is None:
+        return result
+    has_path = torch.tensor([t.shape[0] > 0 for t in result.trajectories], dtype=torch.bool)
+    refuted = result.attacked & ~result.success & has_path
+    if not refuted.any():
+        return result
+    import dataclasses
+    import warnings
+
+    from .attack import RobustkitWarning
+
+    warnings.warn(
+        f"{int(refuted.sum())} of {int(has_path.sum())} examples {result.attack} found were not "
+        "adversarial on the fresh re-check (a randomized model, or nondeterministic "
+        "arithmetic): reported as not found",
+        RobustkitWarning,
+        stacklevel=3,
+    )
+    clean = refuted & (result.adv_pred == result.y)
+    x_adv, norms, l2, linf = (
+        t.clone() for t in (result.x_adv, result.norms, result.l2, result.linf)
+    )
+    x_adv[clean] = x.detach().cpu().to(x_adv.dtype)[clean]
+    for t in (norms, l2, linf):
+        t[clean] = 0
+    empty = torch.zeros((0, 2), dtype=result.trajectories[0].dtype)
+    paths = [empty if r else t for t, r in zip(result.trajectories, refuted.tolist(), strict=True)]
+    return dataclasses.replace(
+        result, x_adv=x_adv, norms=norms, l2=l2, linf=linf, trajectories=paths
+    )
+
+
 class BestTracker:
     """Per sample, the closest adversarial example found so far and its trajectory.
 
@@ -155,7 +198,7 @@ class BestTracker:
         self.x0 = x0
         self.oracle = oracle
         self.best = x0.clone()
-        self.dist = torch.full((x0.shape[0],), float("inf"), device=x0.device)
+        self.dist = torch.full((x0.shape[0],), float("inf"), device=x0.device, dtype=x0.dtype)
         self._log: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     @property
@@ -203,7 +246,8 @@ class BestTracker:
         order = torch.sort(idx, stable=True).indices
         rows = torch.stack([q[order], d[order]], dim=1)
         counts = torch.bincount(idx, minlength=n).tolist()
-        return [t.float().clone() for t in torch.split(rows, counts)]
+        # in the images' precision (float32 rounds the distances of float64 images)
+        return [t.to(self.x0.dtype).clone() for t in torch.split(rows, counts)]
 
 
 class StepCounter:
@@ -298,7 +342,8 @@ class DecisionAttack(Attack):
         classifies such images at all runs outside every budget). Runs in full float32 on a GPU
         (see :func:`~robustkit.device.full_float32`)."""
         with full_float32():
-            return super().__call__(model, x, y, target, clean_pred=clean_pred)
+            result = super().__call__(model, x, y, target, clean_pred=clean_pred)
+        return _refuted_by_recheck(result, x)
 
     def _attack(
         self,

@@ -280,7 +280,7 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
             traj = None
             if trajectories is not None:
                 traj = json.dumps(
-                    [[int(q), round(float(d), 6)] for q, d in trajectories[j].tolist()]
+                    [[int(q), float(d)] for q, d in trajectories[j].tolist()]
                 )
             stage = int(stages[j]) if stages is not None else None
             rows.append(

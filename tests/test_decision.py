@@ -650,3 +650,75 @@ def test_targets_of_targeted_decision_runs_come_from_the_shard():
     big = shard_class_targets(torch.arange(10).repeat(50), 10, seed=1, shard_size=500)
     assert set(big[torch.arange(10).repeat(50) == 0].tolist()) == set(range(1, 10))
     assert torch.equal(target, shard_class_targets(y, 10, seed=3, shard_size=10))
+
+
+@pytest.mark.parametrize("name", DECISION)
+def test_float64_images_and_models(name):
+    """Float64 images once crashed every decision attack (the tracker's distances were float32);
+    the trajectory keeps the images' precision, so its last point is the returned distance."""
+    model = Linear().double().eval()
+    x = images(4).double()
+    y = model(x).argmax(1)
+    options = {"targeted": False} if name == "cgba-h" else {}
+    res = robustkit.get_attack(name, max_queries=120, **options)(model, x, y)
+    assert res.x_adv.dtype == torch.float64 and res.success.any()
+    for i in res.success.nonzero().flatten().tolist():
+        assert res.trajectories[i].dtype == torch.float64
+        assert res.trajectories[i][-1, 1].item() == pytest.approx(res.l2[i].item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["hsja", "geoda", "cgba-h"])
+def test_targeted_start_search_keeps_to_init_tries(name):
+    """Nothing is ever the target for a constant model: each image spends exactly its noise tries
+    (HSJA and GeoDA once spent 100 whatever init_tries said)."""
+    x = images(3)
+    y, target = torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long)
+    atk = robustkit.get_attack(name, max_queries=500, init_tries=2, targeted=True)
+    assert atk(Constant(), x, y, target).queries.tolist() == [2, 2, 2]
+
+
+def test_geoda_refuses_a_shrinking_schedule_and_always_plans_one():
+    from robustkit.attacks.geoda import query_schedule
+
+    with pytest.raises(InputError, match="mu must lie in"):
+        robustkit.get_attack("geoda", mu=1.5)
+    assert sum(query_schedule(130, 5.0)) > 0  # once an endless loop
+    assert query_schedule(1000, 1.0)[0] <= 80
+
+
+class CoinAtRecheck(nn.Module):
+    """Linear's labels while the attack queries, then (votes > 1, as a randomized defense asks)
+    always the true class when the base class re-checks: every example found is refuted."""
+
+    def __init__(self, base, y):
+        super().__init__()
+        self.base, self.y, self.votes, self.rechecking = base, y, 3, False
+
+    def forward(self, x):
+        out = self.base(x)
+        if self.rechecking and x.shape[0] == self.y.shape[0]:
+            return torch.nn.functional.one_hot(self.y, out.shape[1]).to(out.dtype)
+        return out
+
+
+def test_examples_refuted_by_the_recheck_are_taken_back(linear, monkeypatch):
+    """A randomized model's single draws can call a point adversarial that its majority vote
+    does not: such examples once kept their trajectories (figures from them counted successes
+    the result denied) and their distances."""
+    import robustkit.attack as attack_module
+
+    model, x, y = linear
+    wrapped = CoinAtRecheck(model, y)
+    original = attack_module.predict
+
+    def predict(m, xs, first=None):
+        wrapped.rechecking = first is None  # the clean labels come with their logits
+        return original(m, xs, first)
+
+    monkeypatch.setattr(attack_module, "predict", predict)
+    with pytest.warns(robustkit.RobustkitWarning, match="not adversarial on the fresh re-check"):
+        res = robustkit.get_attack("cgba", max_queries=60)(wrapped, x, y)
+    assert not res.success.any() and res.attacked.all()
+    assert all(t.shape[0] == 0 for t in res.trajectories)
+    assert torch.equal(res.x_adv, x) and (res.l2 == 0).all()
+    assert outcomes(res) == ["no adversarial found within the budget"] * x.shape[0]
