@@ -279,9 +279,7 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
         for j, i in enumerate(idx):
             traj = None
             if trajectories is not None:
-                traj = json.dumps(
-                    [[int(q), float(d)] for q, d in trajectories[j].tolist()]
-                )
+                traj = json.dumps([[int(q), float(d)] for q, d in trajectories[j].tolist()])
             stage = int(stages[j]) if stages is not None else None
             rows.append(
                 (
