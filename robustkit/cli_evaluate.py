@@ -91,7 +91,11 @@ def check_save_adv(save_adv: str) -> None:
     help="ATTACK[:key=value,...], repeatable, e.g. pgd:steps=20,restarts=2 (see `robustkit attacks`).",
 )
 @click.option("--norm", default="linf", show_default=True, help="Threat-model norm: linf or l2.")
-@click.option("--eps", help="Perturbation budget, e.g. 8/255 [default: 8/255 CIFAR-10, 0.3 MNIST].")
+@click.option(
+    "--eps",
+    help="Perturbation budget, e.g. 8/255 [default: the data set's: CIFAR-10 8/255 L∞, 0.5 L2; "
+    "MNIST 0.3, 2.0; other data 8/255, 0.5].",
+)
 @click.option("--targeted", is_flag=True, help="Targeted attacks, with a random target per sample.")
 @click.option(
     "--queries",

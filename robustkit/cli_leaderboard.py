@@ -135,7 +135,7 @@ def run_preset(
     leaderboard and write it in every format.
 
     \b
-    quick: FGSM + PGD-10 on 100 images and CGBA (300 queries) on 10 images per model, minutes.
+    quick: FGSM + PGD-10 on 100 images and CGBA (300 queries) on 10 images per model, about 30 s.
     full:  FGSM, PGD and auto at four threat models on 1,000 images, CGBA (1,000 queries) on 100.
     """
     from .leaderboard import RENDERERS, build

@@ -115,6 +115,7 @@ def build(store: Store) -> dict[str, Any]:
                 "success_rate_at_eps": fig["success_rate_at_eps"],
                 "selection": "first correctly classified" if summary["correct_only"] else "all",
                 "flags": flags,
+                "reasons": reasons,
                 "command": run["command"],
                 "run_id": run["run_id"],
             }
@@ -383,6 +384,7 @@ def to_csv(board: dict[str, Any]) -> str:
             "worst_case",
             "n",
             "flags",
+            "reasons",
             "run_id",
         ]
     )
@@ -406,6 +408,7 @@ def to_csv(board: dict[str, Any]) -> str:
                                 r["worst_case"],
                                 r["n"],
                                 ";".join(r["flags"]),
+                                " | ".join(r["reasons"]),
                                 r["run_id"],
                             ]
                         )
@@ -424,6 +427,7 @@ def to_csv(board: dict[str, Any]) -> str:
             "eps",
             "success_rate_at_eps",
             "flags",
+            "reasons",
             "run_id",
         ]
     )
@@ -443,6 +447,7 @@ def to_csv(board: dict[str, Any]) -> str:
                         r["eps"],
                         s,
                         ";".join(r["flags"]),
+                        " | ".join(r["reasons"]),
                         r["run_id"],
                     ]
                 )

@@ -1,8 +1,8 @@
 """Named sets of evaluation runs that build a whole leaderboard (``robustkit leaderboard run``).
 
 - ``quick``: every zoo model, FGSM and PGD-10 at the data set's usual L∞ ε on the first 100 test
-  images, and CGBA with 300 queries on the first 10 correctly classified images: a few minutes on a
-  laptop CPU, the README's main job.
+  images, and CGBA with 300 queries on the first 10 correctly classified images: about 30 s on 2
+  CPU cores, the README's main job.
 - ``full``: what ``leaderboards/`` publishes: CIFAR-10 at L∞ 8/255, L∞ 2/255 and L2 0.5, MNIST at
   L∞ 0.3, each with FGSM, PGD and the ``auto`` ensemble on the first 1,000 test images, and CGBA with
   1,000 queries on the first 100 correctly classified images per model.

@@ -192,13 +192,20 @@ def prepare(config: RunConfig) -> Run:
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
-    twice = sorted({spec for spec in config.defenses if config.defenses.count(spec) > 1})
+    defenses = [build_defense(spec) for spec in config.defenses]
+    # Each defense by its registered name (BIT-DEPTH is bit-depth), in the order it wraps the
+    # model (the first given wraps it first): the order is part of the run.
+    defense_specs = []
+    for spec, d in zip(config.defenses, defenses, strict=True):
+        rest = spec.strip().partition(":")[2]
+        defense_specs.append(f"{d.name}:{rest}" if rest else d.name)
+    names = [d.name for d in defenses]
+    twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise InputError(
             f"defense {twice[0]!r} is given more than once; give each defense once "
             "(a stronger setting, e.g. a larger sigma, instead of a repeat)"
         )
-    defenses = [build_defense(spec) for spec in config.defenses]
     model = zoo.load_model(
         config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
     )
@@ -234,7 +241,7 @@ def prepare(config: RunConfig) -> Run:
         "norm": norm,
         "eps": eps,
         "attacks": {label: {"name": a.name, "params": a.params} for label, a in attacks.items()},
-        "defenses": {spec: d.params for spec, d in zip(config.defenses, defenses, strict=True)},
+        "defenses": [[spec, d.params] for spec, d in zip(defense_specs, defenses, strict=True)],
         "targeted": bool(config.targeted),
         "seed": config.seed,
         "batch_size": config.batch_size,
@@ -421,6 +428,13 @@ def decision_figures(rows: list[dict], budgets: list[int], eps: float | None) ->
     return out
 
 
+def defense_names(stored: str) -> list[str]:
+    """A stored run's defense specs in the order they wrap the model (stores before
+    2026-11-27 kept them as a mapping, in sorted order)."""
+    value = json.loads(stored)
+    return [spec for spec, _ in value] if isinstance(value, list) else list(value)
+
+
 def summarize(store: Store, run_id: str) -> dict[str, Any]:
     """The report of a stored run: clean, per-attack and worst-case robust accuracy, norms,
     counts and timings, decision-attack figures and sanity checks, all from the stored rows."""
@@ -503,7 +517,7 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
         "n": n,
         "device": run["device"],
         "seed": run["seed"],
-        "defenses": list(json.loads(run["defenses"])),
+        "defenses": defense_names(run["defenses"]),
         "threat_model": {
             "norm": run["norm"],
             "eps": run["eps"],

@@ -90,7 +90,7 @@ def build_attack(
         elif cls.requires_eps:  # the ε given is one of another norm
             raise InputError(
                 f"attack {name!r} runs in {chosen_norm} but the ε given is one of {norm}; "
-                f"give it its own, e.g. {name}:norm={chosen_norm},eps=0.5"
+                f"evaluate it in a run of that norm (--norm {chosen_norm} --eps ...)"
             )
     if max_queries is not None and "max_queries" in accepted and "max_queries" not in params:
         params["max_queries"] = int(max_queries)

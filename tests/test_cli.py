@@ -174,7 +174,7 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         # an attack in another norm than the run's once got the run's L∞ ε (8/255) as its L2 ε
         (
             ["--model", "cifar10/resnet20", "--attack", "pgd:norm=l2,steps=5"],
-            ["attack 'pgd' runs in l2 but the ε given is one of linf", "pgd:norm=l2,eps="],
+            ["attack 'pgd' runs in l2 but the ε given is one of linf", "--norm l2 --eps"],
         ),
         (
             ["--model", "cifar10/resnet20", "--attack", "fgsm", "--attack", "pgd:norm=l2,eps=0.5"],
@@ -187,6 +187,11 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         (
             ["--model", "cifar10/resnet20", "--defense", "input-noise", "--defense", "input-noise"],
             ["defense 'input-noise' is given more than once"],
+        ),
+        (
+            ["--model", "cifar10/resnet20", "--defense", "BIT-DEPTH:bits=4"]
+            + ["--defense", "bit-depth:bits=3"],
+            ["defense 'bit-depth' is given more than once"],
         ),
     ],
 )
@@ -328,3 +333,20 @@ def test_names_in_another_case_are_the_same_run(tmp_path):
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
     ra, rb = json.loads(a.output), json.loads(b.output)
     assert ra["run_id"] == rb["run_id"] and list(rb["attacks"]) == ["pgd:steps=2"]
+
+
+def test_defenses_are_applied_and_identified_in_the_order_given(tmp_path):
+    """The first --defense wraps the model first; the two orders are two runs (the run id once
+    sorted them, so one order resumed the other's results), reported in that order, each by its
+    registered name."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "6", "--db", db]
+    common += ["--format", "json", "--no-progress", "--attack", "fgsm"]
+    noise, depth = ["--defense", "input-noise:sigma=0.3,votes=3"], ["--defense", "BIT-DEPTH:bits=2"]
+    a = run(*common, *noise, *depth)
+    b = run(*common, *depth, *noise)
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ra, rb = json.loads(a.output), json.loads(b.output)
+    assert ra["run_id"] != rb["run_id"]
+    assert ra["defenses"] == ["input-noise:sigma=0.3,votes=3", "bit-depth:bits=2"]
+    assert rb["defenses"] == ["bit-depth:bits=2", "input-noise:sigma=0.3,votes=3"]

@@ -105,6 +105,14 @@ def test_runs_are_flagged_in_the_store_and_leaderboard(tmp_path):
     rows = board["tables"][0]["rows"]
     assert sum(bool(r["flags"]) for r in rows) == 3
     assert all(r["reasons"] for r in rows if r["flags"])
+    # the CSV says why too, not only which check (the README promises the reason everywhere)
+    from robustkit.leaderboard import to_csv
+
+    lines = to_csv(board).splitlines()
+    reasons = lines[0].split(",").index("reasons")
+    flagged_lines = [line for line in lines[1:] if "randomized_outputs" in line]
+    assert flagged_lines and all("EOT" in line for line in flagged_lines)
+    assert reasons > 0
     assert robustkit.list_models("mnist/cnn-tiny-at")
 
 
