@@ -34,6 +34,7 @@ from torch import nn
 
 import robustkit
 from robustkit.budgets import l2_at_budgets, median_l2_at
+from robustkit.data import dataset_size
 from robustkit.device import full_float32, model_device
 from robustkit.oracle import default_batch_size
 
@@ -58,8 +59,11 @@ def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor,
     """The first ``n`` CIFAR-10 test images the model classifies correctly (and their indices)."""
     xs, ys, idx, offset = [], [], [], 0
     device = model_device(model)
+    total = dataset_size("cifar10", "test")
     while sum(len(v) for v in ys) < n:
-        x, y = robustkit.load_dataset("cifar10", "test", n=256, offset=offset)
+        if offset >= total:
+            raise SystemExit(f"only {len(idx)} correctly classified test images; use a smaller --n")
+        x, y = robustkit.load_dataset("cifar10", "test", n=min(256, total - offset), offset=offset)
         x, y = x.to(device), y.to(device)
         with torch.no_grad():
             ok = model(x).argmax(1) == y
@@ -682,6 +686,13 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
     for flag, (value, least) in counts.items():
         if value < least:
             return f"{flag} must be at least {least}, got {value}"
+    if args.targeted_pairs == 1:
+        return "--targeted-pairs must be 0 or at least 2 (each target is another image's class)"
+    if args.device.startswith("cuda") and set(args.attacks.split(",")) & set(THIRD_PARTY):
+        return (
+            "ART's and Foolbox's attacks run on the CPU only: with --device cuda, leave them out "
+            f"of --attacks (e.g. --attacks {','.join(OURS)})"
+        )
     if args.threads is not None and args.threads < 1:
         return f"--threads must be at least 1, got {args.threads}"
     if not args.raw_seconds > 0:
@@ -766,15 +777,21 @@ def main(argv=None) -> None:
     allocator = "default" if args.default_allocator else stable_allocator()
     budgets = sorted(int(b) for b in args.budgets.split(","))
     out = Path(args.out)
-    report = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
-    if report.get("n") != args.n or report.get("budgets") != budgets:
+    # --fresh recomputes what this command asks for and keeps the rest of the file; rows of
+    # other images, budgets or seed are dropped
+    report = json.loads(out.read_text()) if out.exists() else {}
+    same = (report.get("n"), report.get("budgets"), report.get("seed", args.seed))
+    if same != (args.n, budgets, args.seed):
         report = {}
+    gpu = ""
+    if args.device.startswith("cuda") and torch.cuda.is_available():
+        gpu = f", GPU {torch.cuda.get_device_name(torch.device(args.device))}"
     report.update(
         n=args.n,
         budgets=budgets,
         seed=args.seed,
         threads=torch.get_num_threads(),
-        machine=f"{platform.machine()} CPU ({os.cpu_count()} cores), torch {torch.__version__}",
+        machine=f"{platform.machine()} CPU ({os.cpu_count()} cores){gpu}, torch {torch.__version__}",
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         command=command_line(argv if argv is not None else sys.argv[1:]),
     )
@@ -784,8 +801,9 @@ def main(argv=None) -> None:
     for part in filter(None, args.merge.split(",")):
         other = json.loads(Path(part).read_text())
         rows = any(e["attacks"] for e in other["models"].values()) or other.get("targeted")
-        if rows and (other.get("n") != args.n or other.get("budgets") != budgets):
-            raise SystemExit(f"{part} holds attack rows run with other --n or --budgets")
+        theirs = (other.get("n"), other.get("budgets"), other.get("seed", args.seed))
+        if rows and theirs != (args.n, budgets, args.seed):
+            raise SystemExit(f"{part} holds attack rows run with other --n, --budgets or --seed")
         for model_name, entry in other["models"].items():
             mine = report["models"].setdefault(model_name, {"attacks": {}})
             for key, value in entry.items():
@@ -802,10 +820,13 @@ def main(argv=None) -> None:
     attacks = [a for a in args.attacks.split(",") if a and a != "none"]
     report.setdefault("speed", {})
     wanted = attacks or args.targeted_pairs or args.speed_repeats
-    for model_name in args.models.split(",") if wanted else []:
+    for model_name in [m for m in args.models.split(",") if m] if wanted else []:
         model = robustkit.load_model(model_name, device=args.device)
         x, y, indices = first_correct(model, args.n)
         entry = report["models"].setdefault(model_name, {"attacks": {}})
+        if entry.get("images", indices) != indices:  # other images: its rows are not these
+            entry["attacks"] = {}
+            report["targeted"].pop(model_name, None)
         entry.update(images=indices)
         if "forward_images_per_s" not in entry or args.fresh:
             speed, batch = forward_throughput(model, x, seconds=args.raw_seconds)
@@ -829,6 +850,11 @@ def main(argv=None) -> None:
             target = torch.empty(k, dtype=torch.long)
             for i in range(k):  # a random class, other than the image's, that the set holds
                 choices = present[present != y[i]]
+                if len(choices) == 0:
+                    raise SystemExit(
+                        f"the first {k} images of {model_name} are all of one class: no other "
+                        "class to target; use a larger --targeted-pairs"
+                    )
                 target[i] = choices[torch.randint(len(choices), (1,), generator=gen)]
             r = run_pair(
                 model, x[:k], y[:k], "cgba-h-targeted", budgets, args.seed, target, args.raw_seconds

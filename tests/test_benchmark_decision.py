@@ -137,7 +137,7 @@ def test_speed_runs_of_another_size_merge_and_attack_rows_of_another_size_do_not
     rows["n"] = 1000
     rows_file = tmp_path / "rows.json"
     rows_file.write_text(json.dumps(rows))
-    with pytest.raises(SystemExit, match="attack rows run with other --n or --budgets"):
+    with pytest.raises(SystemExit, match="attack rows run with other --n, --budgets or --seed"):
         bench.main([*args, "--merge", str(rows_file)])
     assert json.loads(out.read_text())["models"]["m"]["attacks"]["cgba"]["median_l2"] == {
         "100": 0.4
@@ -205,6 +205,8 @@ def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
         (["--models", "cifar10/nope"], "unknown model 'cifar10/nope' for --models"),
         (["--threads", "0"], "--threads must be at least 1"),
         (["--speed-repeats", "-1"], "--speed-repeats must be at least 0"),
+        (["--targeted-pairs", "1"], "--targeted-pairs must be 0 or at least 2"),
+        (["--device", "cuda"], "ART's and Foolbox's attacks run on the CPU only"),
     ],
 )
 def test_bad_command_lines_stop_before_anything_runs(args, needle, tmp_path, capsys):
@@ -215,3 +217,20 @@ def test_bad_command_lines_stop_before_anything_runs(args, needle, tmp_path, cap
     assert stop.value.code == 2 and not out.exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert needle in err[-1], err
+
+
+def test_fresh_keeps_the_rows_it_does_not_recompute_and_another_seed_starts_over(tmp_path):
+    """--fresh once emptied the whole file (a run of one attack dropped every other row); rows
+    of another --seed were reused and labelled with the new seed."""
+    bench = load_benchmark()
+    out = tmp_path / "decision.json"
+    out.write_text(json.dumps({**part("earlier", {"hsja": row(0.4)}), "seed": 0}))
+    args = ["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    args += ["--speed-repeats", "0", "--out", str(out), "--plot="]
+    bench.main([*args, "--fresh"])
+    assert json.loads(out.read_text())["models"]["m"]["attacks"]["hsja"]["median_l2"] == {
+        "100": 0.4
+    }
+    bench.main([*args, "--seed", "7"])
+    report = json.loads(out.read_text())
+    assert report["seed"] == 7 and report["models"] == {}
