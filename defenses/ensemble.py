@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 from torch import nn
 
@@ -43,7 +41,7 @@ class Ensemble(Defense):
             raise InputError("ensemble needs members, e.g. ensemble:members=cifar10/resnet32")
 
     def apply(self, model: nn.Module) -> nn.Module:
-        from robustkit.device import model_device
+        from robustkit.device import float_dtypes, model_device
         from robustkit.zoo import load_model
 
         ours = _dataset_of(_zoo_name_of(model))
@@ -54,7 +52,7 @@ class Ensemble(Defense):
                     f"ensemble member {name} is a {theirs} model but the defended model is a "
                     f"{ours} one; pick members trained on {ours}"
                 )
-        device, dtype = model_device(model), _float_dtype(model)
+        device, dtype = model_device(model), (float_dtypes(model) or [None])[0]
         others = [load_model(name, device=device) for name in self.members]
         if dtype is not None:  # a model in float64 (or half) takes inputs of its own dtype
             others = [m.to(dtype=dtype) for m in others]
@@ -74,15 +72,8 @@ def _dataset_of(name: str | None) -> str | None:
     """The data set a registered model was trained on, if its metadata says so."""
     from robustkit.registry import MODELS
 
-    if name is None or name not in MODELS:
+    entry = MODELS.find(name) if name is not None else None
+    if entry is None:
         return None
-    dataset = MODELS.entry(name).metadata.get("dataset")
+    dataset = entry.metadata.get("dataset")
     return dataset if isinstance(dataset, str) else None
-
-
-def _float_dtype(model: nn.Module) -> torch.dtype | None:
-    """The dtype of the model's first floating-point parameter or buffer, if it has one."""
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return None

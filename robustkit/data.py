@@ -111,12 +111,19 @@ def _read_torchvision(name: str, split: str, root: Path, download: bool):
     return x, np.asarray(ds.targets)
 
 
-def _raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    if name.endswith(".npz") or os.sep in name:
+def is_data_file(name: str) -> bool:
+    """Whether a data-set name is a path to an ``.npz`` file rather than a named set."""
+    return name.endswith(".npz") or os.sep in name
+
+
+def _locate(name: str, split: str) -> Path | None:
+    """The ``.npz`` file ``name``/``split`` is read from, or None for torchvision's files in
+    the data directory; a name that does not resolve is a :class:`DataError`."""
+    if is_data_file(name):
         path = Path(name).expanduser()
         if not path.is_file():
             raise DataError(f"data file {path} does not exist; give a path to an .npz with x and y")
-        return _read_npz(path)
+        return path
     info = DATASETS.get(name)
     if info is None:
         raise DataError(
@@ -124,13 +131,8 @@ def _raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]
         )
     if split not in info.splits:
         raise DataError(f"{name} has no split {split!r}; use one of {', '.join(info.splits)}")
-    root = data_dir()
-    npz = root / f"{name}_{split}.npz"
-    if npz.is_file():
-        return _read_npz(npz)
-    from .weights import offline
-
-    return _read_torchvision(name, split, root, download and not offline())
+    npz = data_dir() / f"{name}_{split}.npz"
+    return npz if npz.is_file() else None
 
 
 #: Arrays read so far, by source (an .npz file's resolved path, or a named set's split and
@@ -144,33 +146,29 @@ def dataset_size(name: str, split: str = "test") -> int:
     return len(_cached_raw(name, split, download=True)[1])
 
 
-def _source(name: str, split: str) -> tuple[tuple[str, ...], tuple[int, int] | None] | None:
-    """What ``name``/``split`` is read from, and that file's (mtime, size) stamp; None for a
-    name that does not resolve (its error comes from :func:`_raw`)."""
-    if name.endswith(".npz") or os.sep in name:
-        path = Path(name).expanduser()
-    elif name in DATASETS and split in DATASETS[name].splits:
-        path = data_dir() / f"{name}_{split}.npz"
-        if not path.is_file():  # torchvision's files in that directory
-            return ("torchvision", name, split, str(data_dir().resolve())), None
-    else:
-        return None
-    try:
-        stat = path.stat()
-        return ("npz", str(path.resolve())), (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        return None
-
-
 def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
     name = str(name)
-    source = _source(name, split)
-    if source is None:
-        return _raw(name, split, download)
-    key, stamp = source
+    path = _locate(name, split)
+    if path is None:  # torchvision's files in the data directory
+        root = data_dir()
+        key, stamp = ("torchvision", name, split, str(root.resolve())), None
+    else:
+        try:
+            stat = path.stat()
+        except OSError:  # gone since it was found
+            raise DataError(
+                f"data file {path} does not exist; give a path to an .npz with x and y"
+            ) from None
+        key, stamp = ("npz", str(path.resolve())), (stat.st_mtime_ns, stat.st_size)
     hit = _CACHE.get(key)
     if hit is None or hit[0] != stamp:
-        _CACHE[key] = (stamp, _raw(name, split, download))
+        if path is not None:
+            arrays = _read_npz(path)
+        else:
+            from .weights import offline
+
+            arrays = _read_torchvision(name, split, root, download and not offline())
+        _CACHE[key] = (stamp, arrays)
     return _CACHE[key][1]
 
 

@@ -7,6 +7,7 @@ seeded from it, never from the global RNG.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Iterator
@@ -79,6 +80,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
     for tensor in model.buffers():
         return tensor.device
     return torch.device("cpu")
+
+
+def float_dtypes(model: torch.nn.Module) -> list[torch.dtype]:
+    """The floating-point dtypes of a model's parameters and buffers, in order of first use."""
+    dtypes: list[torch.dtype] = []
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point() and tensor.dtype not in dtypes:
+            dtypes.append(tensor.dtype)
+    return dtypes
 
 
 @contextmanager

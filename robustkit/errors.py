@@ -2,11 +2,18 @@
 
 Every error a user can cause (a bad name, a missing file, a bad parameter) is a
 :class:`RobustkitError`. Its message is one line that names the problem and the fix; the CLI
-prints it without a traceback and exits with status 1 (click's own usage errors: 2). Anything else is a bug and keeps its
-traceback.
+prints it without a traceback and exits with status 1 (click's own usage errors: 2). Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message (its type's name when it has none): how
+    a one-line error quotes an exception it turns into one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 class RobustkitError(Exception):

@@ -33,9 +33,13 @@ DECISION_BUDGETS = (250, 500, 1000, 2000, 5000)
 DATASET_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
 
 
+def norm_title(dataset: str, norm: str) -> str:
+    """``CIFAR-10, L∞``: a data set and a norm, as table titles and plot panels name them."""
+    return f"{DATASET_TITLES.get(dataset, dataset)}, {'L∞' if norm == 'linf' else 'L2'}"
+
+
 def _threat_title(dataset: str, norm: str, eps: float) -> str:
-    sym = "L∞" if norm == "linf" else "L2"
-    return f"{DATASET_TITLES.get(dataset, dataset)}, {sym} ε = {format_eps(eps)}"
+    return f"{norm_title(dataset, norm)} ε = {format_eps(eps)}"
 
 
 def _pct(v: float | None) -> str:
@@ -48,9 +52,10 @@ def _num(v: float | None) -> str:
     return "∞" if math.isinf(v) else f"{v:.3f}"
 
 
-def build(store: Store) -> dict[str, Any]:
+def build(store: Store, decision: bool = True) -> dict[str, Any]:
     """All leaderboard tables as plain data (per row: the qualifying finished run with the most
-    samples, then the latest; see the module docstring)."""
+    samples, then the latest; see the module docstring). ``decision=False`` leaves out the
+    decision-based table (which reads every label-only attack's rows again)."""
     from .runner import counts_in_worst_case, decision_figures, default_eps, summarize
 
     chosen: dict[tuple, dict[str, Any]] = {}
@@ -91,7 +96,7 @@ def build(store: Store) -> dict[str, Any]:
                     "run": run,
                 }
         for label, row in summary["attacks"].items():
-            if row["family"] != "decision":
+            if not decision or row["family"] != "decision":
                 continue
             max_q = int(row["params"]["max_queries"])
             budgets = [b for b in DECISION_BUDGETS if b < max_q] + [max_q]

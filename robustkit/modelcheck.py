@@ -9,14 +9,13 @@ oracle uses to size its batches on a CPU (:func:`largest_activation_bytes`).
 
 from __future__ import annotations
 
-import itertools
 import re
 import weakref
 
 import torch
 
-from .device import model_device
-from .errors import InputError, RobustkitError
+from .device import float_dtypes, model_device
+from .errors import InputError, RobustkitError, first_line
 
 #: What a forward pass raises on images it cannot take (wrong shape, channels or dtype): shape
 #: checks raise RuntimeError (most layers), ValueError (BatchNorm1d on 4-D input), TypeError,
@@ -81,14 +80,10 @@ def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
 def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
     """The one-line error for a model whose forward pass on ``x1`` raised ``exc``."""
     text = str(exc).strip()
-    reason = text.splitlines()[0] if text else type(exc).__name__
+    reason = first_line(exc)
     if text and not isinstance(exc, RuntimeError):
         reason = f"{type(exc).__name__}: {reason}"
-    dtypes: list[torch.dtype] = []
-    if isinstance(model, torch.nn.Module):
-        for tensor in itertools.chain(model.parameters(), model.buffers()):
-            if tensor.is_floating_point() and tensor.dtype not in dtypes:
-                dtypes.append(tensor.dtype)
+    dtypes = float_dtypes(model) if isinstance(model, torch.nn.Module) else []
     if len(dtypes) > 1 and _DTYPE_WORDS.search(text):
         names = ", ".join(str(d) for d in dtypes)
         return InputError(

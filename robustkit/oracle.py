@@ -15,14 +15,16 @@ the best adversarial examples, their trajectories and the per-step query account
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 
-from .attack import Attack, AttackContext, AttackResult
+from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
 from .device import full_float32
 from .errors import InputError
 from .modelcheck import largest_activation_bytes
@@ -160,11 +162,6 @@ def _refuted_by_recheck(result: AttackResult, x: torch.Tensor) -> AttackResult:
     refuted = result.attacked & ~result.success & has_path
     if not refuted.any():
         return result
-    import dataclasses
-    import warnings
-
-    from .attack import RobustkitWarning
-
     warnings.warn(
         f"{int(refuted.sum())} of {int(has_path.sum())} examples {result.attack} found were not "
         "adversarial on the fresh re-check (a randomized model, or nondeterministic "

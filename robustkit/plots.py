@@ -19,12 +19,6 @@ def _plt():
     return plt
 
 
-def _norm_title(dataset: str, norm: str) -> str:
-    from .leaderboard import DATASET_TITLES
-
-    return f"{DATASET_TITLES.get(dataset, dataset)}, {'L∞' if norm == 'linf' else 'L2'}"
-
-
 def robust_accuracy_vs_eps(
     results,
     model: str | None = None,
@@ -43,10 +37,10 @@ def robust_accuracy_vs_eps(
     have no robust accuracy at an ε and are never plotted. ``norm=`` (``linf`` or ``l2``) keeps
     one norm; an ``ax`` given takes one panel only.
     """
-    from .leaderboard import build
+    from .leaderboard import build, norm_title
 
     plt = _plt()
-    board = build(results.store)
+    board = build(results.store, decision=False)
     tables = board["tables"]
     what = "finished run with an untargeted white-box attack at an ε"
     if not tables:
@@ -95,7 +89,7 @@ def robust_accuracy_vs_eps(
     if ax is not None and len(keys) > 1:
         raise RobustkitError(
             "the runs span "
-            + ", ".join(_norm_title(*k) for k in keys)
+            + ", ".join(norm_title(*k) for k in keys)
             + "; give norm= (one panel) to plot into ax, or leave ax out for one panel each"
         )
     if ax is None:
@@ -108,7 +102,7 @@ def robust_accuracy_vs_eps(
             eps, acc = zip(*sorted(values), strict=True)
             label = name + (f" + {defenses}" if defenses else "")
             a.plot(eps, [100 * v for v in acc], marker="o", label=label)
-        a.set_title(_norm_title(*key))
+        a.set_title(norm_title(*key))
         a.set_xlabel("ε" + (" (L∞)" if key[1] == "linf" else " (L2)"))
         a.set_ylabel("robust accuracy (%)" + (f", {attack}" if attack else ", worst case"))
         a.set_ylim(0, 100)

@@ -119,12 +119,14 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         """The entry registered under ``name`` (or under the one name that differs from it
         only in case: ``PGD`` is ``pgd``); unknown names raise with suggestions."""
-        found = self._find(name)
+        found = self.find(name)
         if found is None:
             raise UnknownNameError(self._unknown_message(name))
         return found
 
-    def _find(self, name: object) -> Entry[T] | None:
+    def find(self, name: object) -> Entry[T] | None:
+        """The entry registered under ``name`` (or the one name differing only in case), or
+        None: one lookup where ``name in registry`` then :meth:`entry` would make two."""
         self._load()
         if not isinstance(name, str):
             return None
@@ -138,7 +140,7 @@ class Registry(Generic[T]):
         return self.entry(name).obj
 
     def __contains__(self, name: object) -> bool:
-        return self._find(name) is not None
+        return self.find(name) is not None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the glob ``pattern`` (case-sensitive)."""

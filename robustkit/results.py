@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import math
 import os
 from typing import Any
 
@@ -86,10 +85,6 @@ def _names(values: builtins.list[str], limit: int = 12) -> str:
         return "none"
     shown = ", ".join(values[:limit])
     return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
-
-
-def _is_decision(params: dict[str, Any]) -> bool:
-    return "max_queries" in params
 
 
 class Results:
@@ -206,34 +201,21 @@ class Results:
             rows = self.store.results(run["run_id"], attack)
             if not rows:
                 continue
+            from .runner import fooled_within_eps, is_decision
+
             frame = pd.DataFrame(rows)
-            specs = json.loads(run["attacks"])
+            params = {label: spec["params"] for label, spec in json.loads(run["attacks"]).items()}
             attack_eps = {
-                label: spec["params"].get("eps")
-                if _is_decision(spec["params"])
-                else spec["params"].get("eps", run["eps"])
-                for label, spec in specs.items()
+                label: p.get("eps") if is_decision(p) else p.get("eps", run["eps"])
+                for label, p in params.items()
             }
-            decision = {label: _is_decision(spec["params"]) for label, spec in specs.items()}
             for col in ("attacked", "success", "robust"):
                 frame[col] = frame[col].astype(bool)
             frame["model"], frame["dataset"] = run["model"], run["dataset"]
             frame["threat_norm"], frame["threat_eps"] = run["norm"], run["eps"]
             frame["attack_eps"] = [attack_eps.get(a) for a in frame["attack"]]
             # as runner.summarize counts success_rate (AttackResult.success_rate)
-            frame["success_within_eps"] = [
-                bool(
-                    r.attacked
-                    and r.success
-                    and (
-                        not decision.get(r.attack)
-                        or r.attack_eps is None
-                        or (isinstance(r.attack_eps, float) and math.isnan(r.attack_eps))
-                        or r.norm <= r.attack_eps
-                    )
-                )
-                for r in frame.itertuples()
-            ]
+            frame["success_within_eps"] = [fooled_within_eps(params[r["attack"]], r) for r in rows]
             frames.append(frame)
         if not frames:
             return _empty(RESULT_COLUMNS)
@@ -272,14 +254,14 @@ class Results:
         the last. Default ``eps``: the attack's own, else the run's ε when its threat model is
         L2 (as ``robustkit evaluate`` reports it); without either there is no success column.
         """
-        from .runner import decision_figures
+        from .runner import decision_eps, decision_figures, is_decision
 
         run = self._run(run_id)
         specs = json.loads(run["attacks"])
         label = self._label([run], attack, f"run {run_id}")
         params = specs[label]["params"]
-        if not _is_decision(params):
-            decision = [k for k, v in specs.items() if _is_decision(v["params"])]
+        if not is_decision(params):
+            decision = [k for k, v in specs.items() if is_decision(v["params"])]
             raise InputError(
                 f"attack {label!r} of run {run_id} is not decision-based (it has no query "
                 f"budget or trajectory); the run's decision-based attacks: {_names(decision)}"
@@ -289,9 +271,7 @@ class Results:
             budgets = sorted({max(1, round(max_q * k / 20)) for k in range(1, 21)} | {max_q})
         budgets = [int(b) for b in budgets]
         if eps is None:
-            eps = params.get("eps")
-            if eps is None and run["norm"] == "l2":
-                eps = run["eps"]
+            eps = decision_eps(params, run)
         fig = decision_figures(self.store.results(run_id, label), budgets, eps)
         frame = pd.DataFrame({"queries": budgets, "median_l2": fig["median_l2"]})
         if eps is not None:

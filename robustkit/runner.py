@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -153,9 +152,9 @@ class Run:
 def prepare(config: RunConfig) -> Run:
     """Load everything a run needs and compute its id (no attack runs yet)."""
     from . import zoo
-    from .data import load_dataset
+    from .data import is_data_file, load_dataset
     from .device import resolve_device, seed_everything
-    from .specs import build_attack, build_defense
+    from .specs import build_attack, build_defense, registered_spec
 
     norm = check_norm(config.norm)
     if config.queries <= 0:
@@ -185,9 +184,7 @@ def prepare(config: RunConfig) -> Run:
                 f"threat model is {norm} ε={format_eps(eps)}; a run has one: drop norm=/eps= "
                 "from the spec, or evaluate that attack in a run of its own (--norm, --eps)"
             )
-        # the label: the spec with the attack's registered name (PGD:steps=5 is pgd:steps=5)
-        rest = spec.strip().partition(":")[2]
-        spec = f"{atk.name}:{rest}" if rest else atk.name
+        spec = registered_spec(spec, atk.name)  # the label
         label, k = spec, 2
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
@@ -195,10 +192,9 @@ def prepare(config: RunConfig) -> Run:
     defenses = [build_defense(spec) for spec in config.defenses]
     # Each defense by its registered name (BIT-DEPTH is bit-depth), in the order it wraps the
     # model (the first given wraps it first): the order is part of the run.
-    defense_specs = []
-    for spec, d in zip(config.defenses, defenses, strict=True):
-        rest = spec.strip().partition(":")[2]
-        defense_specs.append(f"{d.name}:{rest}" if rest else d.name)
+    defense_specs = [
+        registered_spec(spec, d.name) for spec, d in zip(config.defenses, defenses, strict=True)
+    ]
     names = [d.name for d in defenses]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -248,7 +244,7 @@ def prepare(config: RunConfig) -> Run:
     }
     if shard_targets:
         identity["targets"] = "shard classes"  # how targets are drawn (see shard_class_targets)
-    if dataset.endswith(".npz") or os.sep in dataset:
+    if is_data_file(dataset):
         # a data file is known by its contents: another file at the same path (or the same
         # name elsewhere) is another run, not a resume of this one
         identity["data_sha256"] = sha256_file(Path(dataset).expanduser())
@@ -313,10 +309,31 @@ def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, flo
 SANITY_SAMPLES = 256
 
 
+def is_decision(params: dict[str, Any]) -> bool:
+    """Whether an attack (its stored parameters) is decision-based: it has a query budget."""
+    return "max_queries" in params
+
+
+def fooled_within_eps(params: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Whether a stored result row counts as a success within the threat model, as
+    ``success_rate`` counts it (:attr:`AttackResult.success_rate`): attacked and fooled, and for
+    a minimum-norm (decision-based) attack given an ε, by a perturbation of at most ε."""
+    eps = params.get("eps")
+    within = not is_decision(params) or eps is None or row["norm"] <= eps
+    return bool(row["attacked"] and row["success"] and within)
+
+
+def decision_eps(params: dict[str, Any], run: dict[str, Any]) -> float | None:
+    """The L2 ε a decision-based attack's success is reported at: its own, else the run's when
+    the run is L2 (else none)."""
+    eps = params.get("eps")
+    return eps if eps is not None else (run["eps"] if run["norm"] == "l2" else None)
+
+
 def counts_in_worst_case(params: dict[str, Any]) -> bool:
     """Whether an attack's results enter the worst-case robust accuracy: every attack with a
     threat-model ε does; a min-norm (decision-based, no ε) attack does not."""
-    return "max_queries" not in params or params.get("eps") is not None
+    return not is_decision(params) or params.get("eps") is not None
 
 
 def worst_case(
@@ -456,13 +473,11 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
     for label, spec in attacks.items():
         rows = rows_by_label[label]
         params = spec["params"]
-        family = "decision" if "max_queries" in params else "gradient"
+        family = "decision" if is_decision(params) else "gradient"
         eps = params.get("eps")
         attacked = [r for r in rows if r["attacked"]]
-        fooled = [r for r in attacked if r["success"]]
-        # success within the threat model (AttackResult.success_rate): a minimum-norm attack
-        # given an ε succeeds only within it; its median and largest norms are over all it found
-        within = [r for r in fooled if family == "gradient" or eps is None or r["norm"] <= eps]
+        fooled = [r for r in attacked if r["success"]]  # its norms: all it found
+        within = [r for r in attacked if fooled_within_eps(params, r)]
         row = {
             "attack": spec["name"],
             "family": family,
@@ -501,8 +516,7 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
         if family == "decision":
             max_q = int(params["max_queries"])
             budgets = sorted({b for b in DEFAULT_BUDGETS if b <= max_q} | {max_q})
-            eps_l2 = eps if eps is not None else (run["eps"] if run["norm"] == "l2" else None)
-            row["decision"] = decision_figures(rows, budgets, eps_l2)
+            row["decision"] = decision_figures(rows, budgets, decision_eps(params, run))
         report_attacks[label] = row
     return {
         "run_id": run_id,

@@ -12,7 +12,7 @@ from typing import Any
 
 from .attack import Attack
 from .defense import Defense
-from .errors import InputError, RobustkitError
+from .errors import InputError, RobustkitError, first_line
 from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
 from .threat import parse_eps
 
@@ -56,6 +56,13 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
             )
         params[key.strip().replace("-", "_")] = parse_value(value)
     return name, params
+
+
+def registered_spec(spec: str, name: str) -> str:
+    """``spec`` under the registered ``name`` of what it builds (``PGD:steps=5`` is stored as
+    ``pgd:steps=5``): names match in any case, a run records one spelling."""
+    rest = spec.strip().partition(":")[2]
+    return f"{name}:{rest}" if rest else name
 
 
 def build_attack(
@@ -138,6 +145,6 @@ def instantiate(registry: Registry, name: str, params: dict[str, Any]) -> Any:
     except RobustkitError:
         raise  # the constructor's own one-line error
     except (TypeError, ValueError) as exc:  # e.g. seed=abc: int("abc") in the constructor
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise RobustkitError(f"bad parameters for {registry.kind} {name!r}: {reason}") from None
+        raise RobustkitError(
+            f"bad parameters for {registry.kind} {name!r}: {first_line(exc)}"
+        ) from None

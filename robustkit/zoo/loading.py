@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
-from ..errors import RobustkitError, WeightsError
+from ..errors import RobustkitError, WeightsError, first_line
 from ..registry import MODELS
-from ..weights import offline, resolve_weights, sha256_file
+from ..weights import resolve_weights, sha256_file
 from . import torchvision_models
 from .architectures import Normalized
 from .catalog import ZooSpec
@@ -87,10 +87,7 @@ def _unpickler_detail(exc: BaseException) -> str:
 
 def _first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message; of a long line, its first sentence."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    first = lines[0]
+    first = first_line(exc)
     if len(first) > 120 and ". " in first:
         first = first[: first.index(". ")]
     return first
@@ -166,23 +163,23 @@ def _load_zoo(
 ) -> tuple[nn.Module, str]:
     path = resolve_weights(meta["file"], meta["url"], meta["sha256"], weights, allow_download)
     net = spec.build()
+    model = Normalized(net, spec.mean, spec.std)  # holds net: loading either loads both
     checkpoint = safe_load(path, allow_unsafe)
-    sha = meta["sha256"] if weights is None else sha256_file(path)
     wrapped = None if weights is None else _wrapped_state(checkpoint, net)
     if wrapped is not None:  # saved from a model robustkit loaded: load_model(name).state_dict()
-        model = Normalized(net, spec.mean, spec.std)
         _load_state(model, wrapped, path, name)
-        return model, sha
-    try:
-        state = spec.read_state(checkpoint)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise WeightsError(
-            f"{path} is not in the checkpoint format of {name} (no {exc}); "
-            f"use the file {meta['file']} from {meta['url']}"
-        ) from None
-    _load_state(net, state, path, name)
-    # a resolved zoo file was verified against the pinned hash; an explicit path is hashed above
-    return Normalized(net, spec.mean, spec.std), sha
+    else:
+        try:
+            state = spec.read_state(checkpoint)
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise WeightsError(
+                f"{path} is not in the checkpoint format of {name} (no {exc}); "
+                f"use the file {meta['file']} from {meta['url']}"
+            ) from None
+        _load_state(net, state, path, name)
+    # a resolved zoo file was verified against the pinned hash; an explicit path is hashed once
+    # it has loaded
+    return model, meta["sha256"] if weights is None else sha256_file(path)
 
 
 def _state_dict_of(obj: Any) -> Any:
@@ -255,17 +252,17 @@ def _load_torchvision(
     """torchvision's default weights, or the user's checkpoint for that architecture."""
     arch = name[len(torchvision_models.PREFIX) :]
     if weights is None:
-        return torchvision_models.load(arch, allow_download and not offline())
+        return torchvision_models.load(arch, allow_download)  # (it honours ROBUSTKIT_OFFLINE)
     net = torchvision_models.build(arch)
+    model = torchvision_models.normalized(arch, net)
     wpath = resolve_weights(Path(weights).name, None, None, weights)
     state = _state_dict_of(safe_load(wpath, allow_unsafe))
     wrapped = _wrapped_state(state, net)
-    if wrapped is not None:  # saved from load_model("torchvision/...")
-        model = torchvision_models.normalized(arch, net)
+    if wrapped is None:
+        _load_state(net, state, wpath, name)
+    else:  # saved from load_model("torchvision/...")
         _load_state(model, wrapped, wpath, name)
-        return model, sha256_file(wpath)
-    _load_state(net, state, wpath, name)
-    return torchvision_models.normalized(arch, net), sha256_file(wpath)
+    return model, sha256_file(wpath)
 
 
 def _finish(model: nn.Module, device: torch.device, name: str, sha256: str | None) -> nn.Module:
@@ -296,8 +293,9 @@ def load_model(
     """
     dev = resolve_device(device)
     if not name.startswith(torchvision_models.PREFIX) and not is_user_file(name):
-        if name in MODELS:  # the registered spelling (names match case-insensitively)
-            name = MODELS.entry(name).name
+        entry = MODELS.find(name)  # the registered spelling (names match case-insensitively)
+        if entry is not None:
+            name = entry.name
     if name.startswith(torchvision_models.PREFIX):
         model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
     elif is_user_file(name):
