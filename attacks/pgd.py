@@ -93,6 +93,14 @@ class PGD(Attack):
         """The step size used: ``step_size``, or 2.5·ε/steps (Madry et al.'s rule)."""
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
+    def clean_gradient_loss(self, y, target):
+        """Without a random start (and with one pass per gradient) the first step's gradient is
+        taken at the clean images, in the pass that also gives their labels."""
+        if self.random_start or self.eot != 1:
+            return None
+        loss_fn = get_loss(self.loss)
+        return lambda logits: loss_fn(logits, y, target)
+
     def _attack(self, ctx, x, y, target):
         n = x.shape[0]
         out = x.clone()
@@ -121,10 +129,16 @@ class PGD(Attack):
         hit_any = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         act = torch.arange(x0.shape[0], device=x0.device)
         xa, x0a, ya, ta, ida = x_adv, x0, y, target, idx
+        # At the clean images (no random start) the first gradient may come from the clean pass.
+        first = None if self.random_start or self.eot != 1 else ctx.take_clean_gradient(idx)
         for _ in range(self.steps):
-            logits, _, grad = eot_value_and_grad(
-                ctx, xa, ida, lambda z, ya=ya, ta=ta: loss_fn(z, ya, ta), self.eot
-            )
+            if first is not None:
+                logits, _, grad = first
+                first = None
+            else:
+                logits, _, grad = eot_value_and_grad(
+                    ctx, xa, ida, lambda z, ya=ya, ta=ta: loss_fn(z, ya, ta), self.eot
+                )
             hit = fooled(logits, ya, ta)
             new = hit & ~hit_any[act]
             if new.any():

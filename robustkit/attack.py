@@ -25,7 +25,7 @@ from torch import nn
 
 from .device import make_generator, model_device
 from .errors import InputError
-from .modelcheck import check_labels, check_model_on
+from .modelcheck import check_model_on
 from .registry import constructor_parameters
 from .threat import NORMS, ThreatModel, flat_norm
 
@@ -131,6 +131,19 @@ def predict(model: nn.Module, x: torch.Tensor, first: torch.Tensor | None = None
         return counts.argmax(dim=1)
 
 
+def logits_loss_grad(
+    model: nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits, per-sample loss and d(loss)/dx of ``model`` at ``x`` (one forward and one backward
+    pass, nothing counted); ``loss_fn`` maps logits to a per-sample loss (shape ``[N]``)."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = model(xg)
+        loss = loss_fn(logits)
+        (grad,) = torch.autograd.grad(loss.sum(), xg)
+    return logits.detach(), loss.detach(), grad.detach()
+
+
 # --------------------------------------------------------------------------------------------
 # Per-call context: the model behind counters
 # --------------------------------------------------------------------------------------------
@@ -152,6 +165,9 @@ class AttackContext:
         self.gradients = torch.zeros(n, dtype=torch.long, device=device)
         #: Per-sample extra outputs an attack wants in its result (e.g. ``trajectories``).
         self.extras: dict[str, Any] = {}
+        #: Logits, loss and gradient at the clean images from the base class's clean pass
+        #: (see :meth:`Attack.clean_gradient_loss`), until :meth:`take_clean_gradient` takes them.
+        self.clean_gradient: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def _count(self, counter: torch.Tensor, idx: torch.Tensor | None, k: int = 1) -> None:
         if idx is None:
@@ -180,12 +196,22 @@ class AttackContext:
         gradient per row. ``loss_fn`` maps logits to a per-sample loss (shape ``[N]``)."""
         self._count(self.queries, idx)
         self._count(self.gradients, idx)
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_(True)
-            logits = self.model(xg)
-            loss = loss_fn(logits)
-            (grad,) = torch.autograd.grad(loss.sum(), xg)
-        return logits.detach(), loss.detach(), grad.detach()
+        return logits_loss_grad(self.model, x, loss_fn)
+
+    def take_clean_gradient(
+        self, idx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Logits, loss and gradient at the clean images of samples ``idx``, as
+        :meth:`value_and_grad` would give them, taken from the pass that also gave the clean
+        labels (:meth:`Attack.clean_gradient_loss`); counted here as one query and one gradient
+        per sample, like any other. None when there is none; it can be taken once."""
+        if self.clean_gradient is None:
+            return None
+        logits, loss, grad = self.clean_gradient
+        self.clean_gradient = None
+        self._count(self.queries, idx)
+        self._count(self.gradients, idx)
+        return logits[idx], loss[idx], grad[idx]
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,6 +438,17 @@ class Attack(ABC):
         clone.seed = int(seed)
         return clone
 
+    def clean_gradient_loss(
+        self, y: torch.Tensor, target: torch.Tensor | None
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The per-sample loss of logits whose gradient at the clean images is this attack's
+        first model call, when it is one (FGSM, PGD without a random start); else None (the
+        default). The base class then takes the clean labels from that forward pass, which
+        saves the separate clean pass, and hands the gradient to the attack through
+        :meth:`AttackContext.take_clean_gradient`. Only for models that take one draw per
+        label (:func:`prediction_votes`); ``y`` and ``target`` cover every sample."""
+        return None
+
     @abstractmethod
     def _attack(
         self,
@@ -455,11 +492,20 @@ class Attack(ABC):
         target = target.to(device) if target is not None else None
         # One image first: a model that cannot classify such images gets a one-line error (and a
         # label-only attack's oracle learns from this pass how to size its batches).
-        dropout_live = check_model_on(model, x, y)
+        dropout_live, clean_logits = check_model_on(model, x, y, target)
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
-        with torch.no_grad():
-            clean_logits = model(x)
+        # The clean pass: shared with the attack's first gradient where that is taken at the
+        # clean images; not needed at all when the caller has the labels (the one image of the
+        # model check then serves the probability check below).
+        shared_loss = self.clean_gradient_loss(y, target) if prediction_votes(model) == 1 else None
+        clean_gradient = None
+        if shared_loss is not None:
+            clean_gradient = logits_loss_grad(model, x, shared_loss)
+            clean_logits = clean_gradient[0]
+        elif clean_pred is None:
+            with torch.no_grad():
+                clean_logits = model(x)
         if looks_like_probabilities(clean_logits):
             warnings.warn(
                 "the model's outputs look like probabilities (non-negative rows summing to 1), "
@@ -468,10 +514,7 @@ class Attack(ABC):
                 RobustkitWarning,
                 stacklevel=2,
             )
-        num_classes = clean_logits.shape[1]
-        if target is not None:
-            check_labels(target, num_classes, "target labels")
-        if clean_pred is None:
+        if clean_pred is None:  # clean_logits then cover every image
             clean_pred = predict(model, x, first=clean_logits)
         clean_pred = clean_pred.to(device)
         attacked = clean_pred == y
@@ -479,6 +522,8 @@ class Attack(ABC):
 
         x_adv = x.clone()
         ctx = AttackContext(model, int(idx.numel()), device, self.seed, self.threat)
+        if clean_gradient is not None:
+            ctx.clean_gradient = tuple(t[idx] for t in clean_gradient)
         if idx.numel():
             t_sub = target[idx] if target is not None else None
             candidate = self._attack(ctx, x[idx], y[idx], t_sub)

@@ -150,11 +150,17 @@ def check_training_mode(model) -> str | None:
     return None
 
 
-def check_model_on(model, x: torch.Tensor, y: torch.Tensor) -> str | None:
+def check_model_on(
+    model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
+) -> tuple[str | None, torch.Tensor]:
     """Every check before work starts, on one image of ``x`` (moved to the model's device):
-    :func:`check_training_mode`, :func:`check_classifier` and :func:`check_labels` for ``y``.
-    Raises :class:`InputError`; returns the Dropout warning's text, if any, for the caller to
-    warn with."""
+    :func:`check_training_mode`, :func:`check_classifier` and :func:`check_labels` for ``y``
+    (and ``target``, the target labels of a targeted attack). Raises :class:`InputError`;
+    returns the Dropout warning's text (or None), for the caller to warn with, and the
+    model's scores for that image."""
     warning = check_training_mode(model)
-    check_labels(y, check_classifier(model, x[:1].to(model_device(model))).shape[1])
-    return warning
+    scores = check_classifier(model, x[:1].to(model_device(model)))
+    check_labels(y, scores.shape[1])
+    if target is not None:
+        check_labels(target, scores.shape[1], "target labels")
+    return warning, scores

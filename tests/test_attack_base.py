@@ -150,3 +150,74 @@ def test_non_contiguous_and_channels_last(data):
     cl = RandomSign()(model, x.to(memory_format=torch.channels_last), y)
     nc = RandomSign()(model, x.transpose(2, 3).contiguous().transpose(2, 3), y)
     assert torch.equal(ref.x_adv, cl.x_adv) and torch.equal(ref.x_adv, nc.x_adv)
+
+
+class RowCounter(torch.nn.Module):
+    """Counts the rows of every forward pass (and which ones needed gradients)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.passes: list[tuple[int, bool]] = []
+
+    def forward(self, x):
+        self.passes.append((x.shape[0], x.requires_grad))
+        return self.model(x)
+
+
+@pytest.mark.parametrize("spec", ["fgsm", "pgd:random_start=False,steps=3"])
+def test_an_attack_starting_at_the_clean_images_shares_the_clean_pass(data, spec):
+    """FGSM (and PGD without a random start) take their first gradient at the clean images:
+    the pass that gives it also gives the clean labels, so FGSM costs one gradient pass and
+    the re-check, not a separate clean pass on top; counts and results are unchanged."""
+    model, x, y = data
+    counted = RowCounter(model)
+    name, _, opts = spec.partition(":")
+    kwargs = {
+        k: v == "True" if v in ("True", "False") else int(v)
+        for k, v in (o.split("=") for o in opts.split(",") if o)
+    }
+    res = robustkit.get_attack(name, eps=0.03, **kwargs)(counted, x, y)
+    full = [p for p in counted.passes if p[0] > 1]  # the one-image model check aside
+    assert full[0] == (32, True)  # clean labels and first gradient: one pass over all
+    assert not any(n == 32 and not grad for n, grad in full[:-1])  # no separate clean pass
+    assert full[-1] == (32, False)  # the re-check of every answer
+    if name == "fgsm":
+        assert len(full) == 2
+    # one query and one gradient per attacked sample and step, none for the others
+    assert (res.queries[:4] == 0).all() and (res.gradients[:4] == 0).all()
+    assert (res.gradients[4:] >= 1).all() and torch.equal(res.queries, res.gradients)
+    # the same answer as the attack computing that gradient itself on the attacked samples
+    plain = robustkit.get_attack(name, eps=0.03, **kwargs)
+    plain.clean_gradient_loss = lambda y, target: None
+    ref = plain(model, x, y)
+    assert torch.allclose(res.x_adv, ref.x_adv, atol=1e-6)
+    assert torch.equal(res.success, ref.success) and torch.equal(res.queries, ref.queries)
+
+
+def test_a_randomized_model_keeps_its_voted_clean_pass(data):
+    """A model that votes (a randomized defense) gets its clean labels by majority vote, so the
+    one-draw gradient pass is not used for them."""
+    model, x, y = data
+    counted = RowCounter(model)
+    counted.votes = 3
+    robustkit.get_attack("fgsm", eps=0.03)(counted, x, y)
+    full = [p for p in counted.passes if p[0] > 1]
+    assert full[:3] == [(32, False)] * 3  # three voting draws of the clean images
+
+
+def test_given_clean_labels_spare_the_clean_pass(data):
+    """With ``clean_pred`` (an evaluation of several attacks takes the clean labels once) the
+    attack makes no clean pass of its own: its first full pass is its first gradient. The
+    probability warning still comes, from the model check's image."""
+    model, x, y = data
+    counted = RowCounter(model)
+    clean_pred = model(x).argmax(1)
+    res = robustkit.get_attack("pgd", eps=0.03, steps=2)(counted, x, y, clean_pred=clean_pred)
+    full = [p for p in counted.passes if p[0] > 1]
+    assert full[0] == (28, True) and full[-1] == (32, False)  # attacked samples, re-check
+    assert torch.equal(res.clean_pred, clean_pred) and not res.attacked[:4].any()
+    with pytest.warns(RobustkitWarning, match="probabilities"):
+        robustkit.get_attack("pgd", eps=0.03, steps=1)(
+            Softmaxed(model), x, y, clean_pred=clean_pred
+        )
