@@ -370,6 +370,9 @@ def execute(
     from .evaluation import evaluate
     from .sanity import run_checks
 
+    # A finished run with every sample stored computes nothing new: it keeps its checks and
+    # the time it finished, unless it never had checks.
+    complete = not fresh and store.is_complete(run.run_id)
     store.start_run(run.run_id, run.fields, fresh=fresh)
     done = store.finished_shards(run.run_id)
 
@@ -393,13 +396,16 @@ def execute(
         skip_shards=() if recompute else done,
         on_shard=on_shard,
     )
+    if complete and (store.checks(run.run_id) or not run.config.sanity):
+        return evaluation
     if run.config.sanity:
         summary = summarize(store, run.run_id)
         survivors = worst_case_robust(store, run.run_id, run.indices[:SANITY_SAMPLES])
         store.write_checks(
             run.run_id, run_checks(run, summary, sample=SANITY_SAMPLES, survivors=survivors)
         )
-    store.finish_run(run.run_id)
+    if not complete:
+        store.finish_run(run.run_id)
     return evaluation
 
 

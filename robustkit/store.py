@@ -301,12 +301,8 @@ class Store:
             if existing and fresh:
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
                 existing = None
-            if existing and existing["status"] == "finished":
-                stored = conn.execute(
-                    "SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)
-                ).fetchone()[0]
-                if stored >= len(json.loads(existing["indices"])):
-                    return True
+            if existing and self._complete(conn, run_id):
+                return True
             if existing:
                 conn.execute(
                     "UPDATE runs SET status = 'running', device = ?, versions = ? WHERE run_id = ?",
@@ -319,6 +315,19 @@ class Store:
                 (run_id, time.time(), *fields.values()),
             )
             return False
+
+    def is_complete(self, run_id: str) -> bool:
+        """True when ``run_id`` is finished and every one of its samples is stored: running it
+        again computes nothing (see :meth:`start_run`)."""
+        return self._complete(self.conn, run_id)
+
+    @staticmethod
+    def _complete(conn: sqlite3.Connection, run_id: str) -> bool:
+        run = conn.execute("SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if run is None or run["status"] != "finished":
+            return False
+        stored = conn.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()
+        return stored[0] >= len(json.loads(run["indices"]))
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         with self.transaction() as conn:

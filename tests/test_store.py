@@ -348,3 +348,41 @@ def test_rerunning_a_finished_run_keeps_it_finished(tmp_path):
         assert store.start_run("done", fields, fresh=True) is False
         assert store.get_run("done")["status"] == "running"
         assert store.finished_shards("done") == set()
+
+
+def test_rerunning_a_complete_run_computes_nothing(tmp_path, monkeypatch):
+    """The same command again on a finished run whose samples are all stored reran the sanity
+    checks (a stronger attack on up to 64 samples) and rewrote the time it finished. It now
+    computes nothing and changes nothing; a run stored without checks gets them when asked."""
+    import robustkit.sanity as sanity
+
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=8, batch_size=8, eps=0.1, device="cpu", attacks=("fgsm",)
+    )
+    db = tmp_path / "r.db"
+    first = run_evaluation(config, db=db, progress=False)
+    with Store.open(db) as store:
+        before = store.get_run(first["run_id"])
+        checks = store.checks(first["run_id"])
+    assert before["status"] == "finished" and checks
+
+    def no_checks(*args, **kwargs):
+        raise AssertionError("a complete run's checks were recomputed")
+
+    monkeypatch.setattr(sanity, "run_checks", no_checks)
+    again = run_evaluation(config, db=db, progress=False)
+    with Store.open(db) as store:
+        assert store.get_run(first["run_id"]) == before
+        assert store.checks(first["run_id"]) == checks
+    assert again == first
+    monkeypatch.undo()
+
+    # stored without checks (sanity=False), then asked again with them: they are computed once
+    bare = RunConfig(**{**config.__dict__, "eps": 0.2, "sanity": False})
+    run_id = run_evaluation(bare, db=db, progress=False)["run_id"]
+    with Store.open(db) as store:
+        finished = store.get_run(run_id)["finished"]
+        assert store.checks(run_id) == []
+    run_evaluation(RunConfig(**{**bare.__dict__, "sanity": True}), db=db, progress=False)
+    with Store.open(db) as store:
+        assert store.checks(run_id) and store.get_run(run_id)["finished"] == finished
