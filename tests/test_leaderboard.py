@@ -17,7 +17,7 @@ import pytest
 
 from robustkit.leaderboard import build, to_csv, to_html, to_json, to_markdown
 from robustkit.runner import RunConfig, run_evaluation
-from robustkit.store import Store, dumps
+from robustkit.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -265,43 +265,25 @@ def test_formats(filled_db):
 
 
 def _fake_store(path, model_name):
+    """Runs of ``model_name`` and two other models on two CIFAR-10 samples (worst-case robust
+    accuracy 100%, 50% and 0%), each stored with a command that holds HTML."""
+    from .fake_store import add_run
+
     store = Store.open(path)
-    fields = {
-        "config": "{}",
-        "model": model_name,
-        "weights_sha256": None,
-        "dataset": "cifar10",
-        "split": "test",
-        "indices": "[0,1]",
-        "norm": "linf",
-        "eps": 8 / 255,
-        "attacks": dumps({"pgd": {"name": "pgd", "params": {"norm": "linf", "eps": 8 / 255}}}),
-        "defenses": "{}",
-        "seed": 0,
-        "device": "cpu",
-        "versions": "{}",
-        "training": "standard",
-        "command": "robustkit evaluate <b>bold</b>",
-    }
     for k, (name, robust) in enumerate(
         [(model_name, (1, 1)), ("alpha-model", (1, 0)), ("zeta-model", (0, 0))]
     ):
-        rid = f"run{k}"
-        store.start_run(rid, {**fields, "model": name})
-        store.write_shard(
-            rid,
-            0,
-            0,
-            2,
-            0.1,
-            {"pgd": 0.1},
-            [(0, 1, 1), (1, 2, 2)],
-            [
-                ("pgd", i, 1, 1 - r, r, 1 if r else 3, 0.03, 0.5, 0.03, 10, 10, None, None)
-                for i, r in enumerate(robust)
-            ],
+        per_sample = [(not r, bool(r), 0.03) for r in robust]
+        add_run(
+            store,
+            f"run{k}",
+            {"pgd": ({"norm": "linf", "eps": 8 / 255}, per_sample)},
+            model=name,
+            dataset="cifar10",
+            eps=8 / 255,
+            command="robustkit evaluate <b>bold</b>",
+            n=2,
         )
-        store.finish_run(rid)
     return store
 
 
