@@ -323,7 +323,9 @@ class Store:
 
     @staticmethod
     def _complete(conn: sqlite3.Connection, run_id: str) -> bool:
-        run = conn.execute("SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        run = conn.execute(
+            "SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
         if run is None or run["status"] != "finished":
             return False
         stored = conn.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()
