@@ -75,6 +75,8 @@ class _CGBABase(DecisionAttack):
     #: True: halve the angle toward v until adversarial (CGBA-H); False: push toward x0's end
     #: of the semicircle until clean (CGBA).
     curved: bool = False
+    #: The DCT subspace's reduction factor per sample (0: not attacked).
+    extras_fill = {**DecisionAttack.extras_fill, "dim_reduction_factor": 0}
 
     def __init__(
         self,

@@ -64,6 +64,8 @@ class GeoDA(DecisionAttack):
     probes."""
 
     name = "geoda"
+    #: The DCT subspace's reduction factor per sample (0: not attacked).
+    extras_fill = {**DecisionAttack.extras_fill, "dim_reduction_factor": 0}
 
     def __init__(
         self,

@@ -251,10 +251,12 @@ class AttackResult:
     # -- derived per-sample views ------------------------------------------------------------
     @property
     def n(self) -> int:
+        """Number of samples (attacked or not)."""
         return int(self.y.shape[0])
 
     @property
     def clean_correct(self) -> torch.Tensor:
+        """Per sample: the model classified the clean image correctly (so it was attacked)."""
         return self.clean_pred == self.y
 
     @property
@@ -280,11 +282,17 @@ class AttackResult:
     # -- summaries ----------------------------------------------------------------------------
     @property
     def clean_accuracy(self) -> float:
-        return float(self.clean_correct.float().mean()) if self.n else math.nan
+        """Share of samples classified correctly (NaN for no samples)."""
+        return float(self.clean_correct.double().mean()) if self.n else math.nan
 
     @property
     def robust_accuracy(self) -> float:
-        return float(self.robust.float().mean()) if self.n else math.nan
+        """Share of samples that are :attr:`robust`. NaN for no samples, and for a minimum-norm
+        attack run without an ε: it fools every sample it can at some distance and says nothing
+        about robustness at a budget (as :attr:`robustkit.evaluation.Evaluation.robust_accuracy`)."""
+        if not self.n or self.eps is None:
+            return math.nan
+        return float(self.robust.double().mean())
 
     @property
     def success_rate(self) -> float:
@@ -304,6 +312,7 @@ class AttackResult:
         return float(np.median(sel.double().numpy())) if sel.numel() else math.nan
 
     def max_norm(self) -> float:
+        """Largest perturbation norm over attacked samples that were fooled (NaN if none)."""
         sel = self.norms[self.success & self.attacked]
         return float(sel.max()) if sel.numel() else math.nan
 
@@ -351,7 +360,6 @@ class AttackResult:
         """Join results of the same attack on consecutive batches."""
         if not parts:
             raise ValueError("nothing to concatenate")
-        first = parts[0]
         out: dict[str, Any] = {}
         for f in fields(cls):
             values = [getattr(p, f.name) for p in parts]
@@ -360,14 +368,28 @@ class AttackResult:
             elif f.name == "seconds":
                 out[f.name] = float(sum(values))
             elif f.name == "trajectories":
-                out[f.name] = None if values[0] is None else [t for v in values for t in v]
+                # a part without them (nothing attacked) gets an empty trajectory per sample
+                out[f.name] = (
+                    None
+                    if all(v is None for v in values)
+                    else [
+                        t
+                        for v, p in zip(values, parts, strict=True)
+                        for t in (v if v is not None else _empty_trajectories(p.n))
+                    ]
+                )
             elif f.name == "extras":
                 merged: dict[str, Any] = {}
-                for key in first.extras:
-                    vals = [p.extras[key] for p in parts]
+                keys = dict.fromkeys(k for p in parts for k in p.extras)
+                for key in keys:
+                    template = next(p.extras[key] for p in parts if key in p.extras)
+                    vals = [
+                        p.extras[key] if key in p.extras else _missing_extra(template, p.n)
+                        for p in parts
+                    ]
                     merged[key] = (
                         torch.cat(vals)
-                        if isinstance(vals[0], torch.Tensor)
+                        if isinstance(template, torch.Tensor)
                         else [v for part in vals for v in part]
                     )
                 out[f.name] = merged
@@ -376,6 +398,18 @@ class AttackResult:
             else:
                 out[f.name] = torch.cat(values)
         return cls(**out)
+
+
+def _empty_trajectories(n: int) -> list[torch.Tensor]:
+    """The trajectories of ``n`` samples an attack did not attack: no (queries, L2) steps."""
+    return [torch.zeros((0, 2)) for _ in range(n)]
+
+
+def _missing_extra(template: Any, n: int) -> Any:
+    """A per-sample extra for ``n`` samples of a part that lacks it (zeros, or empty steps)."""
+    if isinstance(template, torch.Tensor):
+        return torch.zeros((n,) + tuple(template.shape[1:]), dtype=template.dtype)
+    return _empty_trajectories(n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,8 +431,9 @@ class Attack(ABC):
     norms: ClassVar[tuple[str, ...]] = NORMS
     #: False for minimum-norm attacks, where ε is optional (used only to report success at ε).
     requires_eps: ClassVar[bool] = True
-    #: Value of a per-sample extra (``ctx.extras[key]``, a tensor) for the samples the attack
-    #: did not attack (already misclassified); 0 where a key is not listed.
+    #: Every per-sample extra (``ctx.extras[key]``, an integer tensor) the attack reports, with
+    #: its value for the samples it did not attack (already misclassified). Listed keys are in
+    #: every result, even one where nothing was attacked; an unlisted key fills with 0.
     extras_fill: ClassVar[dict[str, int]] = {}
 
     def __init__(
@@ -548,6 +583,10 @@ class Attack(ABC):
                 trajectories = full
             else:
                 extras[key] = full
+        for key, fill in self.extras_fill.items():  # nothing attacked: the same keys
+            extras.setdefault(key, torch.full((x.shape[0],), fill, dtype=torch.long))
+        if trajectories is None and self.family == "decision":
+            trajectories = _empty_trajectories(x.shape[0])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return AttackResult(

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .errors import RobustkitError
+from .errors import InputError, RobustkitError
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -74,7 +74,13 @@ def derive_seed(seed: int, *parts: object) -> int:
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of a model's first parameter or buffer (CPU for a model with neither)."""
+    """The device of a model's first parameter or buffer (CPU for a model with neither).
+    Raises :class:`~robustkit.errors.InputError` for a model that is not an ``nn.Module``."""
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(
+            f"the model must be a torch.nn.Module, got {type(model).__name__}; wrap a function "
+            "in a module whose forward calls it"
+        )
     for tensor in model.parameters():
         return tensor.device
     for tensor in model.buffers():

@@ -42,24 +42,35 @@ class Evaluation:
     """Clean and robust accuracy of one model against a set of attacks.
 
     ``results`` maps each attack's label to its :class:`AttackResult` over all evaluated samples.
+    ``sample`` holds each evaluated sample's position in the ``x`` given to :func:`evaluate`
+    (``0 .. n-1`` unless shards were skipped; None: those positions).
     """
 
     y: torch.Tensor
     clean_pred: torch.Tensor
     results: dict[str, AttackResult] = field(default_factory=dict)
     seconds: float = 0.0
+    sample: torch.Tensor | None = None
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Each evaluated sample's position in the ``x`` given to :func:`evaluate`."""
+        return self.sample if self.sample is not None else torch.arange(self.n)
 
     @property
     def n(self) -> int:
+        """Number of evaluated samples."""
         return int(self.y.shape[0])
 
     @property
     def clean_correct(self) -> torch.Tensor:
+        """Per sample: the model classified the clean image correctly."""
         return self.clean_pred == self.y
 
     @property
     def clean_accuracy(self) -> float:
-        return float(self.clean_correct.float().mean()) if self.n else math.nan
+        """Share of samples classified correctly (NaN for no samples)."""
+        return float(self.clean_correct.double().mean()) if self.n else math.nan
 
     @property
     def joint_robust(self) -> torch.Tensor:
@@ -87,7 +98,7 @@ class Evaluation:
         would pass for a robust accuracy)."""
         if not self.n or (self.results and not self.judged_at_eps):
             return math.nan
-        return float(self.joint_robust.float().mean())
+        return float(self.joint_robust.double().mean())
 
     def summary(self) -> dict[str, Any]:
         """Numbers for tables and JSON: clean, per-attack and joint robust accuracy (None when
@@ -108,12 +119,12 @@ class Evaluation:
         for label, res in self.results.items():
             frame = res.to_frame()
             frame["attack"] = label
-            frame.insert(0, "sample", range(self.n))
+            frame.insert(0, "sample", self.positions.numpy())
             frames.append(frame)
         if not frames:
             return pd.DataFrame(
                 {
-                    "sample": range(self.n),
+                    "sample": self.positions.numpy(),
                     "y": self.y.numpy(),
                     "clean_pred": self.clean_pred.numpy(),
                 }
@@ -125,7 +136,17 @@ class Evaluation:
         of :attr:`joint_robust` (an attack with an ε that left it not robust: misclassified
         within ε), else the clean image; and the index of that attack in ``results`` (-1 for
         none). So the samples with an example are exactly those the joint figure counts as
-        not robust among the correctly classified ones."""
+        not robust among the correctly classified ones. ``x``: the evaluated images, or all
+        those given to :func:`evaluate` (where it skipped shards)."""
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
+        if len(x) != self.n:
+            if self.sample is None or not self.n or len(x) <= int(self.positions.max()):
+                raise InputError(
+                    f"x has {len(x)} images but this evaluation covers {self.n}; pass the "
+                    "images given to evaluate()"
+                )
+            x = x[self.positions]
         x_adv = x.detach().cpu().clone()
         which = torch.full((self.n,), -1, dtype=torch.long)
         for i, res in enumerate(self.results.values()):
@@ -147,6 +168,12 @@ def label_attacks(attacks: AttackSet | None) -> dict[str, Attack]:
     if isinstance(attacks, Attack):
         attacks = [attacks]
     if isinstance(attacks, Mapping):
+        for label, atk in attacks.items():
+            if not isinstance(atk, Attack):
+                raise InputError(
+                    f"attack {label!r} is a {type(atk).__name__}, not a robustkit attack; "
+                    "make it with robustkit.get_attack(...)"
+                )
         return dict(attacks)
     labelled: dict[str, Attack] = {}
     for atk in attacks:
@@ -161,8 +188,8 @@ def label_attacks(attacks: AttackSet | None) -> dict[str, Attack]:
 
 def iter_shards(n: int, batch_size: int) -> Iterable[tuple[int, int, int]]:
     """``(index, start, stop)`` of consecutive shards of at most ``batch_size`` samples."""
-    if batch_size <= 0:
-        raise InputError(f"batch size must be a positive integer, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise InputError(f"batch size must be a positive whole number, got {batch_size!r}")
     for index, start in enumerate(range(0, n, batch_size)):
         yield index, start, min(start + batch_size, n)
 
@@ -222,6 +249,8 @@ def evaluate(
     evaluation covers the computed shards only.
     """
     labelled = label_attacks(attacks)
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
     y = torch.as_tensor(y)
     target = torch.as_tensor(target) if target is not None else None
     if len(x) != len(y):
@@ -273,4 +302,5 @@ def merge_shards(
             label: AttackResult.concat([s.results[label] for s in shards]) for label in labels
         },
         seconds=seconds,
+        sample=torch.cat([torch.arange(s.start, s.stop) for s in shards]),
     )

@@ -297,6 +297,7 @@ class DecisionAttack(Attack):
     """
 
     family: ClassVar[str] = "decision"
+    extras_fill: ClassVar[dict[str, int]] = {"step_queries": 0}
     norms: ClassVar[tuple[str, ...]] = ("l2",)
     requires_eps: ClassVar[bool] = False
 

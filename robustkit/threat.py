@@ -140,7 +140,11 @@ class ThreatModel:
 
 
 def format_eps(eps: float) -> str:
-    """``0.0313725…`` -> ``8/255`` where ε is a whole number of 255ths, else a short decimal."""
+    """ε as text: a short decimal where one is exact (``0.2``, ``0.5``), else ``8/255`` where ε
+    is a whole number of 255ths (``0.0313725…``), else ``%g``."""
+    short = f"{eps:.4g}"
+    if float(short) == eps:
+        return short
     k = eps * 255
     if eps < 1 and abs(k - round(k)) < 1e-6 and round(k) > 0:
         return f"{round(k)}/255"

@@ -150,3 +150,100 @@ def test_build_defense():
         build_defense("bit-depth:levels=3")
     with pytest.raises(RobustkitError):
         build_defense("input-noise:sigma=-1")
+
+
+@pytest.mark.parametrize("name", ["cgba", "auto"])
+@pytest.mark.parametrize("wrong_shard", [0, 1])
+def test_a_shard_with_nothing_to_attack_joins_the_others(data, name, wrong_shard):
+    """A shard whose images the model all gets wrong has nothing attacked. Its result lacked
+    trajectories (decision attacks) and extras (auto's fooled_by): joined after an attacked
+    shard it crashed the evaluation (and the run, after storing its shards); joined before one
+    it dropped every shard's trajectories. Now it carries empty ones, and the fill values."""
+    from robustkit import get_attack
+    from robustkit.budgets import median_l2_at
+
+    model, x, y = data
+    x, y = x[:4], model(x[:4]).argmax(1)
+    lo = 2 * wrong_shard
+    y[lo : lo + 2] = (y[lo : lo + 2] + 1) % 10
+    atk = get_attack("cgba", max_queries=30) if name == "cgba" else get_attack("auto", eps=0.1)
+    res = evaluate(model, [atk], x, y, batch_size=2).results[name]
+    whole = atk(model, x, y)
+    assert torch.equal(res.attacked, whole.attacked) and res.attacked.sum() == 2
+    if name == "cgba":
+        assert [len(t) for t in res.trajectories][lo : lo + 2] == [0, 0]
+        assert all(len(t) > 0 for i, t in enumerate(res.trajectories) if res.attacked[i])
+        assert res.extras["dim_reduction_factor"][lo : lo + 2].tolist() == [0, 0]
+        assert res.extras["step_queries"].tolist() == res.queries.tolist()
+        assert not math.isnan(median_l2_at(res, [30])[0])
+    else:
+        assert res.extras["fooled_by"][lo : lo + 2].tolist() == [-1, -1]
+    # one call where nothing is attacked has the same shape of result
+    none = atk(model, x[lo : lo + 2], y[lo : lo + 2])
+    assert not none.attacked.any()
+    if name == "cgba":
+        assert [len(t) for t in none.trajectories] == [0, 0]
+        assert math.isnan(median_l2_at(none, [30])[0])
+    else:
+        assert none.extras["fooled_by"].tolist() == [-1, -1]
+
+
+def test_accuracies_are_exact_fractions(data):
+    """Accuracies were float32 means (0.05000000074505806), so a notebook's figure did not
+    equal the stored report's (0.05)."""
+    model, x, y = data
+    ev = evaluate(model, [RandomSign(eps=0.3)], x, y, batch_size=40)
+    correct = int(ev.clean_correct.sum())
+    assert ev.clean_accuracy == correct / 40
+    assert ev.results["random-sign"].clean_accuracy == correct / 40
+    assert ev.robust_accuracy == int(ev.joint_robust.sum()) / 40
+    assert (
+        ev.results["random-sign"].robust_accuracy
+        == int(ev.results["random-sign"].robust.sum()) / 40
+    )
+
+
+def test_a_minimum_norm_attack_without_eps_has_no_robust_accuracy(data):
+    """Its result said 0.0 (every sample it fooled counted as broken, at any distance) where
+    the evaluation around it said NaN; both are now NaN, and the summary has no number."""
+    from robustkit import get_attack
+
+    model, x, y = data
+    ev = evaluate(model, [get_attack("cgba", max_queries=20)], x[:8], y[:8], batch_size=8)
+    res = ev.results["cgba"]
+    assert math.isnan(res.robust_accuracy) and math.isnan(res.summary()["robust_accuracy"])
+    assert math.isnan(ev.robust_accuracy)
+    assert not math.isnan(
+        get_attack("cgba", max_queries=20, eps=1.0)(model, x[:8], y[:8]).robust_accuracy
+    )
+
+
+def test_skipped_shards_keep_the_samples_positions(data):
+    """With shards skipped the evaluation's rows were numbered 0.. although they were later
+    images of x, and worst_case_adversarials(x) raised an IndexError."""
+    model, x, y = data
+    part = evaluate(model, [RandomSign(eps=0.3)], x, y, batch_size=8, skip_shards={0, 2})
+    positions = list(range(8, 16)) + list(range(24, 40))
+    assert part.to_frame()["sample"].tolist() == positions
+    assert part.to_frame()["y"].tolist() == y[positions].tolist()
+    full = evaluate(model, [RandomSign(eps=0.3)], x, y, batch_size=8)
+    adv_all, which_all = full.worst_case_adversarials(x)
+    adv, which = part.worst_case_adversarials(x)  # all of x: the evaluated rows are picked
+    assert torch.equal(adv, adv_all[positions]) and torch.equal(which, which_all[positions])
+    assert torch.equal(part.worst_case_adversarials(x[positions])[0], adv)
+    with pytest.raises(InputError, match="x has 5 images but this evaluation covers 24"):
+        part.worst_case_adversarials(x[:5])
+
+
+def test_evaluate_gives_one_line_errors_for_wrong_arguments(data):
+    model, x, y = data
+    with pytest.raises(InputError, match="attack 'a' is a str, not a robustkit attack"):
+        evaluate(model, {"a": "pgd"}, x, y)
+    with pytest.raises(InputError, match="x must be a torch.Tensor of images, got ndarray"):
+        evaluate(model, [RandomSign()], x.numpy(), y)
+    with pytest.raises(InputError, match="batch size must be a positive whole number, got 2.5"):
+        evaluate(model, [RandomSign()], x, y, batch_size=2.5)
+    with pytest.raises(InputError, match="must be a torch.nn.Module, got function"):
+        RandomSign()(lambda z: model(z), x, y)
+    with pytest.raises(InputError, match="must be a torch.nn.Module, got function"):
+        evaluate(lambda z: model(z), [RandomSign()], x, y)

@@ -45,6 +45,10 @@ def test_norm_names():
 
 def test_format_eps():
     assert format_eps(8 / 255) == "8/255" and format_eps(0.5) == "0.5" and format_eps(0.3) == "0.3"
+    # a short decimal wins where it is exact: 0.2 and 0.4 are whole 255ths (51, 102) too
+    assert format_eps(0.2) == "0.2" and format_eps(0.4) == "0.4" and format_eps(0.6) == "0.6"
+    assert format_eps(2 / 255) == "2/255" and format_eps(1e-6) == "1e-06"
+    assert ThreatModel("l2", 0.2).describe() == "l2 0.2"
 
 
 @settings(max_examples=60, deadline=None)
