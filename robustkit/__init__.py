@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+import torch
+
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
 from .data import load_dataset
 from .defense import Defense
@@ -54,7 +56,7 @@ def get_attack(name: str, **params) -> Attack:
     return instantiate(ATTACKS, name, params)
 
 
-def get_defense(name: str, **params):
+def get_defense(name: str, **params) -> Defense:
     """The defense registered as ``name``, configured with ``params``; ``.apply(model)`` wraps a
     model with it."""
     from .specs import instantiate
@@ -62,7 +64,7 @@ def get_defense(name: str, **params):
     return instantiate(DEFENSES, name, params)
 
 
-def load_model(name: str, device: str = "auto", **kwargs):
+def load_model(name: str, device: str = "auto", **kwargs) -> torch.nn.Module:
     """A zoo model (or ``file.py:factory``) in eval mode on ``device``; see :mod:`robustkit.zoo`."""
     from .zoo import load_model as _load
 

@@ -17,7 +17,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from .errors import InputError
 from .modelcheck import check_model_on
 from .registry import constructor_parameters
 from .threat import NORMS, ThreatModel, flat_norm
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RobustkitWarning(UserWarning):
@@ -332,7 +335,7 @@ class AttackResult:
             "seconds": self.seconds,
         }
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Per-sample results as a pandas DataFrame (one row per sample)."""
         import pandas as pd
 

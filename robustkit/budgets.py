@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Union
 
 import torch
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .attack import AttackResult
+
+#: A decision-based attack's result, or its per-sample ``[k, 2]`` (queries, L2) trajectories.
+Trajectories = Union["AttackResult", Sequence[torch.Tensor]]
 
 
 def _trajectories(source) -> list[torch.Tensor]:
@@ -36,7 +43,7 @@ def _budgets(budgets: Sequence[int] | int) -> torch.Tensor:
     return torch.tensor([int(b) for b in values], dtype=torch.float64)
 
 
-def l2_at_budgets(trajectories, budgets: Sequence[int] | int) -> torch.Tensor:
+def l2_at_budgets(trajectories: Trajectories, budgets: Sequence[int] | int) -> torch.Tensor:
     """``[n, len(budgets)]``: per sample, the smallest L2 of an adversarial example found within
     each budget (``inf`` where none was found yet). Accepts a list of trajectories or a result
     (then only its attacked samples)."""
@@ -67,7 +74,9 @@ def _median(values: torch.Tensor) -> torch.Tensor:
     return torch.where(both_inf, lo, mid)
 
 
-def median_l2_at(result_or_trajectories, budgets: Sequence[int] | int) -> torch.Tensor:
+def median_l2_at(
+    result_or_trajectories: Trajectories, budgets: Sequence[int] | int
+) -> torch.Tensor:
     """``[len(budgets)]``: median over samples of the best L2 found within each budget; a sample
     with nothing adversarial yet counts as ``inf`` (so the median is ``inf`` when fewer than
     half are fooled). NaN for no samples."""
@@ -75,7 +84,7 @@ def median_l2_at(result_or_trajectories, budgets: Sequence[int] | int) -> torch.
 
 
 def success_rate_at(
-    result_or_trajectories, eps: float, budgets: Sequence[int] | int
+    result_or_trajectories: Trajectories, eps: float, budgets: Sequence[int] | int
 ) -> torch.Tensor:
     """``[len(budgets)]``: fraction of samples with an adversarial example of L2 <= ``eps``
     found within each budget (NaN for no samples)."""
@@ -93,7 +102,7 @@ ADVERSARIAL = "adversarial"
 NOT_FOUND = "no adversarial found within the budget"
 
 
-def outcomes(result) -> list[str]:
+def outcomes(result: AttackResult) -> list[str]:
     """Per sample of a result: ``"already misclassified"`` (not attacked, zero queries),
     ``"adversarial"`` (fooled; re-checked outside the budget) or ``"no adversarial found within
     the budget"`` (``x_adv`` is the clean image, or for a targeted attack possibly a point

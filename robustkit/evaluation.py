@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from .attack import Attack, AttackResult, predict
 from .device import derive_seed, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -111,7 +114,7 @@ class Evaluation:
             "seconds": self.seconds,
         }
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Per-sample, per-attack results as one long pandas DataFrame."""
         import pandas as pd
 

@@ -4,11 +4,17 @@ calls ``plt.show``."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .errors import RobustkitError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .results import Results
 
 
 def _plt():
@@ -20,12 +26,12 @@ def _plt():
 
 
 def robust_accuracy_vs_eps(
-    results,
+    results: Results,
     model: str | None = None,
     attack: str | None = None,
-    ax=None,
+    ax: Axes | None = None,
     norm: str | None = None,
-):
+) -> Figure:
     """Robust accuracy against ε from the stored runs: one panel per (data set, norm), one line
     per (model, defenses).
 
@@ -111,7 +117,9 @@ def robust_accuracy_vs_eps(
     return axes[0].figure
 
 
-def median_l2_vs_queries(results, run_id: str, attacks: list[str] | None = None, ax=None):
+def median_l2_vs_queries(
+    results: Results, run_id: str, attacks: list[str] | None = None, ax: Axes | None = None
+) -> Figure:
     """Median L2 of the best adversarial example against the query budget."""
     plt = _plt()
     summary = results.summary(run_id)
@@ -139,7 +147,7 @@ def adversarial_grid(
     adv_pred: Any = None,
     classes: list[str] | None = None,
     n: int = 8,
-):
+) -> Figure:
     """Rows: clean images, adversarial images, perturbations (magnified to the full range)."""
     plt = _plt()
     if x.shape[0] == 0 or n < 1:

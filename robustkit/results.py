@@ -94,6 +94,7 @@ class Results:
         self.store = store
 
     def close(self) -> None:
+        """Close the results store (also done on leaving a ``with`` block)."""
         self.store.close()
 
     def __enter__(self) -> Results:
