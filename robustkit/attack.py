@@ -12,6 +12,7 @@ forward pass and gradient per sample.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -98,6 +99,13 @@ def validate_inputs(
         raise InputError("targets were given to an untargeted attack; create it with targeted=True")
     # The attack's own graph starts at x: no history of the caller's (nor any leak back to it).
     return x.detach().contiguous(), y, target
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int, or a one-line error: a seed of 1.9 was silently taken as 1."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InputError(f"seed must be a whole number, got {seed!r}")
+    return int(seed)
 
 
 def looks_like_probabilities(logits: torch.Tensor) -> bool:
@@ -457,7 +465,7 @@ class Attack(ABC):
         self.norm = self.threat.norm
         self.eps = self.threat.eps
         self.targeted = self.threat.targeted
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -473,7 +481,7 @@ class Attack(ABC):
         """A copy of this attack with another seed (used to give each shard its own seed)."""
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.seed = int(seed)
+        clone.seed = check_seed(seed)
         return clone
 
     def clean_gradient_loss(

@@ -54,7 +54,10 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
             raise InputError(
                 f"bad {kind} parameter {item!r} in {spec!r}; write key=value, e.g. {example}"
             )
-        params[key.strip().replace("-", "_")] = parse_value(value)
+        key = key.strip().replace("-", "_")
+        if key in params:
+            raise InputError(f"{kind} parameter {key!r} is given twice in {spec!r}; give it once")
+        params[key] = parse_value(value)
     return name, params
 
 

@@ -27,7 +27,7 @@ def parse_eps(value: str | float | int) -> float:
         text = str(value).replace(" ", "")
         try:
             if "/" in text:
-                num, den = text.split("/", 1)
+                num, den = text.split("/")  # one slash: "8/255/2" is refused
                 eps = float(Fraction(num) / Fraction(den)) if den else float("nan")
             else:
                 eps = float(text)
@@ -122,6 +122,11 @@ class ThreatModel:
         lo, hi = self.box
         if not lo < hi:
             raise InputError(f"box must be (low, high) with low < high, got {self.box}")
+        if self.norm == "linf" and self.eps is not None and self.eps > hi - lo:
+            raise InputError(
+                f"an L∞ eps of {self.eps:g} is wider than the [{lo:g}, {hi:g}] box pixels live in, "
+                f"so any image would be allowed; give it on that scale (e.g. {self.eps:g}/255)"
+            )
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Project onto the threat model's feasible set (the box alone when ``eps`` is None)."""

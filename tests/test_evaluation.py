@@ -247,3 +247,16 @@ def test_evaluate_gives_one_line_errors_for_wrong_arguments(data):
         RandomSign()(lambda z: model(z), x, y)
     with pytest.raises(InputError, match="must be a torch.nn.Module, got function"):
         evaluate(lambda z: model(z), [RandomSign()], x, y)
+
+
+def test_a_parameter_twice_or_a_fractional_seed_is_refused():
+    """pgd:steps=3,steps=4 ran 4 steps under the label of 3; seed=1.9 was stored as 1."""
+    from robustkit import get_attack
+
+    with pytest.raises(InputError, match="'steps' is given twice"):
+        parse_attack_spec("pgd:steps=3,steps=4")
+    with pytest.raises(InputError, match="seed must be a whole number, got 1.9"):
+        get_attack("pgd", seed=1.9)
+    with pytest.raises(InputError, match="seed must be a whole number"):
+        build_attack("pgd:seed=1.5")
+    assert get_attack("pgd", seed=np.int64(3)).seed == 3

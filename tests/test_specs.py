@@ -9,8 +9,13 @@ from robustkit.specs import build_attack, build_defense, parse_attack_spec
 
 
 def test_a_value_the_constructor_rejects_is_one_line():
-    with pytest.raises(RobustkitError, match="bad parameters for attack 'pgd': .*'abc'") as info:
-        build_attack("pgd:seed=abc")  # int("abc") in the constructor: a ValueError
+    with pytest.raises(RobustkitError, match="seed must be a whole number, got 'abc'") as info:
+        build_attack("pgd:seed=abc")
+    assert "\n" not in str(info.value)
+    with pytest.raises(
+        RobustkitError, match="bad parameters for attack 'apgd-ce': '<' not supported"
+    ) as info:
+        build_attack("apgd-ce:rho=abc")  # a comparison with a str in the constructor: TypeError
     assert "\n" not in str(info.value)
 
 

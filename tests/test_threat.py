@@ -102,3 +102,17 @@ def test_threat_model_describe_and_box():
     with pytest.raises(InputError, match="box"):
         ThreatModel(box=(1.0, 0.0))
     assert math.isclose(ThreatModel("l2", 0.5).eps, 0.5)
+
+
+@pytest.mark.parametrize("bad", ["8/255/2", "1/2/3", "8//255"])
+def test_parse_eps_refuses_more_than_one_slash(bad):
+    """ "8/255/2" was read as 8/(255/2) = 16/255, because a Fraction parses "255/2"."""
+    with pytest.raises(InputError, match="such as 0.03 or 8/255"):
+        parse_eps(bad)
+
+
+def test_an_linf_eps_wider_than_the_box_is_refused():
+    """An L∞ ε above 1 on [0, 1] images allows any image: always a mistake (8 for 8/255)."""
+    with pytest.raises(InputError, match="wider than the \\[0, 1\\] box.*8/255"):
+        ThreatModel("linf", 8)
+    assert ThreatModel("linf", 1.0).eps == 1.0 and ThreatModel("l2", 8).eps == 8
