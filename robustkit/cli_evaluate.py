@@ -71,7 +71,9 @@ def check_save_adv(save_adv: str) -> None:
     help="DEFENSE[:key=value,...] wrapped around the model, repeatable (see `robustkit defenses`).",
 )
 @click.option("--data", "dataset", help="Data set name or .npz path [default: the model's].")
-@click.option("--split", default="test", show_default=True, help="Data split.")
+@click.option(
+    "--split", default="test", show_default=True, help="Data split (of a named data set)."
+)
 @click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of samples.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Index of the first sample.")
 @click.option(
@@ -188,9 +190,11 @@ def evaluate(
             # Every finished shard is already stored: say so, and how to go on.
             stored = len(store.finished_shards(run.run_id))
             total = sum(1 for _ in iter_shards(len(run.y), config.batch_size))
+            # --fresh again would delete them: resuming is the command without it
+            how = "the same command without --fresh" if fresh else "the same command"
             click.echo(
                 f"interrupted: {stored} of {total} shards of run {run.run_id} are stored in "
-                f"{store.path}; rerun the same command to resume",
+                f"{store.path}; rerun {how} to resume",
                 err=True,
             )
             sys.exit(130)
@@ -238,8 +242,8 @@ def render_report(report: dict[str, Any]) -> str:
             "threat",
             "robust acc",
             "success",
-            "median norm",
-            "max norm",
+            "median norm (fooled)",
+            "max norm (fooled)",
             "forwards",
             "gradients",
             "seconds",
@@ -274,7 +278,11 @@ def render_report(report: dict[str, Any]) -> str:
             dec = row.get("decision")
             if not dec or not dec.get("median_l2"):
                 continue
-            lines += ["", f"{label}: median L2 of the best adversarial within each query budget"]
+            lines += [
+                "",
+                f"{label}: median L2 of the best adversarial within each query budget, over every "
+                "attacked sample (inf: fewer than half fooled within it)",
+            ]
             drows = [["median L2"] + [fmt(v) for v in dec["median_l2"]]]
             if "success_rate_at_eps" in dec:
                 drows.append(

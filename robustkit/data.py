@@ -10,6 +10,7 @@ and ``y`` arrays is a generic data set. Subsets are deterministic: ``n`` samples
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,13 +81,26 @@ def _to_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    not_npz = DataError(
+        f"cannot read {path} as an .npz file (it is not a complete zip archive of arrays); "
+        "check the file, or write it with numpy.savez(path, x=images, y=labels)"
+    )
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise not_npz  # a plain .npy array
+        with archive:
             if "x" not in archive or "y" not in archive:
                 raise DataError(f"{path} must hold arrays 'x' and 'y'; it has {archive.files}")
             x, y = archive["x"], archive["y"]
-    except (OSError, ValueError) as exc:
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if "pickled" in str(exc) or isinstance(exc, (EOFError, zipfile.BadZipFile)):
+            raise not_npz from None  # not numpy's advice to unpickle: it is not an .npz
         raise DataError(f"cannot read {path} as an .npz file ({exc}); check the file") from None
+    if len(x) == 0:
+        raise DataError(f"{path} holds no images; give a file with at least one")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(x) != len(y):
         raise DataError(
             f"{path}: 'y' must be one whole-number label per image of 'x' ({len(x)} images), "
@@ -121,6 +135,8 @@ def _locate(name: str, split: str) -> Path | None:
     the data directory; a name that does not resolve is a :class:`DataError`."""
     if is_data_file(name):
         path = Path(name).expanduser()
+        if path.is_dir():
+            raise DataError(f"data file {path} is a directory; give a path to an .npz with x and y")
         if not path.is_file():
             raise DataError(f"data file {path} does not exist; give a path to an .npz with x and y")
         return path

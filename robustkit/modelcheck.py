@@ -101,6 +101,24 @@ def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
     )
 
 
+def check_input_shape(model, x: torch.Tensor) -> None:
+    """Raise :class:`InputError` when ``model`` (or a zoo model inside it, under defenses) was
+    trained on images of another shape than ``x``'s: MNIST's 1×28×28 images went through a
+    CIFAR-10 model's 3-channel normalization by broadcasting, and were classified."""
+    if not isinstance(model, torch.nn.Module):
+        return
+    for module in model.modules():
+        shape = getattr(module, "robustkit_input_shape", None)
+        if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+            name = getattr(module, "robustkit_name", "the model")
+            dataset = getattr(module, "robustkit_dataset", None)
+            hint = f" of {dataset} (--data {dataset})" if dataset else ""
+            raise InputError(
+                f"{name} takes {'×'.join(map(str, shape))} images but these are "
+                f"{'×'.join(map(str, x.shape[1:]))}; pass images{hint}"
+            )
+
+
 def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:
     """Raise :class:`InputError` unless every label of ``y`` names one of the model's classes."""
     bad = (y < 0) | (y >= num_classes)
@@ -159,6 +177,7 @@ def check_model_on(
     returns the Dropout warning's text (or None), for the caller to warn with, and the
     model's scores for that image."""
     warning = check_training_mode(model)
+    check_input_shape(model, x)
     scores = check_classifier(model, x[:1].to(model_device(model)))
     check_labels(y, scores.shape[1])
     if target is not None:

@@ -172,7 +172,13 @@ def prepare(config: RunConfig) -> Run:
     dataset = config.dataset or info.get("dataset")
     if dataset is None:
         raise InputError(f"--data is needed: {config.model!r} does not say which data set it takes")
+    if is_data_file(dataset) and config.split != "test":
+        raise InputError(
+            f"--split {config.split} does not apply to a data file ({dataset} is one set of "
+            "images); drop --split"
+        )
     eps = parse_eps(config.eps) if config.eps is not None else default_eps(dataset, norm)
+    ThreatModel(norm=norm, eps=eps)  # a one-line error for an ε the norm cannot have
     targeted = config.targeted or None
     attacks: dict[str, Any] = {}
     for spec in config.attacks:
@@ -248,6 +254,11 @@ def prepare(config: RunConfig) -> Run:
         # a data file is known by its contents: another file at the same path (or the same
         # name elsewhere) is another run, not a resume of this one
         identity["data_sha256"] = sha256_file(Path(dataset).expanduser())
+    if zoo.is_user_file(config.model):
+        # likewise an own model is known by its file: an edited factory is another run (what
+        # the file imports from elsewhere is not hashed; --fresh starts over after such edits)
+        model_file = config.model.rpartition(":")[0]
+        identity["model_file_sha256"] = sha256_file(Path(model_file).expanduser())
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
         "config": dumps({**asdict(config), "eps": eps, "dataset": dataset}),

@@ -196,6 +196,10 @@ class Store:
                 conn.close()
             if _is_locked(exc):
                 raise _locked_error(path) from None
+            if not exists:  # nothing there to read: the file could not be made
+                raise RobustkitError(
+                    f"cannot create the results store {path} ({exc}); pass another --db"
+                ) from None
             raise RobustkitError(
                 f"{path} cannot be read as a database ({exc}); it was left untouched: "
                 "pass another --db"

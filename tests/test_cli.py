@@ -193,6 +193,18 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
             + ["--defense", "bit-depth:bits=3"],
             ["defense 'bit-depth' is given more than once"],
         ),
+        # read as 8/(255/2) = 16/255 once; an ε of 8 (for 8/255) made its own leaderboard table
+        (["--model", "cifar10/resnet20", "--eps", "8/255/2"], ["such as 0.03 or 8/255"]),
+        (["--model", "cifar10/resnet20", "--eps", "8"], ["wider than the [0, 1] box", "8/255"]),
+        (["--model", "cifar10/resnet20", "--attack", "pgd:steps=3,steps=4"], ["given twice"]),
+        (["--model", "cifar10/resnet20", "--attack", "pgd:seed=1.9"], ["seed must be a whole"]),
+        # MNIST's 1×28×28 images went through the 3-channel normalization by broadcasting
+        (
+            ["--model", "cifar10/resnet20", "--data", "mnist", "--n", "5"],
+            ["cifar10/resnet20 takes 3×32×32 images but these are 1×28×28", "--data cifar10"],
+        ),
+        (["--model", "cifar10/resnet20", "--data", "/tmp"], ["data file /tmp is a directory"]),
+        (["--model", "cifar10/resnet20", "--db", "/proc/r.db"], ["cannot create the results"]),
     ],
 )
 def test_evaluate_user_errors(args, needles):
@@ -350,3 +362,58 @@ def test_defenses_are_applied_and_identified_in_the_order_given(tmp_path):
     assert ra["run_id"] != rb["run_id"]
     assert ra["defenses"] == ["input-noise:sigma=0.3,votes=3", "bit-depth:bits=2"]
     assert rb["defenses"] == ["bit-depth:bits=2", "input-noise:sigma=0.3,votes=3"]
+
+
+def test_a_data_file_that_is_not_an_npz_or_has_no_images(tmp_path):
+    """A corrupt or truncated file gave zipfile's traceback, a text file numpy's advice to
+    unpickle it, an empty one an offset error ('use an offset below 0'); --split, which a
+    data file has no use for, made another run of the same images."""
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.random.rand(4, 3, 32, 32).astype("float32"), y=np.arange(4))
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04garbage")
+    (tmp_path / "trunc.npz").write_bytes(good.read_bytes()[:300])
+    (tmp_path / "text.npz").write_text("hello\n")
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 3, 32, 32), "float32"), y=np.zeros(0, int))
+    common = ["evaluate", "--no-progress", "--model", "cifar10/resnet20", "--n", "2", "--data"]
+    for name in ("corrupt", "trunc", "text"):
+        assert_one_line_error(
+            run(*common, str(tmp_path / f"{name}.npz")), "is not a complete zip archive", "savez"
+        )
+    assert_one_line_error(run(*common, str(tmp_path / "empty.npz")), "holds no images")
+    assert_one_line_error(run(*common, str(good), "--split", "train"), "drop --split")
+
+
+def test_an_edited_model_file_is_another_run(tmp_path):
+    """An own model was known by its 'file.py:factory' name alone: after an edit the same
+    command reused the old results (8% clean where the new model gets 14%)."""
+    src = tmp_path / "own.py"
+    body = "import torch\nfrom torch import nn\n\ndef build():\n    torch.manual_seed({})\n"
+    body += "    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))\n"
+    db = str(tmp_path / "r.db")
+    args = ["evaluate", "--no-progress", "--model", f"{src}:build", "--data", "cifar10"]
+    args += ["--n", "50", "--db", db, "--format", "json"]
+    src.write_text(body.format(1))
+    first = json.loads(run(*args).output)
+    again = json.loads(run(*args).output)
+    src.write_text(body.format(2))
+    edited = json.loads(run(*args).output)
+    assert again["run_id"] == first["run_id"] and edited["run_id"] != first["run_id"]
+    assert edited["clean_accuracy"] != first["clean_accuracy"]
+
+
+def test_an_interrupted_fresh_run_is_resumed_without_fresh(monkeypatch):
+    """'rerun the same command' after a --fresh run deleted the shards it had just stored."""
+    import robustkit.evaluation as evaluation
+
+    real = evaluation.evaluate_shard
+
+    def interrupted_at_the_second_shard(*args):
+        if args[6] == 1:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_shard", interrupted_at_the_second_shard)
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "20", "--batch-size", "10"]
+    result = run(*args, "--attack", "fgsm", "--seed", "8", "--no-progress", "--fresh")
+    assert result.exit_code == 130
+    assert result.output.strip().endswith("rerun the same command without --fresh to resume")

@@ -12,7 +12,9 @@ Names are resolved as:
 - any other registered name (a plug-in's factory): ``factory()`` or ``factory(weights)``.
 
 Every returned model carries ``robustkit_name`` and ``robustkit_weights_sha256`` attributes so that
-results can record exactly which weights produced them (:func:`weights_sha256`).
+results can record exactly which weights produced them (:func:`weights_sha256`); a zoo checkpoint
+also carries ``robustkit_input_shape`` and ``robustkit_dataset``, which the model check holds
+images to.
 """
 
 from __future__ import annotations
@@ -265,13 +267,24 @@ def _load_torchvision(
     return model, sha256_file(wpath)
 
 
-def _finish(model: nn.Module, device: torch.device, name: str, sha256: str | None) -> nn.Module:
-    """Eval mode, frozen parameters, provenance attributes, on ``device``."""
+def _finish(
+    model: nn.Module,
+    device: torch.device,
+    name: str,
+    sha256: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> nn.Module:
+    """Eval mode, frozen parameters, provenance attributes, on ``device``; a zoo checkpoint
+    also carries the image shape and data set it was trained for (``robustkit_input_shape``,
+    ``robustkit_dataset``), which the model check holds images to."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     model.robustkit_name = name  # type: ignore[attr-defined]
     model.robustkit_weights_sha256 = sha256  # type: ignore[attr-defined]
+    if metadata and metadata.get("input_shape"):
+        model.robustkit_input_shape = tuple(metadata["input_shape"])  # type: ignore[attr-defined]
+        model.robustkit_dataset = metadata.get("dataset")  # type: ignore[attr-defined]
     return model.to(device)
 
 
@@ -292,6 +305,7 @@ def load_model(
     The model takes NCHW inputs in [0, 1]: the normalization is inside its forward pass.
     """
     dev = resolve_device(device)
+    metadata = None
     if not name.startswith(torchvision_models.PREFIX) and not is_user_file(name):
         entry = MODELS.find(name)  # the registered spelling (names match case-insensitively)
         if entry is not None:
@@ -311,11 +325,12 @@ def load_model(
             model, sha = _load_zoo(
                 name, entry.obj, entry.metadata, weights, allow_download, allow_unsafe
             )
+            metadata = entry.metadata
         elif weights is None:  # a plug-in's factory
             model, sha = entry.obj(), None
         else:
             model, sha = entry.obj(weights), sha256_file(weights)
-    return _finish(model, dev, name, sha)
+    return _finish(model, dev, name, sha, metadata)
 
 
 def model_info(name: str) -> dict[str, Any]:
