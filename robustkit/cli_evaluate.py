@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ def evaluate(
         device=device,
         weights=weights,
         unsafe_load=unsafe_load,
-        extra={"command": " ".join(["robustkit", *sys.argv[1:]])},
+        extra={"command": shlex.join(["robustkit", *sys.argv[1:]])},  # copy-pastable
     )
     run = prepare(config)
     with Store.open(db) as store:

@@ -38,8 +38,8 @@ def write_all(board, out: Path) -> list[Path]:
             written.append(path)
     except OSError as exc:  # checked before (check_out); changed since
         raise RobustkitError(
-            f"cannot write --out {out} ({exc.strerror or exc}); the runs are stored: "
-            "rerun with another --out"
+            f"cannot write --out {out} ({exc.strerror or exc}); pass another --out (every "
+            "run is kept in the store: nothing is computed again)"
         ) from None
     return written
 

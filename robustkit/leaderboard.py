@@ -8,7 +8,9 @@ model (with its defenses) has several finished runs for one threat model, the ro
 with the most samples and, among those, the latest (by start time): a quick 5-image check does
 not replace a 1,000-image evaluation, and a rerun at the same size does replace the older one.
 A decision-table row (model, defenses, attack) is chosen the same way, by the number of images
-attacked. Renderers turn the same data into Markdown, CSV, JSON and a self-contained HTML page
+attacked. Only test-split runs count; the robust-accuracy tables take runs on all images (not
+``correct_only`` ones, which the decision table marks); a model run with its own checkpoint
+(``--weights``) is a row of its own, named with the checkpoint's sha256. Renderers turn the same data into Markdown, CSV, JSON and a self-contained HTML page
 (every field escaped: Markdown text backslash-escaped with HTML entities and commands as code
 spans, HTML entities on the page, and CSV text cells that a spreadsheet would read as a formula
 prefixed with ``'``); each table states the commands of its runs, and decision rows their
@@ -62,6 +64,15 @@ def build(store: Store, decision: bool = True) -> dict[str, Any]:
     decision_rows: dict[tuple, dict[str, Any]] = {}
     for run in store.runs(status="finished"):
         summary = summarize(store, run["run_id"])
+        if summary["split"] != "test":
+            continue  # the boards are of test sets (a train-split row replaced the test one)
+        own_weights = json.loads(run["config"] or "{}").get("weights")
+        if own_weights:  # another checkpoint of a listed model is its own row, not the zoo's
+            summary = {
+                **summary,
+                "model": f"{summary['model']} (weights {(summary['weights_sha256'] or '')[:12]})",
+                "training": "own checkpoint",
+            }
         defenses = ", ".join(summary["defenses"])
         flags = [c["name"] for c in summary["checks"] if c["flagged"]]
         reasons = [c["detail"] for c in summary["checks"] if c["flagged"]]
@@ -76,7 +87,9 @@ def build(store: Store, decision: bool = True) -> dict[str, Any]:
             for k, v in summary["attacks"].items()
             if counts_in_worst_case(v["params"])
         }
-        if any(
+        # ... and on all its images: a run of only the correctly classified ones has a clean
+        # accuracy of 100% and a robust accuracy of another population
+        if not summary["correct_only"] and any(
             v["family"] == "gradient" and not v["params"].get("targeted") for v in bounded.values()
         ):
             key = (
@@ -187,7 +200,9 @@ def _flag_rising_with_eps(tables: dict[tuple, dict[str, Any]]) -> None:
             )
     for entries in by_model.values():
         entries.sort(key=lambda e: e[0])
-        for (e1, r1), (e2, r2) in zip(entries, entries[1:], strict=False):
+        # every pair, not only neighbours: a steady rise of one sample per ε is a rise too
+        pairs = [(a, b) for i, a in enumerate(entries) for b in entries[i + 1 :]]
+        for (e1, r1), (e2, r2) in pairs:
             if r2["worst_case"] > r1["worst_case"] + 1.0 / max(min(r1["n"], r2["n"]), 1):
                 for r in (r1, r2):
                     if "rising_with_eps" not in r["flags"]:
@@ -255,7 +270,9 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).splitlines())
 
 
-_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
+#: Markdown syntax characters; ``_`` only where it can open or close emphasis (not inside a
+#: word: ``step_size`` stays as it is), ``~`` for strikethrough.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
 def _md_escape(text: Any) -> str:
@@ -289,7 +306,10 @@ def _decision_titles(groups: list[tuple[str, list[dict[str, Any]]]]) -> list[str
     for data, rows in groups:
         title = f"Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)"
         if per_data[data] > 1:
-            title += f", up to {rows[0]['budgets'][-1]} queries, ε = {format_eps(rows[0]['eps'])}"
+            title += (
+                f", up to {rows[0]['budgets'][-1]} queries, ε = {format_eps(rows[0]['eps'])}, "
+                f"images: {rows[0]['selection']}"
+            )
         titles.append(title)
     return titles
 
@@ -318,13 +338,7 @@ def to_markdown(board: dict[str, Any]) -> str:
         out.append("|" + "|".join("---" for _ in header) + "|")
         for r in t["rows"]:
             out.append("| " + " | ".join(_md_escape(c) for c in _table_cells(t, r)) + " |")
-        reasons = [
-            f"- {_md_escape(r['model'])}: {_md_escape(why)}"
-            for r in t["rows"]
-            for why in r["reasons"]
-        ]
-        if reasons:
-            out += ["", "Flags:", *reasons]
+        out += _md_flags(t["rows"])
         out.append("")
     groups = _decision_groups(board)
     for title, (_, rows) in zip(_decision_titles(groups), groups, strict=True):
@@ -344,8 +358,20 @@ def to_markdown(board: dict[str, Any]) -> str:
         out.append("|" + "|".join("---" for _ in header) + "|")
         for r in rows:
             out.append("| " + " | ".join(_md_escape(c) for c in _decision_cells(r)) + " |")
+        out += _md_flags(rows)
         out.append("")
     return "\n".join(out)
+
+
+def _md_flags(rows: list[dict[str, Any]]) -> list[str]:
+    """The "Flags:" list under a Markdown table: each flagged row (model, its defenses and, in
+    the decision table, its attack) with the reason of each flag."""
+    lines = []
+    for r in rows:
+        who = r["model"] + (f" with {r['defenses']}" if r.get("defenses") else "")
+        who += f", {r['attack']}" if "attack" in r else ""
+        lines += [f"- {_md_escape(who)}: {_md_escape(why)}" for why in r["reasons"]]
+    return ["", "Flags:", *lines] if lines else []
 
 
 def _decision_commands(rows: list[dict[str, Any]]) -> list[str]:
@@ -367,7 +393,8 @@ def _csv_row(values: list[Any]) -> list[Any]:
 def _decision_groups(board: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in board["decision"]:
-        groups.setdefault((r["data"], tuple(r["budgets"]), r["eps"]), []).append(r)
+        # one section per image selection too: its caption states the selection of all its rows
+        groups.setdefault((r["data"], tuple(r["budgets"]), r["eps"], r["selection"]), []).append(r)
     return [(k[0], v) for k, v in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))]
 
 
@@ -493,7 +520,7 @@ def to_html(board: dict[str, Any]) -> str:
                 _decision_commands(rows),
                 _decision_header(budgets, eps_text),
                 body,
-                [[] for _ in rows],
+                [r["reasons"] for r in rows],
                 sort_col=None,
             )
         )

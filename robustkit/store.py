@@ -190,7 +190,12 @@ class Store:
             conn.execute("BEGIN")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            # damage past the first page shows only when those pages are read: check them all
+            # now, before anything is written into a damaged file
+            damage = conn.execute("PRAGMA quick_check(1)").fetchone()[0] if exists else "ok"
             conn.execute("COMMIT")
+            if damage != "ok":
+                raise sqlite3.DatabaseError("damaged: " + " ".join(str(damage).split()))
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()

@@ -26,6 +26,9 @@ def add_run(
     finished: bool = True,
     n: int = 4,
     checks: bool = True,
+    split: str = "test",
+    config: dict | None = None,
+    weights_sha256: str | None = None,
 ) -> None:
     """One run of ``n`` samples (all correctly classified). ``attacks``: label -> (params,
     per-sample ``(success, robust, norm)`` or ``(success, robust, norm, trajectory)``)."""
@@ -37,11 +40,11 @@ def add_run(
     store.start_run(
         rid,
         {
-            "config": "{}",
+            "config": json.dumps(config or {}),
             "model": model,
-            "weights_sha256": None,
+            "weights_sha256": weights_sha256,
             "dataset": dataset,
-            "split": "test",
+            "split": split,
             "indices": json.dumps(list(range(n))),
             "norm": norm,
             "eps": eps,

@@ -417,3 +417,17 @@ def test_an_interrupted_fresh_run_is_resumed_without_fresh(monkeypatch):
     result = run(*args, "--attack", "fgsm", "--seed", "8", "--no-progress", "--fresh")
     assert result.exit_code == 130
     assert result.output.strip().endswith("rerun the same command without --fresh to resume")
+
+
+def test_the_stored_command_is_shell_quoted(tmp_path, monkeypatch):
+    """The command was joined with spaces: the README's ensemble spec came out with a bare |."""
+    import sys
+
+    db = tmp_path / "r.db"
+    argv = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "2", "--db", str(db)]
+    argv += ["--defense", "ensemble:members=mnist/lenet5-at|mnist/cnn-tiny-at"]
+    monkeypatch.setattr(sys, "argv", ["robustkit", *argv])
+    assert run(*argv).exit_code == 0
+    with Store.open(db) as store:
+        (stored,) = [r["command"] for r in store.runs()]
+    assert stored.endswith("--defense 'ensemble:members=mnist/lenet5-at|mnist/cnn-tiny-at'")

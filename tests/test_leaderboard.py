@@ -514,3 +514,97 @@ def test_html_states_the_command_of_each_table(tmp_path):
     with _fake_store(tmp_path / "x.db", "m") as store:
         page = to_html(build(store))
     assert "<code>robustkit evaluate &lt;b&gt;bold&lt;/b&gt;</code>" in page
+
+
+def test_only_test_runs_on_all_images_of_the_zoo_checkpoint_make_a_zoo_row(tmp_path):
+    """A train-split run, a run with another checkpoint and a run of only the correctly
+    classified images each replaced the model's row (they have more samples, or came later),
+    under the zoo model's name and training label."""
+    from .fake_store import LINF, add_run, robust
+
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "test", {"fgsm": (LINF, robust("rrff"))}, model="m", training="PGD-AT")
+        add_run(store, "train", {"fgsm": (LINF, robust("rrrrr"))}, model="m", n=5, split="train")
+        add_run(
+            store,
+            "correct",
+            {"fgsm": (LINF, robust("rrrrrr"))},
+            model="m",
+            n=6,
+            config={"correct_only": True},
+        )
+        add_run(
+            store,
+            "own",
+            {"fgsm": (LINF, robust("fffffff"))},
+            model="m",
+            n=7,
+            config={"weights": "noisy.pt"},
+            weights_sha256="abcdef0123456789" * 4,
+        )
+        rows = build(store)["tables"][0]["rows"]
+    by_model = {r["model"]: r for r in rows}
+    assert set(by_model) == {"m", "m (weights abcdef012345)"}
+    assert by_model["m"]["run_id"] == "test" and by_model["m"]["worst_case"] == 0.5
+    assert by_model["m"]["training"] == "PGD-AT"
+    assert by_model["m (weights abcdef012345)"]["training"] == "own checkpoint"
+
+
+def test_a_steady_rise_with_eps_is_flagged(tmp_path):
+    """Each ε step rose by one sample (within the tolerance) so no pair of neighbours was
+    flagged; the rise from the first ε to the last is three samples."""
+    from .fake_store import add_run
+
+    with Store.open(tmp_path / "x.db") as store:
+        for k, eps in enumerate((0.1, 0.2, 0.3, 0.4)):
+            pattern = [(False, i < 50 + k, 0.0) for i in range(100)]
+            add_run(store, f"r{k}", {"fgsm": ({"norm": "linf"}, pattern)}, eps=eps, n=100)
+        tables = build(store)["tables"]
+    assert all("rising_with_eps" in t["rows"][0]["flags"] for t in tables)
+
+
+def test_flagged_decision_rows_give_their_reasons_and_sections_their_selection(tmp_path):
+    """Markdown listed no reason for a flagged decision row and HTML did not mark it; a section
+    mixing first-correct and all-image rows was captioned with the first row's selection."""
+    from .fake_store import CGBA, add_run
+
+    hit = (True, False, 1.0, [[4, 1.0]])
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "a", {"cgba": (CGBA, [hit] * 2)}, model="all-images", n=2, checks=False)
+        add_run(
+            store,
+            "b",
+            {"cgba": (CGBA, [hit] * 2)},
+            model="first-correct",
+            n=2,
+            config={"correct_only": True},
+            checks=False,
+        )
+        store.write_checks("a", [("randomized_outputs", True, "outputs vary between calls")])
+        board = build(store)
+    md, page = to_markdown(board), to_html(board)
+    assert "- all-images, cgba: outputs vary between calls" in md
+    assert '<tr class="flagged" title="outputs vary between calls">' in page
+    assert "images: all (2 per model)" in md and "images: first correctly classified (2" in md
+
+
+def test_markdown_escapes_emphasis_but_not_words_with_underscores():
+    from robustkit.leaderboard import _md_escape
+
+    assert _md_escape("_x_ ~~s~~ more_steps_help") == "\\_x\\_ \\~\\~s\\~\\~ more_steps_help"
+
+
+def test_a_store_damaged_past_its_first_page_is_refused_untouched(tmp_path, filled_db):
+    """Such a store opened, gave a raw 'malformed' traceback on the first query, and an
+    evaluation wrote into it."""
+    from robustkit.errors import RobustkitError
+
+    db = tmp_path / "z.db"
+    with Store.open(filled_db) as store:  # one file, no WAL beside it
+        store.conn.execute(f"VACUUM INTO '{db}'")
+    data = bytearray(db.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = b"\x07" * 4096
+    db.write_bytes(bytes(data))
+    with pytest.raises(RobustkitError, match="cannot be read as a database.*left untouched"):
+        Store.open(db)
+    assert db.read_bytes() == bytes(data)
