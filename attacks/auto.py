@@ -16,12 +16,10 @@ from collections.abc import Sequence
 
 import torch
 
-from robustkit.attack import Attack, AttackContext, AttackResult
+from robustkit.attack import Attack, AttackContext, AttackResult, predict, prediction_votes
 from robustkit.device import derive_seed
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
-
-from .losses import fooled
 
 #: The default stages: cheap first, expensive only on what is left.
 DEFAULT_STAGES = ("apgd-ce:steps=20", "apgd-t:steps=20,n_target_classes=3")
@@ -88,7 +86,10 @@ class Auto(Attack):
                 ctx.model, idx.numel(), ctx.device, derive_seed(self.seed, k), self.threat
             )
             candidate = self.threat.project(atk._attack(sub, x[idx], y[idx], None).detach(), x[idx])
-            hit = fooled(sub.logits(candidate), y[idx], None)  # judge the stage: one forward
+            # judge the stage as success is judged: by the model's label (for a randomized
+            # model the vote of its draws, each a query), not by one noise draw
+            hit = predict(ctx.model, candidate) != y[idx]
+            sub.queries += prediction_votes(ctx.model)
             ctx.queries.index_add_(0, idx, sub.queries)
             ctx.gradients.index_add_(0, idx, sub.gradients)
             out[idx] = candidate

@@ -151,7 +151,15 @@ def logits_loss_grad(
         xg = x.detach().requires_grad_(True)
         logits = model(xg)
         loss = loss_fn(logits)
-        (grad,) = torch.autograd.grad(loss.sum(), xg)
+        if not loss.requires_grad:
+            raise InputError(
+                "the model's outputs have no gradient path to its input (it detaches it, or "
+                "runs outside autograd), so gradient attacks cannot run; use a label-only attack "
+                "(cgba, hsja, geoda), or BPDA for a non-differentiable defense"
+            )
+        (grad,) = torch.autograd.grad(loss.sum(), xg, allow_unused=True)
+        if grad is None:  # the outputs depend on the input only through a detached path
+            grad = torch.zeros_like(xg)
     return logits.detach(), loss.detach(), grad.detach()
 
 

@@ -154,7 +154,7 @@ def prepare(config: RunConfig) -> Run:
     from . import zoo
     from .data import is_data_file, load_dataset
     from .device import resolve_device, seed_everything
-    from .specs import build_attack, build_defense, registered_spec
+    from .specs import build_attack, build_defense, canonical_spec, registered_spec
 
     norm = check_norm(config.norm)
     if config.queries <= 0:
@@ -196,11 +196,8 @@ def prepare(config: RunConfig) -> Run:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
     defenses = [build_defense(spec) for spec in config.defenses]
-    # Each defense by its registered name (BIT-DEPTH is bit-depth), in the order it wraps the
-    # model (the first given wraps it first): the order is part of the run.
-    defense_specs = [
-        registered_spec(spec, d.name) for spec, d in zip(config.defenses, defenses, strict=True)
-    ]
+    # Each defense by its canonical spec (BIT-DEPTH is bit-depth:bits=4,bpda=false), in the
+    # order it wraps the model (the first given wraps it first): the order is part of the run.
     names = [d.name for d in defenses]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -243,7 +240,9 @@ def prepare(config: RunConfig) -> Run:
         "norm": norm,
         "eps": eps,
         "attacks": {label: {"name": a.name, "params": a.params} for label, a in attacks.items()},
-        "defenses": [[spec, d.params] for spec, d in zip(defense_specs, defenses, strict=True)],
+        # by registered name and every parameter (defaults included), not the spec's text:
+        # bit-depth, bit-depth:bits=4 and bit-depth:bits=4,bpda=false are one configuration
+        "defenses": [[canonical_spec(d.name, d.params), d.params] for d in defenses],
         "targeted": bool(config.targeted),
         "seed": config.seed,
         "batch_size": config.batch_size,

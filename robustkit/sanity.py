@@ -93,7 +93,8 @@ def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Check
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         loss = F.cross_entropy(model(xg), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, xg, allow_unused=True)
+        # no autograd path at all (the model detaches its input): grad() would raise
+        grad = torch.autograd.grad(loss, xg, allow_unused=True)[0] if loss.requires_grad else None
     if grad is None:
         return "gradient_masking", True, "the loss does not depend on the input (no gradient)"
     flat = grad.flatten(1)
@@ -175,14 +176,19 @@ def _iterative(atk) -> bool:
 
 
 def _effort(atk) -> int:
-    """Gradient steps per sample, roughly: steps × restarts (× target classes); an ensemble's
-    stages add up."""
+    """Gradient passes per sample, roughly: steps × restarts (× target classes × EOT passes: on a
+    randomized model the EOT attack is the strong one); an ensemble's stages add up."""
     stages = getattr(atk, "_attacks", None)
     if stages is not None:
         return sum(_effort(s) for s in stages)
     if "steps" not in atk.params:
         return 1
-    return atk.steps * getattr(atk, "restarts", 1) * getattr(atk, "n_target_classes", 1)
+    return (
+        atk.steps
+        * getattr(atk, "restarts", 1)
+        * getattr(atk, "n_target_classes", 1)
+        * getattr(atk, "eot", 1)
+    )
 
 
 def _stronger(atk):
@@ -196,9 +202,15 @@ def _stronger(atk):
         return clone
     if "steps" not in atk.params:
         return atk
+    # a step size too small to cross the ε-ball in twice the steps: the default rule instead
+    small = {}
+    step = atk.params.get("step_size")
+    if step is not None and atk.eps is not None and 2 * atk.steps * step < atk.eps:
+        small = {"step_size": None}
     return type(atk)(
         **{
             **atk.params,
+            **small,
             "steps": 2 * atk.steps,
             "seed": atk.seed + 1,
             **({"restarts": atk.restarts + 1} if "restarts" in atk.params else {}),

@@ -61,6 +61,23 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
     return name, params
 
 
+def canonical_spec(name: str, params: dict[str, Any]) -> str:
+    """``NAME:k=v,...`` with every parameter (defaults included) in the constructor's order:
+    one text for one configuration (``bit-depth`` and ``bit-depth:bpda=false,bits=4`` are both
+    ``bit-depth:bits=4,bpda=false``). Lists are joined with ``|``."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (list, tuple)):
+            return "|".join(text(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return name + "".join(
+        f"{':' if i == 0 else ','}{k}={text(v)}" for i, (k, v) in enumerate(params.items())
+    )
+
+
 def registered_spec(spec: str, name: str) -> str:
     """``spec`` under the registered ``name`` of what it builds (``PGD:steps=5`` is stored as
     ``pgd:steps=5``): names match in any case, a run records one spelling."""

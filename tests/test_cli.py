@@ -360,8 +360,13 @@ def test_defenses_are_applied_and_identified_in_the_order_given(tmp_path):
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
     ra, rb = json.loads(a.output), json.loads(b.output)
     assert ra["run_id"] != rb["run_id"]
-    assert ra["defenses"] == ["input-noise:sigma=0.3,votes=3", "bit-depth:bits=2"]
-    assert rb["defenses"] == ["bit-depth:bits=2", "input-noise:sigma=0.3,votes=3"]
+    noise_spec, depth_spec = "input-noise:sigma=0.3,votes=3", "bit-depth:bits=2,bpda=false"
+    assert ra["defenses"] == [noise_spec, depth_spec]
+    assert rb["defenses"] == [depth_spec, noise_spec]
+    # one configuration, however it is written (defaults included or not, in any order)
+    for spelling in ("bit-depth:bpda=false,bits=2", "bit-depth:bits=2,bpda=false"):
+        c = run(*common, *noise, "--defense", spelling)
+        assert json.loads(c.output)["run_id"] == ra["run_id"], c.output
 
 
 def test_a_data_file_that_is_not_an_npz_or_has_no_images(tmp_path):

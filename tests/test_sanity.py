@@ -291,3 +291,40 @@ def test_reports_do_not_count_a_check_that_was_not_made_as_passed(tmp_path):
     (more_steps,) = [c for c in report["checks"] if c["name"] == "more_steps_help"]
     assert was_checked(more_steps["detail"]), more_steps
     assert "apgd-ce with 40 steps" in more_steps["detail"], more_steps
+
+
+class Detached(nn.Module):
+    """Outputs with no autograd path to the input at all (the model detaches it)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x.detach())
+
+
+def test_a_model_that_detaches_its_input_is_flagged_or_refused_in_one_line():
+    """check_gradients crashed the run after its shards were stored (autograd.grad raised even
+    with allow_unused), and gradient attacks gave a RuntimeError traceback."""
+    model = Detached(Linear().requires_grad_(False))
+    x = torch.rand(8, 3, 8, 8)
+    y = model(x).argmax(1)
+    name, flagged, detail = check_gradients(model, x, y)
+    assert name == "gradient_masking" and flagged and "does not depend on the input" in detail
+    with pytest.raises(robustkit.errors.InputError, match="no gradient path to its input"):
+        robustkit.get_attack("pgd", eps=0.1, steps=2)(model, x, y)
+
+
+def test_the_convergence_check_takes_eot_and_a_usable_step_size():
+    """EOT passes count in an attack's effort (the non-EOT PGD was re-run on a randomized
+    model); a step size too small to cross the ε-ball in twice the steps is replaced."""
+    from robustkit.sanity import _effort, _stronger
+
+    eot = robustkit.get_attack("pgd", eps=0.1, steps=10, eot=10)
+    plain = robustkit.get_attack("pgd", eps=0.1, steps=20)
+    assert _effort(eot) > _effort(plain)
+    tiny = _stronger(robustkit.get_attack("pgd", eps=0.1, steps=2, step_size=0.0005))
+    assert tiny.steps == 4 and tiny.step_size is None
+    kept = _stronger(robustkit.get_attack("pgd", eps=0.1, steps=2, step_size=0.05))
+    assert kept.step_size == 0.05
