@@ -35,8 +35,20 @@ class Ensemble(Defense):
     adaptive_attack = "pgd (gradients through the whole ensemble)"
 
     def __init__(self, members: str | list[str] = ""):
-        names = members.split("|") if isinstance(members, str) else list(members)
-        self.members = [m for m in (n.strip() for n in names) if m]
+        from robustkit.registry import MODELS
+
+        if isinstance(members, str):
+            names = members.split("|")
+        elif isinstance(members, (list, tuple)) and all(isinstance(n, str) for n in members):
+            names = list(members)
+        else:
+            raise InputError(
+                f"ensemble members must be model names (a list, or joined by |), got "
+                f"{members!r}; e.g. ensemble:members=cifar10/resnet32|cifar10/resnet44"
+            )
+        names = [n.strip() for n in names if n.strip()]
+        # zoo names in their registered spelling: one configuration, one run
+        self.members = [getattr(MODELS.find(n), "name", n) for n in names]
         if not self.members:
             raise InputError("ensemble needs members, e.g. ensemble:members=cifar10/resnet32")
 
@@ -49,8 +61,8 @@ class Ensemble(Defense):
             theirs = _dataset_of(name)
             if ours is not None and theirs is not None and theirs != ours:
                 raise InputError(
-                    f"ensemble member {name} is a {theirs} model but the defended model is a "
-                    f"{ours} one; pick members trained on {ours}"
+                    f"ensemble member {name} is {_article(theirs)} {theirs} model but the "
+                    f"defended model is {_article(ours)} {ours} one; pick members trained on {ours}"
                 )
         device, dtype = model_device(model), (float_dtypes(model) or [None])[0]
         others = [load_model(name, device=device) for name in self.members]
@@ -77,3 +89,8 @@ def _dataset_of(name: str | None) -> str | None:
         return None
     dataset = entry.metadata.get("dataset")
     return dataset if isinstance(dataset, str) else None
+
+
+def _article(word: str) -> str:
+    """'a' or 'an' before ``word`` (an imagenet model, a cifar10 one)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"

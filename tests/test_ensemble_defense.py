@@ -33,3 +33,13 @@ def test_members_of_another_data_set_are_refused():
     anonymous = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     defended = build_defense("ensemble:members=mnist/lenet5-at").apply(anonymous)
     assert defended(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_members_of_the_wrong_type_or_spelling():
+    """members=5 and a list holding a number gave raw TypeError/AttributeError messages; a
+    member in another spelling made another configuration (and run)."""
+    for bad in (5, ["cifar10/resnet32", 3]):
+        with pytest.raises(InputError, match="ensemble members must be model names"):
+            robustkit.get_defense("ensemble", members=bad)
+    spelled = robustkit.get_defense("ensemble", members="CIFAR10/RESNET32|cifar10/resnet44")
+    assert spelled.members == ["cifar10/resnet32", "cifar10/resnet44"]
