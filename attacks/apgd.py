@@ -55,6 +55,9 @@ class _APGDBase(Attack):
         super().__init__(norm=norm, eps=eps, targeted=False, seed=seed)
         self.steps = check_positive_int("steps", steps)
         self.restarts = check_positive_int("restarts", restarts)
+        for name, value in (("rho", rho), ("alpha", alpha)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
         if not 0 < rho <= 1 or not 0 < alpha <= 1:
             raise InputError(f"rho and alpha must lie in (0, 1], got rho={rho}, alpha={alpha}")
         self.rho = float(rho)

@@ -61,6 +61,11 @@ class Auto(Attack):
         super().__init__(norm=norm, eps=eps, targeted=False, seed=seed)
         if isinstance(stages, str):
             stages = [s for s in stages.split("+") if s.strip()]
+        elif not isinstance(stages, (list, tuple)) or not all(isinstance(s, str) for s in stages):
+            raise InputError(
+                f"auto stages must be attack specs joined by +, got {stages!r}; "
+                "e.g. stages=apgd-ce+apgd-t"
+            )
         self.stages = tuple(stages)
         if not self.stages:
             raise InputError("auto needs at least one stage, e.g. stages=apgd-ce+apgd-t")
