@@ -190,6 +190,7 @@ class Store:
             conn.execute("BEGIN")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            user_version = conn.execute("PRAGMA user_version").fetchone()[0]
             # damage past the first page shows only when those pages are read: check them all
             # now, before anything is written into a damaged file
             damage = conn.execute("PRAGMA quick_check(1)").fetchone()[0] if exists else "ok"
@@ -209,7 +210,8 @@ class Store:
                 f"{path} cannot be read as a database ({exc}); it was left untouched: "
                 "pass another --db"
             ) from None
-        if app_id != APPLICATION_ID and (tables or exists and app_id != 0):
+        # ours, or a new empty file; anything else marked by another program is not ours
+        if app_id != APPLICATION_ID and (tables or exists and (app_id != 0 or user_version != 0)):
             conn.close()
             raise RobustkitError(
                 f"{path} is another program's database, not a robustkit results store; "

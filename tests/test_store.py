@@ -169,6 +169,15 @@ def test_refuses_corrupt_and_foreign_files(tmp_path):
         Store.open(foreign)
     assert foreign.read_bytes() == original
 
+    # no tables, but marked by another program (user_version): once "written by a newer
+    # robustkit"
+    marked = tmp_path / "marked.db"
+    conn = sqlite3.connect(marked)
+    conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    with pytest.raises(RobustkitError, match="another program's database"):
+        Store.open(marked)
+
     truncated = truncated_db(tmp_path / "truncated.db")
     with pytest.raises(RobustkitError):
         with Store.open(truncated) as s:
