@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from robustkit.attack import Attack, AttackContext, AttackResult, predict, prediction_votes
+from robustkit.attack import Attack, AttackContext, AttackResult
 from robustkit.device import derive_seed
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
@@ -91,10 +91,8 @@ class Auto(Attack):
                 ctx.model, idx.numel(), ctx.device, derive_seed(self.seed, k), self.threat
             )
             candidate = self.threat.project(atk._attack(sub, x[idx], y[idx], None).detach(), x[idx])
-            # judge the stage as success is judged: by the model's label (for a randomized
-            # model the vote of its draws, each a query), not by one noise draw
-            hit = predict(ctx.model, candidate) != y[idx]
-            sub.queries += prediction_votes(ctx.model)
+            # judged as success is: by the vote of a randomized model, not by one noise draw
+            hit = sub.verdict(candidate) != y[idx]
             ctx.queries.index_add_(0, idx, sub.queries)
             ctx.gradients.index_add_(0, idx, sub.gradients)
             out[idx] = candidate

@@ -129,8 +129,8 @@ class PGD(Attack):
         hit_any = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         act = torch.arange(x0.shape[0], device=x0.device)
         xa, x0a, ya, ta, ida = x_adv, x0, y, target, idx
-        # At the clean images (no random start) the first gradient may come from the clean pass.
-        first = None if self.random_start or self.eot != 1 else ctx.take_clean_gradient(idx)
+        # the first gradient, where the clean pass gave it (see clean_gradient_loss)
+        first = ctx.take_clean_gradient(idx)
         for _ in range(self.steps):
             if first is not None:
                 logits, _, grad = first

@@ -205,6 +205,12 @@ class AttackContext:
         """Top-1 labels of ``x``; counts one query per row."""
         return self.logits(x, idx).argmax(dim=1)
 
+    def verdict(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """The labels success is judged by (:func:`predict`: for a randomized model the
+        majority of its draws), counting each draw as a query per row."""
+        self._count(self.queries, idx, prediction_votes(self.model))
+        return predict(self.model, x)
+
     def value_and_grad(
         self,
         x: torch.Tensor,

@@ -10,11 +10,11 @@ not replace a 1,000-image evaluation, and a rerun at the same size does replace 
 A decision-table row (model, defenses, attack) is chosen the same way, by the number of images
 attacked. Only test-split runs count; the robust-accuracy tables take runs on all images (not
 ``correct_only`` ones, which the decision table marks); a model run with its own checkpoint
-(``--weights``) is a row of its own, named with the checkpoint's sha256. Renderers turn the same data into Markdown, CSV, JSON and a self-contained HTML page
-(every field escaped: Markdown text backslash-escaped with HTML entities and commands as code
-spans, HTML entities on the page, and CSV text cells that a spreadsheet would read as a formula
-prefixed with ``'``); each table states the commands of its runs, and decision rows their
-defenses.
+(``--weights``) is a row of its own, named with the checkpoint's sha256. Renderers turn the
+same data into Markdown, CSV, JSON and a self-contained HTML page (every field escaped:
+Markdown text backslash-escaped with HTML entities and commands as code spans, HTML entities
+on the page, and CSV text cells that a spreadsheet would read as a formula prefixed with
+``'``); each table states the commands of its runs, and decision rows their defenses.
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ def build(store: Store, decision: bool = True) -> dict[str, Any]:
         summary = summarize(store, run["run_id"])
         if summary["split"] != "test":
             continue  # the boards are of test sets (a train-split row replaced the test one)
-        own_weights = json.loads(run["config"] or "{}").get("weights")
-        if own_weights:  # another checkpoint of a listed model is its own row, not the zoo's
+        if summary["weights"]:  # another checkpoint of a zoo model: its own row, not the zoo's
             summary = {
                 **summary,
                 "model": f"{summary['model']} (weights {(summary['weights_sha256'] or '')[:12]})",

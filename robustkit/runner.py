@@ -544,6 +544,7 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
         "split": run["split"],
         "offset": config.get("offset", 0),
         "correct_only": config.get("correct_only", False),
+        "weights": config.get("weights"),
         "n": n,
         "device": run["device"],
         "seed": run["seed"],
