@@ -18,26 +18,36 @@ from .tables import fmt, render
 
 
 def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarray | None) -> None:
-    """Write the worst-case adversarial examples and labels to an ``.npz`` file (atomically)."""
-    x_adv, which = evaluation.worst_case_adversarials(x)
+    """Write the adversarial examples and labels to an ``.npz`` file (atomically): per sample,
+    the worst-case example (of the first attack with an ε that broke it), else the closest one a
+    minimum-norm attack found, else the clean image (``attack`` names the attack, '' for none);
+    with the target of a targeted attack's example (``target``, -1 for none) where one ran."""
+    x_adv, which = evaluation.worst_case_adversarials(x, min_norm=True)
     labels = list(evaluation.results)
     adv_pred = evaluation.clean_pred.clone()
     for i, res in enumerate(evaluation.results.values()):
         adv_pred[which == i] = res.adv_pred[which == i]
+    clean = x if len(x) == evaluation.n else x[evaluation.positions]
+    delta = (x_adv - clean.detach().cpu()).flatten(1).double()
+    arrays = {
+        "x_adv": x_adv.numpy(),
+        "y": evaluation.y.numpy(),
+        "clean_pred": evaluation.clean_pred.numpy(),
+        "adv_pred": adv_pred.numpy(),
+        "attack": np.array([labels[i] if i >= 0 else "" for i in which.tolist()]),
+        "index": indices if indices is not None else np.arange(evaluation.n),
+        "l2": delta.norm(dim=1).numpy(),
+        "linf": delta.abs().amax(dim=1).numpy(),
+    }
+    target = evaluation.targets_of(which)
+    if target is not None:
+        arrays["target"] = target.numpy()
     path = path.expanduser()
     tmp = path.with_name(path.name + ".part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                x_adv=x_adv.numpy(),
-                y=evaluation.y.numpy(),
-                clean_pred=evaluation.clean_pred.numpy(),
-                adv_pred=adv_pred.numpy(),
-                attack=np.array([labels[i] if i >= 0 else "" for i in which.tolist()]),
-                index=indices if indices is not None else np.arange(evaluation.n),
-            )
+            np.savez_compressed(fh, **arrays)
         tmp.replace(path)
     except OSError as exc:  # checked before the run (check_save_adv); changed since
         tmp.unlink(missing_ok=True)
@@ -110,7 +120,10 @@ def check_save_adv(save_adv: str) -> None:
 @click.option(
     "--save-adv",
     type=click.Path(dir_okay=False),
-    help="Write adversarial examples and labels to this .npz file.",
+    help="Write adversarial examples to this .npz file: per sample the worst-case one (of the "
+    "first attack with an ε that broke it), else the closest a minimum-norm attack found, else "
+    "the clean image; with y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, "
+    "linf, and target where an attack is targeted.",
 )
 @click.option(
     "--fresh",

@@ -134,13 +134,20 @@ class Evaluation:
             )
         return pd.concat(frames, ignore_index=True)
 
-    def worst_case_adversarials(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def worst_case_adversarials(
+        self, x: torch.Tensor, min_norm: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sample, the adversarial example of the first attack that broke it in the sense
         of :attr:`joint_robust` (an attack with an ε that left it not robust: misclassified
         within ε), else the clean image; and the index of that attack in ``results`` (-1 for
         none). So the samples with an example are exactly those the joint figure counts as
         not robust among the correctly classified ones. ``x``: the evaluated images, or all
-        those given to :func:`evaluate` (where it skipped shards)."""
+        those given to :func:`evaluate` (where it skipped shards).
+
+        ``min_norm=True`` also gives every other attacked sample the closest adversarial
+        example a minimum-norm attack (a label-only one without an ε) found for it, at
+        whatever distance: what such an attack has to show, which the joint figure does not
+        count (``which`` then names that attack)."""
         if not isinstance(x, torch.Tensor):
             raise InputError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
         if len(x) != self.n:
@@ -158,7 +165,31 @@ class Evaluation:
             take = ~res.robust & res.attacked & (which < 0)
             x_adv[take] = res.x_adv[take]
             which[take] = i
+        if min_norm:
+            free = which < 0  # no attack with an ε broke these
+            closest = torch.full((self.n,), math.inf, dtype=torch.float64)
+            for i, res in enumerate(self.results.values()):
+                if res.eps is not None:
+                    continue
+                norms = res.norms.double()
+                take = free & res.success & res.attacked & (norms < closest)
+                x_adv[take] = res.x_adv[take]
+                which[take] = i
+                closest[take] = norms[take]
         return x_adv, which
+
+    def targets_of(self, which: torch.Tensor) -> torch.Tensor | None:
+        """Per sample, the target class of the attack ``which`` names (as
+        :meth:`worst_case_adversarials` gives it), -1 where that attack is untargeted or there
+        is none; None when no attack here is targeted."""
+        results = list(self.results.values())
+        if not any(res.target is not None for res in results):
+            return None
+        out = torch.full((self.n,), -1, dtype=torch.long)
+        for i, res in enumerate(results):
+            if res.target is not None:
+                out[which == i] = res.target[which == i].cpu()
+        return out
 
 
 AttackSet = Attack | Sequence[Attack] | Mapping[str, Attack]

@@ -502,7 +502,11 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
                 params.get("norm", run["norm"]), eps, bool(params.get("targeted"))
             ).describe(),
             "n": len(rows),
-            "robust_accuracy": float(np.mean([r["robust"] for r in rows])) if rows else math.nan,
+            # NaN (null in JSON) for a minimum-norm attack without an ε, as the API gives it
+            # (AttackResult.robust_accuracy): it judges no robustness at a budget
+            "robust_accuracy": float(np.mean([r["robust"] for r in rows]))
+            if rows and counts_in_worst_case(params)
+            else math.nan,
             "success_rate": len(within) / len(attacked) if attacked else math.nan,
             "median_norm": _median([r["norm"] for r in fooled]),
             "max_norm": max((r["norm"] for r in fooled), default=math.nan),

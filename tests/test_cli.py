@@ -69,6 +69,8 @@ def test_json_keeps_no_value_apart_from_infinity():
     report = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert report["attacks"]["cgba"]["decision"]["median_l2"] == ["inf"]
     assert report["robust_accuracy"] is None
+    # nor per attack: a minimum-norm attack judges no robustness (the API's NaN, not 0%)
+    assert report["attacks"]["cgba"]["robust_accuracy"] is None
 
 
 def test_evaluate_with_attack_table_and_save_adv(tmp_path):
@@ -91,6 +93,37 @@ def test_evaluate_with_attack_table_and_save_adv(tmp_path):
     assert "joint (worst-case) robust accuracy: - (no attack here has an ε" in result.output
     saved = np.load(out)
     assert saved["x_adv"].shape == (8, 1, 28, 28) and saved["index"].tolist() == list(range(8))
+    # ... whose examples are what it found (they were the clean images): each is misclassified,
+    # at the distance it reports, and the rest are the clean images
+    import torch
+
+    from robustkit.data import load_dataset
+    from robustkit.zoo import load_model
+
+    x, y = load_dataset("mnist", n=8)
+    found = saved["attack"] == "cgba:max_queries=60"  # the label: its spec
+    assert found.sum() >= 4 and set(saved["attack"][~found]) <= {""}
+    with torch.no_grad():
+        pred = load_model("mnist/cnn-tiny-at")(torch.from_numpy(saved["x_adv"])).argmax(1).numpy()
+    assert (pred == saved["adv_pred"]).all() and (pred[found] != y.numpy()[found]).all()
+    l2 = (torch.from_numpy(saved["x_adv"]) - x).flatten(1).norm(dim=1).numpy()
+    assert np.allclose(saved["l2"], l2, atol=1e-5) and (l2[found] > 0).all()
+    assert (l2[~found] == 0).all() and "target" not in saved
+
+
+def test_save_adv_gives_the_targets_of_targeted_examples(tmp_path):
+    out = tmp_path / "adv.npz"
+    result = run(
+        "evaluate", "--model", "mnist/cnn-tiny-at", "--n", "8", "--norm", "l2", "--eps", "4",
+        "--queries", "60", "--attack", "cgba-h", "--attack", "cgba", "--save-adv", str(out),
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = np.load(out)
+    by_h = saved["attack"] == "cgba-h"
+    assert by_h.any() and (saved["attack"][~by_h] != "cgba-h").all()
+    assert (saved["target"][by_h] == saved["adv_pred"][by_h]).all()
+    assert (saved["target"][~by_h] == -1).all() and (saved["l2"][by_h] <= 4 + 1e-5).all()
 
 
 def test_targeted_attacks_are_marked_and_their_joint_figure_is_an_upper_bound():

@@ -100,6 +100,13 @@ def test_minimum_norm_attacks_alone_give_no_joint_robust_accuracy(data):
     _, which = mixed.worst_case_adversarials(x)
     assert torch.equal(which >= 0, mixed.clean_correct & ~mixed.joint_robust)
     assert set(which[which >= 0].tolist()) == {1}
+    # min_norm=True: the others a minimum-norm attack fooled get its (closest) example
+    x_adv, which = mixed.worst_case_adversarials(x, min_norm=True)
+    plain = mixed.results["cgba"]
+    assert torch.equal(which == 1, mixed.clean_correct & ~mixed.joint_robust)
+    assert torch.equal(which == 0, plain.success & plain.attacked & mixed.joint_robust)
+    assert torch.equal(x_adv[which == 0], plain.x_adv[which == 0])
+    assert torch.equal(x_adv[which < 0], x[which < 0]) and mixed.targets_of(which) is None
 
 
 def test_labels_may_be_a_list(data):
