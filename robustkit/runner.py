@@ -195,6 +195,13 @@ def prepare(config: RunConfig) -> Run:
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
+    if config.eps is not None and attacks and all(a.eps is None for a in attacks.values()):
+        # label-only attacks in an L∞ run are minimum-norm: an ε given for them was ignored
+        raise InputError(
+            f"--eps {config.eps} is used by no attack here: the label-only attacks "
+            f"({', '.join(attacks)}) are L2 and minimum-norm in a {norm} run; give --norm l2 "
+            "to judge them at an L2 ε, or drop --eps"
+        )
     defenses = [build_defense(spec) for spec in config.defenses]
     # Each defense by its canonical spec (BIT-DEPTH is bit-depth:bits=4,bpda=false), in the
     # order it wraps the model (the first given wraps it first): the order is part of the run.
