@@ -22,12 +22,12 @@ import math
 import torch
 
 from robustkit.attack import Attack
+from robustkit.checks import is_real_number, positive_int
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
 
 from .losses import fooled, get_loss
-from .pgd import check_positive_int
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -53,10 +53,10 @@ class _APGDBase(Attack):
         seed: int = 0,
     ):
         super().__init__(norm=norm, eps=eps, targeted=False, seed=seed)
-        self.steps = check_positive_int("steps", steps)
-        self.restarts = check_positive_int("restarts", restarts)
+        self.steps = positive_int("steps", steps)
+        self.restarts = positive_int("restarts", restarts)
         for name, value in (("rho", rho), ("alpha", alpha)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not is_real_number(value):
                 raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
         if not 0 < rho <= 1 or not 0 < alpha <= 1:
             raise InputError(f"rho and alpha must lie in (0, 1], got rho={rho}, alpha={alpha}")
@@ -234,7 +234,7 @@ class APGDT(_APGDBase):
         seed: int = 0,
     ):
         super().__init__(norm, eps, steps, restarts, rho, alpha, early_stop, seed)
-        self.n_target_classes = check_positive_int("n_target_classes", n_target_classes)
+        self.n_target_classes = positive_int("n_target_classes", n_target_classes)
 
     def _runs(self, ctx, x, y):
         ranking = ctx.logits(x).argsort(dim=1, descending=True)  # one counted forward pass

@@ -31,7 +31,7 @@ import math
 import numpy as np
 import torch
 
-from robustkit.errors import InputError
+from robustkit.checks import positive_float, positive_int
 from robustkit.oracle import BestTracker, DecisionAttack, LabelOracle, StepCounter
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
@@ -44,14 +44,6 @@ from .dct import LowFrequencySampler, auto_factor
 # first adversarial point with noise, bisecting toward x0 from it, due to order its normal's
 # probes, waiting for their labels, searching the semicircle, bisecting; done.
 _NOISE, _START, _ESTIMATE, _PROBING, _SEARCH, _BISECT, _DONE = range(7)
-
-
-def _positive(name: str, value, kind=float):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InputError(f"{name} must be a positive number, got {value!r}")
-    if kind is int and int(value) != value:
-        raise InputError(f"{name} must be a positive whole number, got {value!r}")
-    return kind(value)
 
 
 class _GrowingRows:
@@ -107,16 +99,16 @@ class _CGBABase(DecisionAttack):
             batch_size=batch_size,
         )
         if dim_reduction_factor is not None:
-            _positive("dim_reduction_factor", dim_reduction_factor, int)
+            dim_reduction_factor = positive_int("dim_reduction_factor", dim_reduction_factor)
         self.dim_reduction_factor = dim_reduction_factor
-        self.n0 = _positive("n0", n0, int)
-        self.sigma = _positive("sigma", sigma)
-        self.tol = _positive("tol", tol)
-        self.max_search_steps = _positive("max_search_steps", max_search_steps, int)
-        self.max_bisection_steps = _positive("max_bisection_steps", max_bisection_steps, int)
-        self.init_noise = _positive("init_noise", init_noise)
-        self.init_tries = _positive("init_tries", init_tries, int)
-        self.start_candidates = _positive("start_candidates", start_candidates, int)
+        self.n0 = positive_int("n0", n0)
+        self.sigma = positive_float("sigma", sigma)
+        self.tol = positive_float("tol", tol)
+        self.max_search_steps = positive_int("max_search_steps", max_search_steps)
+        self.max_bisection_steps = positive_int("max_bisection_steps", max_bisection_steps)
+        self.init_noise = positive_float("init_noise", init_noise)
+        self.init_tries = positive_int("init_tries", init_tries)
+        self.start_candidates = positive_int("start_candidates", start_candidates)
         self.baseline = bool(baseline)
         self.shared_probes = bool(shared_probes)
 

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from robustkit.checks import is_whole_number
 from robustkit.errors import InputError
 
 
@@ -38,11 +39,11 @@ class LowFrequencySampler:
     """
 
     def __init__(self, shape: tuple[int, int, int], factor: int, device=None, dtype=torch.float32):
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        if not is_whole_number(factor) or factor < 1:
             raise InputError(f"dim_reduction_factor must be a whole number >= 1, got {factor!r}")
         c, h, w = shape
         self.shape = (c, h, w)
-        self.factor = factor
+        self.factor = int(factor)
         self.device = device
         self.dtype = dtype
         self.block = (math.ceil(h / factor), math.ceil(w / factor))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from robustkit.checks import positive_float, positive_int
 from robustkit.errors import InputError
 from robustkit.oracle import DecisionAttack
 from robustkit.registry import ATTACKS
@@ -22,7 +23,6 @@ from robustkit.threat import flat_norm
 
 from ._boundary import bisect_segment, start_targeted, start_untargeted, view
 from ._normals import estimate_normal
-from .cgba import _positive
 from .dct import LowFrequencySampler, auto_factor
 
 
@@ -94,18 +94,18 @@ class GeoDA(DecisionAttack):
             batch_size=batch_size,
         )
         if dim_reduction_factor is not None:
-            _positive("dim_reduction_factor", dim_reduction_factor, int)
+            dim_reduction_factor = positive_int("dim_reduction_factor", dim_reduction_factor)
         self.dim_reduction_factor = dim_reduction_factor
-        self.sigma = _positive("sigma", sigma)
-        self.mu = _positive("mu", mu)
+        self.sigma = positive_float("sigma", sigma)
+        self.mu = positive_float("mu", mu)
         if self.mu > 1:  # the schedule must grow (mu > 1 would shrink it: no first range fits)
             raise InputError(f"mu must lie in (0, 1] (probes grow as mu^(-2t/3)), got {mu!r}")
-        self.tol = _positive("tol", tol)
-        self.boundary_reserve = _positive("boundary_reserve", boundary_reserve, int)
-        self.max_jump_steps = _positive("max_jump_steps", max_jump_steps, int)
-        self.max_bisection_steps = _positive("max_bisection_steps", max_bisection_steps, int)
-        self.init_noise = _positive("init_noise", init_noise)
-        self.init_tries = _positive("init_tries", init_tries, int)
+        self.tol = positive_float("tol", tol)
+        self.boundary_reserve = positive_int("boundary_reserve", boundary_reserve)
+        self.max_jump_steps = positive_int("max_jump_steps", max_jump_steps)
+        self.max_bisection_steps = positive_int("max_bisection_steps", max_bisection_steps)
+        self.init_noise = positive_float("init_noise", init_noise)
+        self.init_tries = positive_int("init_tries", init_tries)
 
     def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]

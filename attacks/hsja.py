@@ -12,12 +12,12 @@ import math
 
 import torch
 
+from robustkit.checks import positive_float, positive_int
 from robustkit.oracle import DecisionAttack
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
 
 from ._boundary import start_targeted, view
-from .cgba import _positive
 
 
 @ATTACKS.register(
@@ -58,12 +58,12 @@ class HopSkipJump(DecisionAttack):
             seed=seed,
             batch_size=batch_size,
         )
-        self.init_num_evals = _positive("init_num_evals", init_num_evals, int)
-        self.max_num_evals = _positive("max_num_evals", max_num_evals, int)
-        self.gamma = _positive("gamma", gamma)
-        self.max_step_halvings = _positive("max_step_halvings", max_step_halvings, int)
-        self.init_tries = _positive("init_tries", init_tries, int)
-        self.max_bisection_steps = _positive("max_bisection_steps", max_bisection_steps, int)
+        self.init_num_evals = positive_int("init_num_evals", init_num_evals)
+        self.max_num_evals = positive_int("max_num_evals", max_num_evals)
+        self.gamma = positive_float("gamma", gamma)
+        self.max_step_halvings = positive_int("max_step_halvings", max_step_halvings)
+        self.init_tries = positive_int("init_tries", init_tries)
+        self.max_bisection_steps = positive_int("max_bisection_steps", max_bisection_steps)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _bisect(self, oracle, tracker, steps, idx, x0, adv, theta):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from robustkit.attack import Attack, AttackContext
+from robustkit.checks import positive_float, positive_int
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
@@ -24,19 +25,9 @@ from robustkit.threat import normalize_direction, project, random_in_ball
 from .losses import LOSSES, fooled, get_loss
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` as a positive int, or a clear error naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive whole number, got {value!r}")
-    return value
-
-
 def check_step_size(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InputError(f"step_size must be a positive number, got {value!r}")
-    return float(value)
+    """A step size, or None for the attack's default."""
+    return None if value is None else positive_float("step_size", value)
 
 
 def eot_value_and_grad(ctx: AttackContext, x, idx, loss_of, eot: int):
@@ -77,16 +68,16 @@ class PGD(Attack):
         seed: int = 0,
     ):
         super().__init__(norm=norm, eps=eps, targeted=targeted, seed=seed)
-        self.steps = check_positive_int("steps", steps)
+        self.steps = positive_int("steps", steps)
         self.step_size = check_step_size(step_size)
         self.random_start = bool(random_start)
-        self.restarts = check_positive_int("restarts", restarts)
+        self.restarts = positive_int("restarts", restarts)
         get_loss(loss)
         if str(loss).lower() not in LOSSES + ("cw",):
             raise InputError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
         self.loss = str(loss).lower()
         self.early_stop = bool(early_stop)
-        self.eot = check_positive_int("eot", eot)
+        self.eot = positive_int("eot", eot)
 
     @property
     def alpha(self) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustkit.checks import is_whole_number
 from robustkit.defense import Defense
 from robustkit.errors import InputError
 from robustkit.registry import DEFENSES
@@ -46,7 +47,7 @@ class BitDepth(Defense):
     adaptive_attack = "pgd (on bit-depth:bpda=true)"
 
     def __init__(self, bits: int = 4, bpda: bool = False):
-        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+        if not is_whole_number(bits) or not 1 <= bits <= 16:
             raise InputError(f"bits must be a whole number from 1 to 16, got {bits!r}")
         self.bits = int(bits)
         self.bpda = bool(bpda)

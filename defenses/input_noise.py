@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from robustkit.checks import is_real_number, is_whole_number
 from robustkit.defense import Defense
 from robustkit.errors import InputError
 from robustkit.registry import DEFENSES
@@ -31,7 +32,7 @@ class NoisyInput(nn.Module):
         super().__init__()
         self.model = model
         self.sigma = sigma
-        self.votes = votes
+        self.votes = int(votes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x + self.sigma * torch.randn_like(x)).clamp(0.0, 1.0))
@@ -53,14 +54,14 @@ class InputNoise(Defense):
     adaptive_attack = "pgd:eot=10"
 
     def __init__(self, sigma: float = 0.1, votes: int = 25):
-        if isinstance(sigma, bool) or not isinstance(sigma, int | float):
+        if not is_real_number(sigma):
             raise InputError(f"sigma must be a positive noise level, got {sigma!r}")
         if not (sigma > 0 and math.isfinite(sigma)):
             raise InputError(f"sigma must be a positive, finite noise level, got {sigma!r}")
-        if isinstance(votes, bool) or not isinstance(votes, int) or votes < 1:
+        if not is_whole_number(votes) or votes < 1:
             raise InputError(f"votes must be a whole number of draws >= 1, got {votes!r}")
         self.sigma = float(sigma)
-        self.votes = votes
+        self.votes = int(votes)
 
     def apply(self, model: nn.Module) -> nn.Module:
         return NoisyInput(model, self.sigma, self.votes).eval()

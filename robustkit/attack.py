@@ -12,7 +12,6 @@ forward pass and gradient per sample.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import is_whole_number
 from .device import make_generator, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
@@ -103,7 +103,7 @@ def validate_inputs(
 
 def check_seed(seed: object) -> int:
     """``seed`` as an int, or a one-line error: a seed of 1.9 was silently taken as 1."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if not is_whole_number(seed):
         raise InputError(f"seed must be a whole number, got {seed!r}")
     return int(seed)
 

@@ -10,12 +10,14 @@ leaderboards use them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Union
 
 import torch
 
+from .checks import is_real_number
 from .errors import InputError
+from .threat import parse_eps
 
 if TYPE_CHECKING:
     from .attack import AttackResult
@@ -36,19 +38,45 @@ def _trajectories(source) -> list[torch.Tensor]:
     return list(source)
 
 
-def _budgets(budgets: Sequence[int] | int) -> torch.Tensor:
-    values = [budgets] if isinstance(budgets, int) else list(budgets)
-    if not values or any(int(b) != b or b < 0 for b in values):
+def check_budgets(
+    budgets: Sequence[int] | int, max_queries: int | None = None, attack: str = "the attack"
+) -> list[int]:
+    """The budgets as ints, or a one-line error: one number or a sequence of them, each a whole
+    number of queries (``1000``, ``np.int64(1000)``, ``1000.0``), none above ``max_queries``,
+    the budget ``attack`` ran with (nothing was measured past it)."""
+    if is_real_number(budgets):
+        values = [budgets]
+    elif isinstance(budgets, torch.Tensor):
+        values = budgets.flatten().tolist()
+    elif isinstance(budgets, (str, bytes)) or not isinstance(budgets, Iterable):
+        values = []
+    else:
+        values = list(budgets)  # a NumPy array gives NumPy scalars, which are numbers
+    if not values or not all(
+        is_real_number(b) and math.isfinite(b) and int(b) == b and b >= 0 for b in values
+    ):
         raise InputError(f"budgets must be non-negative whole numbers of queries, got {budgets!r}")
-    return torch.tensor([int(b) for b in values], dtype=torch.float64)
+    if max_queries is not None and max(values) > max_queries:
+        raise InputError(
+            f"budget {int(max(values))} is above the {max_queries} queries {attack} ran with "
+            f"(nothing was measured past them); use budgets up to {max_queries}"
+        )
+    return [int(b) for b in values]
+
+
+def _budgets(budgets: Sequence[int] | int, source: object) -> torch.Tensor:
+    """Checked budgets as a float64 tensor; for a result, up to its attack's budget."""
+    top = getattr(source, "params", {}).get("max_queries")
+    attack = repr(getattr(source, "attack", "the attack"))
+    return torch.tensor(check_budgets(budgets, top, attack), dtype=torch.float64)
 
 
 def l2_at_budgets(trajectories: Trajectories, budgets: Sequence[int] | int) -> torch.Tensor:
     """``[n, len(budgets)]``: per sample, the smallest L2 of an adversarial example found within
     each budget (``inf`` where none was found yet). Accepts a list of trajectories or a result
-    (then only its attacked samples)."""
+    (then only its attacked samples, at budgets up to its attack's ``max_queries``)."""
+    b = _budgets(budgets, trajectories)
     trajs = _trajectories(trajectories)
-    b = _budgets(budgets)
     out = torch.full((len(trajs), b.numel()), math.inf, dtype=torch.float64)
     for i, t in enumerate(trajs):
         if t.numel() == 0:
@@ -87,9 +115,8 @@ def success_rate_at(
     result_or_trajectories: Trajectories, eps: float, budgets: Sequence[int] | int
 ) -> torch.Tensor:
     """``[len(budgets)]``: fraction of samples with an adversarial example of L2 <= ``eps``
-    found within each budget (NaN for no samples)."""
-    if not eps > 0:
-        raise InputError(f"eps must be positive, got {eps!r}")
+    found within each budget (NaN for no samples). ``eps`` may be written ``"8/255"``."""
+    eps = parse_eps(eps)
     dist = l2_at_budgets(result_or_trajectories, budgets)
     if dist.shape[0] == 0:
         return torch.full((dist.shape[1],), math.nan, dtype=torch.float64)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .attack import Attack, AttackResult, predict
+from .checks import is_whole_number
 from .device import derive_seed, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
@@ -222,7 +223,7 @@ def label_attacks(attacks: AttackSet | None) -> dict[str, Attack]:
 
 def iter_shards(n: int, batch_size: int) -> Iterable[tuple[int, int, int]]:
     """``(index, start, stop)`` of consecutive shards of at most ``batch_size`` samples."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+    if not is_whole_number(batch_size) or batch_size <= 0:
         raise InputError(f"batch size must be a positive whole number, got {batch_size!r}")
     for index, start in enumerate(range(0, n, batch_size)):
         yield index, start, min(start + batch_size, n)

@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
+from .checks import is_whole_number
 from .device import full_float32
 from .errors import InputError
 from .modelcheck import largest_activation_bytes
@@ -313,17 +314,15 @@ class DecisionAttack(Attack):
         if check_norm(norm) != "l2":
             raise InputError(f"{self.name} is an L2 attack; use norm='l2'")
         super().__init__(norm="l2", eps=None, targeted=targeted, seed=seed)
-        if isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries <= 0:
+        if not is_whole_number(max_queries) or max_queries <= 0:
             raise InputError(
                 f"max_queries must be a positive whole number of queries per image, "
                 f"got {max_queries!r}"
             )
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
-        ):
+        if batch_size is not None and (not is_whole_number(batch_size) or batch_size <= 0):
             raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}")
-        self.max_queries = max_queries
-        self.batch_size = batch_size
+        self.max_queries = int(max_queries)
+        self.batch_size = None if batch_size is None else int(batch_size)
         # Kept outside the threat model so the base class does not clip the result to ε.
         self.eps = parse_eps(eps) if eps is not None else None
 

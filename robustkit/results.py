@@ -246,7 +246,7 @@ class Results:
         run_id: str,
         attack: str,
         budgets: builtins.list[int] | None = None,
-        eps: float | None = None,
+        eps: float | str | None = None,
     ) -> pd.DataFrame:
         """Median L2 of the best adversarial within each budget, and success rate at ``eps``, for
         a decision-based (label-only) attack of a run.
@@ -255,7 +255,9 @@ class Results:
         the last. Default ``eps``: the attack's own, else the run's ε when its threat model is
         L2 (as ``robustkit evaluate`` reports it); without either there is no success column.
         """
+        from .budgets import check_budgets
         from .runner import decision_eps, decision_figures, is_decision
+        from .threat import parse_eps
 
         run = self._run(run_id)
         specs = json.loads(run["attacks"])
@@ -270,9 +272,8 @@ class Results:
         max_q = int(params["max_queries"])
         if budgets is None:
             budgets = sorted({max(1, round(max_q * k / 20)) for k in range(1, 21)} | {max_q})
-        budgets = [int(b) for b in budgets]
-        if eps is None:
-            eps = decision_eps(params, run)
+        budgets = check_budgets(budgets, max_q, repr(label))
+        eps = decision_eps(params, run) if eps is None else parse_eps(eps)
         fig = decision_figures(self.store.results(run_id, label), budgets, eps)
         frame = pd.DataFrame({"queries": budgets, "median_l2": fig["median_l2"]})
         if eps is not None:

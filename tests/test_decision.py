@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -481,10 +482,32 @@ def test_same_seed_same_run(linear):
     assert not torch.equal(a.x_adv, c.x_adv)
 
 
-@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"])
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100", np.float64(100)])
 def test_bad_budget(bad):
     with pytest.raises(InputError, match="max_queries"):
         robustkit.get_attack("cgba", max_queries=bad)
+
+
+def test_numpy_numbers_are_numbers():
+    """NumPy scalars (what a value read from an array is) are taken like Python's, and stored
+    as Python's (the parameters go into JSON)."""
+    import json
+
+    atk = robustkit.get_attack(
+        "cgba", max_queries=np.int64(100), n0=np.int32(20), sigma=np.float32(1e-4),
+        dim_reduction_factor=np.int64(2), batch_size=np.int64(8), seed=np.int64(1),
+    )  # fmt: skip
+    assert (atk.max_queries, atk.n0, atk.dim_reduction_factor, atk.batch_size) == (100, 20, 2, 8)
+    json.dumps(atk.params)
+    assert robustkit.get_attack("hsja", gamma=np.float32(2.0)).gamma == 2.0
+    assert robustkit.get_attack("geoda", init_tries=np.int16(5)).init_tries == 5
+    assert robustkit.get_attack("pgd", steps=np.int64(3), step_size=np.float32(0.5)).steps == 3
+    assert robustkit.get_attack("apgd-ce", rho=np.float32(0.5)).rho == 0.5
+    assert robustkit.get_defense("bit-depth", bits=np.int64(3)).params["bits"] == 3
+    assert robustkit.get_defense("input-noise", votes=np.int64(3)).params["votes"] == 3
+    for name, bad in (("sigma", np.float64(np.nan)), ("sigma", math.inf), ("n0", np.float32(3))):
+        with pytest.raises(InputError, match=name):
+            robustkit.get_attack("cgba", **{name: bad})
 
 
 def test_bad_parameters():
@@ -596,6 +619,29 @@ def test_budget_functions_on_known_trajectories():
         success_rate_at(trajs, 0, [100])
     with pytest.raises(InputError):
         l2_at_budgets(trajs, [-1])
+    # any kind of number, one or many; an ε as written on the command line
+    assert torch.equal(median_l2_at(trajs, 1000.0), med[2:])
+    assert torch.equal(median_l2_at(trajs, np.int64(1000)), med[2:])
+    assert torch.equal(median_l2_at(trajs, np.array([5, 100, 1000])), med)
+    assert torch.equal(median_l2_at(trajs, torch.tensor([5, 100, 1000])), med)
+    assert success_rate_at(trajs, "1/1", [100, 1000]).tolist() == [0.25, 0.75]
+    for bad in ([math.nan], math.inf, "1000", [2.5], [], None):
+        with pytest.raises(InputError, match="budgets must be non-negative whole numbers"):
+            median_l2_at(trajs, bad)
+    for eps in (math.nan, "8/255/2", -1):
+        with pytest.raises(InputError, match="eps must be a positive number"):
+            success_rate_at(trajs, eps, [100])
+
+
+def test_budget_functions_refuse_budgets_past_the_attacks(linear):
+    """A result knows its attack's budget: a figure past it was never measured (it read as the
+    last value, as if the attack had gone on without improving)."""
+    model, x, y = linear
+    res = robustkit.get_attack("cgba", max_queries=40)(model, x, y)
+    assert median_l2_at(res, [10, 40]).shape == (2,)
+    for call in (median_l2_at, l2_at_budgets, lambda r, b: success_rate_at(r, 0.5, b)):
+        with pytest.raises(InputError, match="budget 41 is above the 40 queries 'cgba' ran"):
+            call(res, [10, 41])
 
 
 # -- DCT subspace ------------------------------------------------------------------------------

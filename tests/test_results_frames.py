@@ -6,6 +6,7 @@ robust-accuracy plot shows exactly the runs the leaderboard shows."""
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 import pytest
 
 matplotlib.use("Agg")
@@ -110,6 +111,13 @@ def test_decision_curve_ends_at_the_budget(store):
     assert report["budgets"][-1] == 60
     assert curve["median_l2"].iloc[-1] == report["median_l2"][-1]
     assert curve["success_rate_at_eps"].iloc[-1] == report["success_rate_at_eps"][-1]
+    # budgets and ε as the budget functions take them; none past the attack's budget
+    at = res.decision_curve("r1", "cgba", budgets=np.array([30, 60]), eps="4/2")
+    assert at["queries"].tolist() == [30, 60] and at["success_rate_at_eps"].tolist() == [1.0, 1.0]
+    with pytest.raises(InputError, match="budget 61 is above the 60 queries 'cgba' ran with"):
+        res.decision_curve("r1", "cgba", budgets=[30, 61])
+    with pytest.raises(InputError, match="budgets must be non-negative whole numbers"):
+        res.decision_curve("r1", "cgba", budgets=[float("nan")])
 
 
 def _lines(fig) -> dict[str, dict[str, list]]:

@@ -1,0 +1,35 @@
+"""Checks of numeric parameters shared by attacks, defenses and the runner: one rule for what
+counts as a whole number or a number, so NumPy scalars (``np.int64(100)``, ``np.float32(0.1)``)
+are taken like Python's and ``True`` or ``1.9`` are not, each with a one-line error that names
+the parameter."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .errors import InputError
+
+
+def is_whole_number(value: object) -> bool:
+    """An integer of any kind (Python's, NumPy's), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real_number(value: object) -> bool:
+    """A real number of any kind (int, float, NumPy scalars), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as a positive Python int, or a one-line error naming the parameter."""
+    if not is_whole_number(value) or value < 1:
+        raise InputError(f"{name} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def positive_float(name: str, value: object) -> float:
+    """``value`` as a positive, finite Python float, or a one-line error naming the parameter."""
+    if not is_real_number(value) or not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
