@@ -47,8 +47,9 @@ class Ensemble(Defense):
                 f"{members!r}; e.g. ensemble:members=cifar10/resnet32|cifar10/resnet44"
             )
         names = [n.strip() for n in names if n.strip()]
-        # zoo names in their registered spelling: one configuration, one run
-        self.members = [getattr(MODELS.find(n), "name", n) for n in names]
+        # zoo names in their registered spelling and in sorted order: one configuration, one
+        # run (a|b and b|a average the same logits, in the same order, to the same bits)
+        self.members = sorted(getattr(MODELS.find(n), "name", n) for n in names)
         if not self.members:
             raise InputError("ensemble needs members, e.g. ensemble:members=cifar10/resnet32")
 

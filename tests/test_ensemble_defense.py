@@ -43,3 +43,6 @@ def test_members_of_the_wrong_type_or_spelling():
             robustkit.get_defense("ensemble", members=bad)
     spelled = robustkit.get_defense("ensemble", members="CIFAR10/RESNET32|cifar10/resnet44")
     assert spelled.members == ["cifar10/resnet32", "cifar10/resnet44"]
+    # nor does their order make another one (it made two runs, their sums a few bits apart)
+    swapped = robustkit.get_defense("ensemble", members=["cifar10/resnet44", "cifar10/resnet32"])
+    assert swapped.params == spelled.params
