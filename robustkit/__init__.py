@@ -13,17 +13,38 @@ The notebook API::
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-import torch
-
-from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
-from .data import load_dataset
-from .defense import Defense
-from .device import resolve_device
+# Only light modules load with the package: the command line starts without PyTorch (a Ctrl-C
+# while it loads is the command's to handle) and `robustkit --help` answers at once. The rest of
+# the API loads on first use (see __getattr__).
 from .errors import RobustkitError
-from .evaluation import Evaluation, evaluate
 from .registry import ATTACKS, DEFENSES, MODELS, Registry
-from .threat import ThreatModel, parse_eps
+
+if TYPE_CHECKING:
+    import torch
+
+    from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
+    from .data import load_dataset
+    from .defense import Defense
+    from .device import resolve_device
+    from .evaluation import Evaluation, evaluate
+    from .threat import ThreatModel, parse_eps
+
+#: Names of the API that load their module on first use.
+_LAZY = {
+    "Attack": "attack",
+    "AttackContext": "attack",
+    "AttackResult": "attack",
+    "RobustkitWarning": "attack",
+    "load_dataset": "data",
+    "Defense": "defense",
+    "resolve_device": "device",
+    "Evaluation": "evaluation",
+    "evaluate": "evaluation",
+    "ThreatModel": "threat",
+    "parse_eps": "threat",
+}
 
 try:
     __version__ = version("robustkit")
@@ -72,12 +93,21 @@ def load_model(name: str, device: str = "auto", **kwargs) -> torch.nn.Module:
 
 
 def __getattr__(name: str):
-    """Submodules used from notebooks load on first use: ``robustkit.results.open(db)``."""
-    if name in ("results", "plots", "zoo", "leaderboard", "runner", "budgets"):
-        import importlib
+    """The API's classes and functions, and submodules used from notebooks
+    (``robustkit.results.open(db)``), load on first use."""
+    import importlib
 
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # once
+        return value
+    if name in ("results", "plots", "zoo", "leaderboard", "runner", "budgets"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'robustkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

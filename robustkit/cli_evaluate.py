@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-import torch
 
 from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json
 from .errors import RobustkitError
 from .store import directory_problem
 from .tables import fmt, render
 
+if TYPE_CHECKING:  # loaded by the commands that need them (the CLI starts without them)
+    import numpy as np
+    import torch
 
-def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarray | None) -> None:
+
+def save_adversarials(
+    path: Path, evaluation, x: torch.Tensor, indices: Sequence[int] | np.ndarray | None
+) -> None:
     """Write the adversarial examples and labels to an ``.npz`` file (atomically): per sample,
     the worst-case example (of the first attack with an ε that broke it), else the closest one a
     minimum-norm attack found, else the clean image (``attack`` names the attack, '' for none);
     with the target of a targeted attack's example (``target``, -1 for none) where one ran."""
+    import numpy as np
+
     x_adv, which = evaluation.worst_case_adversarials(x, min_norm=True)
     labels = list(evaluation.results)
     adv_pred = evaluation.clean_pred.clone()
@@ -35,7 +42,7 @@ def save_adversarials(path: Path, evaluation, x: torch.Tensor, indices: np.ndarr
         "clean_pred": evaluation.clean_pred.numpy(),
         "adv_pred": adv_pred.numpy(),
         "attack": np.array([labels[i] if i >= 0 else "" for i in which.tolist()]),
-        "index": indices if indices is not None else np.arange(evaluation.n),
+        "index": np.asarray(indices) if indices is not None else np.arange(evaluation.n),
         "l2": delta.norm(dim=1).numpy(),
         "linf": delta.abs().amax(dim=1).numpy(),
     }
@@ -214,7 +221,7 @@ def evaluate(
             sys.exit(130)
         report = summarize(store, run.run_id)
     if save_adv:
-        save_adversarials(Path(save_adv), evaluation, run.x, np.asarray(run.indices))
+        save_adversarials(Path(save_adv), evaluation, run.x, run.indices)
         report["saved_adversarials"] = str(save_adv)
     if fmt_ == "json":
         echo_json(report)

@@ -54,3 +54,19 @@ def test_installed_subpackages_resolve():
 
     assert Path(robustkit.attacks.__file__).parent.name == "attacks"
     assert Path(robustkit.defenses.__file__).parent.name == "defenses"
+
+
+def test_the_command_line_starts_without_pytorch():
+    """The package and its command line load without PyTorch (it loads in the commands that
+    need it): `robustkit --help` answers at once, and a Ctrl-C while PyTorch loads is a
+    command's "Aborted!", not a traceback from the import. The API still loads on first use."""
+    code = (
+        "import sys, robustkit.cli\n"
+        "assert 'torch' not in sys.modules, 'torch loaded'\n"
+        "import robustkit\n"
+        "from robustkit import AttackResult, evaluate\n"
+        "assert 'torch' in sys.modules and robustkit.Attack.__name__ == 'Attack'\n"
+        "assert {'Attack', 'ThreatModel', 'load_dataset'} <= set(dir(robustkit))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
