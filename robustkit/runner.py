@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .attack import predict
+from .attack import check_seed, predict
 from .errors import InputError
 from .modelcheck import check_model_on
 from .store import Store, dumps
@@ -147,6 +147,9 @@ class Run:
     eps: float
     device: torch.device
     fields: dict[str, Any]
+    #: Why the configuration's explicit ε is used by no attack (None when it is): a new run is
+    #: refused with it; a run stored so before (when it was ignored) still resumes.
+    unused_eps: str | None = None
 
 
 def prepare(config: RunConfig) -> Run:
@@ -157,6 +160,7 @@ def prepare(config: RunConfig) -> Run:
     from .specs import build_attack, build_defense, canonical_spec, registered_spec
 
     norm = check_norm(config.norm)
+    config = replace(config, seed=check_seed(config.seed))  # np.int64(1) is a seed too
     if config.queries <= 0:
         raise InputError(f"--queries must be a positive query budget, got {config.queries}")
     if config.batch_size <= 0:
@@ -195,9 +199,11 @@ def prepare(config: RunConfig) -> Run:
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
+    unused_eps = None
     if config.eps is not None and attacks and all(a.eps is None for a in attacks.values()):
-        # label-only attacks in an L∞ run are minimum-norm: an ε given for them was ignored
-        raise InputError(
+        # label-only attacks in an L∞ run are minimum-norm: an ε given for them is ignored
+        # (refused by execute for a new run; a run stored so before still resumes)
+        unused_eps = (
             f"--eps {config.eps} is used by no attack here: the label-only attacks "
             f"({', '.join(attacks)}) are L2 and minimum-norm in a {norm} run; give --norm l2 "
             "to judge them at an L2 ε, or drop --eps"
@@ -283,7 +289,10 @@ def prepare(config: RunConfig) -> Run:
         "training": info.get("training", "user model" if is_file else None),
         "command": config.extra.get("command"),
     }
-    return Run(config, run_id, model, attacks, indices, x, y, target, dataset, eps, device, fields)
+    return Run(
+        config, run_id, model, attacks, indices, x, y, target, dataset, eps, device, fields,
+        unused_eps,
+    )  # fmt: skip
 
 
 def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, float]]:
@@ -387,6 +396,8 @@ def execute(
     from .evaluation import evaluate
     from .sanity import run_checks
 
+    if run.unused_eps and (fresh or store.get_run(run.run_id) is None):
+        raise InputError(run.unused_eps)
     # A finished run with every sample stored computes nothing new: it keeps its checks and
     # the time it finished, unless it never had checks.
     complete = not fresh and store.is_complete(run.run_id)

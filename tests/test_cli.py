@@ -111,6 +111,29 @@ def test_evaluate_with_attack_table_and_save_adv(tmp_path):
     assert (l2[~found] == 0).all() and "target" not in saved
 
 
+def test_an_unused_eps_is_refused_for_new_runs_only(tmp_path):
+    """An explicit --eps that no attack uses is refused, but a run stored while it was ignored
+    (same identity: the ε is part of it) still resumes rather than being lost."""
+    from dataclasses import replace
+
+    from robustkit.runner import RunConfig, prepare
+
+    db = tmp_path / "r.db"
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "4", "--attack", "cgba"]
+    args += ["--queries", "20", "--eps", "0.1", "--db", str(db), "--no-progress"]
+    assert_one_line_error(run(*args), "--eps 0.1 is used by no attack here")
+    config = RunConfig(model="mnist/cnn-tiny-at", n=4, attacks=("cgba",), queries=20, eps="0.1")
+    stored = prepare(config)
+    with Store.open(db) as store:  # as the code before the refusal stored it
+        store.start_run(stored.run_id, stored.fields)
+    resumed = run(*args, "--format", "json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.output)["run_id"] == stored.run_id
+    assert_one_line_error(run(*args, "--fresh"), "--eps 0.1 is used by no attack here")
+    # a NumPy seed is a seed (a raw TypeError from random.seed before)
+    assert prepare(replace(config, seed=np.int64(1))).config.seed == 1
+
+
 def test_save_adv_gives_the_targets_of_targeted_examples(tmp_path):
     out = tmp_path / "adv.npz"
     result = run(
