@@ -467,7 +467,7 @@ def command_line(args: list[str]) -> str:
             arg = "--note=…"
         skip = arg == "--note"
         shown.append(arg)
-    return "benchmarks/decision.py " + " ".join(shown)
+    return ".venv/bin/python benchmarks/decision.py " + " ".join(shown)
 
 
 def stamped(rows: dict, part: dict, path: str) -> dict:
@@ -651,12 +651,16 @@ def update_readme(text: str, path: Path) -> None:
 
 
 def plot(report: dict, path: Path) -> None:
+    """Median L2 against queries, one panel per model with attack rows (none: no file)."""
+    models = [m for m, entry in report["models"].items() if entry.get("attacks")]
+    if not models:
+        print(f"no attack rows to plot: {path} not written")
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = list(report["models"])
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         for name, r in report["models"][model]["attacks"].items():
@@ -670,6 +674,7 @@ def plot(report: dict, path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
 
@@ -756,9 +761,24 @@ def main(argv=None) -> None:
         help="leave glibc's malloc as it is (by default the benchmark keeps freed memory in the "
         "process, for the raw loop and the attacks alike; see stable_allocator)",
     )
-    p.add_argument("--out", default=str(ROOT / "results" / "decision.json"))
-    p.add_argument("--plot", default=str(ROOT / "decision.png"))
-    p.add_argument("--readme", action="store_true", help="update benchmarks/README.md")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="result file, also the cache of pairs already run [default: the published "
+        "benchmarks/results/decision.json with --readme, else benchmarks/results/local/"
+        "decision.json, which git ignores]",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        help="PNG of median L2 against queries; --plot= for none [default: the published "
+        "benchmarks/decision.png with --readme, else benchmarks/results/local/decision.png]",
+    )
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="publish: update benchmarks/README.md (and the default --out and --plot)",
+    )
     p.add_argument("--fresh", action="store_true", help="recompute pairs already in --out")
     p.add_argument("--note", default="", help="a remark printed under the tables")
     p.add_argument(
@@ -776,6 +796,14 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     allocator = "default" if args.default_allocator else stable_allocator()
     budgets = sorted(int(b) for b in args.budgets.split(","))
+    # a trial run leaves the published results alone
+    local = ROOT / "results" / "local"
+    if args.out is None:
+        args.out = str(
+            ROOT / "results" / "decision.json" if args.readme else local / "decision.json"
+        )
+    if args.plot is None:
+        args.plot = str(ROOT / "decision.png" if args.readme else local / "decision.png")
     out = Path(args.out)
     # --fresh recomputes what this command asks for and keeps the rest of the file; rows of
     # other images, budgets or seed are dropped

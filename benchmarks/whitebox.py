@@ -35,7 +35,8 @@ import robustkit
 EPS = 8 / 255
 STEP = 2 / 255
 STEPS = 10
-README = Path(__file__).with_name("README.md")
+ROOT = Path(__file__).resolve().parent
+README = ROOT / "README.md"
 BEGIN, END = "<!-- whitebox-benchmark:begin -->", "<!-- whitebox-benchmark:end -->"
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -286,7 +287,7 @@ def run(args) -> dict:
     print(f"robustkit PGD early stop {es_seconds:8.3f} s  robust {es_acc:.2%}", file=sys.stderr)
     out = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "benchmarks/whitebox.py " + " ".join(sys.argv[1:]),
+        "command": ".venv/bin/python benchmarks/whitebox.py " + " ".join(sys.argv[1:]),
         "machine": machine(args.threads),
         "model": "cifar10/resnet20",
         "n": args.n,
@@ -360,12 +361,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--auto-n", type=int, default=1000, help="0 skips the auto section")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/whitebox.json"))
-    p.add_argument("--readme", action="store_true", help="rewrite the README's white-box section")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result file [default: the published benchmarks/results/whitebox.json with "
+        "--readme, else benchmarks/results/local/whitebox.json, which git ignores]",
+    )
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="publish: rewrite the README's white-box section (and the default --out)",
+    )
     p.add_argument("--note", default="", help="a sentence appended to the README section")
     args = p.parse_args(argv)
     if args.n < 1 or args.threads < 1 or args.repeats < 1 or args.auto_n < 0:
         p.error("--n, --threads and --repeats must be ≥ 1 and --auto-n ≥ 0")
+    if args.out is None:  # a trial run leaves the published results alone
+        args.out = ROOT / "results" / ("whitebox.json" if args.readme else "local/whitebox.json")
     res = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))

@@ -56,8 +56,8 @@ DATASETS: dict[str, DatasetInfo] = {
 def data_dir() -> Path:
     """The data directory: ``$ROBUSTKIT_DATA`` or the user's data directory."""
     env = os.environ.get("ROBUSTKIT_DATA")
-    if env:
-        return Path(env).expanduser()
+    if env:  # absolute, so that a message says where it looked
+        return Path(env).expanduser().absolute()
     return Path(platformdirs.user_data_dir("robustkit")) / "data"
 
 
@@ -181,9 +181,10 @@ def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.n
         if path is not None:
             arrays = _read_npz(path)
         else:
-            from .weights import offline
+            from .weights import no_new_empty_dirs, offline
 
-            arrays = _read_torchvision(name, split, root, download and not offline())
+            with no_new_empty_dirs(root):  # a failed download leaves no empty directories
+                arrays = _read_torchvision(name, split, root, download and not offline())
         _CACHE[key] = (stamp, arrays)
     return _CACHE[key][1]
 

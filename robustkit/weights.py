@@ -17,6 +17,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
@@ -34,8 +36,9 @@ def offline() -> bool:
 def weights_dir() -> Path:
     """The local weights directory: ``$ROBUSTKIT_WEIGHTS`` or the user's cache directory."""
     env = os.environ.get("ROBUSTKIT_WEIGHTS")
-    if env:
-        return Path(env).expanduser()
+    if env:  # absolute, so that a message says where it looked (a relative one is read from
+        # the current directory, which a notebook's is not always)
+        return Path(env).expanduser().absolute()
     return Path(platformdirs.user_cache_dir("robustkit")) / "weights"
 
 
@@ -48,12 +51,38 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def no_new_empty_dirs(directory: Path) -> Iterator[None]:
+    """Run the block; if it fails, remove the directories it made (``directory``, its missing
+    parents, or any below it) that are empty, so a failed download leaves nothing behind."""
+    top = Path(directory).absolute()
+    while not top.parent.exists() and top != top.parent:
+        top = top.parent
+    before = {root for root, _, _ in os.walk(top)}
+    try:
+        yield
+    except BaseException:
+        for root, _, _ in os.walk(top, topdown=False):  # the deepest first
+            if root not in before:
+                try:
+                    os.rmdir(root)
+                except OSError:  # not empty: it holds what the block wrote
+                    pass
+        raise
+
+
 def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically, refusing a file whose sha256 is not ``sha256``.
 
     The bytes go to a temporary file beside ``dest``; only a verified file is renamed into
-    place, so an interrupted or corrupted download never leaves a half-written ``dest``.
+    place, so an interrupted or corrupted download never leaves a half-written ``dest`` (nor,
+    when it fails, a directory made for it).
     """
+    with no_new_empty_dirs(dest.parent):
+        return _download(url, dest, sha256, timeout)
+
+
+def _download(url: str, dest: Path, sha256: str, timeout: float) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)

@@ -12,6 +12,10 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("ROBUSTKIT_DATA", str(SHARED / "data"))
 os.environ.setdefault("ROBUSTKIT_WEIGHTS", str(SHARED / "models"))
+# A relative directory (ROBUSTKIT_DATA=../shared/data make test) means from where the tests
+# started: some tests, and the example notebook, run in another directory.
+for _key in ("ROBUSTKIT_DATA", "ROBUSTKIT_WEIGHTS"):
+    os.environ[_key] = str(Path(os.environ[_key]).expanduser().absolute())
 # Results stores of the tests never land in the user's own store.
 os.environ["ROBUSTKIT_HOME"] = tempfile.mkdtemp(prefix="robustkit-tests-")
 

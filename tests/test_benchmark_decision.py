@@ -49,8 +49,33 @@ def tiny_classifier(n: int):
 def test_the_note_is_elided_from_the_recorded_command():
     bench = load_benchmark()
     line = bench.command_line(["--n", "2", "--note", "a long remark", "--out", "x.json"])
-    assert line == "benchmarks/decision.py --n 2 --note … --out x.json"
-    assert bench.command_line(["--note=remark"]) == "benchmarks/decision.py --note=…"
+    # pasted as is from the repository's root after `make setup`
+    assert line == ".venv/bin/python benchmarks/decision.py --n 2 --note … --out x.json"
+    assert (
+        bench.command_line(["--note=remark"]) == ".venv/bin/python benchmarks/decision.py --note=…"
+    )
+
+
+def test_a_trial_run_leaves_the_published_results_alone(tmp_path, monkeypatch):
+    """Without --readme the default result file and plot are local ones (git ignores them): a
+    2-image trial run replaced the published plot. With --readme they are the published ones."""
+    bench = load_benchmark()
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "decision.json").write_text(json.dumps(part("published", {})))
+    trial = tmp_path / "trial.json"
+    trial.write_text(json.dumps(part("trial", {"cgba": row(0.3)})))
+    bench.main(["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0",
+                "--speed-repeats", "0", "--serial-images", "0", "--merge", str(trial)])  # fmt: skip
+    local = tmp_path / "results" / "local"
+    assert sorted(p.name for p in local.iterdir()) == ["decision.json", "decision.png"]
+    published = json.loads((tmp_path / "results" / "decision.json").read_text())
+    assert published["command"] == "published" and not (tmp_path / "decision.png").exists()
+    # with nothing to plot, no plot (it raised from matplotlib)
+    bench.main(["--n", "3", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0",
+                "--speed-repeats", "0", "--serial-images", "0", "--out", str(tmp_path / "e.json"),
+                "--plot", str(tmp_path / "e.png")])  # fmt: skip
+    assert (tmp_path / "e.json").exists() and not (tmp_path / "e.png").exists()
 
 
 def test_merged_rows_keep_their_own_command_and_replaced_rows_drop_theirs(tmp_path, capsys):

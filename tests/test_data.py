@@ -52,6 +52,26 @@ def test_missing_data_directory(monkeypatch, tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_a_failed_download_leaves_no_empty_directories(monkeypatch, tmp_path):
+    """torchvision makes its folders before its download fails: they were left behind (and the
+    data directory itself, when it was missing)."""
+    from robustkit import data
+
+    def failing(name, split, root, download):
+        (root / "MNIST" / "raw").mkdir(parents=True)
+        raise DataError("download failed")
+
+    monkeypatch.setattr(data, "_read_torchvision", failing)
+    monkeypatch.setattr(data, "_CACHE", {})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kept").mkdir()
+    for where in ("new/data", "kept"):  # a relative one is read from the current directory
+        monkeypatch.setenv("ROBUSTKIT_DATA", where)
+        with pytest.raises(DataError, match="download failed"):
+            robustkit.load_dataset("mnist", n=5)
+        assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+
+
 def test_generic_npz(tmp_path):
     path = tmp_path / "mine.npz"
     np.savez(path, x=np.zeros((4, 8, 8, 3), np.uint8) + 255, y=np.arange(4))

@@ -60,6 +60,18 @@ def test_missing_weights_without_network(monkeypatch, tmp_path):
         resolve_weights(INFO["file"], INFO["url"], INFO["sha256"], allow_download=False)
 
 
+def test_a_failed_download_leaves_no_directories_and_says_where_it_looked(monkeypatch, tmp_path):
+    """A relative ROBUSTKIT_WEIGHTS is read from the current directory: the message names the
+    absolute directory, and the directories made for the failed download are removed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", "shared/models")
+    with pytest.raises(WeightsError, match=f"put the file at {tmp_path}/shared/models/"):
+        resolve_weights(INFO["file"], "http://127.0.0.1:9/nothing-here.pt", INFO["sha256"])
+    assert list(tmp_path.iterdir()) == []  # it left shared/models behind
+    with pytest.raises(WeightsError, match=f"not found in {tmp_path}/shared/models;"):
+        resolve_weights(INFO["file"], INFO["url"], INFO["sha256"], allow_download=False)
+
+
 def test_explicit_path(tmp_path):
     copy = tmp_path / "mine.pt"
     shutil.copy(ORIGINAL, copy)
