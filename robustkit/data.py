@@ -183,7 +183,9 @@ def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.n
         else:
             from .weights import no_new_empty_dirs, offline
 
-            with no_new_empty_dirs(root):  # a failed download leaves no empty directories
+            # a failed download leaves no empty directories (torchvision's MNIST makes two)
+            own = {"mnist": ("MNIST/raw",)}.get(name, ())
+            with no_new_empty_dirs(root, *own):
                 arrays = _read_torchvision(name, split, root, download and not offline())
         _CACHE[key] = (stamp, arrays)
     return _CACHE[key][1]

@@ -52,22 +52,28 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 @contextmanager
-def no_new_empty_dirs(directory: Path) -> Iterator[None]:
-    """Run the block; if it fails, remove the directories it made (``directory``, its missing
-    parents, or any below it) that are empty, so a failed download leaves nothing behind."""
+def no_new_empty_dirs(directory: Path, *inside: str) -> Iterator[None]:
+    """Run the block; if it fails, remove the directories it was to make and that are still
+    empty: ``directory`` and its missing parents, and the paths ``inside`` it (a download's
+    own folders), those of them that did not exist before. Nothing else is touched, so a failed
+    download leaves nothing behind and takes nothing away."""
     top = Path(directory).absolute()
-    while not top.parent.exists() and top != top.parent:
-        top = top.parent
-    before = {root for root, _, _ in os.walk(top)}
+    missing: list[Path] = []
+    for target in [top, *(top / rel for rel in inside)]:
+        # as written and normalised: making "m/../n" makes m too, where m is missing
+        for path in (target, Path(os.path.abspath(target))):
+            while not path.exists() and path != path.parent and path not in missing:
+                if path.name != "..":  # "m/.." names an existing directory, never to remove
+                    missing.append(path)
+                path = path.parent
     try:
         yield
     except BaseException:
-        for root, _, _ in os.walk(top, topdown=False):  # the deepest first
-            if root not in before:
-                try:
-                    os.rmdir(root)
-                except OSError:  # not empty: it holds what the block wrote
-                    pass
+        for made in sorted(missing, key=lambda p: len(p.parts), reverse=True):  # deepest first
+            try:
+                made.rmdir()
+            except OSError:  # never made, or not empty: it holds what the block wrote
+                pass
         raise
 
 

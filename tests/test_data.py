@@ -57,8 +57,12 @@ def test_a_failed_download_leaves_no_empty_directories(monkeypatch, tmp_path):
     data directory itself, when it was missing)."""
     from robustkit import data
 
+    theirs = []
+
     def failing(name, split, root, download):
         (root / "MNIST" / "raw").mkdir(parents=True)
+        theirs.append(tmp_path / "kept" / f"theirs{len(theirs)}")  # another program's, meanwhile
+        theirs[-1].mkdir()
         raise DataError("download failed")
 
     monkeypatch.setattr(data, "_read_torchvision", failing)
@@ -69,7 +73,7 @@ def test_a_failed_download_leaves_no_empty_directories(monkeypatch, tmp_path):
         monkeypatch.setenv("ROBUSTKIT_DATA", where)
         with pytest.raises(DataError, match="download failed"):
             robustkit.load_dataset("mnist", n=5)
-        assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+        assert sorted(tmp_path.rglob("*")) == [tmp_path / "kept", *theirs]
 
 
 def test_generic_npz(tmp_path):

@@ -70,6 +70,10 @@ def test_a_failed_download_leaves_no_directories_and_says_where_it_looked(monkey
     assert list(tmp_path.iterdir()) == []  # it left shared/models behind
     with pytest.raises(WeightsError, match=f"not found in {tmp_path}/shared/models;"):
         resolve_weights(INFO["file"], INFO["url"], INFO["sha256"], allow_download=False)
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", "m/../n")  # n, where m is none: it was left behind
+    with pytest.raises(WeightsError, match="cannot download"):
+        resolve_weights(INFO["file"], "http://127.0.0.1:9/nothing-here.pt", INFO["sha256"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_explicit_path(tmp_path):
