@@ -814,15 +814,19 @@ def main(argv=None) -> None:
     gpu = ""
     if args.device.startswith("cuda") and torch.cuda.is_available():
         gpu = f", GPU {torch.cuda.get_device_name(torch.device(args.device))}"
-    report.update(
-        n=args.n,
-        budgets=budgets,
-        seed=args.seed,
-        threads=torch.get_num_threads(),
-        machine=f"{platform.machine()} CPU ({os.cpu_count()} cores){gpu}, torch {torch.__version__}",
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        command=command_line(argv if argv is not None else sys.argv[1:]),
-    )
+    attacks = [a for a in args.attacks.split(",") if a and a != "none"]
+    wanted = attacks or args.targeted_pairs or args.speed_repeats
+    report.update(n=args.n, budgets=budgets, seed=args.seed)
+    if wanted or args.merge or "date" not in report:
+        # a run that computes or merges rows is the report's run; one that only renders the
+        # file again (--attacks none, no speed, targeted or merge) keeps its header
+        report.update(
+            threads=torch.get_num_threads(),
+            machine=f"{platform.machine()} CPU ({os.cpu_count()} cores){gpu}, "
+            f"torch {torch.__version__}",
+            date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            command=command_line(argv if argv is not None else sys.argv[1:]),
+        )
     report.pop("parts", None)  # provenance is kept per row (see sources)
     report.setdefault("models", {})
     report.setdefault("targeted", {})
@@ -845,9 +849,7 @@ def main(argv=None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
 
-    attacks = [a for a in args.attacks.split(",") if a and a != "none"]
     report.setdefault("speed", {})
-    wanted = attacks or args.targeted_pairs or args.speed_repeats
     for model_name in [m for m in args.models.split(",") if m] if wanted else []:
         model = robustkit.load_model(model_name, device=args.device)
         x, y, indices = first_correct(model, args.n)

@@ -71,6 +71,16 @@ def test_a_trial_run_leaves_the_published_results_alone(tmp_path, monkeypatch):
     assert sorted(p.name for p in local.iterdir()) == ["decision.json", "decision.png"]
     published = json.loads((tmp_path / "results" / "decision.json").read_text())
     assert published["command"] == "published" and not (tmp_path / "decision.png").exists()
+    # rendering the file again (nothing run, nothing merged) keeps the run's own header: it
+    # was replaced by the rendering command, date, machine and threads
+    trial_out = local / "decision.json"
+    before = json.loads(trial_out.read_text())
+    bench.main(["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0",
+                "--speed-repeats", "0", "--serial-images", "0", "--note", "x"])  # fmt: skip
+    after = json.loads(trial_out.read_text())
+    for key in ("command", "date", "machine", "threads"):
+        assert after[key] == before[key], key
+    assert after["note"] == "x"
     # with nothing to plot, no plot (it raised from matplotlib)
     bench.main(["--n", "3", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0",
                 "--speed-repeats", "0", "--serial-images", "0", "--out", str(tmp_path / "e.json"),
