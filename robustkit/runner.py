@@ -273,7 +273,10 @@ def prepare(config: RunConfig) -> Run:
         identity["model_file_sha256"] = sha256_file(Path(model_file).expanduser())
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
-        "config": dumps({**asdict(config), "eps": eps, "dataset": dataset}),
+        # eps_given: the --eps as given (None: the default), kept apart from the ε used
+        "config": dumps(
+            {**asdict(config), "eps": eps, "eps_given": config.eps, "dataset": dataset}
+        ),
         "model": config.model,
         "weights_sha256": sha,
         "dataset": dataset,
@@ -384,6 +387,15 @@ def worst_case_robust(store: Store, run_id: str, indices: list[int]) -> torch.Te
     return torch.tensor([joint.get(i, False) for i in indices], dtype=torch.bool)
 
 
+def _stored_ignoring_eps(store: Store, run_id: str) -> bool:
+    """Whether the store holds this run as the code before the unused-ε refusal stored it (its
+    config has no ``eps_given``): such a run, made with an --eps that no attack used, resumes.
+    A run stored since was made without one (the default ε, the same identity): a command
+    with one is refused as it is on an empty store."""
+    stored = store.get_run(run_id)
+    return stored is not None and "eps_given" not in json.loads(stored["config"])
+
+
 def execute(
     run: Run, store: Store, fresh: bool = False, progress: bool = True, recompute: bool = False
 ):
@@ -396,7 +408,7 @@ def execute(
     from .evaluation import evaluate
     from .sanity import run_checks
 
-    if run.unused_eps and (fresh or store.get_run(run.run_id) is None):
+    if run.unused_eps and (fresh or not _stored_ignoring_eps(store, run.run_id)):
         raise InputError(run.unused_eps)
     # A finished run with every sample stored computes nothing new: it keeps its checks and
     # the time it finished, unless it never had checks.

@@ -124,12 +124,18 @@ def test_an_unused_eps_is_refused_for_new_runs_only(tmp_path):
     assert_one_line_error(run(*args), "--eps 0.1 is used by no attack here")
     config = RunConfig(model="mnist/cnn-tiny-at", n=4, attacks=("cgba",), queries=20, eps="0.1")
     stored = prepare(config)
+    old_config = {k: v for k, v in json.loads(stored.fields["config"]).items() if k != "eps_given"}
     with Store.open(db) as store:  # as the code before the refusal stored it
-        store.start_run(stored.run_id, stored.fields)
+        store.start_run(stored.run_id, {**stored.fields, "config": json.dumps(old_config)})
     resumed = run(*args, "--format", "json")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.output)["run_id"] == stored.run_id
     assert_one_line_error(run(*args, "--fresh"), "--eps 0.1 is used by no attack here")
+    # the same answer whatever the store holds: --eps 0.3 (MNIST's default L∞ ε) is the same
+    # identity as no --eps, and a run stored without it did not make it welcome
+    default = [a if a != "0.1" else "0.3" for a in args]
+    assert run(*[a for a in args if a not in ("--eps", "0.1")]).exit_code == 0
+    assert_one_line_error(run(*default), "--eps 0.3 is used by no attack here")
     # a NumPy seed is a seed (a raw TypeError from random.seed before)
     assert prepare(replace(config, seed=np.int64(1))).config.seed == 1
 
