@@ -95,13 +95,15 @@ def load_model(name: str, device: str = "auto", **kwargs) -> torch.nn.Module:
 def __getattr__(name: str):
     """The API's classes and functions, and submodules used from notebooks
     (``robustkit.results.open(db)``), load on first use."""
-    import importlib
+    import importlib.util
 
+    if name.startswith("_"):  # dunder lookups (__path__ checks, copy, pickle) are not ours
+        raise AttributeError(f"module 'robustkit' has no attribute {name!r}")
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value  # once
         return value
-    if name in ("results", "plots", "zoo", "leaderboard", "runner", "budgets"):
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # robustkit.data, ...
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'robustkit' has no attribute {name!r}")
 

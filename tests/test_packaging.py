@@ -67,6 +67,10 @@ def test_the_command_line_starts_without_pytorch():
         "from robustkit import AttackResult, evaluate\n"
         "assert 'torch' in sys.modules and robustkit.Attack.__name__ == 'Attack'\n"
         "assert {'Attack', 'ThreatModel', 'load_dataset'} <= set(dir(robustkit))\n"
+        # submodules are attributes, as when the package imported them all
+        "assert robustkit.data.load_dataset is robustkit.load_dataset\n"
+        "assert robustkit.modelcheck.__name__ == 'robustkit.modelcheck'\n"
+        "assert not hasattr(robustkit, 'nope') and not hasattr(robustkit, '__wrapped__')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
