@@ -413,7 +413,8 @@ def execute(
     # A finished run with every sample stored computes nothing new: it keeps its checks and
     # the time it finished, unless it never had checks.
     complete = not fresh and store.is_complete(run.run_id)
-    store.start_run(run.run_id, run.fields, fresh=fresh)
+    if not complete:  # (a complete run writes nothing: it reads even from a read-only store)
+        store.start_run(run.run_id, run.fields, fresh=fresh)
     done = store.finished_shards(run.run_id)
 
     def on_shard(shard) -> None:

@@ -133,6 +133,20 @@ def directory_problem(directory: Path) -> str | None:
     return None
 
 
+def _write_error(path: Path, exc: sqlite3.OperationalError) -> RobustkitError:
+    """A one-line error for a write the store refused; what it holds already is kept."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        why, fix = "it is read-only", "pass a writable --db"
+    elif "full" in text:
+        why, fix = "the disk is full", "free space and rerun the same command to resume"
+    else:
+        why, fix = text, "fix that and rerun the same command to resume"
+    return RobustkitError(
+        f"cannot write to the results store {path}: {why}; what it holds is kept: {fix}"
+    )
+
+
 def _is_locked(exc: sqlite3.DatabaseError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -168,20 +182,27 @@ class Store:
                         f"{path} is not a SQLite database (corrupt or another kind of file); "
                         "it was left untouched: pass another --db"
                     )
-        # (an existing store may sit in a read-only directory: only a new one needs to write)
-        problem = None if exists else directory_problem(path.parent)
-        if problem is None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                problem = f"its directory cannot be created ({exc.strerror or exc})"
-        if problem:
-            raise RobustkitError(
-                f"cannot create the results store {path}: {problem}; pass another --db"
-            )
+        # An existing store may sit in a read-only directory (or file system): it is opened
+        # read-only there (immutable: SQLite cannot make the -wal and -shm files a WAL store
+        # needs beside it), so it can be read, and a write is a one-line error.
+        problem = directory_problem(path.parent)
+        read_only = exists and problem is not None
+        if not exists:
+            if problem is None:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    problem = f"its directory cannot be created ({exc.strerror or exc})"
+            if problem:
+                raise RobustkitError(
+                    f"cannot create the results store {path}: {problem}; pass another --db"
+                )
         conn = None
         try:
-            conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+            target, uri = path, False
+            if read_only:
+                target, uri = f"{path.absolute().as_uri()}?mode=ro&immutable=1", True
+            conn = sqlite3.connect(target, timeout=LOCK_TIMEOUT_S, isolation_level=None, uri=uri)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -285,13 +306,20 @@ class Store:
         except sqlite3.OperationalError as exc:
             if _is_locked(exc):
                 raise _locked_error(self.path) from None
-            raise
+            raise _write_error(self.path, exc) from None
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:  # SQLite rolled back itself (a full disk, for one)
+                pass
+            if isinstance(exc, sqlite3.OperationalError):
+                if _is_locked(exc):
+                    raise _locked_error(self.path) from None
+                raise _write_error(self.path, exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     # -- runs ------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:

@@ -395,3 +395,32 @@ def test_rerunning_a_complete_run_computes_nothing(tmp_path, monkeypatch):
     run_evaluation(RunConfig(**{**bare.__dict__, "sanity": True}), db=db, progress=False)
     with Store.open(db) as store:
         assert store.checks(run_id) and store.get_run(run_id)["finished"] == finished
+
+
+def test_read_only_and_full_stores_are_one_line_errors_and_keep_what_they_hold(
+    tmp_path, monkeypatch
+):
+    """A store on read-only storage could not even be read ("cannot be read as a database");
+    a write into a read-only or full store was a raw sqlite3 traceback."""
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=8, batch_size=4, eps=0.1, device="cpu", attacks=("fgsm",)
+    )
+    db = tmp_path / "r.db"
+    first = run_evaluation(config, db=db, progress=False)
+    # its directory read-only (stubbed: the tests run as root, which chmod does not stop)
+    monkeypatch.setattr(store_module, "directory_problem", lambda d: f"{d} is not writable")
+    assert run_evaluation(config, db=db, progress=False) == first  # complete: it only reads
+    other = RunConfig(**{**config.__dict__, "eps": 0.2})
+    with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept") as info:
+        run_evaluation(other, db=db, progress=False)
+    assert "pass a writable --db" in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.undo()
+    with Store.open(db) as store:
+        assert summarize(store, first["run_id"]) == first
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk about to be full
+        with pytest.raises(RobustkitError, match="the disk is full; what it holds is kept"):
+            with store.transaction() as conn:
+                conn.execute("CREATE TABLE filler (x BLOB)")
+                conn.execute("INSERT INTO filler VALUES (zeroblob(1000000))")
+        assert summarize(store, first["run_id"]) == first
