@@ -56,8 +56,14 @@ def _num(v: float | None) -> str:
 
 def build(store: Store, decision: bool = True) -> dict[str, Any]:
     """All leaderboard tables as plain data (per row: the qualifying finished run with the most
-    samples, then the latest; see the module docstring). ``decision=False`` leaves out the
-    decision-based table (which reads every label-only attack's rows again)."""
+    samples, then the latest; see the module docstring), from one snapshot of the store (a run
+    that another process deletes or rewrites meanwhile is read as it was). ``decision=False``
+    leaves out the decision-based table (which reads every label-only attack's rows again)."""
+    with store.snapshot():
+        return _build(store, decision)
+
+
+def _build(store: Store, decision: bool) -> dict[str, Any]:
     from .runner import counts_in_worst_case, decision_figures, default_eps, summarize
 
     chosen: dict[tuple, dict[str, Any]] = {}

@@ -299,6 +299,17 @@ class Store:
         self.close()
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read in the block sees the store as it was at the first one (a read
+        transaction), whatever other processes write meanwhile: a report made of many reads
+        never mixes two states of a run."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locking) transaction: all of it lands, or none."""
         try:

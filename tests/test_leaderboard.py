@@ -608,3 +608,29 @@ def test_a_store_damaged_past_its_first_page_is_refused_untouched(tmp_path, fill
     with pytest.raises(RobustkitError, match="cannot be read as a database.*left untouched"):
         Store.open(db)
     assert db.read_bytes() == bytes(data)
+
+
+def test_the_leaderboard_reads_one_snapshot_of_the_store(tmp_path, monkeypatch):
+    """Its reads were separate statements: a run deleted by another process (a --fresh rerun)
+    between the run list and that run's rows crashed the build with 'no run'."""
+    import robustkit.runner as runner
+
+    from .fake_store import LINF, add_run
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        for rid, model in (("first", "a"), ("second", "b")):
+            add_run(store, rid, {"pgd": (LINF, [(False, True, 0.1)] * 4)}, model=model)
+    real = runner.summarize
+
+    def summarize_while_another_deletes(store, run_id):
+        with Store.open(db) as other:  # another process's --fresh, between two reads
+            with other.transaction() as conn:
+                conn.execute("DELETE FROM runs WHERE run_id = 'second'")
+        return real(store, run_id)
+
+    monkeypatch.setattr(runner, "summarize", summarize_while_another_deletes)
+    with Store.open(db) as store:
+        board = build(store)
+        assert sorted(r["model"] for r in board["tables"][0]["rows"]) == ["a", "b"]
+        assert [r["run_id"] for r in store.runs()] == ["first"]  # after it: the deletion
