@@ -28,14 +28,16 @@ def save_adversarials(
     minimum-norm attack found, else the clean image (``attack`` names the attack, '' for none);
     with the target of a targeted attack's example (``target``, -1 for none) where one ran."""
     import numpy as np
+    import torch
 
     x_adv, which = evaluation.worst_case_adversarials(x, min_norm=True)
     labels = list(evaluation.results)
+    # per sample, the saving attack's own figures (a clean image: its label, distance 0)
     adv_pred = evaluation.clean_pred.clone()
+    l2, linf = torch.zeros(evaluation.n), torch.zeros(evaluation.n)
     for i, res in enumerate(evaluation.results.values()):
-        adv_pred[which == i] = res.adv_pred[which == i]
-    clean = x if len(x) == evaluation.n else x[evaluation.positions]
-    delta = (x_adv - clean.detach().cpu()).flatten(1).double()
+        take = which == i
+        adv_pred[take], l2[take], linf[take] = res.adv_pred[take], res.l2[take], res.linf[take]
     arrays = {
         "x_adv": x_adv.numpy(),
         "y": evaluation.y.numpy(),
@@ -43,8 +45,8 @@ def save_adversarials(
         "adv_pred": adv_pred.numpy(),
         "attack": np.array([labels[i] if i >= 0 else "" for i in which.tolist()]),
         "index": np.asarray(indices) if indices is not None else np.arange(evaluation.n),
-        "l2": delta.norm(dim=1).numpy(),
-        "linf": delta.abs().amax(dim=1).numpy(),
+        "l2": l2.numpy(),
+        "linf": linf.numpy(),
     }
     target = evaluation.targets_of(which)
     if target is not None:
