@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .attack import check_seed, predict
+from .budgets import median_l2_at, success_rate_at
 from .errors import InputError
 from .modelcheck import check_model_on
 from .store import Store, dumps
@@ -467,28 +468,19 @@ def _median(values: list[float]) -> float:
     return float(np.median(values)) if values else math.nan
 
 
-def l2_at_budget(traj: list[list[float]], budget: int) -> float:
-    """Distance of the best adversarial found within ``budget`` queries (inf if none)."""
-    best = math.inf
-    for q, d in traj:
-        if q <= budget:
-            best = min(best, d)
-        else:
-            break
-    return best
-
-
 def decision_figures(rows: list[dict], budgets: list[int], eps: float | None) -> dict[str, Any]:
-    """Median L2 at each budget and success rate at ε within each budget, over attacked samples."""
-    trajs = [json.loads(r["trajectory"]) for r in rows if r["attacked"] and r["trajectory"]]
+    """Median L2 at each budget and success rate at ε within each budget, over attacked samples
+    (read from their stored trajectories by :mod:`robustkit.budgets`, as from a result)."""
+    trajs = [
+        torch.tensor(json.loads(r["trajectory"]), dtype=torch.float64).reshape(-1, 2)
+        for r in rows
+        if r["attacked"] and r["trajectory"]
+    ]
     out: dict[str, Any] = {"budgets": budgets, "n": len(trajs)}
-    at = [[l2_at_budget(t, b) for t in trajs] for b in budgets]
-    out["median_l2"] = [_median(v) if v else math.nan for v in at]
+    out["median_l2"] = median_l2_at(trajs, budgets).tolist()
     if eps is not None:
         out["eps"] = eps
-        out["success_rate_at_eps"] = [
-            float(np.mean([d <= eps for d in v])) if v else math.nan for v in at
-        ]
+        out["success_rate_at_eps"] = success_rate_at(trajs, eps, budgets).tolist()
     return out
 
 

@@ -633,6 +633,26 @@ def test_budget_functions_on_known_trajectories():
             success_rate_at(trajs, eps, [100])
 
 
+def test_stored_decision_figures_read_like_the_api():
+    """The store's report reads stored trajectories (JSON rows, not attacked samples and
+    samples without any adversarial point among them) with the same figures as the API."""
+    import json
+
+    from robustkit.runner import decision_figures
+
+    trajs = [[[10, 3.0], [50, 2.0], [300, 1.0]], [[120, 0.5]], [], [[5, 4.0], [100, 0.2]]]
+    rows = [{"attacked": True, "trajectory": json.dumps(t)} for t in trajs]
+    rows.append({"attacked": False, "trajectory": None})  # already misclassified: not counted
+    fig = decision_figures(rows, [5, 100, 1000], 1.0)
+    assert fig["n"] == 4
+    assert fig["median_l2"] == [math.inf, math.inf, 0.75]
+    assert fig["success_rate_at_eps"] == [0.0, 0.25, 0.75]
+    assert "success_rate_at_eps" not in decision_figures(rows, [5], None)
+    empty = decision_figures(rows[-1:], [5, 100], 1.0)
+    assert empty["n"] == 0
+    assert all(math.isnan(v) for v in empty["median_l2"] + empty["success_rate_at_eps"])
+
+
 def test_budget_functions_refuse_budgets_past_the_attacks(linear):
     """A result knows its attack's budget: a figure past it was never measured (it read as the
     last value, as if the attack had gone on without improving)."""
