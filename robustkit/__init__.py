@@ -12,7 +12,8 @@ The notebook API::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
 # Only light modules load with the package: the command line starts without PyTorch (a Ctrl-C
@@ -47,8 +48,8 @@ _LAZY = {
 }
 
 try:
-    __version__ = version("robustkit")
-except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = _version("robustkit")
+except _PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 
@@ -109,7 +110,12 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public API and the submodules (what tab completion in a notebook offers), not the
+    names this module itself imports."""
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return sorted(set(__all__) | submodules | {"attacks", "defenses"})
 
 
 __all__ = [
