@@ -223,6 +223,7 @@ def prepare(config: RunConfig) -> Run:
         config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
     )
     sha = zoo.weights_sha256(model)
+    state_sha256 = zoo.state_sha256(model) if sha is None else None
     for defense in defenses:
         model = defense.apply(model)
     if config.correct_only:
@@ -269,9 +270,14 @@ def prepare(config: RunConfig) -> Run:
         identity["data_sha256"] = sha256_file(Path(dataset).expanduser())
     if zoo.is_user_file(config.model):
         # likewise an own model is known by its file: an edited factory is another run (what
-        # the file imports from elsewhere is not hashed; --fresh starts over after such edits)
+        # the file imports from elsewhere is hashed only through the parameters, below; --fresh
+        # starts over after an edit that changes none)
         model_file = config.model.rpartition(":")[0]
         identity["model_file_sha256"] = sha256_file(Path(model_file).expanduser())
+    if sha is None:
+        # no checkpoint file names the weights (a factory loaded its own, or drew them): the
+        # parameters themselves do, so a resume never mixes the results of two models
+        identity["model_state_sha256"] = state_sha256
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
         # eps_given: the --eps as given (None: the default), kept apart from the ε used

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from robustkit.cli import cli
@@ -470,6 +471,35 @@ def test_an_edited_model_file_is_another_run(tmp_path):
     edited = json.loads(run(*args).output)
     assert again["run_id"] == first["run_id"] and edited["run_id"] != first["run_id"]
     assert edited["clean_accuracy"] != first["clean_accuracy"]
+
+
+def test_a_factory_loading_other_weights_is_another_run(tmp_path):
+    """A factory that loads its own weights was known by its file alone: after retraining,
+    the same command reported the old weights' results as the new model's."""
+    src, ckpt = tmp_path / "own.py", tmp_path / "own.pt"
+    src.write_text(
+        "import torch\nfrom torch import nn\n\ndef build():\n"
+        "    net = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))\n"
+        f"    net.load_state_dict(torch.load({str(ckpt)!r}, weights_only=True))\n"
+        "    return net\n"
+    )
+    db = str(tmp_path / "r.db")
+    args = ["evaluate", "--no-progress", "--data", "cifar10", "--n", "50", "--db", db]
+    args += ["--format", "json", "--model"]
+
+    def weights(seed: int) -> None:
+        torch.manual_seed(seed)
+        torch.save(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)).state_dict(), ckpt
+        )
+
+    weights(1)
+    first = json.loads(run(*args, f"{src}:build").output)
+    again = json.loads(run(*args, f"{src}:build").output)
+    weights(2)
+    retrained = json.loads(run(*args, f"{src}:build").output)
+    assert again["run_id"] == first["run_id"] and retrained["run_id"] != first["run_id"]
+    assert retrained["clean_accuracy"] != first["clean_accuracy"]
 
 
 def test_an_interrupted_fresh_run_is_resumed_without_fresh(monkeypatch):

@@ -18,7 +18,7 @@ from robustkit.cli import cli
 from robustkit.errors import UnknownNameError, WeightsError
 from robustkit.registry import MODELS
 from robustkit.weights import sha256_file
-from robustkit.zoo import model_info, torchvision_models, weights_sha256
+from robustkit.zoo import model_info, state_sha256, torchvision_models, weights_sha256
 
 ZOO = [
     "cifar10/resnet20",
@@ -364,3 +364,28 @@ def test_state_dict_of_a_loaded_torchvision_model_loads_back(monkeypatch, tmp_pa
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
+
+
+def test_state_sha256_names_the_parameters_and_buffers():
+    """A model without a checkpoint file is known by its state: equal for an equal state (a
+    copy, another memory layout), different for any other value, dtype, shape or name; buffers
+    of every kind (bool, bfloat16, quantized, sparse) hash."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    net.register_buffer("mask", torch.rand(4) > 0.5)
+    net.register_buffer("bf16", torch.rand(4).bfloat16())
+    net.register_buffer("q", torch.quantize_per_tensor(torch.rand(3), 0.1, 0, torch.quint8))
+    net.register_buffer("sparse", torch.eye(3).to_sparse())
+    digest = state_sha256(net)
+    assert len(digest) == 64 and state_sha256(copy.deepcopy(net)) == digest
+    layout = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    assert state_sha256(layout) == digest
+    changed = copy.deepcopy(net)
+    with torch.no_grad():
+        changed[0].weight[0, 0, 0, 0] += 1e-6
+    assert state_sha256(changed) != digest
+    other = copy.deepcopy(net).double()
+    assert state_sha256(other) != digest
+    flipped = copy.deepcopy(net)
+    flipped.mask = ~flipped.mask
+    assert state_sha256(flipped) != digest

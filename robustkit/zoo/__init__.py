@@ -10,7 +10,14 @@ eval mode that takes NCHW inputs in [0, 1] (normalization is inside the model).
 from __future__ import annotations
 
 from . import catalog, torchvision_models  # noqa: F401  (catalog registers the 15 checkpoints)
-from .loading import is_user_file, load_model, model_info, safe_load, weights_sha256
+from .loading import (
+    is_user_file,
+    load_model,
+    model_info,
+    safe_load,
+    state_sha256,
+    weights_sha256,
+)
 
 TORCHVISION_PREFIX = torchvision_models.PREFIX
 torchvision_models.register_all()
@@ -21,5 +28,6 @@ __all__ = [
     "load_model",
     "model_info",
     "safe_load",
+    "state_sha256",
     "weights_sha256",
 ]

@@ -366,3 +366,26 @@ def weights_sha256(name_or_model: str | nn.Module) -> str | None:
         path = torchvision_models.cached_checkpoint(name[len(torchvision_models.PREFIX) :])
         return sha256_file(path) if path.is_file() else None
     return MODELS.entry(name).metadata.get("sha256")
+
+
+def state_sha256(model: nn.Module) -> str:
+    """The sha256 of a model's parameters and persistent buffers: every name, dtype, shape and
+    value of its state dict, in order (the same on any device).
+
+    A model built without a checkpoint file (a ``file.py:factory`` that loads its own weights, a
+    plug-in's factory) is known by it in the store, so other weights, or an architecture with
+    other parameters, make another run rather than resuming results of the model before."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor):  # an extra state object: its text
+            digest.update(f"{key}={value!r};".encode())
+            continue
+        t = value.detach()
+        if t.is_quantized:
+            t = t.dequantize()
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        t = t.cpu().contiguous()
+        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
