@@ -52,5 +52,5 @@ class BitDepth(Defense):
         self.bits = int(bits)
         self.bpda = bool(bpda)
 
-    def apply(self, model: nn.Module) -> nn.Module:
+    def _wrap(self, model: nn.Module) -> nn.Module:
         return Quantize(model, self.bits, self.bpda).eval()

@@ -53,7 +53,7 @@ class Ensemble(Defense):
         if not self.members:
             raise InputError("ensemble needs members, e.g. ensemble:members=cifar10/resnet32")
 
-    def apply(self, model: nn.Module) -> nn.Module:
+    def _wrap(self, model: nn.Module) -> nn.Module:
         from robustkit.device import float_dtypes, model_device
         from robustkit.zoo import load_model
 

@@ -63,5 +63,5 @@ class InputNoise(Defense):
         self.sigma = float(sigma)
         self.votes = int(votes)
 
-    def apply(self, model: nn.Module) -> nn.Module:
+    def _wrap(self, model: nn.Module) -> nn.Module:
         return NoisyInput(model, self.sigma, self.votes).eval()

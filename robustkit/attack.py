@@ -25,8 +25,8 @@ from torch import nn
 
 from .checks import is_whole_number
 from .device import make_generator, model_device
-from .errors import InputError
-from .modelcheck import check_model_on
+from .errors import InputError, first_line
+from .modelcheck import HALF_DTYPES, check_model_on, check_scores
 from .registry import constructor_parameters
 from .threat import NORMS, ThreatModel, flat_norm
 
@@ -60,6 +60,11 @@ def validate_inputs(
             f"x must be a floating-point tensor in [0, 1], got dtype {x.dtype}; "
             "convert it with x.float() / 255"
         )
+    if x.dtype in HALF_DTYPES:
+        raise InputError(
+            f"x is {x.dtype}: attacks run in float32 or float64 (neither the ε-ball nor steps of "
+            "1/255 are exact in half precision); pass x.float() and a float32 model"
+        )
     if x.dim() != 4:
         raise InputError(f"x must be a batch of images shaped N×C×H×W, got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
@@ -70,8 +75,8 @@ def validate_inputs(
             f"x must lie in [{lo:g}, {hi:g}] (got values in [{x.min().item():.4g}, "
             f"{x.max().item():.4g}]); feed unnormalised images and normalise inside the model"
         )
-    y = torch.as_tensor(y, device=x.device)
-    if y.dim() != 1 or y.shape[0] != x.shape[0] or y.is_floating_point():
+    y = _as_labels(y, "y", x.device)
+    if y.dim() != 1 or y.shape[0] != x.shape[0] or y.is_floating_point() or y.dtype == torch.bool:
         raise InputError(
             f"y must be a 1-D integer tensor with one label per image ({x.shape[0]}), "
             f"got shape {tuple(y.shape)} and dtype {y.dtype}"
@@ -82,8 +87,8 @@ def validate_inputs(
             raise InputError(
                 "a targeted attack needs target labels: call attack(model, x, y, target)"
             )
-        target = torch.as_tensor(target, device=x.device)
-        if target.shape != y.shape or target.is_floating_point():
+        target = _as_labels(target, "target", x.device)
+        if target.shape != y.shape or target.is_floating_point() or target.dtype == torch.bool:
             raise InputError(
                 f"target must be a 1-D integer tensor shaped like y {tuple(y.shape)}, "
                 f"got shape {tuple(target.shape)}"
@@ -99,6 +104,17 @@ def validate_inputs(
         raise InputError("targets were given to an untargeted attack; create it with targeted=True")
     # The attack's own graph starts at x: no history of the caller's (nor any leak back to it).
     return x.detach().contiguous(), y, target
+
+
+def _as_labels(labels: object, what: str, device: torch.device) -> torch.Tensor:
+    """``labels`` as a tensor on ``device``, or a one-line error for what is not numbers."""
+    try:
+        return torch.as_tensor(labels, device=device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(
+            f"{what} must be integer class labels (a tensor, array or list of ints), got "
+            f"{type(labels).__name__} ({first_line(exc)})"
+        ) from exc
 
 
 def check_seed(seed: object) -> int:
@@ -128,17 +144,18 @@ def predict(model: nn.Module, x: torch.Tensor, first: torch.Tensor | None = None
     votes (:func:`prediction_votes`), the most frequent top class over that many draws (ties:
     the lowest class), so that a label, and whether a sample is correct or fooled, is a
     property of the input rather than of one noise draw. ``first``: logits of one draw
-    already computed (counted as the first vote)."""
-    votes = prediction_votes(model)
+    already computed (counted as the first vote). Every draw is held to
+    :func:`~robustkit.modelcheck.check_scores` (one finite row per image)."""
+    votes, n = prediction_votes(model), x.shape[0]
     with torch.no_grad():
-        logits = model(x) if first is None else first
+        logits = check_scores(model(x) if first is None else first, n)
         if votes == 1:
             return logits.argmax(dim=1)
         counts = torch.zeros(logits.shape, dtype=torch.long, device=logits.device)
-        one = torch.ones((x.shape[0], 1), dtype=torch.long, device=logits.device)
+        one = torch.ones((n, 1), dtype=torch.long, device=logits.device)
         counts.scatter_add_(1, logits.argmax(dim=1, keepdim=True), one)
         for _ in range(votes - 1):
-            counts.scatter_add_(1, model(x).argmax(dim=1, keepdim=True), one)
+            counts.scatter_add_(1, check_scores(model(x), n).argmax(dim=1, keepdim=True), one)
         return counts.argmax(dim=1)
 
 

@@ -10,10 +10,12 @@ straight-through (BPDA) gradient. Defenses are pure: a model in, a model out.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from torch import nn
 
+from .errors import InputError
 from .registry import constructor_parameters
 
 
@@ -36,6 +38,16 @@ class Defense(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
 
-    @abstractmethod
     def apply(self, model: nn.Module) -> nn.Module:
         """The defended classifier built around ``model`` (in eval mode, same device)."""
+        if isinstance(model, (str, bytes, PurePath)) or not callable(model):
+            hint = f"robustkit.load_model({model!r})" if isinstance(model, str) else "a model"
+            raise InputError(
+                f"{self.name}.apply() takes a model (an nn.Module), got "
+                f"{type(model).__name__} {model!r:.60}; pass {hint}"
+            )
+        return self._wrap(model)
+
+    @abstractmethod
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        """The defended classifier around ``model`` (checked to be a model by :meth:`apply`)."""

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .attack import Attack, AttackResult, predict
+from .attack import Attack, AttackResult, check_seed, predict, validate_inputs
 from .checks import is_whole_number
 from .device import derive_seed, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
+from .threat import ThreatModel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -284,20 +285,23 @@ def evaluate(
     evaluation covers the computed shards only.
     """
     labelled = label_attacks(attacks)
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
-    y = torch.as_tensor(y)
-    target = torch.as_tensor(target) if target is not None else None
-    if len(x) != len(y):
-        raise InputError(f"x has {len(x)} images but y has {len(y)} labels")
-    if target is not None and len(target) != len(y):
-        raise InputError(f"target has {len(target)} labels for {len(y)} images")
+    seed = check_seed(seed)
+    # The images and labels as every attack checks them (with no attack at all, too): x in the
+    # box, one integer label per image; targets only where an attack is targeted.
+    x, y, _ = validate_inputs(x, y, None, ThreatModel(eps=None))
+    if target is not None:
+        if not any(a.targeted for a in labelled.values()):
+            raise InputError(
+                "targets were given but no attack is targeted; drop target or add a targeted "
+                "attack (targeted=True)"
+            )
+        target = validate_inputs(x, y, target, ThreatModel(eps=None, targeted=True))[2]
     skip = set(skip_shards)
     shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
-    if shards and isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point():
+    if shards:
         # one-line errors before any work (and before the clean pass could touch BatchNorm
         # statistics): the attacks check the same, and warn about Dropout in training mode
-        check_model_on(model, x, torch.as_tensor(y))
+        check_model_on(model, x, y)
     bar = None
     if progress:
         from tqdm.auto import tqdm

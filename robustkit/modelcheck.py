@@ -1,9 +1,10 @@
 """Checks that a model can classify the images and labels it is given, made before any work.
 
-Every attack (and every run) first passes one image through the model (:func:`check_classifier`):
-a model that fails on such images, or returns something other than one row of finite class scores
-per image, gets a one-line :class:`~robustkit.errors.InputError` instead of a traceback from deep
-inside an attack. The same pass notes the size of the model's largest activation, which the label
+Every attack (and every run) first passes one or two images through the model
+(:func:`check_classifier`): a model that fails on such images, changes them in place, or returns
+something other than one row of finite class scores per image, gets a one-line
+:class:`~robustkit.errors.InputError` instead of a traceback from deep inside an attack (and
+every later prediction is held to :func:`check_scores`). The same pass notes the size of the model's largest activation, which the label
 oracle uses to size its batches on a CPU (:func:`largest_activation_bytes`).
 """
 
@@ -21,6 +22,8 @@ from .errors import InputError, RobustkitError, first_line
 #: checks raise RuntimeError (most layers), ValueError (BatchNorm1d on 4-D input), TypeError,
 #: AssertionError (a model's own asserts) or IndexError. KeyboardInterrupt and the like propagate.
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, AssertionError, IndexError)
+#: Floating-point types attacks refuse: an ε-ball and steps of 1/255 are not exact in them.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 _DTYPE_WORDS = re.compile(r"dtype|scalar type|double|float|half|bfloat", re.IGNORECASE)
 
 #: Measured largest activation per (model, image shape): filled by the model check every
@@ -53,28 +56,61 @@ def probe_forward(model: torch.nn.Module, x1: torch.Tensor):
     return out
 
 
+def check_scores(scores: object, n: int) -> torch.Tensor:
+    """``scores``, a model's output for ``n`` images, or a one-line :class:`InputError`: it
+    must be one row of finite floating-point class scores per image. (The label of a NaN row
+    would be class 0, silently; a wrong number of rows would misalign every label.)"""
+    if not (isinstance(scores, torch.Tensor) and scores.dim() == 2):
+        raise InputError(
+            "the model must return one row of class scores per image (N×classes), got "
+            f"{type(scores).__name__} {tuple(getattr(scores, 'shape', ()))}"
+        )
+    if scores.shape[0] != n:
+        raise InputError(
+            f"the model returned {scores.shape[0]} rows of scores for {n} images; it must "
+            "return one row per image (check its reshapes: flatten with x.flatten(1))"
+        )
+    if not scores.is_floating_point():
+        raise InputError(
+            f"the model returned {scores.dtype} scores; return the floating-point logits"
+        )
+    finite = torch.isfinite(scores).all(dim=1)
+    if not finite.all():
+        bad = (~finite).nonzero().flatten()
+        raise InputError(
+            f"the model returns NaN or infinite outputs for {bad.numel()} of {n} images (the "
+            f"first: image {int(bad[0])} of the batch), so it cannot classify them; fix the "
+            "model (or its inputs) before attacking it"
+        )
+    return scores
+
+
 def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
     """Raise :class:`InputError` with a one-line reason unless ``model`` classifies images like
-    ``x1`` (one image on the model's device): it runs on them and returns one row of finite
-    class scores per image; return those scores. (Its forward pass also sizes the label
-    oracle's batches.)"""
+    ``x1`` (one or two images on the model's device): it runs on them without changing them
+    and returns one row of finite class scores per image (:func:`check_scores`); return those
+    scores. (Its forward pass also sizes the label oracle's batches.)"""
+    given = x1.clone()  # the model sees a copy: the caller's images stay as they are
     try:
-        probe = probe_forward(model, x1)
+        probe = probe_forward(model, given)
     except RobustkitError:
         raise  # already one line that says what is wrong
     except _FORWARD_ERRORS as exc:
+        if not torch.equal(x1, given):
+            raise _changes_its_input() from exc
         raise _cannot_classify(model, x1, exc) from exc
-    if not (isinstance(probe, torch.Tensor) and probe.dim() == 2):
-        raise InputError(
-            "the model must return one row of class scores per image (N×classes), got "
-            f"{type(probe).__name__} {tuple(getattr(probe, 'shape', ()))}"
-        )
-    if not torch.isfinite(probe).all():
-        raise InputError(
-            "the model returns NaN or infinite outputs for these images, so it cannot "
-            "classify them; fix the model (or its inputs) before attacking it"
-        )
-    return probe
+    if not torch.equal(x1, given):
+        raise _changes_its_input()
+    return check_scores(probe, x1.shape[0])
+
+
+def _changes_its_input() -> InputError:
+    """The one-line error for a model that wrote into the images it was given."""
+    return InputError(
+        "the model changes the images it is given in place (e.g. x.sub_(mean)), so it would "
+        "corrupt the clean images and every attack's examples; compute on a copy instead "
+        "(x = x - mean)"
+    )
 
 
 def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
@@ -89,6 +125,11 @@ def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
         return InputError(
             f"the model cannot classify {x1.dtype} images: its weights mix dtypes ({names}; "
             f"{reason}); convert the whole model to one dtype, e.g. model.to({x1.dtype})"
+        )
+    if dtypes and dtypes[0] in HALF_DTYPES:
+        return InputError(
+            f"the model cannot classify {x1.dtype} images: its weights are {dtypes[0]}, and "
+            "attacks run in float32 or float64; convert the model with model.float()"
         )
     if dtypes and dtypes[0] != x1.dtype:
         return InputError(
@@ -171,14 +212,17 @@ def check_training_mode(model) -> str | None:
 def check_model_on(
     model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
 ) -> tuple[str | None, torch.Tensor]:
-    """Every check before work starts, on one image of ``x`` (moved to the model's device):
+    """Every check before work starts, on the first two images of ``x`` (moved to the model's
+    device):
     :func:`check_training_mode`, :func:`check_classifier` and :func:`check_labels` for ``y``
     (and ``target``, the target labels of a targeted attack). Raises :class:`InputError`;
     returns the Dropout warning's text (or None), for the caller to warn with, and the
-    model's scores for that image."""
+    model's scores for those images."""
     warning = check_training_mode(model)
     check_input_shape(model, x)
-    scores = check_classifier(model, x[:1].to(model_device(model)))
+    # two images where there are: a model that mixes images (a wrong reshape, a pooling over
+    # the batch) returns the wrong number of rows for them
+    scores = check_classifier(model, x[:2].to(model_device(model)))
     check_labels(y, scores.shape[1])
     if target is not None:
         check_labels(target, scores.shape[1], "target labels")

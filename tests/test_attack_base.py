@@ -76,6 +76,10 @@ def test_concat(data):
         (lambda x, y: (x.clone().index_fill_(0, torch.tensor([0]), float("nan")), y), "NaN"),
         (lambda x, y: (x, y[:-1]), "one label per image"),
         (lambda x, y: (x, y.float()), "integer"),
+        (lambda x, y: (x, y > 4), "integer"),  # a mask is not labels 0/1
+        (lambda x, y: (x, [str(int(v)) for v in y]), "must be integer class labels"),
+        (lambda x, y: (x.half(), y), "float32 or float64"),
+        (lambda x, y: (x.bfloat16(), y), "float32 or float64"),
     ],
 )
 def test_bad_inputs(data, make, message):
@@ -178,7 +182,7 @@ def test_an_attack_starting_at_the_clean_images_shares_the_clean_pass(data, spec
         for k, v in (o.split("=") for o in opts.split(",") if o)
     }
     res = robustkit.get_attack(name, eps=0.03, **kwargs)(counted, x, y)
-    full = [p for p in counted.passes if p[0] > 1]  # the one-image model check aside
+    full = [p for p in counted.passes if p[0] > 2]  # the two-image model check aside
     assert full[0] == (32, True)  # clean labels and first gradient: one pass over all
     assert not any(n == 32 and not grad for n, grad in full[:-1])  # no separate clean pass
     assert full[-1] == (32, False)  # the re-check of every answer
@@ -202,22 +206,144 @@ def test_a_randomized_model_keeps_its_voted_clean_pass(data):
     counted = RowCounter(model)
     counted.votes = 3
     robustkit.get_attack("fgsm", eps=0.03)(counted, x, y)
-    full = [p for p in counted.passes if p[0] > 1]
+    full = [p for p in counted.passes if p[0] > 2]
     assert full[:3] == [(32, False)] * 3  # three voting draws of the clean images
 
 
 def test_given_clean_labels_spare_the_clean_pass(data):
     """With ``clean_pred`` (an evaluation of several attacks takes the clean labels once) the
     attack makes no clean pass of its own: its first full pass is its first gradient. The
-    probability warning still comes, from the model check's image."""
+    probability warning still comes, from the model check's images."""
     model, x, y = data
     counted = RowCounter(model)
     clean_pred = model(x).argmax(1)
     res = robustkit.get_attack("pgd", eps=0.03, steps=2)(counted, x, y, clean_pred=clean_pred)
-    full = [p for p in counted.passes if p[0] > 1]
+    full = [p for p in counted.passes if p[0] > 2]
     assert full[0] == (28, True) and full[-1] == (32, False)  # attacked samples, re-check
     assert torch.equal(res.clean_pred, clean_pred) and not res.attacked[:4].any()
     with pytest.warns(RobustkitWarning, match="probabilities"):
         robustkit.get_attack("pgd", eps=0.03, steps=1)(
             Softmaxed(model), x, y, clean_pred=clean_pred
         )
+
+
+class _NaNOn(torch.nn.Module):
+    """A linear model whose scores are NaN for flat images (per-image standardisation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Linear()
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        z = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True)
+        return self.net(z.view_as(x))
+
+
+class _SubtractsInPlace(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = Linear()
+
+    def forward(self, x):
+        return self.net(x.sub_(0.5))
+
+
+class _RowsPerBatch(torch.nn.Module):
+    """One row for the whole batch (a pooling over the batch dimension)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Linear()
+
+    def forward(self, x):
+        return self.net(x).mean(0, keepdim=True)
+
+
+class _TwoRowsPerImage(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(96, 10)
+
+    def forward(self, x):
+        return self.fc(x.reshape(-1, 96))
+
+
+@pytest.mark.parametrize("spec", ["fgsm", "pgd:steps=2", "cgba:max_queries=30"])
+def test_nan_scores_on_any_image_are_an_error(data, spec):
+    """NaN scores only on the first image were refused; on any other, argmax made them class
+    0: a sample of class 0 counted as correct and robust."""
+    model, x, y = data
+    x = x.clone()
+    x[5] = 0.5  # flat: NaN scores
+    name, _, rest = spec.partition(":")
+    params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
+    attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
+    with pytest.raises(InputError, match=r"NaN or infinite outputs for 1 of 32 images.*image 5"):
+        attack(_NaNOn().eval(), x, y)
+    with pytest.raises(InputError, match="NaN or infinite outputs"):
+        robustkit.evaluate(_NaNOn().eval(), [], x, y)
+
+
+@pytest.mark.parametrize("spec", ["fgsm", "cgba"])
+def test_a_model_that_changes_its_input_is_refused_before_it_does(data, spec):
+    """It overwrote the caller's images: a label-only attack then returned examples outside
+    [0, 1] with wrong distances, a white-box one a raw autograd error."""
+    _, x, y = data
+    before = x.clone()
+    with pytest.raises(InputError, match="changes the images it is given in place"):
+        robustkit.get_attack(spec)(_SubtractsInPlace().eval(), x, y)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("model", [_RowsPerBatch, _TwoRowsPerImage])
+def test_a_model_with_a_row_count_other_than_the_images_is_refused(data, model):
+    _, x, y = data
+    for attack in (robustkit.get_attack("pgd", steps=1), robustkit.get_attack("cgba")):
+        with pytest.raises(InputError, match=r"returned \d+ rows of scores for 2 images"):
+            attack(model().eval(), x, y)
+    with pytest.raises(InputError, match="rows of scores"):
+        robustkit.evaluate(model().eval(), [robustkit.get_attack("fgsm")], x, y)
+
+
+def test_integer_scores_are_refused(data):
+    model, x, y = data
+
+    class Counts(torch.nn.Module):
+        def forward(self, x):
+            return (model(x) * 100).long()
+
+    with pytest.raises(InputError, match="torch.int64 scores; return the floating-point"):
+        robustkit.get_attack("fgsm")(Counts(), x, y)
+
+
+def test_a_half_precision_model_is_told_to_convert_itself(data):
+    model, x, y = data
+    half = Linear().bfloat16()
+    with pytest.raises(InputError, match=r"weights are torch.bfloat16.*model.float\(\)"):
+        robustkit.get_attack("fgsm")(half, x, y)
+
+
+def test_evaluate_checks_its_inputs_with_or_without_attacks(data):
+    """evaluate() with no attack took images in [0, 255] (clean accuracy 30%), and uint8 or
+    3-D images got raw errors from inside the model; a fractional seed was taken as its
+    floor, and targets for untargeted attacks were dropped."""
+    model, x, y = data
+    fgsm = robustkit.get_attack("fgsm")
+    for attacks in ([], None, [fgsm]):
+        with pytest.raises(InputError, match=r"must lie in \[0, 1\]"):
+            robustkit.evaluate(model, attacks, x * 255, y)
+        with pytest.raises(InputError, match="floating-point"):
+            robustkit.evaluate(model, attacks, (x * 255).to(torch.uint8), y)
+        with pytest.raises(InputError, match="N×C×H×W"):
+            robustkit.evaluate(model, attacks, x[0], y)
+        with pytest.raises(InputError, match="integer"):
+            robustkit.evaluate(model, attacks, x, y > 4)
+    with pytest.raises(InputError, match="seed must be a whole number"):
+        robustkit.evaluate(model, [fgsm], x, y, seed=1.9)
+    with pytest.raises(InputError, match="no attack is targeted"):
+        robustkit.evaluate(model, [fgsm], x, y, target=(y + 1) % 10)
+    with pytest.raises(InputError, match="target equals the true label"):
+        targeted = robustkit.get_attack("pgd", targeted=True, steps=1)
+        robustkit.evaluate(model, [targeted], x, y, target=y)
+    assert robustkit.evaluate(model, [], x, y).clean_accuracy == pytest.approx(28 / 32)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import robustkit
 from robustkit.attack import AttackContext
+from robustkit.errors import InputError
 from robustkit.threat import ThreatModel
 
 from .helpers import Linear
@@ -40,3 +42,18 @@ def test_ensemble_averages_logits(monkeypatch):
     ens = robustkit.get_defense("ensemble", members="other").apply(a)
     x = torch.rand(4, 3, 8, 8)
     assert torch.allclose(ens(x), (a(x) + b(x)) / 2)
+
+
+@pytest.mark.parametrize("spec", ["bit-depth", "input-noise", "ensemble:members=mnist/lenet5"])
+def test_apply_takes_a_model_not_its_name(spec):
+    """bit-depth.apply("mnist/lenet5") was accepted; attacking the result then blamed the
+    images ("cannot classify images shaped ... 'str' object is not callable")."""
+    name, _, rest = spec.partition(":")
+    params = dict([rest.split("=")]) if rest else {}
+    defense = robustkit.get_defense(name, **params)
+    with pytest.raises(
+        InputError, match=r"apply\(\) takes a model.*robustkit.load_model\('mnist/lenet5'\)"
+    ):
+        defense.apply("mnist/lenet5")
+    with pytest.raises(InputError, match=r"apply\(\) takes a model"):
+        defense.apply(None)
