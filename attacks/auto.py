@@ -12,6 +12,7 @@ so the robust accuracy after each stage is ``clean_correct & (fooled_by == -1 | 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -78,6 +79,13 @@ class Auto(Attack):
         atk = build_attack(spec.replace(";", ","), norm=self.norm, eps=self.eps)
         if atk.name == self.name or atk.family != "gradient" or atk.targeted:
             raise InputError(f"auto stages must be untargeted gradient attacks, got {spec!r}")
+        if atk.norm != self.norm or not math.isclose(atk.eps, self.eps):
+            # its examples would be projected onto auto's ball: another attack than written
+            raise InputError(
+                f"auto stage {spec!r} sets its own threat model ({atk.norm}, ε={atk.eps:.6g}); "
+                f"every stage runs at auto's ({self.norm}, ε={self.eps:.6g}): drop norm=/eps= "
+                "from the stage"
+            )
         return atk
 
     def _attack(self, ctx, x, y, target):

@@ -567,14 +567,14 @@ class Attack(ABC):
         device = model_device(model)
         x, y = x.to(device), y.to(device)
         target = target.to(device) if target is not None else None
-        # One image first: a model that cannot classify such images gets a one-line error (and a
-        # label-only attack's oracle learns from this pass how to size its batches).
+        # Two images first: a model that cannot classify such images gets a one-line error (and
+        # a label-only attack's oracle learns from this pass how to size its batches).
         dropout_live, clean_logits = check_model_on(model, x, y, target)
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
         # The clean pass: shared with the attack's first gradient where that is taken at the
-        # clean images; not needed at all when the caller has the labels (the one image of the
-        # model check then serves the probability check below).
+        # clean images; not needed at all when the caller has the labels (the images of the
+        # model check then serve the probability check below).
         shared_loss = self.clean_gradient_loss(y, target) if prediction_votes(model) == 1 else None
         clean_gradient = None
         if shared_loss is not None:

@@ -35,6 +35,11 @@ def _trajectories(source) -> list[torch.Tensor]:
                 "budget summaries need a decision-based attack"
             )
         return [t for t, a in zip(source.trajectories, source.attacked.tolist(), strict=True) if a]
+    if isinstance(source, torch.Tensor) or not isinstance(source, Iterable):
+        raise InputError(
+            f"expected a decision-based attack's result or a list of [k, 2] trajectories, got "
+            f"{type(source).__name__}"
+        )
     return list(source)
 
 

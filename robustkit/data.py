@@ -18,6 +18,7 @@ import numpy as np
 import platformdirs
 import torch
 
+from .checks import is_whole_number
 from .errors import DataError
 
 
@@ -61,21 +62,35 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("robustkit")) / "data"
 
 
-def _to_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_tensors(x: np.ndarray, y: np.ndarray, source: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as float32 NCHW in [0, 1] and labels as int64, or a one-line error that names
+    ``source`` (the data set or file)."""
     if x.ndim == 3:  # N x H x W grey images
         x = x[:, None, :, :]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # NHWC
         x = x.transpose(0, 3, 1, 2)
     elif x.ndim != 4:
-        raise DataError(f"images must be NCHW, NHWC or NHW arrays, got shape {x.shape}")
+        raise DataError(f"{source}: images must be NCHW, NHWC or NHW arrays, got shape {x.shape}")
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+        raise DataError(
+            f"{source}: images must be uint8 (0-255) or floating-point in [0, 1], got {x.dtype}; "
+            "convert them (x.astype(numpy.uint8) for 0-255 values)"
+        )
     xt = torch.from_numpy(np.ascontiguousarray(x))
     if xt.dtype == torch.uint8:
         xt = xt.float().div_(255.0)
     else:
         xt = xt.float()
+        if not torch.isfinite(xt).all():
+            bad = int((~torch.isfinite(xt.flatten(1))).any(1).nonzero()[0])
+            raise DataError(
+                f"{source}: images contain NaN or infinite values (the first: image {bad} of "
+                "those loaded); clean them before evaluating"
+            )
         if xt.numel() and (xt.min() < 0 or xt.max() > 1):
             raise DataError(
-                "float images must lie in [0, 1]; rescale them (x / 255 for uint8 data)"
+                f"{source}: float images must lie in [0, 1]; rescale them (x / 255 for 0-255 "
+                "values)"
             )
     return xt.contiguous(), torch.from_numpy(np.asarray(y).astype(np.int64))
 
@@ -203,13 +218,17 @@ def load_dataset(
 
     ``x`` is float32 NCHW in [0, 1], ``y`` int64. ``n=None`` takes every sample from ``offset``.
     """
+    for what, value in (("n", n), ("offset", offset)):
+        if value is not None and not is_whole_number(value):
+            raise DataError(f"{what} must be a whole number of samples, got {value!r}")
+    n, offset = (None if n is None else int(n)), int(offset)
     x, y = _cached_raw(name, split, download)
     total = len(y)
     if indices is not None:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= total):
             raise DataError(f"sample indices must lie in 0..{total - 1} for {name}/{split}")
-        return _to_tensors(x[idx], y[idx])
+        return _to_tensors(x[idx], y[idx], name)
     if offset < 0:
         raise DataError(f"offset must be >= 0, got {offset}")
     if offset >= total:
@@ -226,4 +245,4 @@ def load_dataset(
             f"{name}/{split} has {total} samples; n={n} from offset={offset} asks for "
             f"{offset + n}. Use n <= {max(total - offset, 0)}"
         )
-    return _to_tensors(x[offset : offset + n], y[offset : offset + n])
+    return _to_tensors(x[offset : offset + n], y[offset : offset + n], name)

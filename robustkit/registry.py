@@ -119,6 +119,11 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         """The entry registered under ``name`` (or under the one name that differs from it
         only in case: ``PGD`` is ``pgd``); unknown names raise with suggestions."""
+        if not isinstance(name, str):
+            raise UnknownNameError(
+                f"{self.kind} names are strings (`robustkit {self.kind}s` lists them), got "
+                f"{type(name).__name__} {name!r:.40}"
+            )
         found = self.find(name)
         if found is None:
             raise UnknownNameError(self._unknown_message(name))
@@ -143,9 +148,11 @@ class Registry(Generic[T]):
         return self.find(name) is not None
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Sorted names matching the glob ``pattern`` (case-sensitive)."""
+        """Sorted names matching the glob ``pattern``, in any case (as names are looked up:
+        ``MNIST/*`` lists the ``mnist/`` models)."""
         self._load()
-        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+        folded = pattern.casefold()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n.casefold(), folded))
 
     def entries(self, pattern: str = "*") -> list[Entry[T]]:
         """Entries whose names match ``pattern``, sorted by name."""

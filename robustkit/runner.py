@@ -156,7 +156,7 @@ class Run:
 def prepare(config: RunConfig) -> Run:
     """Load everything a run needs and compute its id (no attack runs yet)."""
     from . import zoo
-    from .data import is_data_file, load_dataset
+    from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
     from .specs import build_attack, build_defense, canonical_spec, registered_spec
 
@@ -174,9 +174,23 @@ def prepare(config: RunConfig) -> Run:
     info = {} if is_file else zoo.model_info(config.model)
     if info.get("name"):  # names match in any case: store the registered spelling, one run id
         config = replace(config, model=info["name"])
-    dataset = config.dataset or info.get("dataset")
+    trained_on = info.get("dataset")
+    dataset = config.dataset or trained_on
     if dataset is None:
         raise InputError(f"--data is needed: {config.model!r} does not say which data set it takes")
+    if config.dataset is None and dataset not in DATASETS:  # an ImageNet model, say
+        raise InputError(
+            f"--data is needed: {config.model} classifies {dataset} images and robustkit has "
+            f"no {dataset} data; pass such images as --data file.npz (arrays x: N×C×H×W images, "
+            "uint8 or in [0, 1]; y: its class indices)"
+        )
+    if trained_on in (*DATASETS, "imagenet") and dataset in DATASETS and dataset != trained_on:
+        # another data set's labels are not this model's classes (a torchvision model on
+        # CIFAR-10 was scored against ImageNet classes 0-9)
+        raise InputError(
+            f"{config.model} was trained on {trained_on} but --data {dataset} holds {dataset} "
+            f"images and labels, which are not its classes; evaluate it on {trained_on} data"
+        )
     if is_data_file(dataset) and config.split != "test":
         raise InputError(
             f"--split {config.split} does not apply to a data file ({dataset} is one set of "

@@ -169,6 +169,11 @@ class Store:
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
         """Open (or create) the store at ``path`` (default :func:`default_db_path`)."""
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise RobustkitError(
+                f"a results store is a file path, got {type(path).__name__} {path!r:.40}; "
+                "pass the path of the .db file"
+            )
         path = Path(path).expanduser() if path is not None else default_db_path()
         if path.is_dir():
             raise RobustkitError(f"{path} is a directory, not a results store: pass a file as --db")

@@ -13,6 +13,7 @@ Order, for a zoo model's file:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -77,18 +78,36 @@ def no_new_empty_dirs(directory: Path, *inside: str) -> Iterator[None]:
         raise
 
 
-def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` atomically, refusing a file whose sha256 is not ``sha256``.
+def download(
+    url: str,
+    dest: Path,
+    sha256: str,
+    timeout: float = 60.0,
+    prefix: bool = False,
+    fix: str | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, refusing a file whose sha256 is not ``sha256``
+    (``prefix=True``: does not start with it, for files known by the leading hex digits their
+    names carry, as torchvision's are).
 
     The bytes go to a temporary file beside ``dest``; only a verified file is renamed into
-    place, so an interrupted or corrupted download never leaves a half-written ``dest`` (nor,
-    when it fails, a directory made for it).
+    place, readable as the umask allows (as any file the user makes), so an interrupted or
+    corrupted download never leaves a half-written ``dest`` (nor, when it fails, a directory
+    made for it). ``fix``: what a failed download's error tells the user to do instead
+    (default: put the file at ``dest`` or point ROBUSTKIT_WEIGHTS at a directory that has it).
     """
+    fix = fix or (f"put the file at {dest} or point ROBUSTKIT_WEIGHTS at a directory that has it")
     with no_new_empty_dirs(dest.parent):
-        return _download(url, dest, sha256, timeout)
+        return _download(url, dest, sha256, timeout, prefix, fix)
 
 
-def _download(url: str, dest: Path, sha256: str, timeout: float) -> Path:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _download(url: str, dest: Path, sha256: str, timeout: float, prefix: bool, fix: str) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -108,19 +127,20 @@ def _download(url: str, dest: Path, sha256: str, timeout: float) -> Path:
             out.flush()
             os.fsync(out.fileno())
         got = digest.hexdigest()
-        if got != sha256:
+        if not (got.startswith(sha256) if prefix else got == sha256):
+            expected = f"{sha256}…" if prefix else sha256
             raise WeightsError(
-                f"sha256 mismatch for {dest.name} downloaded from {url}: expected {sha256}, "
+                f"sha256 mismatch for {dest.name} downloaded from {url}: expected {expected}, "
                 f"got {got}; the file was discarded. Download it by hand and put it at {dest}"
             )
+        # mkstemp made it private (0600); a weights directory is often shared
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
         return dest
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise WeightsError(
-            f"cannot download {dest.name} from {url} ({reason}); put the file at {dest} "
-            "or point ROBUSTKIT_WEIGHTS at a directory that has it"
-        ) from None
+        text = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"cannot download {dest.name} from {url} ({text}); {fix}") from None
     finally:
         if tmp.exists():
             tmp.unlink()

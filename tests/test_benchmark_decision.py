@@ -216,7 +216,7 @@ def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
     (run,) = sp["runs"]
     counted = round(run["queries_per_s"] * run["seconds"])
     assert counted == 5 * 40
-    assert run["forward_rows"] == counted + 1 + 5 + 5  # + model check, clean, re-check
+    assert run["forward_rows"] == counted + 2 + 5 + 5  # + model check, clean, re-check
     assert 0 < run["forward_s"] < run["seconds"]
     report = {"n": 5, "budgets": [40], "models": {}, "speed": {"m, 5 images": sp}}
     text = bench.markdown(

@@ -532,3 +532,62 @@ def test_the_stored_command_is_shell_quoted(tmp_path, monkeypatch):
     with Store.open(db) as store:
         (stored,) = [r["command"] for r in store.runs()]
     assert stored.endswith("--defense 'ensemble:members=mnist/lenet5-at|mnist/cnn-tiny-at'")
+
+
+def test_a_model_is_evaluated_on_its_own_data_set_only(tmp_path):
+    """A torchvision (ImageNet) model took --data cifar10 (scored against ImageNet classes
+    0-9: 0%) and --data mnist (1-channel images broadcast by its normalization), and without
+    --data it asked for an 'imagenet' data set robustkit does not have."""
+    common = ["evaluate", "--no-progress", "--n", "2", "--db", str(tmp_path / "r.db")]
+    for data in ("cifar10", "mnist"):
+        result = run(*common, "--model", "torchvision/resnet18", "--data", data)
+        assert_one_line_error(result, "trained on imagenet", f"--data {data} holds")
+    assert_one_line_error(
+        run(*common, "--model", "cifar10/resnet20", "--data", "mnist"), "trained on cifar10"
+    )
+    assert_one_line_error(
+        run(*common, "--model", "torchvision/resnet18"), "--data is needed", "--data file.npz"
+    )
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_own_model_files_that_exit_or_name_no_factory(tmp_path):
+    """A model file whose import ran argparse (or sys.exit) ended robustkit with its exit code
+    and argparse's usage; `--model net.py` without a factory was an 'unknown model'."""
+    parse = tmp_path / "argp.py"
+    parse.write_text(
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--foo', required=True)\n"
+        "p.parse_args()\ndef build():\n    pass\n"
+    )
+    leave = tmp_path / "leave.py"
+    leave.write_text("def build():\n    raise SystemExit(3)\n")
+    common = ["evaluate", "--no-progress", "--n", "2", "--data", "cifar10", "--model"]
+    result = run(*common, f"{parse}:build")  # argparse's own usage lines come first
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "exited (SystemExit: 2)" in last and "__name__ == '__main__'" in last
+    assert_one_line_error(run(*common, f"{leave}:build"), "build() exited (SystemExit: 3)")
+    assert_one_line_error(run(*common, str(leave)), "does not name a factory", "file.py:factory")
+
+
+def test_model_patterns_match_in_any_case():
+    upper = json.loads(run("models", "MNIST/*", "--format", "json").output)
+    lower = json.loads(run("models", "mnist/*", "--format", "json").output)
+    assert upper == lower and len(lower) == 5
+
+
+def test_what_an_own_model_file_prints_leaves_json_output_intact(tmp_path):
+    src = tmp_path / "chatty.py"
+    src.write_text(
+        "import torch\nprint('loading my model')\n\ndef build():\n    print('built')\n"
+        "    torch.manual_seed(0)\n    return torch.nn.Sequential(torch.nn.Flatten(), "
+        "torch.nn.Linear(3072, 10))\n"
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["evaluate", "--no-progress", "--n", "2", "--data", "cifar10", "--model", f"{src}:build"]
+        + ["--db", str(tmp_path / "r.db"), "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 2
+    assert "loading my model" in result.stderr and "built" in result.stderr

@@ -40,6 +40,12 @@ def test_errors():
         robustkit.load_dataset("cifar100")
     with pytest.raises(DataError, match="no split 'train'"):
         robustkit.load_dataset("mnist", "train")
+    for bad in (1.5, "10", True):
+        with pytest.raises(DataError, match="n must be a whole number"):
+            robustkit.load_dataset("mnist", n=bad)
+    with pytest.raises(DataError, match="offset must be a whole number"):
+        robustkit.load_dataset("mnist", n=2, offset=0.5)
+    assert robustkit.load_dataset("mnist", n=np.int64(2), offset=np.int32(1))[1].tolist() == [2, 1]
 
 
 def test_missing_data_directory(monkeypatch, tmp_path):
@@ -84,6 +90,16 @@ def test_generic_npz(tmp_path):
     np.savez(tmp_path / "bad.npz", images=np.zeros(3))
     with pytest.raises(DataError, match="must hold arrays 'x' and 'y'"):
         robustkit.load_dataset(str(tmp_path / "bad.npz"))
+    # NaN passed the [0, 1] check (comparisons with NaN are false); 0-255 integers were
+    # called float images
+    x = np.random.rand(4, 3, 8, 8).astype(np.float32)
+    x[2, 0, 1, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", x=x, y=np.arange(4))
+    with pytest.raises(DataError, match=r"nan.npz: images contain NaN.*image 2"):
+        robustkit.load_dataset(str(tmp_path / "nan.npz"))
+    np.savez(tmp_path / "ints.npz", x=(x * 0).astype(np.int64) + 200, y=np.arange(4))
+    with pytest.raises(DataError, match=r"ints.npz: images must be uint8 .* got int64"):
+        robustkit.load_dataset(str(tmp_path / "ints.npz"))
 
 
 def test_devices():

@@ -226,9 +226,9 @@ def test_success_is_rechecked_outside_the_budget(linear):
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     res = robustkit.get_attack("cgba", max_queries=50)(model, x, y)
     model._forward_hooks.clear()
-    # The queries, plus outside the budget: one image to check the model can classify such
+    # The queries, plus outside the budget: two images to check the model can classify such
     # images, the clean predictions and the re-check of every returned example.
-    assert sum(calls) == int(res.queries.sum()) + 1 + 2 * x.shape[0]
+    assert sum(calls) == int(res.queries.sum()) + 2 + 2 * x.shape[0]
     assert (res.adv_pred != y).all() == bool(res.success.all())
 
 
@@ -631,6 +631,9 @@ def test_budget_functions_on_known_trajectories():
     for eps in (math.nan, "8/255/2", -1):
         with pytest.raises(InputError, match="eps must be a positive number"):
             success_rate_at(trajs, eps, [100])
+    for source in (None, 5, torch.zeros(3, 2)):  # raw TypeErrors before
+        with pytest.raises(InputError, match="a decision-based attack's result or a list"):
+            median_l2_at(source, [10])
 
 
 def test_stored_decision_figures_read_like_the_api():

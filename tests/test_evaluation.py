@@ -118,7 +118,7 @@ def test_labels_may_be_a_list(data):
 
 def test_evaluate_rejects_bad_sizes(data):
     model, x, y = data
-    with pytest.raises(InputError, match="40 images but y has 39"):
+    with pytest.raises(InputError, match=r"one label per image \(40\), got shape \(39,\)"):
         evaluate(model, [], x, y[:-1])
     with pytest.raises(InputError, match="batch size"):
         evaluate(model, [], x, y, batch_size=0)

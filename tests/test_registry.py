@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+import robustkit
 from robustkit.errors import RobustkitError, UnknownNameError
 from robustkit.registry import ATTACKS, DEFENSES, MODELS, Registry
 
@@ -135,3 +136,14 @@ def test_names_match_case_insensitively_when_unambiguous():
     with pytest.raises(UnknownNameError, match="did you mean 'Gamma', 'gamma'") as info:
         reg.get("GAMMA")  # two names differ from it only in case: which one is not guessed
     assert "GAMMA" not in reg and "\n" not in str(info.value)
+
+
+def test_a_name_that_is_not_a_string_is_a_one_line_error():
+    """get_attack(None) raised AttributeError ('NoneType' object has no attribute 'casefold')."""
+    for call, kind in (
+        (lambda: robustkit.get_attack(None), "attack"),
+        (lambda: robustkit.get_defense(5), "defense"),
+        (lambda: robustkit.load_model(None), "model"),
+    ):
+        with pytest.raises(robustkit.RobustkitError, match=f"{kind} name"):
+            call()

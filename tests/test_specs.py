@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+import robustkit
 from robustkit.errors import InputError, RobustkitError
 from robustkit.specs import build_attack, build_defense, parse_attack_spec
 
@@ -32,6 +33,16 @@ def test_a_value_the_constructor_rejects_is_one_line():
     for spec, needle in [("apgd-ce:rho=abc", "rho must be a number"), ("auto:stages=3", "+")]:
         with pytest.raises(InputError, match=re.escape(needle)):
             build_attack(spec)
+
+
+def test_an_auto_stage_cannot_set_its_own_threat_model():
+    """auto(eps=0.1) with the stage pgd:eps=0.3 ran PGD at 0.3 and projected its examples
+    onto the 0.1 ball: another attack than written, silently."""
+    with pytest.raises(InputError, match=r"auto stage 'pgd:eps=0.3' sets its own threat"):
+        robustkit.get_attack("auto", eps=0.1, stages="pgd:eps=0.3")
+    with pytest.raises(InputError, match="sets its own threat model"):
+        robustkit.get_attack("auto", norm="l2", eps=0.5, stages="apgd-ce:eps=1.0")
+    assert robustkit.get_attack("auto", eps=0.1, stages="pgd:eps=0.1").eps == 0.1
 
 
 def test_a_constructors_own_error_is_kept():

@@ -94,3 +94,74 @@ def test_weights_directory_that_cannot_be_created(monkeypatch, tmp_path):
         with pytest.raises(WeightsError, match="cannot write .*ROBUSTKIT_WEIGHTS") as info:
             resolve_weights(INFO["file"], ORIGINAL.resolve().as_uri(), INFO["sha256"])
         assert "\n" not in str(info.value) and where in str(info.value)
+
+
+class _Replies:
+    """A local server on 127.0.0.1 that answers every connection with the next raw reply."""
+
+    def __init__(self, replies: list[bytes]):
+        import socket
+        import threading
+
+        self.replies = list(replies)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/w.pt"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for reply in self.replies:
+            conn, _ = self.sock.accept()
+            conn.recv(65536)
+            conn.sendall(reply)
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _no_proxy(monkeypatch) -> None:
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _http_ok(body: bytes) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+def test_a_broken_http_reply_is_a_one_line_error(monkeypatch, tmp_path):
+    """A reply cut off mid-chunk and a reply that is not HTTP at all raised raw http.client
+    tracebacks (IncompleteRead, BadStatusLine); nothing is left behind either way."""
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path / "w"))
+    _no_proxy(monkeypatch)
+    cut = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc"
+    server = _Replies([cut, b"SSH-2.0-OpenSSH_9.6\r\n"])
+    try:
+        for _ in range(2):
+            with pytest.raises(WeightsError, match=r"cannot download .*put the file at") as e:
+                resolve_weights(INFO["file"], server.url, INFO["sha256"])
+            assert "\n" not in str(e.value)
+    finally:
+        server.close()
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_downloaded_file_is_readable_as_the_umask_allows(monkeypatch, tmp_path):
+    """Downloads kept mkstemp's private mode (0600): a shared weights directory's files were
+    unreadable to everyone else."""
+    import os
+
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    _no_proxy(monkeypatch)
+    server = _Replies([_http_ok(ORIGINAL.read_bytes())])
+    old = os.umask(0o022)
+    try:
+        path = resolve_weights(INFO["file"], server.url, INFO["sha256"])
+    finally:
+        os.umask(old)
+        server.close()
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert sha256_file(path) == INFO["sha256"]

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -215,6 +216,20 @@ def test_torchvision_names_are_listed():
         robustkit.load_model("torchvision/resnet51")
 
 
+def _cache_as_torchvision(monkeypatch, tmp_path, arch: str, content) -> Path:
+    """Save ``content`` where torchvision keeps ``arch``'s weights, under a name that carries
+    its own sha256 prefix (torchvision's names carry that of the real file)."""
+    staged = tmp_path / "staged.pth"
+    torch.save(content, staged)
+    real = torchvision_models.cached_checkpoint(arch)
+    stem = real.name.rsplit("-", 1)[0]
+    cached = real.parent / f"{stem}-{sha256_file(staged)[:8]}.pth"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    staged.replace(cached)
+    monkeypatch.setattr(torchvision_models, "cached_checkpoint", lambda a: cached)
+    return cached
+
+
 def test_torchvision_model_uses_cached_weights_and_normalizes(monkeypatch, tmp_path):
     """Weights in torch's hub cache are used (torchvision's way); normalization is inside."""
     import torchvision
@@ -222,9 +237,7 @@ def test_torchvision_model_uses_cached_weights_and_normalizes(monkeypatch, tmp_p
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(0)
     net = torchvision.models.squeezenet1_1().eval()
-    cached = torchvision_models.cached_checkpoint("squeezenet1_1")
-    cached.parent.mkdir(parents=True)
-    torch.save(net.state_dict(), cached)
+    cached = _cache_as_torchvision(monkeypatch, tmp_path, "squeezenet1_1", net.state_dict())
     model = robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
     x = torch.rand(2, 3, 64, 64)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -354,9 +367,8 @@ def test_state_dict_of_a_loaded_torchvision_model_loads_back(monkeypatch, tmp_pa
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(0)
-    cached = torchvision_models.cached_checkpoint("squeezenet1_1")
-    cached.parent.mkdir(parents=True)
-    torch.save(torchvision.models.squeezenet1_1().state_dict(), cached)
+    state = torchvision.models.squeezenet1_1().state_dict()
+    _cache_as_torchvision(monkeypatch, tmp_path, "squeezenet1_1", state)
     model = robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
     saved = tmp_path / "saved.pt"
     torch.save(model.state_dict(), saved)
@@ -389,3 +401,81 @@ def test_state_sha256_names_the_parameters_and_buffers():
     flipped = copy.deepcopy(net)
     flipped.mask = ~flipped.mask
     assert state_sha256(flipped) != digest
+
+
+class _RunsCode:
+    """Unpickling this runs code (it touches a file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_torchvision_weights_are_read_without_running_code(monkeypatch, tmp_path):
+    """torch.hub unpickled torchvision's cached file in full (weights_only=False): a file put in
+    the cache ran its code on load. Now it is read like every checkpoint, and a file whose
+    sha256 does not start with the prefix its name carries is refused."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    marker = tmp_path / "ran"
+    _cache_as_torchvision(monkeypatch, tmp_path, "squeezenet1_1", {"x": _RunsCode(marker)})
+    with pytest.raises(WeightsError, match="cannot be loaded with weights_only=True"):
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    assert not marker.exists()
+    cached = torchvision_models.cached_checkpoint("squeezenet1_1")
+    torch.save({"other": torch.zeros(1)}, cached)  # same name, other content
+    with pytest.raises(WeightsError, match=r"is not torchvision's weights for squeezenet1_1"):
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+
+
+def test_torchvision_builders_still_set_their_options_from_the_weights(monkeypatch, tmp_path):
+    """The weights are read by robustkit but the model is built by torchvision's builder, which
+    sets options from the weights (GoogLeNet: transform_input=True)."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    ref = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
+    _cache_as_torchvision(monkeypatch, tmp_path, "googlenet", ref.state_dict())
+    model = robustkit.load_model("torchvision/googlenet", device="cpu")
+    assert model.net.transform_input and model.net.aux1 is None
+    ref.eval().aux_logits, ref.transform_input = False, True
+    x = torch.rand(2, 3, 64, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref((x - mean) / std), atol=1e-5)
+
+
+def test_torchvision_weights_download_quietly_and_checked(monkeypatch, tmp_path, capfd):
+    """torch.hub printed "Downloading: ..." on stdout, which broke `--format json`; the
+    download is now robustkit's (atomic, held to the name's sha256 prefix)."""
+    import torchvision
+
+    from robustkit import weights
+
+    from .test_weights import _http_ok, _no_proxy, _Replies
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    _no_proxy(monkeypatch)
+    torch.manual_seed(0)
+    cached = _cache_as_torchvision(
+        monkeypatch, tmp_path, "squeezenet1_1", torchvision.models.squeezenet1_1().state_dict()
+    )
+    body = cached.read_bytes()
+    cached.unlink()
+    server = _Replies([_http_ok(b"not the weights"), _http_ok(body)])
+    real = weights.download
+    monkeypatch.setattr(
+        torchvision_models, "download", lambda url, *a, **k: real(server.url, *a, **k)
+    )
+    try:
+        with pytest.raises(WeightsError, match=r"sha256 mismatch .*expected [0-9a-f]{8}…"):
+            robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+        assert not cached.exists()
+        model = robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    finally:
+        server.close()
+    assert cached.read_bytes() == body and weights_sha256(model) == sha256_file(cached)
+    assert capfd.readouterr().out == ""

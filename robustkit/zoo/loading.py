@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
-from ..errors import RobustkitError, WeightsError, first_line
+from ..errors import InputError, RobustkitError, WeightsError, first_line
 from ..registry import MODELS
 from ..weights import resolve_weights, sha256_file
 from . import torchvision_models
@@ -201,15 +201,31 @@ def is_user_file(name: str) -> bool:
     return bool(sep) and file.endswith(".py") and factory.isidentifier()
 
 
+def _refuse_a_file_without_factory(name: str) -> None:
+    """The one-line error for ``net.py`` or ``net.py:`` (a file, but no factory named)."""
+    if name.endswith(".py") or name.rpartition(":")[0].endswith(".py"):
+        raise RobustkitError(
+            f"{name!r} does not name a factory; use path/to/file.py:factory, where factory is "
+            "a function in the file that returns the model"
+        )
+
+
 @contextlib.contextmanager
 def _errors_of_user_code(path: Path, what: str):
     """Turn an exception raised in the user's model file into one line that names it and the
-    file's line where it happened (the user's own code, so that line is where to look)."""
+    file's line where it happened (the user's own code, so that line is where to look). What
+    the code prints goes to stderr: stdout is the command's (``--format json``)."""
     try:
-        yield
-    except Exception as exc:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except (Exception, SystemExit) as exc:
         here = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
         where = f" at {path} line {here[-1].lineno}" if here else ""
+        if isinstance(exc, SystemExit):  # a script's command-line part (argparse, sys.exit)
+            raise RobustkitError(
+                f"{what} exited (SystemExit: {exc.code}){where}; keep a model file's script "
+                "part under `if __name__ == '__main__':`"
+            ) from None
         raise RobustkitError(f"{what} raised {type(exc).__name__}: {exc}{where}") from exc
 
 
@@ -254,7 +270,8 @@ def _load_torchvision(
     """torchvision's default weights, or the user's checkpoint for that architecture."""
     arch = name[len(torchvision_models.PREFIX) :]
     if weights is None:
-        return torchvision_models.load(arch, allow_download)  # (it honours ROBUSTKIT_OFFLINE)
+        # (it honours ROBUSTKIT_OFFLINE)
+        return torchvision_models.load(arch, allow_download, allow_unsafe)
     net = torchvision_models.build(arch)
     model = torchvision_models.normalized(arch, net)
     wpath = resolve_weights(Path(weights).name, None, None, weights)
@@ -304,9 +321,14 @@ def load_model(
     that need full unpickling (only for files you trust: unpickling can run code).
     The model takes NCHW inputs in [0, 1]: the normalization is inside its forward pass.
     """
+    if not isinstance(name, str):
+        raise InputError(
+            f"a model name is a string (a zoo name, or path/to/file.py:factory), got "
+            f"{type(name).__name__}; pass the model's name, or use your nn.Module directly"
+        )
     dev = resolve_device(device)
     metadata = None
-    if not name.startswith(torchvision_models.PREFIX) and not is_user_file(name):
+    if not is_user_file(name):
         entry = MODELS.find(name)  # the registered spelling (names match case-insensitively)
         if entry is not None:
             name = entry.name
@@ -314,12 +336,8 @@ def load_model(
         model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
     elif is_user_file(name):
         model, sha = _load_user_file(name, weights, allow_unsafe)
-    elif name.endswith(".py") or name.rpartition(":")[0].endswith(".py"):
-        raise RobustkitError(
-            f"{name!r} does not name a factory; use path/to/file.py:factory, where factory is "
-            "a function in the file that returns the model"
-        )
     else:
+        _refuse_a_file_without_factory(name)
         entry = MODELS.entry(name)  # unknown names raise with suggestions
         if isinstance(entry.obj, ZooSpec):
             model, sha = _load_zoo(
@@ -342,6 +360,7 @@ def model_info(name: str) -> dict[str, Any]:
     if is_user_file(name):
         file = name.rpartition(":")[0]
         return {"name": name, "source": str(Path(file).expanduser()), "file": None, "sha256": None}
+    _refuse_a_file_without_factory(name)
     if name.startswith(torchvision_models.PREFIX):  # listed or not, if torchvision knows it
         arch = name[len(torchvision_models.PREFIX) :]
         details = torchvision_models.describe(arch)

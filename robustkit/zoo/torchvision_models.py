@@ -2,13 +2,15 @@
 
 The names are registered from a fixed list (torchvision 0.29's classification models), so that
 listing them does not import torchvision (a few seconds); torchvision is imported only to load a
-model or describe it in detail. Weights are torchvision's default ones, fetched the torchvision way
-(into ``$TORCH_HOME/hub/checkpoints``, hash-checked by torchvision on download); the ImageNet
-normalization of those weights is applied inside the returned model's forward pass.
+model or describe it in detail. Weights are torchvision's default ones, in torchvision's place
+(``$TORCH_HOME/hub/checkpoints``), held to the sha256 prefix their names carry and read with
+``weights_only=True`` (:func:`load`); the ImageNet normalization of those weights is applied
+inside the returned model's forward pass.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from torch import nn
 
 from ..errors import UnknownNameError, WeightsError
 from ..registry import MODELS
-from ..weights import offline, sha256_file
+from ..weights import download, offline, sha256_file
 from .architectures import Normalized
 from .catalog import IMAGENET_STATS
 
@@ -143,13 +145,32 @@ def normalized(arch: str, net: nn.Module) -> nn.Module:
     return Normalized(net, tuple(transforms.mean), tuple(transforms.std))
 
 
-def load(arch: str, allow_download: bool = True) -> tuple[nn.Module, str | None]:
-    """``arch`` with its default weights and normalization inside, and the weights' sha256."""
+def hash_prefix(filename: str) -> str:
+    """The leading hex digits of the sha256 that a torchvision weights file's name carries
+    (``resnet18-f37072fd.pth``: ``f37072fd``; torch.hub's convention), or ``""``."""
+    match = re.search(r"-([a-f0-9]{6,})\.", filename)
+    return match.group(1) if match else ""
+
+
+def load(
+    arch: str, allow_download: bool = True, allow_unsafe: bool = False
+) -> tuple[nn.Module, str | None]:
+    """``arch`` with its default weights and normalization inside, and the weights' sha256.
+
+    The weights file is torchvision's (``$TORCH_HOME/hub/checkpoints``, downloaded from its URL
+    when missing), held to the sha256 prefix in its name whether cached or downloaded, and read
+    as every checkpoint is (``torch.load(weights_only=True)``, :func:`robustkit.zoo.safe_load`):
+    torch.hub would unpickle it in full, so a file put in the cache could run code. The model is
+    still built by torchvision's own builder, which may set options from the weights."""
     import torchvision
+    import torchvision.models._api as torchvision_api
+
+    from .loading import safe_load
 
     weights = _weights(arch)
     path = cached_checkpoint(arch)
-    hint = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
+    prefix = hash_prefix(path.name)
+    fix = "delete it (robustkit downloads it again) or replace it with torchvision's file"
     if not path.is_file():
         if offline():
             raise WeightsError(
@@ -158,13 +179,38 @@ def load(arch: str, allow_download: bool = True) -> tuple[nn.Module, str | None]
                 "($TORCH_HOME/hub/checkpoints) or unset ROBUSTKIT_OFFLINE"
             )
         if not allow_download:
-            raise WeightsError(f"torchvision's weights for {arch} are not in {path.parent}; {hint}")
+            raise WeightsError(
+                f"torchvision's weights for {arch} are not in {path.parent}; put {path.name} "
+                "there ($TORCH_HOME) or run where it can be downloaded"
+            )
+        where = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
+        try:
+            download(weights.url, path, prefix, prefix=True, fix=where)
+        except WeightsError as exc:
+            raise WeightsError(f"cannot get torchvision's weights for {arch}: {exc}") from None
+    sha = sha256_file(path)
+    if not sha.startswith(prefix):
+        raise WeightsError(
+            f"{path} is not torchvision's weights for {arch}: its sha256 {sha[:12]}… does not "
+            f"start with {prefix}, as its name says it must; {fix}"
+        )
+    state = safe_load(path, allow_unsafe)
+
+    def from_the_checked_file(url: str, *args, **kwargs):
+        if url != weights.url:
+            raise WeightsError(f"torchvision's {arch} asked for other weights ({url})")
+        return state
+
+    # every builder fetches its weights through this one name (WeightsEnum.get_state_dict)
+    fetch = torchvision_api.load_state_dict_from_url
+    torchvision_api.load_state_dict_from_url = from_the_checked_file
     try:
         net = torchvision.models.get_model(arch, weights=weights)
-    except Exception as exc:  # URLError, HTTPError, RuntimeError ... from torch.hub's download
+    except WeightsError:
+        raise
+    except Exception as exc:  # a state dict of other keys or shapes
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(
-            f"cannot get torchvision's weights for {arch} ({first}); {hint}"
-        ) from None
-    sha = sha256_file(path) if path.is_file() else None
+        raise WeightsError(f"cannot load {path} into {arch} ({first}); {fix}") from None
+    finally:
+        torchvision_api.load_state_dict_from_url = fetch
     return normalized(arch, net), sha
