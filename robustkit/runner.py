@@ -189,7 +189,8 @@ def prepare(config: RunConfig) -> Run:
         # CIFAR-10 was scored against ImageNet classes 0-9)
         raise InputError(
             f"{config.model} was trained on {trained_on} but --data {dataset} holds {dataset} "
-            f"images and labels, which are not its classes; evaluate it on {trained_on} data"
+            f"images and labels, which are not its classes; evaluate it on {trained_on} data "
+            + (f"(--data {trained_on})" if trained_on in DATASETS else "(--data file.npz)")
         )
     if is_data_file(dataset) and config.split != "test":
         raise InputError(

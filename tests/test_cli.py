@@ -268,7 +268,7 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         # MNIST's 1×28×28 images went through the 3-channel normalization by broadcasting
         (
             ["--model", "cifar10/resnet20", "--data", "mnist", "--n", "5"],
-            ["cifar10/resnet20 takes 3×32×32 images but these are 1×28×28", "--data cifar10"],
+            ["cifar10/resnet20 was trained on cifar10 but --data mnist", "(--data cifar10)"],
         ),
         (["--model", "cifar10/resnet20", "--data", "/tmp"], ["data file /tmp is a directory"]),
         (["--model", "cifar10/resnet20", "--db", "/proc/r.db"], ["cannot create the results"]),
