@@ -23,6 +23,8 @@ from .errors import RobustkitError
 from .registry import ATTACKS, DEFENSES, MODELS, Registry
 
 if TYPE_CHECKING:
+    import os
+
     import torch
 
     from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
@@ -86,11 +88,29 @@ def get_defense(name: str, **params) -> Defense:
     return instantiate(DEFENSES, name, params)
 
 
-def load_model(name: str, device: str = "auto", **kwargs) -> torch.nn.Module:
-    """A zoo model (or ``file.py:factory``) in eval mode on ``device``; see :mod:`robustkit.zoo`."""
+def load_model(
+    name: str,
+    device: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    allow_download: bool = True,
+    allow_unsafe: bool = False,
+) -> torch.nn.Module:
+    """A zoo model, ``torchvision/<arch>`` or ``path/to/file.py:factory``, in eval mode on
+    ``device``, taking [0, 1] images (its normalization inside).
+
+    ``weights``: a checkpoint to load instead of the zoo's (its sha256 is recorded);
+    ``allow_download=False`` never touches the network; ``allow_unsafe=True`` loads checkpoints
+    that need full unpickling (only files you trust: unpickling can run code). See
+    :func:`robustkit.zoo.load_model`."""
     from .zoo import load_model as _load
 
-    return _load(name, device=device, **kwargs)
+    return _load(
+        name,
+        device=device,
+        weights=weights,
+        allow_download=allow_download,
+        allow_unsafe=allow_unsafe,
+    )
 
 
 def __getattr__(name: str):

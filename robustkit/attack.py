@@ -118,9 +118,10 @@ def _as_labels(labels: object, what: str, device: torch.device) -> torch.Tensor:
 
 
 def check_seed(seed: object) -> int:
-    """``seed`` as an int, or a one-line error: a seed of 1.9 was silently taken as 1."""
-    if not is_whole_number(seed):
-        raise InputError(f"seed must be a whole number, got {seed!r}")
+    """``seed`` as an int, or a one-line error: a seed of 1.9 was silently taken as 1, and one
+    outside 0..2**63-1 (what torch's generators and the store's integers hold) crashed."""
+    if not is_whole_number(seed) or not 0 <= seed < 2**63:
+        raise InputError(f"seed must be a whole number from 0 to 2**63-1, got {seed!r}")
     return int(seed)
 
 

@@ -117,7 +117,7 @@ def median_l2_at(
 
 
 def success_rate_at(
-    result_or_trajectories: Trajectories, eps: float, budgets: Sequence[int] | int
+    result_or_trajectories: Trajectories, eps: float | str, budgets: Sequence[int] | int
 ) -> torch.Tensor:
     """``[len(budgets)]``: fraction of samples with an adversarial example of L2 <= ``eps``
     found within each budget (NaN for no samples). ``eps`` may be written ``"8/255"``."""

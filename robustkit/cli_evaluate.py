@@ -116,10 +116,14 @@ def check_save_adv(save_adv: str) -> None:
 @click.option(
     "--eps",
     help="Perturbation budget, e.g. 8/255 [default: the data set's: CIFAR-10 8/255 L∞, 0.5 L2; "
-    "MNIST 0.3, 2.0; other data 8/255, 0.5]. Refused where no attack would use it (only "
-    "label-only attacks, which are L2 and minimum-norm in an L∞ run).",
+    "MNIST 0.3, 2.0; other data 8/255, 0.5]. Refused where no attack would use it (no "
+    "--attack, or only label-only attacks, which are L2 and minimum-norm in an L∞ run).",
 )
-@click.option("--targeted", is_flag=True, help="Targeted attacks, with a random target per sample.")
+@click.option(
+    "--targeted",
+    is_flag=True,
+    help="Targeted attacks, with a random target per sample (refused without --attack).",
+)
 @click.option(
     "--queries",
     type=int,

@@ -136,7 +136,8 @@ def run_preset(
 
     \b
     quick: FGSM + PGD-10 on 100 images and CGBA (300 queries) on 10 images per model, about 30 s.
-    full:  FGSM, PGD and auto at four threat models on 1,000 images, CGBA (1,000 queries) on 100.
+    full:  FGSM, PGD and auto on 1,000 images (CIFAR-10 at L∞ 8/255, L∞ 2/255 and L2 0.5;
+           MNIST at L∞ 0.3), CGBA (1,000 queries) on 100 correctly classified images.
     """
     from .leaderboard import RENDERERS, build
     from .presets import preset_runs

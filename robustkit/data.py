@@ -216,7 +216,11 @@ def load_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load ``n`` samples from ``offset`` (or the given ``indices``) as ``(x, y)`` tensors.
 
-    ``x`` is float32 NCHW in [0, 1], ``y`` int64. ``n=None`` takes every sample from ``offset``.
+    ``name``: ``"cifar10"`` (splits ``"test"``, ``"train"``), ``"mnist"`` (``"test"``), or the
+    path of an ``.npz`` file with arrays ``x`` (uint8, or floats in [0, 1]; NCHW, NHWC or NHW)
+    and ``y`` (integer labels). Named sets are read from ``$ROBUSTKIT_DATA`` and, with
+    ``download=True``, fetched by torchvision where missing. ``x`` is float32 NCHW in [0, 1],
+    ``y`` int64. ``n=None`` takes every sample from ``offset``.
     """
     for what, value in (("n", n), ("offset", offset)):
         if value is not None and not is_whole_number(value):

@@ -265,6 +265,10 @@ class StepCounter:
         self.total.index_add_(0, idx, k.long())
 
 
+#: The largest budget an attack takes: 10**12 queries per image (days of a GPU per image; the
+#: counters are 64-bit integers, which a budget near 2**63 overflowed, silently).
+MAX_QUERIES = 10**12
+
 #: Bytes the largest activation of one CPU forward pass should fill: about what stays in a
 #: core's cache. Larger batches spill and run slower per image, smaller ones pay per-call costs.
 CPU_ACTIVATION_BYTES = 4 * 2**20
@@ -314,10 +318,10 @@ class DecisionAttack(Attack):
         if check_norm(norm) != "l2":
             raise InputError(f"{self.name} is an L2 attack; use norm='l2'")
         super().__init__(norm="l2", eps=None, targeted=targeted, seed=seed)
-        if not is_whole_number(max_queries) or max_queries <= 0:
+        if not is_whole_number(max_queries) or not 0 < max_queries <= MAX_QUERIES:
             raise InputError(
-                f"max_queries must be a positive whole number of queries per image, "
-                f"got {max_queries!r}"
+                f"max_queries must be a positive whole number of queries per image, at most "
+                f"10**12, got {max_queries!r}"
             )
         if batch_size is not None and (not is_whole_number(batch_size) or batch_size <= 0):
             raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}")

@@ -171,7 +171,7 @@ def prepare(config: RunConfig) -> Run:
     device = resolve_device(config.device)
     seed_everything(config.seed)
     is_file = ".py:" in config.model
-    info = {} if is_file else zoo.model_info(config.model)
+    info = zoo.model_info(config.model)  # (an own model's file must exist)
     if info.get("name"):  # names match in any case: store the registered spelling, one run id
         config = replace(config, model=info["name"])
     trained_on = info.get("dataset")
@@ -215,6 +215,14 @@ def prepare(config: RunConfig) -> Run:
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
+    if not attacks and (config.eps is not None or config.targeted):
+        # a clean-accuracy run: an ε or targets would change nothing computed, only the run's
+        # identity (a second run of the same numbers)
+        flag = "--eps" if config.eps is not None else "--targeted"
+        raise InputError(
+            f"{flag} is used by no attack: without --attack a run measures clean accuracy "
+            f"only; add an --attack or drop {flag}"
+        )
     unused_eps = None
     if config.eps is not None and attacks and all(a.eps is None for a in attacks.values()):
         # label-only attacks in an L∞ run are minimum-norm: an ε given for them is ignored

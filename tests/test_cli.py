@@ -591,3 +591,24 @@ def test_what_an_own_model_file_prints_leaves_json_output_intact(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n"] == 2
     assert "loading my model" in result.stderr and "built" in result.stderr
+
+
+def test_flags_no_attack_uses_and_out_of_range_numbers_are_one_line_errors(tmp_path):
+    """Without --attack, --eps and --targeted were accepted and stored another run of the same
+    clean accuracy; seeds past 2**63 and budgets past 2**63 crashed with tracebacks (or, at
+    2**63, ran no query at all and exited 0); a misspelt model file asked for --data."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "2", "--db", db]
+    assert_one_line_error(run(*common, "--eps", "0.1"), "--eps is used by no attack", "--attack")
+    assert_one_line_error(run(*common, "--targeted"), "--targeted is used by no attack")
+    for seed in ("99999999999999999999", "9223372036854775808", "-1"):
+        assert_one_line_error(run(*common, "--seed", seed), "seed must be a whole number from 0")
+    for queries in ("99999999999999999999", "9223372036854775808"):
+        assert_one_line_error(
+            run(*common, "--attack", "cgba", "--queries", queries), "max_queries must be", "10**12"
+        )
+    assert not (tmp_path / "r.db").exists()
+    missing = str(tmp_path / "nets" / "mynet.py")
+    assert_one_line_error(
+        run("evaluate", "--model", f"{missing}:build", "--n", "2"), "mynet.py does not exist"
+    )

@@ -12,7 +12,9 @@ from robustkit.specs import build_attack, build_defense, parse_attack_spec
 
 
 def test_a_value_the_constructor_rejects_is_one_line():
-    with pytest.raises(RobustkitError, match="seed must be a whole number, got 'abc'") as info:
+    with pytest.raises(
+        RobustkitError, match=r"seed must be a whole number from 0 to 2\*\*63-1, got 'abc'"
+    ) as info:
         build_attack("pgd:seed=abc")
     assert "\n" not in str(info.value)
     # a constructor's own TypeError/ValueError (a plug-in's, say) still comes out as one line

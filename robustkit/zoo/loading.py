@@ -201,6 +201,14 @@ def is_user_file(name: str) -> bool:
     return bool(sep) and file.endswith(".py") and factory.isidentifier()
 
 
+def _existing_model_file(name: str) -> Path:
+    """The file of a ``file.py:factory`` name, or a one-line error when there is none."""
+    path = Path(name.rpartition(":")[0]).expanduser()
+    if not path.is_file():
+        raise RobustkitError(f"model file {path} does not exist; use path/to/file.py:factory")
+    return path
+
+
 def _refuse_a_file_without_factory(name: str) -> None:
     """The one-line error for ``net.py`` or ``net.py:`` (a file, but no factory named)."""
     if name.endswith(".py") or name.rpartition(":")[0].endswith(".py"):
@@ -232,10 +240,8 @@ def _errors_of_user_code(path: Path, what: str):
 def _load_user_file(
     name: str, weights: str | os.PathLike[str] | None, allow_unsafe: bool
 ) -> tuple[nn.Module, str | None]:
-    file, _, factory = name.rpartition(":")
-    path = Path(file).expanduser()
-    if not path.is_file():
-        raise RobustkitError(f"model file {path} does not exist; use path/to/file.py:factory")
+    factory = name.rpartition(":")[2]
+    path = _existing_model_file(name)
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     module_name = f"robustkit_user_model_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -358,8 +364,8 @@ def model_info(name: str) -> dict[str, Any]:
     torchvision); a ``file.py:factory`` name gives what is known without running the file.
     """
     if is_user_file(name):
-        file = name.rpartition(":")[0]
-        return {"name": name, "source": str(Path(file).expanduser()), "file": None, "sha256": None}
+        path = _existing_model_file(name)
+        return {"name": name, "source": str(path), "file": None, "sha256": None}
     _refuse_a_file_without_factory(name)
     if name.startswith(torchvision_models.PREFIX):  # listed or not, if torchvision knows it
         arch = name[len(torchvision_models.PREFIX) :]
