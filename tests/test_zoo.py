@@ -284,7 +284,10 @@ def test_plugin_factory_and_info_of_user_files(tmp_path):
         assert not model.training and calls == [None] and weights_sha256(model) is None
     finally:
         MODELS._entries.pop("test/plugin-linear")
-    info = model_info(f"{tmp_path}/net.py:build")
+    with pytest.raises(robustkit.RobustkitError, match="net.py does not exist"):
+        model_info(f"{tmp_path}/net.py:build")  # (a typo was met with "--data is needed")
+    (tmp_path / "net.py").write_text("def build():\n    pass\n")
+    info = model_info(f"{tmp_path}/net.py:build")  # known without running the file
     assert info["name"].endswith("net.py:build") and info["sha256"] is None
 
 
