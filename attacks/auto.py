@@ -79,11 +79,12 @@ class Auto(Attack):
         atk = build_attack(spec.replace(";", ","), norm=self.norm, eps=self.eps)
         if atk.name == self.name or atk.family != "gradient" or atk.targeted:
             raise InputError(f"auto stages must be untargeted gradient attacks, got {spec!r}")
-        if atk.norm != self.norm or not math.isclose(atk.eps, self.eps):
+        # (ε as written, e.g. 0.03137255 for 8/255: the same to 1e-6)
+        if atk.norm != self.norm or not math.isclose(atk.eps, self.eps, rel_tol=1e-6):
             # its examples would be projected onto auto's ball: another attack than written
             raise InputError(
-                f"auto stage {spec!r} sets its own threat model ({atk.norm}, ε={atk.eps:.6g}); "
-                f"every stage runs at auto's ({self.norm}, ε={self.eps:.6g}): drop norm=/eps= "
+                f"auto stage {spec!r} sets its own threat model ({atk.norm}, ε={atk.eps!r}); "
+                f"every stage runs at auto's ({self.norm}, ε={self.eps!r}): drop norm=/eps= "
                 "from the stage"
             )
         return atk

@@ -119,10 +119,16 @@ def _as_labels(labels: object, what: str, device: torch.device) -> torch.Tensor:
 
 def check_seed(seed: object) -> int:
     """``seed`` as an int, or a one-line error: a seed of 1.9 was silently taken as 1, and one
-    outside 0..2**63-1 (what torch's generators and the store's integers hold) crashed."""
-    if not is_whole_number(seed) or not 0 <= seed < 2**63:
-        raise InputError(f"seed must be a whole number from 0 to 2**63-1, got {seed!r}")
+    outside -2**63..2**63-1 (the store's 64-bit integers) crashed."""
+    if not is_whole_number(seed) or not -(2**63) <= seed < 2**63:
+        raise InputError(f"seed must be a whole number from -2**63 to 2**63-1, got {seed!r}")
     return int(seed)
+
+
+def next_seed(seed: int) -> int:
+    """Another seed than ``seed`` for a re-run of the same attack: ``seed + 1``, wrapping
+    around at the top of the range :func:`check_seed` takes."""
+    return seed + 1 if seed < 2**63 - 1 else -(2**63)
 
 
 def looks_like_probabilities(logits: torch.Tensor) -> bool:

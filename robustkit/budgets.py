@@ -35,10 +35,11 @@ def _trajectories(source) -> list[torch.Tensor]:
                 "budget summaries need a decision-based attack"
             )
         return [t for t, a in zip(source.trajectories, source.attacked.tolist(), strict=True) if a]
-    if isinstance(source, torch.Tensor) or not isinstance(source, Iterable):
+    if (isinstance(source, torch.Tensor) and source.dim() != 3) or not isinstance(source, Iterable):
+        shape = f" shaped {tuple(source.shape)}" if isinstance(source, torch.Tensor) else ""
         raise InputError(
-            f"expected a decision-based attack's result or a list of [k, 2] trajectories, got "
-            f"{type(source).__name__}"
+            "expected a decision-based attack's result, a list of [k, 2] trajectories or an "
+            f"[n, k, 2] tensor of them, got {type(source).__name__}{shape}"
         )
     return list(source)
 

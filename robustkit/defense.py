@@ -9,7 +9,6 @@ straight-through (BPDA) gradient. Defenses are pure: a model in, a model out.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from pathlib import PurePath
 from typing import Any, ClassVar
 
@@ -19,7 +18,7 @@ from .errors import InputError
 from .registry import constructor_parameters
 
 
-class Defense(ABC):
+class Defense:
     """Base class of every defense; subclasses keep each constructor parameter as an attribute."""
 
     name: ClassVar[str] = ""
@@ -48,6 +47,8 @@ class Defense(ABC):
             )
         return self._wrap(model)
 
-    @abstractmethod
     def _wrap(self, model: nn.Module) -> nn.Module:
-        """The defended classifier around ``model`` (checked to be a model by :meth:`apply`)."""
+        """The defended classifier around ``model`` (checked to be a model by :meth:`apply`).
+        Subclasses implement it (a defense written before 2026-11-28 overrides :meth:`apply`
+        itself instead, which still works, without the check)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _wrap(model)")

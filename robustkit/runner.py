@@ -151,6 +151,8 @@ class Run:
     #: Why the configuration's explicit ε is used by no attack (None when it is): a new run is
     #: refused with it; a run stored so before (when it was ignored) still resumes.
     unused_eps: str | None = None
+    #: Why --eps or --targeted is refused for a run without attacks (a stored one resumes).
+    unused_flag: str | None = None
 
 
 def prepare(config: RunConfig) -> Run:
@@ -204,7 +206,10 @@ def prepare(config: RunConfig) -> Run:
     for spec in config.attacks:
         atk = build_attack(spec, norm=norm, eps=eps, max_queries=config.queries, targeted=targeted)
         # One threat model per run: its worst case and its leaderboard table are at (norm, ε).
-        if atk.eps is not None and (atk.norm != norm or not math.isclose(atk.eps, eps)):
+        # (an ε as written, e.g. 0.03137255 for 8/255, is the same to 1e-6)
+        if atk.eps is not None and (
+            atk.norm != norm or not math.isclose(atk.eps, eps, rel_tol=1e-6)
+        ):
             raise InputError(
                 f"attack {spec!r} is set to {atk.norm} ε={format_eps(atk.eps)} but the run's "
                 f"threat model is {norm} ε={format_eps(eps)}; a run has one: drop norm=/eps= "
@@ -215,11 +220,13 @@ def prepare(config: RunConfig) -> Run:
         while label in attacks:
             label, k = f"{spec}#{k}", k + 1
         attacks[label] = atk
+    unused_flag = None
     if not attacks and (config.eps is not None or config.targeted):
         # a clean-accuracy run: an ε or targets would change nothing computed, only the run's
-        # identity (a second run of the same numbers)
+        # identity (a second run of the same numbers); refused by execute for a new run (one
+        # stored before 2026-11-28, when it was taken, still resumes)
         flag = "--eps" if config.eps is not None else "--targeted"
-        raise InputError(
+        unused_flag = (
             f"{flag} is used by no attack: without --attack a run measures clean accuracy "
             f"only; add an --attack or drop {flag}"
         )
@@ -325,6 +332,7 @@ def prepare(config: RunConfig) -> Run:
     return Run(
         config, run_id, model, attacks, indices, x, y, target, dataset, eps, device, fields,
         unused_eps,
+        unused_flag,
     )  # fmt: skip
 
 
@@ -440,6 +448,8 @@ def execute(
 
     if run.unused_eps and (fresh or not _stored_ignoring_eps(store, run.run_id)):
         raise InputError(run.unused_eps)
+    if run.unused_flag and (fresh or store.get_run(run.run_id) is None):
+        raise InputError(run.unused_flag)
     # A finished run with every sample stored computes nothing new: it keeps its checks and
     # the time it finished, unless it never had checks.
     complete = not fresh and store.is_complete(run.run_id)

@@ -194,9 +194,11 @@ def _effort(atk) -> int:
 def _stronger(atk):
     """The same attack with twice the steps, one more restart and another seed; for an ensemble
     (``auto``), every stage made stronger so (a stage without steps, e.g. FGSM, stays)."""
+    from .attack import next_seed
+
     stages = getattr(atk, "_attacks", None)
     if stages is not None:
-        clone = atk.with_seed(atk.seed + 1)  # a copy: the run's own attack stays as it is
+        clone = atk.with_seed(next_seed(atk.seed))  # a copy: the run's own attack stays as it is
         clone._attacks = [_stronger(s) for s in stages]
         clone.stages = tuple(_describe(s) for s in clone._attacks)
         return clone
@@ -212,7 +214,7 @@ def _stronger(atk):
             **atk.params,
             **small,
             "steps": 2 * atk.steps,
-            "seed": atk.seed + 1,
+            "seed": next_seed(atk.seed),
             **({"restarts": atk.restarts + 1} if "restarts" in atk.params else {}),
         }
     )

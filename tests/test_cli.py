@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -601,13 +602,23 @@ def test_flags_no_attack_uses_and_out_of_range_numbers_are_one_line_errors(tmp_p
     common = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "2", "--db", db]
     assert_one_line_error(run(*common, "--eps", "0.1"), "--eps is used by no attack", "--attack")
     assert_one_line_error(run(*common, "--targeted"), "--targeted is used by no attack")
-    for seed in ("99999999999999999999", "9223372036854775808", "-1"):
-        assert_one_line_error(run(*common, "--seed", seed), "seed must be a whole number from 0")
+    for seed in ("99999999999999999999", "9223372036854775808", "-9223372036854775809"):
+        assert_one_line_error(run(*common, "--seed", seed), "seed must be a whole number from")
     for queries in ("99999999999999999999", "9223372036854775808"):
         assert_one_line_error(
             run(*common, "--attack", "cgba", "--queries", queries), "max_queries must be", "10**12"
         )
-    assert not (tmp_path / "r.db").exists()
+    with Store.open(db) as store:
+        assert store.runs() == []  # nothing stored
+    # a clean-accuracy run stored with --eps before it was refused still resumes
+    from robustkit.runner import RunConfig, execute, prepare
+
+    old = prepare(RunConfig(model="mnist/lenet5", n=2, eps="0.1"))
+    with Store.open(db) as store:
+        execute(replace(old, unused_flag=None), store, progress=False)
+    again = json.loads(run(*common, "--eps", "0.1", "--format", "json").output)
+    assert again["run_id"] == old.run_id
+    assert_one_line_error(run(*common, "--eps", "0.1", "--fresh"), "--eps is used by no attack")
     missing = str(tmp_path / "nets" / "mynet.py")
     assert_one_line_error(
         run("evaluate", "--model", f"{missing}:build", "--n", "2"), "mynet.py does not exist"

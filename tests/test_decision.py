@@ -631,8 +631,10 @@ def test_budget_functions_on_known_trajectories():
     for eps in (math.nan, "8/255/2", -1):
         with pytest.raises(InputError, match="eps must be a positive number"):
             success_rate_at(trajs, eps, [100])
+    stacked = torch.stack([trajs[0], trajs[0]])  # [n, k, 2]: one trajectory per row
+    assert torch.equal(median_l2_at(stacked, [49, 1000]), torch.tensor([3.0, 1.0]).double())
     for source in (None, 5, torch.zeros(3, 2)):  # raw TypeErrors before
-        with pytest.raises(InputError, match="a decision-based attack's result or a list"):
+        with pytest.raises(InputError, match="a decision-based attack's result, a list of"):
             median_l2_at(source, [10])
 
 

@@ -57,3 +57,23 @@ def test_apply_takes_a_model_not_its_name(spec):
         defense.apply("mnist/lenet5")
     with pytest.raises(InputError, match=r"apply\(\) takes a model"):
         defense.apply(None)
+
+
+def test_a_defense_that_overrides_apply_still_works():
+    """Defenses written before _wrap (overriding apply, as plug-ins did) could no longer be
+    created ("Can't instantiate abstract class ... with abstract method _wrap")."""
+
+    class ClipInput(robustkit.Defense):
+        name = "clip-input"
+
+        def apply(self, model):
+            return torch.nn.Sequential(torch.nn.Hardtanh(0, 1), model).eval()
+
+    wrapped = ClipInput().apply(torch.nn.Identity())
+    assert torch.equal(wrapped(torch.tensor([2.0, 0.5])), torch.tensor([1.0, 0.5]))
+
+    class Nothing(robustkit.Defense):
+        name = "nothing"
+
+    with pytest.raises(NotImplementedError, match="Nothing must implement _wrap"):
+        Nothing().apply(torch.nn.Identity())

@@ -263,7 +263,7 @@ def test_a_parameter_twice_or_a_fractional_seed_is_refused():
     with pytest.raises(InputError, match="'steps' is given twice"):
         parse_attack_spec("pgd:steps=3,steps=4")
     with pytest.raises(
-        InputError, match=r"seed must be a whole number from 0 to 2\*\*63-1, got 1.9"
+        InputError, match=r"seed must be a whole number from -2\*\*63 to 2\*\*63-1, got 1.9"
     ):
         get_attack("pgd", seed=1.9)
     with pytest.raises(InputError, match="seed must be a whole number"):

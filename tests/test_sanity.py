@@ -328,3 +328,16 @@ def test_the_convergence_check_takes_eot_and_a_usable_step_size():
     assert tiny.steps == 4 and tiny.step_size is None
     kept = _stronger(robustkit.get_attack("pgd", eps=0.1, steps=2, step_size=0.05))
     assert kept.step_size == 0.05
+
+
+def test_the_stronger_rerun_of_the_largest_seed_is_a_seed():
+    """The sanity check reran an attack with seed + 1: at 2**63-1 that is no seed, and the
+    check failed after all the run's work with 'seed must be ...'."""
+    from robustkit.attack import next_seed
+    from robustkit.sanity import _stronger
+
+    top = 2**63 - 1
+    assert next_seed(top) == -(2**63) and next_seed(-1) == 0
+    pgd = robustkit.get_attack("pgd", steps=2, seed=top)
+    auto = robustkit.get_attack("auto", seed=top)
+    assert _stronger(pgd).seed == -(2**63) and _stronger(auto).seed == -(2**63)

@@ -13,7 +13,7 @@ from robustkit.specs import build_attack, build_defense, parse_attack_spec
 
 def test_a_value_the_constructor_rejects_is_one_line():
     with pytest.raises(
-        RobustkitError, match=r"seed must be a whole number from 0 to 2\*\*63-1, got 'abc'"
+        RobustkitError, match=r"seed must be a whole number from -2\*\*63 to 2\*\*63-1, got 'abc'"
     ) as info:
         build_attack("pgd:seed=abc")
     assert "\n" not in str(info.value)
@@ -63,3 +63,9 @@ def test_malformed_parameter_names_the_kind():
 def test_names_are_case_insensitive():
     assert type(build_attack("PGD:steps=3")).__name__ == "PGD"
     assert build_defense("Bit-Depth:bits=3").bits == 3
+
+
+def test_an_auto_stage_eps_as_written_is_auto_s():
+    """0.03137255 is 8/255 as written: the stage check refused it, printing both as 0.0313725."""
+    atk = robustkit.get_attack("auto", eps="8/255", stages="apgd-ce:eps=0.03137255")
+    assert atk.eps == pytest.approx(8 / 255)

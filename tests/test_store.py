@@ -162,7 +162,7 @@ def test_refuses_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(RobustkitError, match="not a SQLite database.*left untouched"):
         Store.open(junk)
     assert junk.read_bytes() == original
-    for not_a_path in (5, b"x.db"[0], ["x.db"]):  # raw TypeErrors from pathlib before
+    for not_a_path in (5, b"x.db", ["x.db"]):  # raw TypeErrors from pathlib before
         with pytest.raises(RobustkitError, match="a results store is a file path"):
             Store.open(not_a_path)
 
