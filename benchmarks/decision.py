@@ -19,6 +19,7 @@ with the same images and budgets (``--fresh`` recomputes them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -224,7 +225,32 @@ class QueryRecorder(nn.Module):
         return [torch.tensor(t, dtype=torch.float32).reshape(-1, 2) for t in self.log]
 
 
-def run_art(model, x, y, budget):
+def seed_peer(seed: int, image: int) -> None:
+    """Seed the global generators a third-party attack draws from (NumPy for ART, torch for
+    Foolbox) for one image, so that its row is reproducible and an image's draws do not depend
+    on the images before it (robustkit's own attacks take ``seed`` directly)."""
+    np.random.seed((seed * 1_000_003 + image) % 2**32)
+    torch.manual_seed(seed * 1_000_003 + image)
+
+
+@contextlib.contextmanager
+def seeded_random_states():
+    """ART's HopSkipJump draws its start from a fresh ``np.random.RandomState()`` (seeded by the
+    OS); inside this block such a state is seeded from NumPy's global generator instead, which
+    :func:`seed_peer` seeds, so ART's rows are reproducible too."""
+    made = np.random.RandomState
+
+    def from_global(seed=None):
+        return made(np.random.randint(2**31) if seed is None else seed)
+
+    np.random.RandomState = from_global
+    try:
+        yield
+    finally:
+        np.random.RandomState = made
+
+
+def run_art(model, x, y, budget, seed: int = 0):
     from art.attacks.evasion import HopSkipJump
     from art.estimators.classification import PyTorchClassifier
 
@@ -241,15 +267,17 @@ def run_art(model, x, y, budget):
     trajs, start = [], time.perf_counter()
     for i in range(x.shape[0]):
         rec.start(x[i : i + 1], y[i : i + 1], per_row=False)
+        seed_peer(seed, i)
         try:
-            attack.generate(x=x[i : i + 1].numpy())
+            with seeded_random_states():
+                attack.generate(x=x[i : i + 1].numpy())
         except BudgetReached:
             pass
         trajs += rec.trajectories()
     return trajs, time.perf_counter() - start
 
 
-def run_foolbox(model, x, y, budget):
+def run_foolbox(model, x, y, budget, seed: int = 0):
     """Foolbox's HopSkipJump with its defaults, one image at a time: in a batch its start search
     charges every image the queries of the slowest one (and gives up on the whole batch when one
     image gets no start). An image without a start counts as not found."""
@@ -261,6 +289,7 @@ def run_foolbox(model, x, y, budget):
     trajs, start = [], time.perf_counter()
     for i in range(x.shape[0]):
         rec.start(x[i : i + 1], y[i : i + 1], per_row=False)
+        seed_peer(seed, i)
         try:
             attack.run(fmodel, x[i : i + 1], y[i : i + 1])
         except (BudgetReached, ValueError):  # ValueError: foolbox found no start
@@ -295,10 +324,10 @@ def run_pair(model, x, y, name, budgets, seed, target=None, raw_seconds: float =
         if "dim_reduction_factor" in res.extras:
             extra["dim_reduction_factor"] = int(res.extras["dim_reduction_factor"][0])
     elif name == "art-hsja":
-        trajs, seconds = run_art(model, x, y, top)
+        trajs, seconds = run_art(model, x, y, top, seed)
         queries, extra = None, {}
     elif name == "foolbox-hsja":
-        trajs, seconds = run_foolbox(model, x, y, top)
+        trajs, seconds = run_foolbox(model, x, y, top, seed)
         queries, extra = None, {}
     else:
         raise SystemExit(f"unknown attack {name!r}; use {', '.join(OURS + THIRD_PARTY)}")

@@ -281,7 +281,8 @@ def run(args) -> dict:
         "seconds": es_seconds,
         "robust_accuracy": es_acc,
         "speedup_vs_torchattacks_pgd10": ta["seconds"] / es_seconds,
-        "same_robust_accuracy": es_acc <= ta["robust_accuracy"] + 0.002 + 1e-9,
+        # both ways: a lower robust accuracy than torchattacks' is no more "the same"
+        "same_robust_accuracy": abs(es_acc - ta["robust_accuracy"]) <= 0.002 + 1e-9,
         "torchattacks_robust_accuracy": ta["robust_accuracy"],
     }
     print(f"robustkit PGD early stop {es_seconds:8.3f} s  robust {es_acc:.2%}", file=sys.stderr)
@@ -336,8 +337,14 @@ def markdown(res: dict) -> str:
             f"images (clean {a['clean_accuracy']:.1%}): robust accuracy "
             f"{a['auto']['robust_accuracy']:.1%} in {a['auto']['seconds']:.1f} s; PGD-10 "
             f"(step ε/4): {a['pgd10']['robust_accuracy']:.1%} in {a['pgd10']['seconds']:.1f} s. "
-            f"Bar: ≤ 61.2% in ≤ 51.6 s on the 2-core CPU (AutoAttack standard there: 60.9% in "
-            f"516 s; PGD-10 reference 61.8%).",
+            + (
+                "Bar (issue 3, for these 1000 images): ≤ 61.2% in ≤ 51.6 s on the 2-core CPU "
+                "(AutoAttack standard there, as issue 3 measured it, not run by this script: "
+                "60.9% in 516 s; PGD-10 reference 61.8%)."
+                if a["n"] == 1000 and a["model"] == "cifar10/resnet4b-at"
+                else "(The bar of issue 3 is stated for the first 1000 images of "
+                "cifar10/resnet4b-at.)"
+            ),
         ]
     return "\n".join(lines)
 
