@@ -288,14 +288,13 @@ def evaluate(
     seed = check_seed(seed)
     # The images and labels as every attack checks them (with no attack at all, too): x in the
     # box, one integer label per image; targets only where an attack is targeted.
-    x, y, _ = validate_inputs(x, y, None, ThreatModel(eps=None))
-    if target is not None:
-        if not any(a.targeted for a in labelled.values()):
-            raise InputError(
-                "targets were given but no attack is targeted; drop target or add a targeted "
-                "attack (targeted=True)"
-            )
-        target = validate_inputs(x, y, target, ThreatModel(eps=None, targeted=True))[2]
+    if target is not None and not any(a.targeted for a in labelled.values()):
+        raise InputError(
+            "targets were given but no attack is targeted; drop target or add a targeted "
+            "attack (targeted=True)"
+        )
+    threat = ThreatModel(eps=None, targeted=target is not None)
+    x, y, target = validate_inputs(x, y, target, threat)
     skip = set(skip_shards)
     shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
     if shards:

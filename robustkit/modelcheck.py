@@ -4,8 +4,9 @@ Every attack (and every run) first passes one or two images through the model
 (:func:`check_classifier`): a model that fails on such images, changes them in place, or returns
 something other than one row of finite class scores per image, gets a one-line
 :class:`~robustkit.errors.InputError` instead of a traceback from deep inside an attack (and
-every later prediction is held to :func:`check_scores`). The same pass notes the size of the model's largest activation, which the label
-oracle uses to size its batches on a CPU (:func:`largest_activation_bytes`).
+every later prediction is held to :func:`check_scores`). The same pass notes the size of the
+model's largest activation, which the label oracle uses to size its batches on a CPU
+(:func:`largest_activation_bytes`).
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def prepare(config: RunConfig) -> Run:
         raise InputError(f"n must be a positive number of samples, got {config.n}")
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    is_file = ".py:" in config.model
+    is_file = zoo.is_user_file(config.model)
     info = zoo.model_info(config.model)  # (an own model's file must exist)
     if info.get("name"):  # names match in any case: store the registered spelling, one run id
         config = replace(config, model=info["name"])
@@ -298,7 +298,7 @@ def prepare(config: RunConfig) -> Run:
         # a data file is known by its contents: another file at the same path (or the same
         # name elsewhere) is another run, not a resume of this one
         identity["data_sha256"] = sha256_file(Path(dataset).expanduser())
-    if zoo.is_user_file(config.model):
+    if is_file:
         # likewise an own model is known by its file: an edited factory is another run (what
         # the file imports from elsewhere is hashed only through the parameters, below; --fresh
         # starts over after an edit that changes none)

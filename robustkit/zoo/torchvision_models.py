@@ -171,6 +171,7 @@ def load(
     path = cached_checkpoint(arch)
     prefix = hash_prefix(path.name)
     fix = "delete it (robustkit downloads it again) or replace it with torchvision's file"
+    where = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
     if not path.is_file():
         if offline():
             raise WeightsError(
@@ -180,10 +181,8 @@ def load(
             )
         if not allow_download:
             raise WeightsError(
-                f"torchvision's weights for {arch} are not in {path.parent}; put {path.name} "
-                "there ($TORCH_HOME) or run where it can be downloaded"
+                f"torchvision's weights for {arch} are not in {path.parent}; {where}"
             )
-        where = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
         try:
             download(weights.url, path, prefix, prefix=True, fix=where)
         except WeightsError as exc:
