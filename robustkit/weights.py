@@ -120,7 +120,10 @@ def _download(url: str, dest: Path, sha256: str, timeout: float, prefix: bool, f
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        # a fresh opener per download: urlopen's shared one keeps the proxy settings of the
+        # process's first request, so a later change of http(s)_proxy went unseen
+        opener = urllib.request.build_opener()
+        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as resp:
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)

@@ -165,3 +165,21 @@ def test_a_downloaded_file_is_readable_as_the_umask_allows(monkeypatch, tmp_path
         server.close()
     assert path.stat().st_mode & 0o777 == 0o644
     assert sha256_file(path) == INFO["sha256"]
+
+
+def test_each_download_reads_the_proxy_settings_of_its_time(monkeypatch, tmp_path):
+    """urlopen's shared opener kept the proxies of the process's first request: after one
+    download through a (dead) proxy, a later one without any still went to it."""
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # a closed port
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server = _Replies([_http_ok(ORIGINAL.read_bytes())])
+    try:
+        with pytest.raises(WeightsError, match="cannot download"):
+            resolve_weights(INFO["file"], server.url, INFO["sha256"])
+        _no_proxy(monkeypatch)
+        path = resolve_weights(INFO["file"], server.url, INFO["sha256"])
+    finally:
+        server.close()
+    assert sha256_file(path) == INFO["sha256"]
