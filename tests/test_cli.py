@@ -623,3 +623,44 @@ def test_flags_no_attack_uses_and_out_of_range_numbers_are_one_line_errors(tmp_p
     assert_one_line_error(
         run("evaluate", "--model", f"{missing}:build", "--n", "2"), "mynet.py does not exist"
     )
+
+
+# A Ctrl-C while the command line loads: simulated by an import hook that interrupts the import
+# of robustkit.cli, as a SIGINT arriving then would.
+_INTERRUPTED_START = """
+import sys
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "robustkit.cli":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from robustkit.__main__ import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_not_a_traceback():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_START], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == ["interrupted while starting; nothing was run"]
+
+
+def test_the_console_script_and_python_m_run_the_command_line():
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="robustkit")
+    assert script.value == "robustkit.__main__:main"
+    done = subprocess.run(
+        [sys.executable, "-m", "robustkit", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.startswith("robustkit, version"), done
