@@ -12,15 +12,13 @@ The notebook API::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
-# Only light modules load with the package: the command line starts without PyTorch (a Ctrl-C
-# while it loads is the command's to handle) and `robustkit --help` answers at once. The rest of
-# the API loads on first use (see __getattr__).
+# Importing the package loads almost nothing: the command line starts without PyTorch and
+# `robustkit --help` answers at once, and the console script (robustkit.__main__) imports the
+# package before it can catch a Ctrl-C, so the registries, importlib.metadata (the version) and
+# the rest of the API load on first use (see __getattr__), inside its guard.
 from .errors import RobustkitError
-from .registry import ATTACKS, DEFENSES, MODELS, Registry
 
 if TYPE_CHECKING:
     import os
@@ -32,10 +30,17 @@ if TYPE_CHECKING:
     from .defense import Defense
     from .device import resolve_device
     from .evaluation import Evaluation, evaluate
+    from .registry import ATTACKS, DEFENSES, MODELS, Registry
     from .threat import ThreatModel, parse_eps
+
+    __version__: str
 
 #: Names of the API that load their module on first use.
 _LAZY = {
+    "ATTACKS": "registry",
+    "DEFENSES": "registry",
+    "MODELS": "registry",
+    "Registry": "registry",
     "Attack": "attack",
     "AttackContext": "attack",
     "AttackResult": "attack",
@@ -49,24 +54,35 @@ _LAZY = {
     "parse_eps": "threat",
 }
 
-try:
-    __version__ = _version("robustkit")
-except _PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+
+def _installed_version() -> str:
+    """The installed distribution's version ("0+unknown" in a source tree not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("robustkit")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Names of registered models matching a glob pattern, e.g. ``"cifar10/*"``."""
+    from .registry import MODELS
+
     return MODELS.names(pattern)
 
 
 def list_attacks(pattern: str = "*") -> list[str]:
     """Names of registered attacks matching a glob pattern."""
+    from .registry import ATTACKS
+
     return ATTACKS.names(pattern)
 
 
 def list_defenses(pattern: str = "*") -> list[str]:
     """Names of registered defenses matching a glob pattern."""
+    from .registry import DEFENSES
+
     return DEFENSES.names(pattern)
 
 
@@ -75,6 +91,7 @@ def get_attack(name: str, **params) -> Attack:
 
     Example: ``get_attack("pgd", norm="linf", eps=8/255, steps=10, step_size=2/255)``.
     """
+    from .registry import ATTACKS
     from .specs import instantiate
 
     return instantiate(ATTACKS, name, params)
@@ -83,6 +100,7 @@ def get_attack(name: str, **params) -> Attack:
 def get_defense(name: str, **params) -> Defense:
     """The defense registered as ``name``, configured with ``params``; ``.apply(model)`` wraps a
     model with it."""
+    from .registry import DEFENSES
     from .specs import instantiate
 
     return instantiate(DEFENSES, name, params)
@@ -118,6 +136,9 @@ def __getattr__(name: str):
     (``robustkit.results.open(db)``), load on first use."""
     import importlib.util
 
+    if name == "__version__":
+        globals()[name] = value = _installed_version()
+        return value
     if name.startswith("_"):  # dunder lookups (__path__ checks, copy, pickle) are not ours
         raise AttributeError(f"module 'robustkit' has no attribute {name!r}")
     if name in _LAZY:

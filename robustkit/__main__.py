@@ -1,8 +1,10 @@
 """The ``robustkit`` command's entry point (also ``python -m robustkit``).
 
-It loads the command line itself, so that a Ctrl-C while it loads (click, the registries: about
-0.1 s) ends as one line and exit status 130 instead of a traceback from the middle of an import.
-Once the command runs, click and the commands handle Ctrl-C themselves.
+It loads the command line itself, so that a Ctrl-C while it loads (click, the registries,
+importlib.metadata: about 0.1 s) ends as one line and exit status 130 instead of a traceback from
+the middle of an import. Importing the package before that loads only ``robustkit.errors`` (see
+``robustkit/__init__.py``), so what is left unguarded is Python's own start. Once the command
+runs, click and the commands handle Ctrl-C themselves.
 """
 
 from __future__ import annotations

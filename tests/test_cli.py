@@ -664,3 +664,16 @@ def test_the_console_script_and_python_m_run_the_command_line():
         [sys.executable, "-m", "robustkit", "--version"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and done.stdout.startswith("robustkit, version"), done
+
+
+def test_importing_the_package_loads_only_its_errors():
+    """The console script imports robustkit before robustkit.__main__ can catch a Ctrl-C: that
+    import must stay next to nothing, the rest loading inside the guard."""
+    import subprocess
+    import sys
+
+    code = "import robustkit, sys; print(sorted(m for m in sys.modules if 'robustkit' in m))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = {m for m in eval(done.stdout) if not m.startswith("__editable__")}
+    assert loaded == {"robustkit", "robustkit.errors"}
