@@ -89,7 +89,8 @@ class NormalEstimates:
         if shared:
             row_bytes = sampler.dim * xb.element_size()
             self.pool_rows = pool_rows or int(min(1024, max(64, self.POOL_BYTES // row_bytes)))
-            self._pools: list[torch.Tensor] = []  # generation g of the pool: self._pools[g]
+            # generation g of the pool: self._pools[g] (None once no image reads it)
+            self._pools: list[torch.Tensor | None] = []
             self._pool_of = [0] * n
             self._read = [0] * n  # rows read in its pool
             self._offset = torch.randint(
@@ -124,6 +125,9 @@ class NormalEstimates:
                 self._offset[j] = offset
         while len(self._pools) <= max(self._pool_of[j] for j, _ in pairs):
             self._pools.append(self.sampler.coefficients(self.pool_rows, self.generator))
+        if moved:  # generations no image reads any more (pending probes hold their own refs)
+            for g in range(min(self._pool_of)):
+                self._pools[g] = None
         segments, p = [], 0
         for j, k in pairs:
             # Probe i of image j reads row offset_j + read_j + i (cyclically) of its pool.

@@ -115,8 +115,8 @@ class _CGBABase(DecisionAttack):
     def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]
         f = self.dim_reduction_factor or auto_factor(h, w)
+        sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)  # checks f first
         extras["dim_reduction_factor"] = torch.full((n,), f, dtype=torch.long)
-        sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)
         if target is None:
             # Noise of growing size until adversarial, then bisection: both in the rounds.
             phase = torch.full((n,), _NOISE, dtype=torch.long, device=x0.device)

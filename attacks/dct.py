@@ -42,6 +42,11 @@ class LowFrequencySampler:
         if not is_whole_number(factor) or factor < 1:
             raise InputError(f"dim_reduction_factor must be a whole number >= 1, got {factor!r}")
         c, h, w = shape
+        if factor > max(h, w):
+            raise InputError(
+                f"dim_reduction_factor {factor} is larger than the images' {h}×{w}: use at most "
+                f"{max(h, w)} (a subspace of one coefficient per channel)"
+            )
         self.shape = (c, h, w)
         self.factor = int(factor)
         self.device = device

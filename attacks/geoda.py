@@ -116,8 +116,8 @@ class GeoDA(DecisionAttack):
     def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]
         f = self.dim_reduction_factor or auto_factor(h, w)
+        sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)  # checks f first
         extras["dim_reduction_factor"] = torch.full((n,), f, dtype=torch.long)
-        sampler = LowFrequencySampler((c, h, w), f, x0.device, x0.dtype)
         gen = rng
         if target is not None:
             start, found = start_targeted(

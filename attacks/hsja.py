@@ -67,14 +67,26 @@ class HopSkipJump(DecisionAttack):
 
     # -- pieces ---------------------------------------------------------------------------------
     def _bisect(self, oracle, tracker, steps, idx, x0, adv, theta):
-        """HopSkipJump's binary search on the blend ``(1−λ)·x0 + λ·adv`` down to ``θ`` in λ."""
+        """HopSkipJump's binary search on the blend ``(1−λ)·x0 + λ·adv`` down to ``θ`` in λ.
+
+        A sample also stops where the images' precision cannot tell the midpoint from an end
+        (``θ = γ/d^1.5`` is below float32's spacing of λ from about 65,000 pixel values on,
+        ImageNet sizes): its next query would repeat one already made."""
         lo = torch.zeros(idx.numel(), device=x0.device, dtype=x0.dtype)
         hi = torch.ones_like(lo)
+        unresolved = torch.ones_like(lo, dtype=torch.bool)
         for _ in range(self.max_bisection_steps if idx.numel() else 0):
-            pos = ((hi - lo > theta) & (oracle.remaining(idx) > 0)).nonzero().flatten()
+            live = (hi - lo > theta) & unresolved & (oracle.remaining(idx) > 0)
+            pos = live.nonzero().flatten()
             if pos.numel() == 0:
                 break
             lam = (lo[pos] + hi[pos]) / 2
+            stuck = (lam == lo[pos]) | (lam == hi[pos])
+            if stuck.any():
+                unresolved[pos[stuck]] = False
+                pos, lam = pos[~stuck], lam[~stuck]
+                if pos.numel() == 0:
+                    break
             cand = x0[pos] + view(lam, x0) * (adv[pos] - x0[pos])
             hit = oracle.is_adversarial(cand, idx[pos])
             steps.add(idx[pos])

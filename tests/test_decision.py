@@ -793,3 +793,55 @@ def test_examples_refuted_by_the_recheck_are_taken_back(linear, monkeypatch):
     assert all(t.shape[0] == 0 for t in res.trajectories)
     assert torch.equal(res.x_adv, x) and (res.l2 == 0).all()
     assert outcomes(res) == ["no adversarial found within the budget"] * x.shape[0]
+
+
+def test_hsja_bisection_stops_where_float32_cannot_split_the_interval():
+    """θ = γ/d^1.5 falls below float32's spacing of λ on ImageNet-sized images; the bisection
+    used to repeat its last query until max_bisection_steps. Here θ is made that small on a
+    small image: each sample stops after about 30 halvings (float32's precision), not 100."""
+    from robustkit.attacks.hsja import HopSkipJump
+    from robustkit.oracle import StepCounter
+
+    model = Binary().eval()
+    x = images(2)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    far = torch.where(model.w.view_as(x[0]) > 0, 1.0, 0.0)  # deep on class 1's side
+    adv = torch.where(y.view(-1, 1, 1, 1) == 1, 1.0 - far, far)
+    ctx = AttackContext(model, 2, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, y, None, max_queries=1000)
+    assert oracle.is_adversarial(adv, torch.arange(2)).all()
+    before = ctx.queries.clone()
+    attack = HopSkipJump(max_bisection_steps=100)
+    tracker, steps = BestTracker(x, oracle), StepCounter(2, torch.device("cpu"))
+    out = attack._bisect(oracle, tracker, steps, torch.arange(2), x, adv, theta=1e-30)
+    spent = ctx.queries - before
+    assert (spent <= 40).all(), spent  # 100 before: its last query, repeated
+    assert oracle.is_adversarial(out, torch.arange(2)).all()
+
+
+@pytest.mark.parametrize("name", ["cgba", "geoda"])
+def test_a_dim_reduction_factor_beyond_the_image_is_a_one_line_error(linear, name):
+    model, x, y = linear
+    for factor in (9, 10**19):
+        with pytest.raises(InputError, match="dim_reduction_factor .* at most 8"):
+            robustkit.get_attack(name, max_queries=20, dim_reduction_factor=factor)(model, x, y)
+
+
+def test_the_shared_pool_keeps_only_generations_still_read():
+    from robustkit.attacks._normals import NormalEstimates
+
+    sampler = LowFrequencySampler((1, 2, 2), 1)
+    est = NormalEstimates(
+        torch.full((2, 1, 2, 2), 0.5),
+        sampler,
+        torch.Generator().manual_seed(0),
+        1e-3,
+        shared=True,
+        pool_rows=6,
+    )
+    _read_probes(est, [0, 1], [6, 6], 1e-3)
+    for _ in range(20):  # both images move on, generation after generation
+        _read_probes(est, [0, 1], [4, 4], 1e-3)
+    assert len(est._pools) > 10
+    assert sum(p is not None for p in est._pools) <= 2
