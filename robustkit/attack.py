@@ -617,6 +617,10 @@ class Attack(ABC):
 
         adv_pred = predict(model, x_adv)
         success = (adv_pred == target) if target is not None else (adv_pred != y)
+        # An attacked sample whose example is its clean image found nothing: on a randomized
+        # model the re-check's vote on that image can still disagree with the clean vote, which
+        # would report an "adversarial example" at distance 0.
+        success &= ~(attacked & (x_adv == x).flatten(1).all(1))
 
         queries = torch.zeros(x.shape[0], dtype=torch.long, device=device)
         gradients = torch.zeros_like(queries)

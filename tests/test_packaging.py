@@ -45,7 +45,9 @@ def test_wheel_layout(tmp_path):
     ):
         assert required in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "robustkit = robustkit.__main__:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "robustkit = robustkit.__main__:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
 
 
 def test_installed_subpackages_resolve():

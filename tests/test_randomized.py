@@ -111,3 +111,23 @@ def test_auto_judges_each_stage_by_the_vote():
     # left 5 of 54
     disagree = (fooled_by >= 0) & res.robust
     assert int(disagree.sum()) <= 3, int(disagree.sum())
+
+
+@pytest.mark.parametrize("name", ["cgba", "hsja", "geoda"])
+def test_a_sample_where_nothing_was_found_is_not_reported_adversarial(name):
+    """On a randomized model the re-check's vote on an unchanged (clean) image can disagree with
+    the clean vote; that used to report an adversarial example at L2 = 0."""
+    from robustkit.budgets import outcomes
+
+    model = robustkit.get_defense("input-noise", sigma=0.5).apply(Linear().eval())
+    g = torch.Generator().manual_seed(1)
+    x = (0.5 + 0.1 * torch.randn((200, 3, 8, 8), generator=g)).clamp(0, 1)
+    with torch.no_grad():
+        y = Linear().eval()(x).argmax(1)
+    res = robustkit.get_attack(name, max_queries=1)(model, x, y)
+    unchanged = res.attacked & (res.x_adv == x).flatten(1).all(1)
+    assert unchanged.any()
+    assert not res.success[unchanged].any()
+    assert not (res.success & res.attacked & (res.l2 == 0)).any()
+    found = [o for o, u in zip(outcomes(res), unchanged.tolist(), strict=True) if u]
+    assert set(found) == {"no adversarial found within the budget"}
