@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -152,13 +153,20 @@ def run_preset(
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:
         raise RobustkitError(f"no zoo model matches {pattern!r}; see `robustkit models`")
+    # The command each run records (the leaderboard's tables quote it): what reproduces it.
+    command = ["robustkit", "leaderboard", "run", "--preset", preset]
+    for flag, value, default in (("--models", pattern, "*"), ("--seed", seed, 0)):
+        if value != default:
+            command += [flag, str(value)]
+    if device != "auto":
+        command += ["--device", device]
     failures = []
     t0 = time.perf_counter()
     with Store.open(db) as store:
         for k, config in enumerate(configs, 1):
             what = f"[{k}/{len(configs)}] {config.model}: {', '.join(config.attacks)} ({config.norm} {config.eps or 'default ε'}, {config.n} images)"
             click.echo(what, err=True)
-            config.extra["command"] = f"robustkit leaderboard run --preset {preset}"
+            config.extra["command"] = shlex.join(command)
             try:
                 execute(prepare(config), store, progress=progress)
             except KeyboardInterrupt:

@@ -634,3 +634,25 @@ def test_the_leaderboard_reads_one_snapshot_of_the_store(tmp_path, monkeypatch):
         board = build(store)
         assert sorted(r["model"] for r in board["tables"][0]["rows"]) == ["a", "b"]
         assert [r["run_id"] for r in store.runs()] == ["first"]  # after it: the deletion
+
+
+def test_each_run_records_the_command_that_reproduces_it(tmp_path, monkeypatch):
+    """The tables quote each run's command; `--models` and `--seed` (part of the run) were left
+    out of it, so the quoted command made other runs."""
+    from click.testing import CliRunner
+
+    import robustkit.presets as presets
+    from robustkit.cli import cli
+
+    tiny = RunConfig(model="mnist/cnn-tiny-at", n=10, batch_size=10, attacks=("fgsm",), seed=3)
+    monkeypatch.setattr(presets, "preset_runs", lambda *a, **k: [tiny])
+    db = tmp_path / "r.db"
+    args = ["leaderboard", "run", "--models", "mnist/cnn-tiny*", "--seed", "3", "--device", "cpu"]
+    args += ["--db", str(db), "--out", str(tmp_path / "b"), "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with Store.open(db, create=False) as store:
+        (run,) = store.runs()
+    assert run["command"] == (
+        "robustkit leaderboard run --preset quick --models 'mnist/cnn-tiny*' --seed 3 --device cpu"
+    )
