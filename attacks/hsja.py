@@ -74,19 +74,14 @@ class HopSkipJump(DecisionAttack):
         ImageNet sizes): its next query would repeat one already made."""
         lo = torch.zeros(idx.numel(), device=x0.device, dtype=x0.dtype)
         hi = torch.ones_like(lo)
-        unresolved = torch.ones_like(lo, dtype=torch.bool)
         for _ in range(self.max_bisection_steps if idx.numel() else 0):
-            live = (hi - lo > theta) & unresolved & (oracle.remaining(idx) > 0)
+            mid = (lo + hi) / 2
+            splittable = (mid != lo) & (mid != hi)
+            live = (hi - lo > theta) & splittable & (oracle.remaining(idx) > 0)
             pos = live.nonzero().flatten()
             if pos.numel() == 0:
                 break
-            lam = (lo[pos] + hi[pos]) / 2
-            stuck = (lam == lo[pos]) | (lam == hi[pos])
-            if stuck.any():
-                unresolved[pos[stuck]] = False
-                pos, lam = pos[~stuck], lam[~stuck]
-                if pos.numel() == 0:
-                    break
+            lam = mid[pos]
             cand = x0[pos] + view(lam, x0) * (adv[pos] - x0[pos])
             hit = oracle.is_adversarial(cand, idx[pos])
             steps.add(idx[pos])
