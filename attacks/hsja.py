@@ -107,12 +107,16 @@ class HopSkipJump(DecisionAttack):
         return start, found
 
     def _gradient(self, rng, oracle, steps, xb, act, n_evals, delta):
-        """Baseline-corrected Monte-Carlo estimate of the gradient direction at ``xb[act]``."""
+        """Baseline-corrected Monte-Carlo estimate of the gradient direction at ``xb[act]``.
+
+        ``Σ (f − f̄)·u = Σ f·u − f̄·Σ u``: the sums are taken one oracle batch of probes at a time,
+        so memory holds two images per sample and one batch of probes, not every probe of the
+        estimate (10,000 probes of a 224×224 image are 6 GB)."""
         m = oracle.remaining(act).clamp(max=n_evals)
         pos = torch.repeat_interleave(torch.arange(act.numel(), device=act.device), m)
-        shape = (pos.numel(),) + tuple(xb.shape[1:])
-        rv_all = torch.empty(shape, device=xb.device, dtype=xb.dtype)
-        fval = torch.empty(pos.numel(), device=xb.device, dtype=xb.dtype)
+        sum_fu = torch.zeros((act.numel(),) + tuple(xb.shape[1:]), device=xb.device, dtype=xb.dtype)
+        sum_u = torch.zeros_like(sum_fu)
+        sum_f = torch.zeros(act.numel(), device=xb.device, dtype=xb.dtype)
         for lo in range(0, pos.numel(), oracle.batch_size):
             p = pos[lo : lo + oracle.batch_size]
             owner = act[p]
@@ -125,15 +129,16 @@ class HopSkipJump(DecisionAttack):
             rv = rv / view(flat_norm(rv, "l2"), rv)
             base = xb[owner]
             probes = (base + view(delta[p], rv) * rv).clamp(0, 1)
-            rv_all[lo : lo + p.numel()] = (probes - base) / view(delta[p], rv)
-            fval[lo : lo + p.numel()] = oracle.is_adversarial(probes, owner).to(xb.dtype) * 2 - 1
+            u = (probes - base) / view(delta[p], rv)  # the probe's direction after the box clip
+            f = oracle.is_adversarial(probes, owner).to(xb.dtype) * 2 - 1
+            sum_fu.index_add_(0, p, view(f, u) * u)
+            sum_u.index_add_(0, p, u)
+            sum_f.index_add_(0, p, f)
         steps.add(act, m)
-        mean = torch.zeros(act.numel(), device=xb.device, dtype=xb.dtype)
-        mean.index_add_(0, pos, fval)
-        mean /= m.clamp_min(1)
-        centred = torch.where(mean[pos].abs() == 1, fval, fval - mean[pos])
-        grad = torch.zeros((act.numel(),) + tuple(xb.shape[1:]), device=xb.device, dtype=xb.dtype)
-        grad.index_add_(0, pos, view(centred, rv_all) * rv_all)
+        mean = sum_f / m.clamp_min(1)
+        # all probes on one side: no baseline (the paper's rule), the plain mean direction
+        baseline = torch.where(mean.abs() == 1, torch.zeros_like(mean), mean)
+        grad = sum_fu - view(baseline, sum_u) * sum_u
         return grad / view(flat_norm(grad, "l2").clamp_min(1e-20), grad)
 
     # -- main loop ------------------------------------------------------------------------------
