@@ -34,7 +34,13 @@ from .dct import LowFrequencySampler, auto_factor
 
 def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[int]:
     """Probes per iteration, ``q_t ∝ μ^(−2t/3)`` summing to about ``total``, with the number of
-    iterations chosen so that the first one gets ``first_range`` probes where possible."""
+    iterations chosen so that the first one gets ``first_range`` probes where possible: the
+    fewest iterations whose first gets at most ``first_range[1]``, or one fewer where that first
+    falls below ``first_range[0]``.
+
+    The first iteration's share only shrinks as iterations are added (``μ ≤ 1``), so the count
+    is found by doubling and bisection: ``μ = 1`` plans ``total/80`` equal iterations, and stepping through
+    the counts one at a time cost seconds for budgets in the hundreds of thousands."""
     lo, hi = first_range
 
     def plan(iters: int) -> list[int]:
@@ -42,16 +48,24 @@ def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[in
         s = sum(coefs)
         return [max(1, round(total * c / s)) for c in coefs]
 
-    iters, seen = 1, set()
-    while iters not in seen and iters < max(total, 1):  # (the cap: a schedule in any case)
-        seen.add(iters)
-        q = plan(iters)
-        if q[0] > hi:
-            iters += 1
-        elif q[0] < lo and iters > 1:
-            iters -= 1
+    def first(iters: int) -> int:
+        return plan(iters)[0]
+
+    # the fewest iterations (at most max(total, 1): a schedule in any case) with first ≤ hi,
+    # bracketed by doubling first (μ^(−2t/3) overflows a float long before t = total for μ < 1)
+    cap = max(total, 1)
+    low, high = 1, 1
+    while high < cap and first(high) > hi:
+        low, high = high + 1, min(2 * high, cap)
+    while low < high:
+        mid = (low + high) // 2
+        if first(mid) > hi:
+            low = mid + 1
         else:
-            break
+            high = mid
+    iters = low
+    if iters > 1 and first(iters) < lo:
+        iters -= 1  # that step overshot the range: the nearer plan above it
     return plan(iters)
 
 
