@@ -21,13 +21,18 @@ from .tables import fmt, render
 
 
 class RobustkitGroup(click.Group):
-    """A click group that turns :class:`RobustkitError` into a one-line error message."""
+    """A click group that turns :class:`RobustkitError` into a one-line error message, and a
+    Ctrl-C outside the commands' own handlers (loading a model, printing a report) into one line
+    and exit status 130, as those handlers end (click's own "Aborted!" exits with 1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RobustkitError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; results already stored are kept", err=True)
+            sys.exit(130)
 
 
 def _one_line_warnings() -> None:

@@ -180,6 +180,20 @@ def test_targeted_attacks_are_marked_and_their_joint_figure_is_an_upper_bound():
     assert "is an upper bound; drop --targeted" in targeted.output
 
 
+def test_interrupt_while_loading_the_model_exits_130_like_the_rest(monkeypatch):
+    """A Ctrl-C before the run (loading the model, here) ended with click's "Aborted!" and exit
+    status 1, and 130 once shards ran: one status for one cause."""
+    import robustkit.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "prepare", interrupted)
+    result = run("evaluate", "--model", "mnist/cnn-tiny-at", "--n", "5", "--no-progress")
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == "interrupted; results already stored are kept"
+
+
 def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch):
     import robustkit.evaluation as evaluation
 
