@@ -193,4 +193,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except robustkit.RobustkitError as exc:  # missing weights or data: one line, as the CLI
+        sys.exit(f"error: {exc}")

@@ -285,3 +285,37 @@ def test_peer_rows_are_seeded(peer):
     assert not all(
         a.shape == b.shape and torch.equal(a, b) for a, b in zip(first, other, strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("decision.py", ["--attacks", "cgba", "--targeted-pairs", "0", "--speed-repeats", "0"]),
+        ("decision_profile.py", ["--models", "cifar10/resnet20", "--repeats", "1"]),
+        ("whitebox.py", ["--n", "8", "--repeats", "1", "--auto-n", "0"]),
+    ],
+)
+def test_benchmarks_without_weights_or_data_end_in_one_line(script, args, tmp_path):
+    """Missing weights or data are a user's mistake: one line naming the fix, as the CLI says it
+    (the benchmarks printed the error at the end of a traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "ROBUSTKIT_OFFLINE": "1", "ROBUSTKIT_HOME": str(tmp_path)}
+    env |= {"ROBUSTKIT_WEIGHTS": str(empty), "ROBUSTKIT_DATA": str(empty)}
+    out = ["--out", str(tmp_path / "out.json")] if script == "decision.py" else []
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, *out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "ROBUSTKIT_" in lines[0]  # names the fix
