@@ -111,11 +111,24 @@ def full_float32() -> Iterator[None]:
     HopSkipJump (20 images, 1,000 queries): 1.469 under TF32, 0.648 in float32. The previous
     settings come back on exit; on a CPU this changes nothing.
     """
-    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    backends = torch.backends
+    if hasattr(backends.cuda.matmul, "fp32_precision"):
+        # PyTorch ≥ 2.9: once TF32 is set through fp32_precision, reading the legacy allow_tf32
+        # flags raises (every decision attack crashed so); the new settings restore exactly
+        # whichever API made them. (Inside the block the legacy flags are not to be read.)
+        modules = (backends.cuda.matmul, backends.cudnn.conv, backends.cudnn.rnn)
+        saved = [(module, module.fp32_precision) for module in modules]
+        for module in modules:
+            module.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            for module, value in saved:
+                module.fp32_precision = value
+        return
+    cudnn, matmul = backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32
+    backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = False
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = cudnn
-        torch.backends.cuda.matmul.allow_tf32 = matmul
+        backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32 = cudnn, matmul

@@ -88,6 +88,16 @@ def test_oracle_counts_each_row_and_enforces_budget(linear):
     assert ctx.queries.tolist() == [4, 2, 2]
 
 
+def tf32_settings() -> tuple[bool, bool]:
+    """Whether cuDNN and cuBLAS may run float32 as TF32 (as far as the test sets them), read
+    through PyTorch ≥ 2.9's fp32_precision where it exists: inside full_float32 the legacy
+    allow_tf32 flags are not to be read there."""
+    b = torch.backends
+    if hasattr(b.cuda.matmul, "fp32_precision"):
+        return b.cudnn.conv.fp32_precision != "ieee", b.cuda.matmul.fp32_precision != "ieee"
+    return b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32
+
+
 class RowRecorder(nn.Module):
     """Wraps a model and records the rows of each forward pass and the TF32 flags it ran under."""
 
@@ -99,7 +109,7 @@ class RowRecorder(nn.Module):
 
     def forward(self, x):
         self.rows.append(x.shape[0])
-        self.tf32.add((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        self.tf32.add(tf32_settings())
         return self.model(x)
 
 
@@ -948,3 +958,64 @@ print(int(res.queries[0]), grew // 1024)
     queries, grew_mb = map(int, done.stdout.split())
     assert queries > 4000  # one whole estimate of 4,000 probes ran
     assert grew_mb < 400, f"peak memory grew by {grew_mb} MB"
+
+
+TF32_STATE = """
+import torch
+from robustkit.device import full_float32
+
+B = torch.backends
+
+
+def read(get):
+    try:
+        return repr(get())
+    except RuntimeError:
+        return "refused"
+
+
+def state():
+    return [
+        read(lambda: B.cuda.matmul.allow_tf32),
+        read(lambda: B.cudnn.allow_tf32),
+        B.cuda.matmul.fp32_precision,
+        B.cudnn.conv.fp32_precision,
+        B.cudnn.rnn.fp32_precision,
+    ]
+
+
+def precise():  # inside: every float32 kernel in IEEE float32
+    modules = (B.cuda.matmul, B.cudnn.conv, B.cudnn.rnn)
+    return all(module.fp32_precision == "ieee" for module in modules)
+
+
+exec(SETUP)
+before = state()
+with full_float32():
+    inside = precise()
+print(inside, state() == before)
+"""
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "pass",
+        "B.cuda.matmul.allow_tf32 = True",
+        "B.cuda.matmul.fp32_precision = 'tf32'",
+        "B.fp32_precision = 'tf32'",
+    ],
+)
+def test_full_float32_keeps_to_the_tf32_api_the_user_chose(setup):
+    """PyTorch ≥ 2.9 sets TF32 through ``fp32_precision`` too; once a setting is made so,
+    reading the legacy ``allow_tf32`` raises, and every decision attack crashed on entering its
+    full-float32 block. (A process each: the two APIs' state cannot be reset.)"""
+    import subprocess
+    import sys
+
+    if not hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        pytest.skip("this PyTorch has only the legacy TF32 flags")
+    code = TF32_STATE.replace("exec(SETUP)", setup)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]  # TF32 off inside, the settings back after
