@@ -88,6 +88,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def accelerator_memory(device: torch.device | str) -> int | None:
+    """Total memory of an accelerator in bytes (CUDA's device properties), or None where it
+    cannot be read (a CPU, another kind of device)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(device).total_memory)
+
+
 def float_dtypes(model: torch.nn.Module) -> list[torch.dtype]:
     """The floating-point dtypes of a model's parameters and buffers, in order of first use."""
     dtypes: list[torch.dtype] = []

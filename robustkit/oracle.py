@@ -26,7 +26,7 @@ import torch
 
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
 from .checks import is_whole_number
-from .device import full_float32
+from .device import accelerator_memory, full_float32
 from .errors import InputError
 from .modelcheck import largest_activation_bytes
 from .threat import check_norm, flat_norm, parse_eps
@@ -274,16 +274,38 @@ MAX_QUERIES = 10**12
 CPU_ACTIVATION_BYTES = 4 * 2**20
 
 
+#: Rows of one forward pass on an accelerator, at most: a GPU's raw loop on CIFAR-10 models
+#: peaks at 4,096-8,192 rows (H200).
+ACCELERATOR_ROWS = 4096
+
+#: The share of an accelerator's memory the model's largest activation of one pass may fill
+#: (the pass holds a few activations at once, the attack its own rows besides).
+ACCELERATOR_ACTIVATION_SHARE = 1 / 16
+
+
 def default_batch_size(device: torch.device, model: torch.nn.Module | None = None, x=None) -> int:
-    """Rows per forward pass of the label oracle: 4096 on an accelerator. On a CPU, as many rows
-    as keep the model's largest activation within :data:`CPU_ACTIVATION_BYTES` (a multiple of
-    16, from 16 to 1024; 64 when it cannot be measured). Measured on 2 cores (median images/s):
-    cifar10/resnet20, 64 KiB per image, 64 rows, 2216/s (best 2216 at 64, 1609 at 256);
-    cifar10/resnet4b-at, 16 KiB, 256 rows, 31780/s (22915 at 64); mnist/lenet5, 98 KiB, 48 rows,
-    7130/s (best 7719 at 128, 5420 at 256)."""
+    """Rows per forward pass of the label oracle.
+
+    On an accelerator, 4096, or fewer (a power of two, the oracle pads passes to powers of
+    two) where the model's largest activation at 4096 rows would fill more than
+    :data:`ACCELERATOR_ACTIVATION_SHARE` of the device's memory: torchvision/efficientnet_b7's
+    is 66 MiB per 600×600 image, 264 GiB at 4096 rows.
+
+    On a CPU, as many rows as keep the model's largest activation within
+    :data:`CPU_ACTIVATION_BYTES` (a multiple of 16, from 16 to 1024; 64 when it cannot be
+    measured). Measured on 2 cores (median images/s): cifar10/resnet20, 64 KiB per image, 64
+    rows, 2216/s (best 2216 at 64, 1609 at 256); cifar10/resnet4b-at, 16 KiB, 256 rows,
+    31780/s (22915 at 64); mnist/lenet5, 98 KiB, 48 rows, 7130/s (best 7719 at 128, 5420 at
+    256)."""
+    measurable = model is not None and x is not None
     if torch.device(device).type != "cpu":
-        return 4096
-    per_image = largest_activation_bytes(model, x) if model is not None and x is not None else None
+        memory = accelerator_memory(device)
+        per_image = largest_activation_bytes(model, x) if measurable and memory else None
+        if not per_image:
+            return ACCELERATOR_ROWS
+        fits = int(memory * ACCELERATOR_ACTIVATION_SHARE // per_image)
+        return 1 << max(0, min(ACCELERATOR_ROWS, fits).bit_length() - 1)  # floor to 2^k, ≥ 1
+    per_image = largest_activation_bytes(model, x) if measurable else None
     if not per_image:
         return 64
     rows = round(CPU_ACTIVATION_BYTES / per_image / 16) * 16

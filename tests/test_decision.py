@@ -1019,3 +1019,22 @@ def test_full_float32_keeps_to_the_tf32_api_the_user_chose(setup):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]  # TF32 off inside, the settings back after
+
+
+def test_gpu_passes_shrink_to_fit_the_device_memory(monkeypatch):
+    """A GPU pass was always 4096 rows: 264 GiB for torchvision/efficientnet_b7's largest
+    activation. Now the largest activation of a pass fills at most 1/16 of the device's memory
+    (rows a power of two, at most 4096); where the memory cannot be read, 4096 as before."""
+    import robustkit.oracle as oracle_module
+
+    model = nn.Sequential(  # largest activation: 64 × 64 × 64 float32 = 1 MiB per image
+        nn.Conv2d(3, 64, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)
+    ).eval()
+    x = torch.rand(2, 3, 64, 64)
+    gpu = torch.device("cuda")
+    for gib, rows in [(1, 64), (8, 512), (10, 512), (80, 4096), (1 / 1024, 1)]:
+        monkeypatch.setattr(oracle_module, "accelerator_memory", lambda d, m=gib: int(m * 2**30))
+        assert oracle_module.default_batch_size(gpu, model, x) == rows, gib
+    monkeypatch.setattr(oracle_module, "accelerator_memory", lambda d: None)
+    assert oracle_module.default_batch_size(gpu, model, x) == 4096
+    assert oracle_module.default_batch_size(torch.device("cpu"), model, x) == 16  # as before
