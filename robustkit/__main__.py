@@ -4,7 +4,8 @@ It loads the command line itself, so that a Ctrl-C while it loads (click, the re
 importlib.metadata: about 0.1 s) ends as one line and exit status 130 instead of a traceback from
 the middle of an import. Importing the package before that loads only ``robustkit.errors`` (see
 ``robustkit/__init__.py``), so what is left unguarded is Python's own start. Once the command
-runs, click and the commands handle Ctrl-C themselves.
+runs, the commands that store results say what is stored and how to resume, and any other Ctrl-C
+ends with one line and exit status 130 (``robustkit.cli.RobustkitGroup``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class RobustkitGroup(click.Group):
         except RobustkitError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted; results already stored are kept", err=True)
+            click.echo("interrupted", err=True)
             sys.exit(130)
 
 

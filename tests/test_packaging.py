@@ -60,8 +60,8 @@ def test_installed_subpackages_resolve():
 
 def test_the_command_line_starts_without_pytorch():
     """The package and its command line load without PyTorch (it loads in the commands that
-    need it): `robustkit --help` answers at once, and a Ctrl-C while PyTorch loads is a
-    command's "Aborted!", not a traceback from the import. The API still loads on first use."""
+    need it): `robustkit --help` answers at once, and a Ctrl-C while PyTorch loads ends
+    with the command group's one line and exit status 130, not a traceback from the import. The API still loads on first use."""
     code = (
         "import sys, robustkit.cli\n"
         "assert 'torch' not in sys.modules, 'torch loaded'\n"
