@@ -2,7 +2,9 @@
 
 ``--device auto`` picks the first CUDA GPU when there is one and the CPU otherwise. One integer
 seed makes a run repeatable: attacks draw their randomness from a :class:`torch.Generator`
-seeded from it, never from the global RNG.
+seeded from it, never from the global RNG. On a CPU a rerun is bitwise the same; on a GPU,
+kernels that add with atomics (cuDNN's gradient convolutions, ``index_add_``: HopSkipJump's probe
+sums) can differ in the last bits from run to run, and a trajectory near the boundary with them.
 """
 
 from __future__ import annotations
