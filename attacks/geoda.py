@@ -39,8 +39,9 @@ def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[in
     falls below ``first_range[0]``.
 
     The first iteration's share only shrinks as iterations are added (``μ ≤ 1``), so the count
-    is found by doubling and bisection: ``μ = 1`` plans ``total/80`` equal iterations, and stepping through
-    the counts one at a time cost seconds for budgets in the hundreds of thousands."""
+    is found by doubling and bisection: ``μ = 1`` plans ``total/80`` equal iterations, and
+    stepping through the counts one at a time cost seconds for budgets in the hundreds of
+    thousands."""
     lo, hi = first_range
 
     def plan(iters: int) -> list[int]:

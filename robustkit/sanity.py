@@ -286,8 +286,7 @@ def check_more_steps(
         # the stronger stages' own counts, named as such: "auto (... 40 steps ...), each stage at
         # twice the steps" read as twice 40
         else f"{atk.name} with each stage at twice the steps and one more restart, that is "
-        + " then ".join(_describe(s) for s in stronger._attacks)
-        + ","
+        f"{' then '.join(stronger.stages)},"
     )
     res = stronger(run.model, x[keep], y[keep], None if target is None else target[keep])
     drop = 1.0 - res.robust_accuracy
