@@ -269,3 +269,47 @@ def test_a_parameter_twice_or_a_fractional_seed_is_refused():
     with pytest.raises(InputError, match="seed must be a whole number"):
         build_attack("pgd:seed=1.5")
     assert get_attack("pgd", seed=np.int64(3)).seed == 3
+
+
+def test_labels_are_taken_in_full_float32_gradients_under_the_default(data):
+    """Clean labels and the re-check of every example run in full float32 (a GPU's TF32
+    convolutions must not decide a near-tie, and the label-only attacks' oracle runs in float32),
+    while white-box gradient passes keep the user's precision setting; the settings come back
+    afterwards."""
+    import traceback
+
+    import robustkit
+
+    from .test_decision import tf32_settings
+
+    model, x, y = data
+    passes: list[tuple[bool, tuple[bool, bool]]] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, inputs):
+            # (the model checks' passes on two images decide no label)
+            if "check_classifier" not in {f.name for f in traceback.extract_stack()}:
+                grad = torch.is_grad_enabled() and inputs.requires_grad
+                passes.append((grad, tf32_settings()))
+            return model(inputs)
+
+    b = torch.backends
+    before = (b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32)
+    b.cudnn.allow_tf32 = b.cuda.matmul.allow_tf32 = True
+    try:
+        attacks = [
+            robustkit.get_attack("fgsm", eps=0.1),
+            robustkit.get_attack("cgba", max_queries=20),
+        ]
+        evaluate(Recorder(), attacks, x, y, batch_size=40)
+        label_passes = {tf32 for grad, tf32 in passes if not grad}
+        gradient_passes = {tf32 for grad, tf32 in passes if grad}
+        assert label_passes == {(False, False)}
+        assert gradient_passes == {(True, True)}
+        passes.clear()
+        robustkit.get_attack("pgd", eps=0.1, steps=2)(Recorder(), x, y)  # no labels handed in
+        assert {tf32 for grad, tf32 in passes if not grad} == {(False, False)}
+        assert {tf32 for grad, tf32 in passes if grad} == {(True, True)}
+        assert b.cudnn.allow_tf32 and b.cuda.matmul.allow_tf32
+    finally:
+        b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32 = before
