@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from robustkit.oracle import LabelOracle, StepCounter
+from robustkit.oracle import LabelOracle, StepCounter, request_rows
 
 from ._boundary import view
 from .dct import LowFrequencySampler
@@ -253,18 +253,33 @@ def estimate_normal(
 ) -> torch.Tensor:
     """Boundary normals at ``xb[act]`` (``act`` distinct) from up to ``n_probes`` probes per
     image (fewer when its budget is nearly spent), each drawn independently, labelled in passes
-    of the oracle's batch size; zero for an image without budget."""
+    of the oracle's batch size; zero for an image without budget.
+
+    The images go in groups whose probe directions fill at most
+    :func:`~robustkit.oracle.request_rows` rows (one image at least), each group's directions
+    drawn, labelled and summed before the next group's are drawn: GeoDA's later iterations
+    take thousands of probes per image, and drawing every image's at once held 1.8 GiB for 100
+    CIFAR-10 images at 5,000 queries (9 GiB for 500), growing with the budget."""
     m = oracle.remaining(act).clamp(max=n_probes)
-    estimates = NormalEstimates(xb, sampler, generator, sigma)
-    estimates.order(act, m)
     steps.add(act, m)
-    while estimates.pending:
-        rows = xb.new_empty((min(oracle.batch_size, estimates.pending),) + xb.shape[1:])
-        owners = estimates.take(rows)
-        estimates.record(oracle.is_adversarial(rows, owners))
-    done, eta = estimates.completed()
+    row_bytes = sampler.dim * xb.element_size()
+    cap = request_rows(oracle.batch_size, row_bytes, xb.device)
     out = torch.zeros((act.numel(),) + xb.shape[1:], device=xb.device, dtype=xb.dtype)
     where = torch.full((xb.shape[0],), -1, dtype=torch.long, device=xb.device)
     where[act] = torch.arange(act.numel(), device=xb.device)
-    out[where[done]] = eta
+    counts, first = m.tolist(), 0
+    while first < len(counts):
+        last, rows = first + 1, counts[first]
+        while last < len(counts) and rows + counts[last] <= cap:
+            rows += counts[last]
+            last += 1
+        estimates = NormalEstimates(xb, sampler, generator, sigma)
+        estimates.order(act[first:last], m[first:last])
+        while estimates.pending:
+            batch = xb.new_empty((min(oracle.batch_size, estimates.pending),) + xb.shape[1:])
+            owners = estimates.take(batch)
+            estimates.record(oracle.is_adversarial(batch, owners))
+        done, eta = estimates.completed()
+        out[where[done]] = eta
+        first = last
     return out

@@ -32,7 +32,13 @@ import numpy as np
 import torch
 
 from robustkit.checks import positive_float, positive_int
-from robustkit.oracle import BestTracker, DecisionAttack, LabelOracle, StepCounter
+from robustkit.oracle import (
+    BestTracker,
+    DecisionAttack,
+    LabelOracle,
+    StepCounter,
+    request_rows,
+)
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
 
@@ -192,6 +198,7 @@ class _CGBABase(DecisionAttack):
         n, shape = x0.shape[0], x0.shape[1:]
         dev, dt = x0.device, x0.dtype
         batch = oracle.batch_size
+        cap = request_rows(batch, x0[0].numel() * x0.element_size(), dev)
         xb = start.clone()  # boundary point of each image's current iteration
         # The latest adversarial point of each image's current iteration: its row of the
         # tracker's best where it was the image's best yet (``in_best``), else its row here (so
@@ -302,7 +309,7 @@ class _CGBABase(DecisionAttack):
             # Distances to x0 now, while the candidates are in the cache (after the forward
             # pass they would come from memory again).
             dist = flat_norm(torch.sub(cand, x0, out=diff_buf), "l2")
-            hit = self._label(oracle, estimates, cand, one, asked, batch, requests)
+            hit = self._label(oracle, estimates, cand, one, asked, batch, cap, requests)
             done, eta = estimates.completed()
             if done.numel():
                 idx = done.cpu().numpy()
@@ -365,17 +372,27 @@ class _CGBABase(DecisionAttack):
         one: torch.Tensor,
         asked: np.ndarray,
         batch: int,
+        cap: int,
         requests: _GrowingRows,
     ) -> np.ndarray:
         """Label one round: the candidates ``cand[one]`` of the images ``one`` (``asked``, the
         same positions on the host) and as many pending probes as fill the forward passes to
         whole batches (all of them when the round fits one pass), all built first (into rows of
         ``requests``, reused from round to round) and labelled in one request (the oracle runs
-        its passes back to back). Returns the verdict per image on the host (False for images
-        not in ``one``); the probes' go to ``estimates``."""
+        its passes back to back). Where the round has more than ``cap`` rows (whole passes, see
+        :func:`~robustkit.oracle.request_rows`: large images), its probes go first in requests of
+        ``cap`` rows, so the rows held at once stay bounded and the round labels the same rows.
+        Returns the verdict per image on the host (False for images not in ``one``); the probes'
+        go to ``estimates``."""
         c, pending = one.numel(), estimates.pending
         total = c + pending
         k = pending if total <= batch else max(0, total // batch * batch - c)
+        while c + k > cap and k:
+            part = min(k, cap)
+            rows = requests.first(part, cand)
+            owners = estimates.take(rows)
+            estimates.record(oracle.is_adversarial(rows, owners).cpu().numpy())
+            k -= part
         rows = requests.first(c + k, cand)
         owners = estimates.take(rows[:k]) if k else None
         torch.index_select(cand, 0, one, out=rows[k:])

@@ -283,6 +283,27 @@ ACCELERATOR_ROWS = 4096
 ACCELERATOR_ACTIVATION_SHARE = 1 / 16
 
 
+#: Bytes of image rows one labelling request of a lockstep attack may hold on a CPU (or on a
+#: device whose memory cannot be read); on an accelerator, its memory's
+#: :data:`ACCELERATOR_ACTIVATION_SHARE`.
+REQUEST_BYTES = 256 * 2**20
+
+
+def request_rows(batch_size: int, row_bytes: int, device: torch.device) -> int:
+    """Rows one labelling request of a lockstep attack may hold: whole passes of ``batch_size``
+    rows, at least one, within :data:`REQUEST_BYTES` (on an accelerator, its memory's
+    :data:`ACCELERATOR_ACTIVATION_SHARE`).
+
+    CGBA builds each query round's rows first and labels them in one request of back-to-back
+    passes (cheaper per row on a cheap model than a request per pass). Its pending probes can
+    outnumber a pass many times over: 250 images of 224×224 with their normal estimates under
+    way held up to several GiB in one request before this bound. CIFAR-10 rows (12 KiB) reach
+    it only beyond 20,000 rows on a CPU."""
+    memory = accelerator_memory(device) if torch.device(device).type != "cpu" else None
+    budget = memory * ACCELERATOR_ACTIVATION_SHARE if memory else REQUEST_BYTES
+    return max(1, int(budget // (row_bytes * batch_size))) * batch_size
+
+
 def default_batch_size(device: torch.device, model: torch.nn.Module | None = None, x=None) -> int:
     """Rows per forward pass of the label oracle.
 

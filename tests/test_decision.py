@@ -1038,3 +1038,94 @@ def test_gpu_passes_shrink_to_fit_the_device_memory(monkeypatch):
     monkeypatch.setattr(oracle_module, "accelerator_memory", lambda d: None)
     assert oracle_module.default_batch_size(gpu, model, x) == 4096
     assert oracle_module.default_batch_size(torch.device("cpu"), model, x) == 16  # as before
+
+
+def test_request_rows_bound_the_rows_held_at_once(monkeypatch):
+    """Whole passes within REQUEST_BYTES on a CPU (one pass at least), within 1/16 of the
+    memory on an accelerator (REQUEST_BYTES where it cannot be read)."""
+    import robustkit.oracle as oracle_module
+
+    cpu, gpu, row = torch.device("cpu"), torch.device("cuda"), 3 * 224 * 224 * 4
+    assert oracle_module.request_rows(16, row, cpu) == 16 * (256 * 2**20 // (16 * row))
+    assert oracle_module.request_rows(256, 3 * 32 * 32 * 4, cpu) == 21760
+    assert oracle_module.request_rows(1024, row, cpu) == 1024  # one pass, whatever its size
+    monkeypatch.setattr(oracle_module, "accelerator_memory", lambda d: 80 * 2**30)
+    assert oracle_module.request_rows(4096, row, gpu) == 4096 * 2
+    monkeypatch.setattr(oracle_module, "accelerator_memory", lambda d: None)
+    assert oracle_module.request_rows(16, row, gpu) == oracle_module.request_rows(16, row, cpu)
+
+
+@pytest.mark.parametrize("name", ["cgba", "cgba-h"])
+def test_cgba_rounds_hold_bounded_rows_and_label_the_same(monkeypatch, name):
+    """A CGBA round labelled all its pending probes in one request: 250 images of 224×224 held
+    up to 3,136 rows (1.8 GiB) at once. Now a round of more rows than request_rows labels its
+    probes first in requests of that many rows: the same rows in the same round, so the attack
+    is the same to the bit."""
+    import robustkit.oracle as oracle_module
+
+    model, x = Linear().eval(), images(32)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    target = (y + 1) % 10 if name == "cgba-h" else None
+    attack = robustkit.get_attack(name, max_queries=300, batch_size=8)
+    free = attack(model, x, y, target)
+    requests = []
+    labels = LabelOracle.labels
+
+    def recorded(oracle, rows, idx):
+        requests.append(rows.shape[0])
+        return labels(oracle, rows, idx)
+
+    monkeypatch.setattr(LabelOracle, "labels", recorded)
+    attack(model, x, y, target)
+    assert max(requests) > 32  # unbounded, rounds take more than 32 rows at once here
+    row_bytes = x[0].numel() * x.element_size()
+    monkeypatch.setattr(oracle_module, "REQUEST_BYTES", 16 * row_bytes, raising=False)  # 2 passes
+    requests.clear()
+    bound = attack(model, x, y, target)
+    assert max(requests) <= 32  # the candidates (up to 32 images) the most
+    assert sum(r > 16 for r in requests) < len(requests) / 4
+    assert torch.equal(bound.x_adv, free.x_adv) and torch.equal(bound.queries, free.queries)
+    for a, b in zip(bound.trajectories, free.trajectories, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_geoda_draws_its_probe_directions_in_bounded_groups(monkeypatch):
+    """GeoDA drew every image's probe directions of an iteration at once: 1.8 GiB for 100
+    CIFAR-10 images at 5,000 queries (1,493 probes each in the last iteration). Now images go
+    in groups of at most request_rows directions (one image at least), each labelled and
+    summed before the next is drawn; the accounting stays exact and every image gets its
+    normal."""
+    import robustkit.oracle as oracle_module
+    from robustkit.attacks._normals import estimate_normal
+    from robustkit.attacks.dct import LowFrequencySampler
+    from robustkit.oracle import StepCounter
+
+    model, x = Linear().eval(), images(12)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    drawn = []
+    coefficients = LowFrequencySampler.coefficients
+
+    def recorded(sampler, m, generator=None):
+        drawn.append(m)
+        return coefficients(sampler, m, generator)
+
+    monkeypatch.setattr(LowFrequencySampler, "coefficients", recorded)
+    row_bytes = x[0].numel() * x.element_size()
+    monkeypatch.setattr(oracle_module, "REQUEST_BYTES", 100 * row_bytes, raising=False)
+    ctx = AttackContext(model, 12, torch.device("cpu"), 0, ThreatModel("l2", None))
+    oracle = LabelOracle(ctx, y, None, max_queries=1000, batch_size=50)
+    steps = StepCounter(12, torch.device("cpu"))
+    sampler = LowFrequencySampler(x.shape[1:], 1, x.device, x.dtype)
+    # The points the probes are taken at: on the linear model's boundary with the next class.
+    xb = x.clone()
+    act = torch.arange(12)
+    eta = estimate_normal(oracle, steps, sampler, ctx.generator, xb, act, 30, 0.1)
+    assert drawn == [90, 90, 90, 90]  # 3 images of 30 per group of at most 100 rows
+    assert torch.equal(ctx.queries, torch.full((12,), 30)) and torch.equal(steps.total, ctx.queries)
+    assert eta.shape == x.shape and (eta.flatten(1).norm(dim=1) > 0).all()
+    drawn.clear()
+    estimate_normal(oracle, steps, sampler, ctx.generator, xb, act[:2], 150, 0.1)
+    assert drawn == [150, 150]  # one image at least, even beyond the bound
+    assert ctx.queries[:2].tolist() == [180, 180] and torch.equal(steps.total, ctx.queries)
