@@ -379,28 +379,35 @@ class _CGBABase(DecisionAttack):
         same positions on the host) and as many pending probes as fill the forward passes to
         whole batches (all of them when the round fits one pass), all built first (into rows of
         ``requests``, reused from round to round) and labelled in one request (the oracle runs
-        its passes back to back). Where the round has more than ``cap`` rows (whole passes, see
-        :func:`~robustkit.oracle.request_rows`: large images), its probes go first in requests of
-        ``cap`` rows, so the rows held at once stay bounded and the round labels the same rows.
-        Returns the verdict per image on the host (False for images not in ``one``); the probes'
+        its passes back to back). Where the round spans more than ``cap`` rows (whole passes,
+        see :func:`~robustkit.oracle.request_rows`: large images) it goes in requests of ``cap``
+        rows, split at whole passes, so every forward pass holds the rows it would hold in one
+        request (the same attack to the bit, on any model) and the rows held at once stay
+        bounded; only a round whose candidates alone outnumber ``cap`` (more images than that)
+        labels them in one request. Returns the verdict per image on the host (False for images not in ``one``); the probes'
         go to ``estimates``."""
         c, pending = one.numel(), estimates.pending
         total = c + pending
         k = pending if total <= batch else max(0, total // batch * batch - c)
-        while c + k > cap and k:
-            part = min(k, cap)
-            rows = requests.first(part, cand)
-            owners = estimates.take(rows)
-            estimates.record(oracle.is_adversarial(rows, owners).cpu().numpy())
-            k -= part
-        rows = requests.first(c + k, cand)
-        owners = estimates.take(rows[:k]) if k else None
-        torch.index_select(cand, 0, one, out=rows[k:])
-        owners = one if owners is None else torch.cat([owners, one])
-        adv = oracle.is_adversarial(rows, owners)
-        verdicts = adv.cpu().numpy()
-        if k:
-            estimates.record(verdicts[:k])
+        # The round's rows: k probes, then the c candidates; c + k is a multiple of batch once
+        # the round spans several passes, so requests split at multiples of cap (whole passes)
+        # keep every forward pass the same rows as one request would.
+        total = c + k
+        step = cap if total > cap and total % batch == 0 else max(total, 1)
+        verdicts = np.empty(total, dtype=bool)
+        for lo in range(0, total, step):
+            hi = min(lo + step, total)
+            rows = requests.first(hi - lo, cand)
+            p = max(0, min(hi, k) - lo)  # probes in this request
+            owners = [estimates.take(rows[:p])] if p else []
+            if hi > k:
+                sel = one[max(lo, k) - k : hi - k]
+                torch.index_select(cand, 0, sel, out=rows[p:])
+                owners.append(sel)
+            adv = oracle.is_adversarial(rows, torch.cat(owners) if len(owners) > 1 else owners[0])
+            verdicts[lo:hi] = adv.cpu().numpy()
+            if p:
+                estimates.record(verdicts[lo : lo + p])
         hit = np.zeros(cand.shape[0], dtype=bool)
         hit[asked] = verdicts[k:]
         return hit
