@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .checks import is_whole_number
-from .device import full_float32, make_generator, model_device
+from .device import make_generator, model_device
 from .errors import InputError, first_line
 from .modelcheck import HALF_DTYPES, check_model_on, check_scores
 from .registry import constructor_parameters
@@ -151,16 +151,10 @@ def predict(model: nn.Module, x: torch.Tensor, first: torch.Tensor | None = None
     votes (:func:`prediction_votes`), the most frequent top class over that many draws (ties:
     the lowest class), so that a label, and whether a sample is correct or fooled, is a
     property of the input rather than of one noise draw. ``first``: logits of one draw
-    already computed (counted as the first vote; it must come from a full-float32 pass too).
-    Every draw is held to :func:`~robustkit.modelcheck.check_scores` (one finite row per image).
-
-    The passes run in full float32 (:func:`~robustkit.device.full_float32`): these labels
-    decide which samples are attacked and whether an attack succeeded, so a GPU's default TF32
-    convolutions must not decide a near-tie. Decision-based attacks label in float32 too, and
-    a clean label taken under TF32 could call an image correct that their oracle sees
-    misclassified (attacked instead of reported as already misclassified)."""
+    already computed (counted as the first vote). Every draw is held to
+    :func:`~robustkit.modelcheck.check_scores` (one finite row per image)."""
     votes, n = prediction_votes(model), x.shape[0]
-    with torch.no_grad(), full_float32():
+    with torch.no_grad():
         logits = check_scores(model(x) if first is None else first, n)
         if votes == 1:
             return logits.argmax(dim=1)
@@ -594,7 +588,7 @@ class Attack(ABC):
             clean_gradient = logits_loss_grad(model, x, shared_loss)
             clean_logits = clean_gradient[0]
         elif clean_pred is None:
-            with torch.no_grad(), full_float32():
+            with torch.no_grad():
                 clean_logits = model(x)
         if looks_like_probabilities(clean_logits):
             warnings.warn(
@@ -605,10 +599,7 @@ class Attack(ABC):
                 stacklevel=2,
             )
         if clean_pred is None:  # clean_logits then cover every image
-            # The gradient pass ran under the default precision: its logits serve as the first
-            # vote on a CPU (where float32 is IEEE float32) but not on a GPU (TF32 by default).
-            exact = clean_gradient is None or device.type == "cpu"
-            clean_pred = predict(model, x, first=clean_logits if exact else None)
+            clean_pred = predict(model, x, first=clean_logits)
         clean_pred = clean_pred.to(device)
         attacked = clean_pred == y
         idx = attacked.nonzero().flatten()

@@ -121,10 +121,6 @@ def full_float32() -> Iterator[None]:
     1,000 queries was 0.532; in full float32 100% passed and it was 0.506 (CPU: 0.498).
     HopSkipJump (20 images, 1,000 queries): 1.469 under TF32, 0.648 in float32. The previous
     settings come back on exit; on a CPU this changes nothing.
-
-    Decision-based attacks run whole under it, and so does every pass of
-    :func:`robustkit.attack.predict`, whose labels decide which samples are attacked and which
-    were fooled; white-box attacks take their gradient steps under the user's setting.
     """
     backends = torch.backends
     if hasattr(backends.cuda.matmul, "fp32_precision"):
