@@ -384,19 +384,19 @@ class _CGBABase(DecisionAttack):
         rows, split at whole passes, so every forward pass holds the rows it would hold in one
         request (the same attack to the bit, on any model) and the rows held at once stay
         bounded; only a round whose candidates alone outnumber ``cap`` (more images than that)
-        labels them in one request. Returns the verdict per image on the host (False for images not in ``one``); the probes'
-        go to ``estimates``."""
+        labels them in one request. Returns the verdict per image on the host (False for images
+        not in ``one``); the probes' go to ``estimates``."""
         c, pending = one.numel(), estimates.pending
         total = c + pending
         k = pending if total <= batch else max(0, total // batch * batch - c)
         # The round's rows: k probes, then the c candidates; c + k is a multiple of batch once
         # the round spans several passes, so requests split at multiples of cap (whole passes)
         # keep every forward pass the same rows as one request would.
-        total = c + k
-        step = cap if total > cap and total % batch == 0 else max(total, 1)
-        verdicts = np.empty(total, dtype=bool)
-        for lo in range(0, total, step):
-            hi = min(lo + step, total)
+        size = c + k
+        step = cap if size > cap and size % batch == 0 else max(size, 1)
+        verdicts = np.empty(size, dtype=bool)
+        for lo in range(0, size, step):
+            hi = min(lo + step, size)
             rows = requests.first(hi - lo, cand)
             p = max(0, min(hi, k) - lo)  # probes in this request
             owners = [estimates.take(rows[:p])] if p else []

@@ -299,7 +299,7 @@ def request_rows(batch_size: int, row_bytes: int, device: torch.device) -> int:
     outnumber a pass many times over: 250 images of 224×224 with their normal estimates under
     way held up to several GiB in one request before this bound. CIFAR-10 rows (12 KiB) reach
     it only beyond 20,000 rows on a CPU."""
-    memory = accelerator_memory(device) if torch.device(device).type != "cpu" else None
+    memory = accelerator_memory(device)  # None on a CPU
     budget = memory * ACCELERATOR_ACTIVATION_SHARE if memory else REQUEST_BYTES
     return max(1, int(budget // (row_bytes * batch_size))) * batch_size
 
