@@ -12,7 +12,10 @@ iterate goes back to the best point found. Steps use momentum ``alpha`` = 0.75.
   (and ends the sample's runs), as in AutoAttack.
 
 Samples leave the batch at their first adversarial iterate (``early_stop``), which is all a
-robust-accuracy evaluation needs.
+robust-accuracy evaluation needs. On a randomized model judged by majority vote (a defense with
+``votes`` > 1) one pass cannot say whether an iterate is adversarial: every sample takes every
+step, its best-loss point is the answer, and each run's answers are judged by the vote before the
+next run or restart.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
 
-from .losses import fooled, get_loss
+from .losses import final_verdict, fooled, get_loss
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -71,27 +74,39 @@ class _APGDBase(Attack):
     def _attack(self, ctx, x, y, target):
         out = x.clone()
         done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        for loss_name, targets in self._runs(ctx, x, y):
+        runs = self._runs(ctx, x, y)
+        left = len(runs) * self.restarts  # runs and restarts still to go
+        for loss_name, targets in runs:
             for _ in range(self.restarts):
+                left -= 1
                 idx = (~done).nonzero().flatten()
                 if idx.numel() == 0:
                     return out
                 t = targets[idx] if targets is not None else None
-                adv, hit = self._apgd(ctx, x[idx], y[idx], t, idx, get_loss(loss_name))
+                adv, hit = self._apgd(ctx, x[idx], y[idx], t, idx, get_loss(loss_name), left > 0)
                 out[idx] = adv
                 done[idx] = hit
         return out
 
-    def _apgd(self, ctx, x0, y, target, idx, loss_fn):
-        """One APGD run on a subset; returns the answers and which are known adversarial."""
+    def _apgd(self, ctx, x0, y, target, idx, loss_fn, check_final: bool = False):
+        """One APGD run on a subset; returns the answers and which are known adversarial.
+
+        On a model judged by majority vote (``ctx.votes`` > 1) no iterate is judged by its one
+        pass: every sample takes every step, and where another run follows (``check_final``)
+        the answers are judged by the vote, so that run attacks only the samples still
+        standing."""
         norm, eps, n = self.norm, self.eps, x0.shape[0]
         dev = x0.device
+        judge_steps = ctx.votes == 1
 
         def step(xs, ids, ys, ts):
             # The target (APGD-T) only shapes the loss: any misclassification is a hit, as in
             # AutoAttack, so a sample pushed to another wrong class is done, not attacked again.
             logits, loss, grad = ctx.value_and_grad(xs, lambda z: loss_fn(z, ys, ts), ids)
-            return loss, grad, fooled(logits, ys, None)
+            hit = (
+                fooled(logits, ys, None) if judge_steps else torch.zeros_like(ys, dtype=torch.bool)
+            )
+            return loss, grad, hit
 
         result = x0.clone()
         hit_any = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -174,6 +189,9 @@ class _APGDBase(Attack):
         pending = ~hit_any[act]
         if pending.any():
             result[act[pending]] = state["x_best"][pending]
+            if check_final and not judge_steps:
+                verdict = final_verdict(ctx, state["x_best"], state["ids"], state["y"], None)
+                hit_any[act] |= verdict & pending
         return result, hit_any
 
 

@@ -71,3 +71,12 @@ def fooled(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -
     """Per sample: misclassified (untargeted) or classified as the target (targeted)."""
     pred = logits.argmax(dim=1)
     return pred == target if target is not None else pred != y
+
+
+def final_verdict(ctx, x, idx, y, target) -> torch.Tensor:
+    """Per sample: is ``x`` adversarial, judged as success will be (one counted pass; on a
+    model judged by majority vote, the vote, each draw counted)."""
+    if ctx.votes == 1:
+        return fooled(ctx.logits(x, idx), y, target)
+    pred = ctx.verdict(x, idx)
+    return pred == target if target is not None else pred != y

@@ -9,7 +9,10 @@ Each sample's search ends at its first adversarial iterate when ``early_stop`` i
 shrinks as samples are fooled, so later steps cost less); with ``early_stop=False`` every sample
 runs all steps and the first adversarial iterate found is still what is returned. Restarts attack
 only the samples no earlier restart fooled. ``eot`` > 1 averages the gradient over that many
-forward/backward passes, for randomized models (expectation over transformation).
+forward/backward passes, for randomized models (expectation over transformation). On a randomized
+model judged by majority vote (a defense with ``votes`` > 1) no single pass says whether a sample
+is fooled: every sample takes every step, its last iterate is the answer, and a restart's answers
+are judged by the vote.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
 
-from .losses import LOSSES, fooled, get_loss
+from .losses import LOSSES, final_verdict, fooled, get_loss
 
 
 def check_step_size(value: object) -> float | None:
@@ -109,8 +112,9 @@ class PGD(Attack):
 
     def _run(self, ctx, x0, y, target, idx, check_final: bool):
         """One restart on a subset; returns each sample's answer and whether it is known to be
-        adversarial. ``check_final`` spends one more forward pass to judge the last iterate
-        (needed only when another restart would otherwise redo a sample already fooled)."""
+        adversarial. ``check_final`` spends one more forward pass (a vote's passes on a model
+        judged by majority vote) to judge the last iterate (needed only when another restart
+        would otherwise redo a sample already fooled)."""
         loss_fn = get_loss(self.loss)
         eps, norm, alpha = self.eps, self.norm, self.alpha
         x_adv = x0
@@ -120,6 +124,10 @@ class PGD(Attack):
         hit_any = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
         act = torch.arange(x0.shape[0], device=x0.device)
         xa, x0a, ya, ta, ida = x_adv, x0, y, target, idx
+        # On a model judged by majority vote one pass (or the EOT mean) cannot say whether a
+        # sample is fooled: every sample then takes every step and its last iterate is judged
+        # by the vote (stopping at a lucky draw froze points the vote calls correct).
+        judge_steps = ctx.votes == 1
         # the first gradient, where the clean pass gave it (see clean_gradient_loss)
         first = ctx.take_clean_gradient(idx)
         for _ in range(self.steps):
@@ -130,31 +138,30 @@ class PGD(Attack):
                 logits, _, grad = eot_value_and_grad(
                     ctx, xa, ida, lambda z, ya=ya, ta=ta: loss_fn(z, ya, ta), self.eot
                 )
-            hit = fooled(logits, ya, ta)
-            new = hit & ~hit_any[act]
-            if new.any():
+            hit = fooled(logits, ya, ta) if judge_steps else None
+            if hit is not None and hit.any():
+                new = hit & ~hit_any[act]
                 result[act[new]] = xa[new]
                 hit_any[act[new]] = True
-            if self.early_stop and hit.any():
-                keep = ~hit
-                act, xa, x0a, ya, grad, ida = (
-                    act[keep],
-                    xa[keep],
-                    x0a[keep],
-                    ya[keep],
-                    grad[keep],
-                    ida[keep],
-                )
-                ta = ta[keep] if ta is not None else None
-                if act.numel() == 0:
-                    return result, hit_any
+                if self.early_stop:
+                    keep = ~hit
+                    act, xa, x0a, ya, grad, ida = (
+                        act[keep],
+                        xa[keep],
+                        x0a[keep],
+                        ya[keep],
+                        grad[keep],
+                        ida[keep],
+                    )
+                    ta = ta[keep] if ta is not None else None
+                    if act.numel() == 0:
+                        return result, hit_any
             xa = project(xa + alpha * normalize_direction(grad, norm), x0a, norm, eps)
         pending = ~hit_any[act]
         if pending.any():
             result[act[pending]] = xa[pending]
             if check_final:
-                logits = ctx.logits(xa, ida)
-                hit_any[act] |= fooled(logits, ya, ta) & pending
+                hit_any[act] |= final_verdict(ctx, xa, ida, ya, ta) & pending
         return result, hit_any
 
 

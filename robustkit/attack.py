@@ -204,6 +204,10 @@ class AttackContext:
         self.device = device
         self.threat = threat
         self.generator = make_generator(seed, device)
+        #: Draws one of the model's labels takes (:func:`prediction_votes`): above 1 (a
+        #: randomized defense judged by majority vote), one forward pass cannot tell whether a
+        #: sample is fooled, so attacks must not stop or keep a point on one.
+        self.votes = prediction_votes(model)
         self.queries = torch.zeros(n, dtype=torch.long, device=device)
         self.gradients = torch.zeros(n, dtype=torch.long, device=device)
         #: Per-sample extra outputs an attack wants in its result (e.g. ``trajectories``).
@@ -232,7 +236,7 @@ class AttackContext:
     def verdict(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """The labels success is judged by (:func:`predict`: for a randomized model the
         majority of its draws), counting each draw as a query per row."""
-        self._count(self.queries, idx, prediction_votes(self.model))
+        self._count(self.queries, idx, self.votes)
         return predict(self.model, x)
 
     def value_and_grad(
@@ -320,9 +324,10 @@ class AttackResult:
     @property
     def robust(self) -> torch.Tensor:
         """Per sample: classified correctly (:attr:`attacked`) and still at ``x_adv``, or
-        (minimum-norm attacks given an ε) fooled only by a perturbation larger than ε. (For a
-        randomized model, a sample judged wrong once is not robust even if a later vote on the
-        same image says otherwise.)"""
+        (minimum-norm attacks given an ε) fooled only by a perturbation larger than ε. (A
+        sample the attack left unchanged keeps its clean label; on a randomized model a sample
+        the clean vote judged wrong is not robust even if a later vote on the same image says
+        otherwise.)"""
         robust = self.attacked & (self.adv_pred == self.y)
         if self.threat.eps is None and self.eps is not None:
             robust = robust | (self.attacked & (self.norms > self.eps))
@@ -616,11 +621,14 @@ class Attack(ABC):
             x_adv[idx] = self.threat.project(candidate.detach().to(x.dtype), x[idx])
 
         adv_pred = predict(model, x_adv)
+        # An attacked sample whose example is its clean image found nothing: it keeps its clean
+        # label. On a randomized model the re-check's vote on that image can disagree with the
+        # clean vote, which reported an "adversarial example" at distance 0 (or, once success
+        # was refused, a sample neither fooled nor robust); so can a deterministic model's
+        # rounding where the caller's clean labels came from another batch.
+        unchanged = attacked & (x_adv == x).flatten(1).all(1)
+        adv_pred = torch.where(unchanged, clean_pred, adv_pred)
         success = (adv_pred == target) if target is not None else (adv_pred != y)
-        # An attacked sample whose example is its clean image found nothing: on a randomized
-        # model the re-check's vote on that image can still disagree with the clean vote, which
-        # would report an "adversarial example" at distance 0.
-        success &= ~(attacked & (x_adv == x).flatten(1).all(1))
 
         queries = torch.zeros(x.shape[0], dtype=torch.long, device=device)
         gradients = torch.zeros_like(queries)

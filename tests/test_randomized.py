@@ -131,3 +131,70 @@ def test_a_sample_where_nothing_was_found_is_not_reported_adversarial(name):
     assert not (res.success & res.attacked & (res.l2 == 0)).any()
     found = [o for o, u in zip(outcomes(res), unchanged.tolist(), strict=True) if u]
     assert set(found) == {"no adversarial found within the budget"}
+
+
+def _noisy_linear_case():
+    """A linear model behind input noise (σ = 0.25, labels by 25 votes) and 200 images it
+    labels by those votes (the labels given as y and as the clean verdict)."""
+    model = robustkit.get_defense("input-noise", sigma=0.25, votes=25).apply(Linear().eval())
+    g = torch.Generator().manual_seed(1)
+    x = (0.5 + 0.1 * torch.randn((200, 3, 8, 8), generator=g)).clamp(0, 1)
+    torch.manual_seed(0)
+    return model, x, predict(model, x)
+
+
+@pytest.mark.parametrize(
+    "spec", [{"name": "fgsm"}, {"name": "apgd-ce", "steps": 20}, {"name": "pgd", "eot": 10}]
+)
+def test_gradient_attacks_on_a_voting_model_do_not_stop_at_one_lucky_draw(spec):
+    """PGD, APGD and FGSM judged each iterate by one noise draw (or the EOT mean): a sample a
+    lucky draw misclassified kept that point and stopped, near the boundary, where the vote
+    success is judged by mostly called it correct. PGD with EOT (the defense's own adaptive
+    attack) then fooled fewer samples the more steps it took: 0.690 at 5 steps, 0.540 at 10,
+    0.435 at 20; APGD-CE 0.630, FGSM 0.485. Now every sample takes every step: 0.94-0.96."""
+    model, x, y = _noisy_linear_case()
+    spec = dict(spec)
+    name = spec.pop("name")
+    rates = []
+    for steps in (5, 20) if name == "pgd" else (None,):
+        params = dict(spec, **({"steps": steps} if steps else {}))
+        torch.manual_seed(123)
+        res = robustkit.get_attack(name, eps=0.03, **params)(model, x, y, clean_pred=y)
+        assert res.attacked.all()
+        assert (res.success == ~res.robust).all()
+        # no early stop: every sample paid for every step (and EOT draw), nothing more
+        per_sample = {"fgsm": 1, "apgd-ce": 20}.get(name, (steps or 0) * spec.get("eot", 1))
+        assert (res.queries == per_sample).all() and (res.gradients == per_sample).all()
+        rates.append(res.success_rate)
+    assert min(rates) >= 0.9, rates
+    assert rates == sorted(rates) or max(rates) - min(rates) <= 0.02, rates
+
+
+def test_restarts_on_a_voting_model_are_judged_by_the_vote():
+    """With restarts on a model judged by majority vote, each restart's answers are judged by
+    the vote (its draws counted as queries) and only the samples it leaves standing go on."""
+    model, x, y = _noisy_linear_case()
+    torch.manual_seed(5)
+    res = robustkit.get_attack("pgd", eps=0.02, steps=3, restarts=2)(model, x, y, clean_pred=y)
+    # first restart: 3 steps and a 25-draw vote on every sample; the second: 3 more steps for
+    # the samples the vote left standing (and no vote: the base class's re-check decides)
+    second = res.queries > 3 + 25
+    assert set(res.queries.tolist()) <= {3 + 25, 3 + 25 + 3}
+    assert 0 < int(second.sum()) < 200
+    assert (res.gradients == torch.where(second, 6, 3)).all()
+    apgd = robustkit.get_attack("apgd-ce", eps=0.02, steps=4, restarts=2)
+    res = apgd(model, x, y, clean_pred=y)
+    assert set(res.queries.tolist()) <= {4 + 25, 4 + 25 + 4}
+
+
+def test_an_attack_that_changes_nothing_leaves_a_voting_model_robust():
+    """An attacked sample whose example is its clean image keeps its clean label: its re-check
+    vote (25 fresh draws) once disagreed with the clean vote for 22% of these samples, which
+    were then neither fooled (success was refused at distance 0) nor robust."""
+    model, x, y = _noisy_linear_case()
+    torch.manual_seed(1)
+    # 1e-9 is below float32's spacing at 0.5: no pixel can move
+    res = robustkit.get_attack("pgd", eps=1e-9, steps=2)(model, x, y, clean_pred=y)
+    assert (res.x_adv == x).all()
+    assert res.robust_accuracy == 1.0 and res.success_rate == 0.0
+    assert (res.adv_pred == y).all()
