@@ -257,7 +257,13 @@ def test_run_checks_passes_the_runs_attacks_to_the_randomized_check():
 
         atk = build_attack(attack, norm="linf", eps=0.02)
         run = SimpleNamespace(
-            x=x, y=y, device="cpu", model=model, attacks={attack: atk}, target=None
+            x=x,
+            y=y,
+            device="cpu",
+            model=model,
+            attacks={attack: atk},
+            target=None,
+            config=SimpleNamespace(seed=0),
         )
         checks = {name: (f, d) for name, f, d in run_checks(run, summary, survivors=None)}
         assert checks["randomized_outputs"][0] is flagged, checks["randomized_outputs"]
@@ -346,3 +352,30 @@ def test_the_stronger_rerun_of_the_largest_seed_is_a_seed():
     pgd = robustkit.get_attack("pgd", steps=2, seed=top)
     auto = robustkit.get_attack("auto", seed=top)
     assert _stronger(pgd).seed == -(2**63) and _stronger(auto).seed == -(2**63)
+
+
+def test_convergence_check_on_a_voting_model_counts_only_what_the_attack_fools():
+    """The stronger attack re-judged the survivors' clean labels with fresh votes of a
+    randomized model: a survivor whose new clean vote flipped counted as fooled, and an attack
+    that cannot move a pixel (ε = 1e-9) flagged the run "not converged" (28% of 64 here). The
+    survivors are correct by construction now, and the model's noise is seeded from the run's
+    seed, so the check repeats."""
+    from robustkit.attack import predict
+
+    model = robustkit.get_defense("input-noise", sigma=0.25, votes=25).apply(Linear().eval())
+    g = torch.Generator().manual_seed(1)
+    x = (0.5 + 0.1 * torch.randn((64, 3, 8, 8), generator=g)).clamp(0, 1)
+    torch.manual_seed(0)
+    y = predict(model, x)
+    run = SimpleNamespace(model=model, attacks={"pgd": robustkit.get_attack("pgd", eps=1e-9)})
+    survivors = torch.ones(64, dtype=torch.bool)
+    torch.manual_seed(1)
+    name, flagged, detail = check_more_steps(run, x, y, survivors=survivors, seed=3)
+    assert not flagged and "fooled none of 64" in detail, detail
+    # a real attack on the same model: the same answer whatever the global random state
+    run.attacks = {"pgd": robustkit.get_attack("pgd", eps=0.01, steps=2)}
+    answers = set()
+    for state in (1, 2):
+        torch.manual_seed(state)
+        answers.add(check_more_steps(run, x, y, survivors=survivors, seed=3))
+    assert len(answers) == 1, answers
