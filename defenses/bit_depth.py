@@ -53,4 +53,4 @@ class BitDepth(Defense):
         self.bpda = bool(bpda)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        return Quantize(model, self.bits, self.bpda).eval()
+        return Quantize(model, self.bits, self.bpda)

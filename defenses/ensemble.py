@@ -69,7 +69,7 @@ class Ensemble(Defense):
         others = [load_model(name, device=device) for name in self.members]
         if dtype is not None:  # a model in float64 (or half) takes inputs of its own dtype
             others = [m.to(dtype=dtype) for m in others]
-        return AverageLogits([model, *others]).eval()
+        return AverageLogits([model, *others])
 
 
 def _zoo_name_of(model: nn.Module) -> str | None:

@@ -64,4 +64,4 @@ class InputNoise(Defense):
         self.votes = int(votes)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        return NoisyInput(model, self.sigma, self.votes).eval()
+        return NoisyInput(model, self.sigma, self.votes)

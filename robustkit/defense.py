@@ -1,8 +1,8 @@
 """The one defense interface: :class:`Defense`.
 
 An inference-time defense wraps a classifier into another classifier (``defense.apply(model)``);
-the wrapped model is an ordinary ``nn.Module`` in eval mode that takes inputs in [0, 1], so every
-attack runs on it unchanged. Each defense names the adaptive attack it must be evaluated with
+the wrapped model is an ordinary ``nn.Module`` (its own layers in eval mode; the model it wraps
+left as it was) that takes inputs in [0, 1], so every attack runs on it unchanged. Each defense names the adaptive attack it must be evaluated with
 (``adaptive_attack``): a defense that randomizes needs EOT, one that breaks gradients needs a
 straight-through (BPDA) gradient. Defenses are pure: a model in, a model out.
 """
@@ -38,14 +38,24 @@ class Defense:
         return f"{type(self).__name__}({args})"
 
     def apply(self, model: nn.Module) -> nn.Module:
-        """The defended classifier built around ``model`` (in eval mode, same device)."""
+        """The defended classifier built around ``model`` (same device): the defense's own
+        layers in eval mode, ``model``'s left in the mode they were (evaluate a model in eval
+        mode: the attacks refuse BatchNorm layers in training mode and warn of live Dropout)."""
         if isinstance(model, (str, bytes, PurePath)) or not callable(model):
             hint = f"robustkit.load_model({model!r})" if isinstance(model, str) else "a model"
             raise InputError(
                 f"{self.name}.apply() takes a model (an nn.Module), got "
                 f"{type(model).__name__} {model!r:.60}; pass {hint}"
             )
-        return self._wrap(model)
+        wrapped = self._wrap(model)
+        # The defense's own layers in eval mode, not ``model``'s: eval() recurses, and it turned
+        # the caller's model (one still training, say) to eval mode behind their back.
+        theirs = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
+        if isinstance(wrapped, nn.Module):
+            for module in wrapped.modules():
+                if id(module) not in theirs:
+                    module.training = False
+        return wrapped
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """The defended classifier around ``model`` (checked to be a model by :meth:`apply`).

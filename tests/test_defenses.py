@@ -77,3 +77,21 @@ def test_a_defense_that_overrides_apply_still_works():
 
     with pytest.raises(NotImplementedError, match="Nothing must implement _wrap"):
         Nothing().apply(torch.nn.Identity())
+
+
+@pytest.mark.parametrize("spec", ["bit-depth", "input-noise", "ensemble:members=other"])
+def test_apply_leaves_the_callers_model_in_its_mode(spec, monkeypatch):
+    """apply() called eval() on the whole wrapper, which recursed into the caller's model: a
+    model still training came back in eval mode. The defense's own layers are in eval mode;
+    the caller's model (and a member it loads) keeps its mode."""
+    monkeypatch.setattr(
+        "robustkit.zoo.load_model", lambda name, device=None: Linear(seed=2).eval(), raising=False
+    )
+    name, _, rest = spec.partition(":")
+    params = dict([rest.split("=")]) if rest else {}
+    for training in (True, False):
+        model = Linear().train(training)
+        wrapped = robustkit.get_defense(name, **params).apply(model)
+        assert model.training is training and all(m.training is training for m in model.modules())
+        assert wrapped.training is False
+        assert all(not m.training for m in wrapped.modules() if m not in set(model.modules()))
