@@ -188,10 +188,16 @@ class Store:
                         "it was left untouched: pass another --db"
                     )
         # An existing store may sit in a read-only directory (or file system): it is opened
-        # read-only there (immutable: SQLite cannot make the -wal and -shm files a WAL store
-        # needs beside it), so it can be read, and a write is a one-line error.
+        # read-only there, so it can be read, and a write is a one-line error. SQLite cannot
+        # make the -wal and -shm files a WAL store needs beside it, so it is opened immutable,
+        # unless its writer (still running, or one that crashed) left a write-ahead log: what
+        # that holds is not yet in the file, and an immutable read silently showed the store as
+        # it was before (finished runs missing). SQLite reads the log through the -shm file it
+        # finds beside it.
         problem = directory_problem(path.parent)
         read_only = exists and problem is not None
+        wal = Path(f"{path}-wal")
+        pending_log = read_only and wal.exists() and wal.stat().st_size > 0
         if not exists:
             if problem is None:
                 try:
@@ -206,7 +212,8 @@ class Store:
         try:
             target, uri = path, False
             if read_only:
-                target, uri = f"{path.absolute().as_uri()}?mode=ro&immutable=1", True
+                mode = "mode=ro" if pending_log else "mode=ro&immutable=1"
+                target, uri = f"{path.absolute().as_uri()}?{mode}", True
             conn = sqlite3.connect(target, timeout=LOCK_TIMEOUT_S, isolation_level=None, uri=uri)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
@@ -228,6 +235,12 @@ class Store:
                 conn.close()
             if _is_locked(exc):
                 raise _locked_error(path) from None
+            if pending_log:
+                raise RobustkitError(
+                    f"{path} has changes in its write-ahead log ({wal.name}) that cannot be "
+                    f"read from its read-only directory ({exc}); copy the store with its "
+                    "-wal and -shm files to a writable directory, or let its writer finish"
+                ) from None
             if not exists:  # nothing there to read: the file could not be made
                 raise RobustkitError(
                     f"cannot create the results store {path} ({exc}); pass another --db"

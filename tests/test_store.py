@@ -427,3 +427,22 @@ def test_read_only_and_full_stores_are_one_line_errors_and_keep_what_they_hold(
                 conn.execute("CREATE TABLE filler (x BLOB)")
                 conn.execute("INSERT INTO filler VALUES (zeroblob(1000000))")
         assert summarize(store, first["run_id"]) == first
+
+
+def test_a_read_only_store_shows_what_its_write_ahead_log_holds(tmp_path, monkeypatch):
+    """A store in a read-only directory was opened immutable, which ignores the -wal file: runs
+    its writer (still running, say a notebook that holds the store open) had finished were
+    missing from the reader's reports, silently."""
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=4, batch_size=4, eps=0.1, device="cpu", attacks=("fgsm",)
+    )
+    db = tmp_path / "w.db"
+    run_evaluation(config, db=db, progress=False)
+    holder = sqlite3.connect(db)  # the writer's process keeps the store (and its log) open
+    holder.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    second = run_evaluation(RunConfig(**{**config.__dict__, "eps": 0.2}), db=db, progress=False)
+    assert Path(f"{db}-wal").stat().st_size > 0
+    monkeypatch.setattr(store_module, "directory_problem", lambda d: f"{d} is not writable")
+    with Store.open(db) as store:
+        assert summarize(store, second["run_id"]) == second
+    holder.close()
