@@ -41,7 +41,22 @@ def _trajectories(source) -> list[torch.Tensor]:
             "expected a decision-based attack's result, a list of [k, 2] trajectories or an "
             f"[n, k, 2] tensor of them, got {type(source).__name__}{shape}"
         )
-    return list(source)
+    out = []
+    for i, item in enumerate(source):
+        try:  # a NumPy array or nested lists of numbers are trajectories too
+            t = item if isinstance(item, torch.Tensor) else torch.as_tensor(item)
+        except (TypeError, ValueError, RuntimeError):
+            t = None
+        if t is not None and t.numel() == 0:
+            t = t.reshape(0, 2)
+        if t is None or t.dim() != 2 or t.shape[1] != 2 or t.dtype == torch.bool:
+            what = f"shaped {tuple(t.shape)}" if t is not None else type(item).__name__
+            raise InputError(
+                f"trajectory {i} is not a [k, 2] table of (queries, L2) rows: got {what}; pass "
+                "a result's .trajectories (or [k, 2] tensors like them)"
+            )
+        out.append(t)
+    return out
 
 
 def check_budgets(

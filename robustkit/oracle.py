@@ -233,19 +233,20 @@ class BestTracker:
         return kept
 
     def trajectories(self) -> list[torch.Tensor]:
-        """Per sample a ``[k, 2]`` float tensor of (queries, L2 of the best so far) on the CPU,
-        in query order; empty (``[0, 2]``) for samples without an adversarial point."""
+        """Per sample a ``[k, 2]`` float64 tensor of (queries, L2 of the best so far) on the
+        CPU, in query order; empty (``[0, 2]``) for samples without an adversarial point.
+        Float64 whatever the images' precision: float32 counts queries exactly only up to 2**24
+        (16,777,216), and budgets go up to 10**12; a float32 distance is exact in it."""
         n = self.x0.shape[0]
         if not self._log:
-            return [torch.zeros((0, 2)) for _ in range(n)]
+            return [torch.zeros((0, 2), dtype=torch.float64) for _ in range(n)]
         idx = torch.cat([e[0] for e in self._log]).cpu()
         q = torch.cat([e[1] for e in self._log]).cpu().double()
         d = torch.cat([e[2] for e in self._log]).cpu().double()
         order = torch.sort(idx, stable=True).indices
         rows = torch.stack([q[order], d[order]], dim=1)
         counts = torch.bincount(idx, minlength=n).tolist()
-        # in the images' precision (float32 rounds the distances of float64 images)
-        return [t.to(self.x0.dtype).clone() for t in torch.split(rows, counts)]
+        return [t.clone() for t in torch.split(rows, counts)]
 
 
 class StepCounter:

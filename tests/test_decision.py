@@ -1129,3 +1129,45 @@ def test_geoda_draws_its_probe_directions_in_bounded_groups(monkeypatch):
     estimate_normal(oracle, steps, sampler, ctx.generator, xb, act[:2], 150, 0.1)
     assert drawn == [150, 150]  # one image at least, even beyond the bound
     assert ctx.queries[:2].tolist() == [180, 180] and torch.equal(steps.total, ctx.queries)
+
+
+def test_trajectories_count_queries_exactly_past_float32s_range():
+    """The (queries, L2) table took the images' dtype: with float32 images queries past 2**24
+    were rounded (16,777,217 read 16,777,216, so a point was credited to a budget before it
+    was found, and 16,777,219 read above a budget of 16,777,219)."""
+    x0 = torch.full((1, 1, 1, 3), 0.5)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3, 2))
+    budget = 2**24 + 3
+    ctx = AttackContext(model, 1, torch.device("cpu"), 0, ThreatModel(norm="l2", eps=None))
+    tracker = BestTracker(x0, LabelOracle(ctx, torch.tensor([0]), None, budget))
+    ctx.queries[0] = 2**24 + 1
+    tracker.offer(torch.tensor([0]), x0 + 0.3)
+    ctx.queries[0] = 2**24 + 3
+    tracker.offer(torch.tensor([0]), x0 + 0.1)
+    (t,) = tracker.trajectories()
+    assert t.dtype == torch.float64
+    assert t[:, 0].tolist() == [2**24 + 1, 2**24 + 3]
+    expected = [float(torch.linalg.vector_norm(torch.full((3,), v))) for v in (0.3, 0.1)]
+    assert t[:, 1].tolist() == pytest.approx(expected, rel=1e-6)
+    assert math.isinf(l2_at_budgets([t], [2**24]).item())
+
+
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        ([torch.ones(3)], r"shaped \(3,\)"),
+        ([torch.ones(2, 3)], r"shaped \(2, 3\)"),
+        ([object()], "object"),
+        ([torch.ones(2, 2, dtype=torch.bool)], r"shaped \(2, 2\)"),
+    ],
+)
+def test_budget_summaries_check_each_trajectory(bad, what):
+    """A list whose items were not [k, 2] tables got into the loop: an AttributeError or
+    IndexError, or (a [k, 3] table) a silent answer. NumPy arrays and nested lists are read as
+    the tables they are."""
+    with pytest.raises(InputError, match=f"trajectory 0 is not a \\[k, 2\\] table.*{what}"):
+        median_l2_at(bad, [20])
+    table = [[10, 0.9], [20, 0.5]]
+    expected = median_l2_at([torch.tensor(table)], [20]).tolist()
+    assert median_l2_at([np.array(table)], [20]).tolist() == expected == [0.5]
+    assert median_l2_at([table, []], [20]).tolist() == [math.inf]  # none found for one of two
