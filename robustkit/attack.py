@@ -571,7 +571,13 @@ class Attack(ABC):
         start = time.perf_counter()
         x, y, target = validate_inputs(x, y, target, self.threat)
         if clean_pred is not None:
-            clean_pred = torch.as_tensor(clean_pred).long().flatten()
+            given = _as_labels(clean_pred, "clean_pred", torch.device("cpu"))
+            if given.is_floating_point() or given.dtype == torch.bool or given.is_complex():
+                raise InputError(
+                    f"clean_pred must be integer class labels (the model's predictions), got "
+                    f"dtype {given.dtype}"
+                )
+            clean_pred = given.long().flatten()
             if clean_pred.shape != y.shape:
                 raise InputError(
                     f"clean_pred has {clean_pred.numel()} labels for {y.numel()} samples"
@@ -582,6 +588,14 @@ class Attack(ABC):
         # Two images first: a model that cannot classify such images gets a one-line error (and
         # a label-only attack's oracle learns from this pass how to size its batches).
         dropout_live, clean_logits = check_model_on(model, x, y, target)
+        classes = clean_logits.shape[1]
+        if clean_pred is not None and clean_pred.numel():
+            if int(clean_pred.min()) < 0 or int(clean_pred.max()) >= classes:
+                raise InputError(
+                    f"clean_pred holds labels outside the model's {classes} classes "
+                    f"({int(clean_pred.min())}..{int(clean_pred.max())}); pass the model's own "
+                    "predictions of x"
+                )
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
         # The clean pass: shared with the attack's first gradient where that is taken at the

@@ -347,3 +347,22 @@ def test_evaluate_checks_its_inputs_with_or_without_attacks(data):
         targeted = robustkit.get_attack("pgd", targeted=True, steps=1)
         robustkit.evaluate(model, [targeted], x, y, target=y)
     assert robustkit.evaluate(model, [], x, y).clean_accuracy == pytest.approx(28 / 32)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("abc", "clean_pred must be integer class labels"),
+        ([[1.5] * 32], "clean_pred must be integer class labels"),
+        (torch.ones(32, dtype=torch.bool), "clean_pred must be integer class labels"),
+        (torch.full((32,), 10), r"outside the model's 10 classes \(10..10\)"),
+        (torch.full((32,), -1), "outside the model's 10 classes"),
+    ],
+)
+def test_given_clean_labels_are_checked(data, bad, message):
+    """clean_pred was only counted: text raised a raw ValueError, 1.5 was taken as 1, and a
+    label the model does not have marked every sample misclassified, silently."""
+    model, x, y = data
+    with pytest.raises(InputError, match=message) as info:
+        robustkit.get_attack("fgsm", eps=0.03)(model, x, y, clean_pred=bad)
+    assert "\n" not in str(info.value)
