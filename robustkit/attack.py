@@ -609,7 +609,8 @@ class Attack(ABC):
         elif clean_pred is None:
             with torch.no_grad():
                 clean_logits = model(x)
-        if looks_like_probabilities(clean_logits):
+        # (labels are the same either way: only gradient attacks lose by softmax)
+        if self.family == "gradient" and looks_like_probabilities(clean_logits):
             warnings.warn(
                 "the model's outputs look like probabilities (non-negative rows summing to 1), "
                 "not logits; gradient attacks are weakened by softmax saturation: "

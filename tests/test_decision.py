@@ -1171,3 +1171,18 @@ def test_budget_summaries_check_each_trajectory(bad, what):
     expected = median_l2_at([torch.tensor(table)], [20]).tolist()
     assert median_l2_at([np.array(table)], [20]).tolist() == expected == [0.5]
     assert median_l2_at([table, []], [20]).tolist() == [math.inf]  # none found for one of two
+
+
+def test_label_only_attacks_do_not_warn_of_probabilities():
+    """The warning that probabilities weaken gradient attacks came with label-only attacks too,
+    whose labels softmax does not change."""
+    import warnings
+
+    from tests.helpers import Softmaxed
+
+    model = Softmaxed(Linear().eval())
+    x = images(4)
+    y = model(x).argmax(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        robustkit.get_attack("cgba", max_queries=20)(model, x, y)
