@@ -14,7 +14,7 @@ from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError, first_line
 from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
-from .threat import parse_eps
+from .threat import check_norm, parse_eps
 
 
 def parse_value(text: str) -> Any:
@@ -104,6 +104,17 @@ def build_attack(
     cls = ATTACKS.get(name)
     accepted = constructor_parameters(cls)
     check_parameters(ATTACKS.kind, name, params, accepted)
+    if norm is not None:
+        norm = check_norm(norm)
+    if params.get("norm") is not None:
+        # spelled as --norm takes it (L2, Linf, inf): compared with the run's norm below, where
+        # norm=L2 in an l2 run was "another norm" and norm=l3 got advice to pass --norm l3
+        try:
+            params["norm"] = check_norm(params["norm"])
+        except InputError:
+            raise InputError(
+                f"unknown norm {params['norm']!r} in attack {spec!r}; use norm=linf or norm=l2"
+            ) from None
     chosen_norm = params.get("norm", norm)
     if chosen_norm is not None and "norm" in accepted and "norm" not in params:
         if chosen_norm in cls.norms:

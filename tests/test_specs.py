@@ -69,3 +69,19 @@ def test_an_auto_stage_eps_as_written_is_auto_s():
     """0.03137255 is 8/255 as written: the stage check refused it, printing both as 0.0313725."""
     atk = robustkit.get_attack("auto", eps="8/255", stages="apgd-ce:eps=0.03137255")
     assert atk.eps == pytest.approx(8 / 255)
+
+
+def test_a_norm_in_an_attack_spec_is_spelled_as_norm_takes_it():
+    """pgd:norm=L2 in an l2 run was refused as 'runs in L2 but the ε given is one of l2' (so
+    were norm=Linf and norm=inf, which --norm takes), and pgd:norm=l3 was told to pass
+    --norm l3, itself refused."""
+    for spec, norm, eps in [
+        ("pgd:norm=L2,steps=2", "l2", 0.5),
+        ("pgd:norm=Linf,steps=2", "linf", 0.3),
+        ("pgd:norm=inf,steps=2", "linf", 0.3),
+    ]:
+        atk = build_attack(spec, norm=norm, eps=eps)
+        assert (atk.norm, atk.eps) == (norm, eps)
+    with pytest.raises(InputError, match=r"unknown norm 'l3' in attack 'pgd:norm=l3'") as info:
+        build_attack("pgd:norm=l3", norm="l2", eps=0.5)
+    assert "norm=linf or norm=l2" in str(info.value) and "--norm l3" not in str(info.value)
