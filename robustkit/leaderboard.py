@@ -529,9 +529,14 @@ def to_html(board: dict[str, Any]) -> str:
                 sort_col=None,
             )
         )
-    return _PAGE.replace("{{BODY}}", "\n".join(parts)).replace(
-        "{{TITLE}}", e("robustkit leaderboard")
-    )
+    return _fill(_PAGE, {"TITLE": e("robustkit leaderboard"), "BODY": "\n".join(parts)})
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with each ``{{NAME}}`` replaced by ``values[NAME]``, in one pass over the
+    template only: a placeholder inside a value (a model file named ``{{TITLE}}.py``) is the
+    user's text and stays as it is."""
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: values[m.group(1)], template)
 
 
 def _html_table(tid, title, caption, commands, header, rows, reasons, sort_col) -> str:

@@ -300,6 +300,16 @@ def test_html_escapes_everything(tmp_path):
     assert "| <script>" not in md and "| &lt;script&gt;" in md
 
 
+def test_html_leaves_placeholders_in_user_text_alone(tmp_path):
+    """The page's {{TITLE}} was filled in after the tables were: a model file named
+    {{TITLE}}.py showed as 'robustkit leaderboard.py'."""
+    name = "/tmp/{{TITLE}}.py:build"
+    with _fake_store(tmp_path / "x.db", name) as store:
+        page = to_html(build(store))
+    assert f"<td>{name}</td>" in page and "robustkit leaderboard.py" not in page
+    assert page.count("robustkit leaderboard") == 2  # the page's title and heading only
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
