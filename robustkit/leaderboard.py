@@ -10,7 +10,8 @@ not replace a 1,000-image evaluation, and a rerun at the same size does replace 
 A decision-table row (model, defenses, attack) is chosen the same way, by the number of images
 attacked. Only test-split runs count; the robust-accuracy tables take runs on all images (not
 ``correct_only`` ones, which the decision table marks); a model run with its own checkpoint
-(``--weights``) is a row of its own, named with the checkpoint's sha256. Renderers turn the
+(``--weights``, other than the zoo's pinned file) is a row of its own, named with the
+checkpoint's sha256. Renderers turn the
 same data into Markdown, CSV, JSON and a self-contained HTML page (every field escaped:
 Markdown text backslash-escaped with HTML entities and commands as code spans, HTML entities
 on the page, and CSV text cells that a spreadsheet would read as a formula prefixed with
@@ -72,7 +73,7 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
         summary = summarize(store, run["run_id"])
         if summary["split"] != "test":
             continue  # the boards are of test sets (a train-split row replaced the test one)
-        if summary["weights"]:  # another checkpoint of a zoo model: its own row, not the zoo's
+        if _own_checkpoint(summary):  # another checkpoint of a zoo model: its own row
             summary = {
                 **summary,
                 "model": f"{summary['model']} (weights {(summary['weights_sha256'] or '')[:12]})",
@@ -187,6 +188,19 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
         ordered.append(t)
     decision = sorted(decision_rows.values(), key=lambda r: (r["data"], r["attack"], r["model"]))
     return {"tables": ordered, "decision": decision}
+
+
+def _own_checkpoint(summary: dict[str, Any]) -> bool:
+    """Whether a run's model was loaded from a checkpoint of its own (``--weights``) rather than
+    the zoo's: a --weights file with the zoo's pinned sha256 is the zoo checkpoint itself (a
+    run stored before 2026-11-29 kept its path, as one stored since does not)."""
+    if not summary["weights"]:
+        return False
+    from .registry import MODELS
+
+    entry = MODELS.find(summary["model"])
+    pinned = entry.metadata.get("sha256") if entry is not None else None
+    return pinned is None or summary["weights_sha256"] != pinned
 
 
 def _column(label: str, row: dict[str, Any]) -> str:

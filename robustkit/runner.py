@@ -253,6 +253,11 @@ def prepare(config: RunConfig) -> Run:
         config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
     )
     sha = zoo.weights_sha256(model)
+    if config.weights is not None and sha is not None and sha == info.get("sha256"):
+        # --weights naming the zoo's own checkpoint (the pinned bytes) loads the zoo model: the
+        # same run as without it, stored as the zoo model's whichever command came first (the
+        # leaderboard called it an own checkpoint when the --weights run was stored first)
+        config = replace(config, weights=None)
     state_sha256 = zoo.state_sha256(model) if sha is None else None
     for defense in defenses:
         model = defense.apply(model)

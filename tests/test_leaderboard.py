@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -558,6 +559,40 @@ def test_only_test_runs_on_all_images_of_the_zoo_checkpoint_make_a_zoo_row(tmp_p
     assert by_model["m"]["run_id"] == "test" and by_model["m"]["worst_case"] == 0.5
     assert by_model["m"]["training"] == "PGD-AT"
     assert by_model["m (weights abcdef012345)"]["training"] == "own checkpoint"
+
+
+def test_the_zoo_checkpoint_given_as_weights_is_the_zoo_model(tmp_path):
+    """--weights naming the zoo's own file shares the zoo run (the same bytes), but whichever
+    command was stored first decided its label: the plain zoo run showed on the leaderboard as
+    'mnist/lenet5 (weights 551a11267982) | own checkpoint'."""
+    from robustkit.zoo import model_info
+
+    from .fake_store import LINF, add_run, robust
+
+    info = model_info("mnist/lenet5")
+    zoo_file = os.path.join(os.environ["ROBUSTKIT_WEIGHTS"], info["file"])
+    db = tmp_path / "w.db"
+    config = RunConfig(model="mnist/lenet5", n=8, attacks=("fgsm",), device="cpu", sanity=False)
+    given = run_evaluation(replace(config, weights=zoo_file), db=db, progress=False)
+    plain = run_evaluation(config, db=db, progress=False)
+    assert given["run_id"] == plain["run_id"] and given["weights"] is plain["weights"] is None
+    with Store.open(db) as store:
+        (row,) = build(store)["tables"][0]["rows"]
+        assert json.loads(store.get_run(plain["run_id"])["config"])["weights"] is None
+    assert (row["model"], row["training"]) == ("mnist/lenet5", "standard")
+    # a run stored so before keeps the file's path: it is the zoo model's row all the same
+    with Store.open(tmp_path / "old.db") as store:
+        add_run(
+            store,
+            "old",
+            {"fgsm": (LINF, robust("rf"))},
+            model="mnist/lenet5",
+            n=2,
+            config={"weights": zoo_file},
+            weights_sha256=info["sha256"],
+        )
+        (row,) = build(store)["tables"][0]["rows"]
+    assert (row["model"], row["training"]) == ("mnist/lenet5", "standard")
 
 
 def test_a_steady_rise_with_eps_is_flagged(tmp_path):
