@@ -259,8 +259,10 @@ def prepare(config: RunConfig) -> Run:
         # leaderboard called it an own checkpoint when the --weights run was stored first)
         config = replace(config, weights=None)
     state_sha256 = zoo.state_sha256(model) if sha is None else None
+    base = model
     for defense in defenses:
         model = defense.apply(model)
+    members = loaded_members(model, base)
     if config.correct_only:
         indices = first_correct_indices(
             model, dataset, config.split, config.n, config.offset, device
@@ -313,6 +315,11 @@ def prepare(config: RunConfig) -> Run:
         # no checkpoint file names the weights (a factory loaded its own, or drew them): the
         # parameters themselves do, so a resume never mixes the results of two models
         identity["model_state_sha256"] = state_sha256
+    if members:
+        # the models a defense loaded (ensemble members) that their names do not pin: an edited
+        # member file, or other weights it loads, is another run (zoo members add nothing here,
+        # their names pin their weights, so the ids of runs with zoo members stay as they were)
+        identity["member_models"] = members
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
     fields = {
         # eps_given: the --eps as given (None: the default), kept apart from the ε used
@@ -339,6 +346,33 @@ def prepare(config: RunConfig) -> Run:
         unused_eps,
         unused_flag,
     )  # fmt: skip
+
+
+def loaded_members(defended: Any, base: Any) -> list[list[Any]]:
+    """What identifies each model a defense loaded into ``defended`` (an ensemble's members; not
+    ``base``, the evaluated model, nor what it holds), as the run's own model is identified: for
+    a ``file.py:factory`` member the sha256 of its file, and for one that no checkpoint file names
+    (a factory's own weights) that of its parameters. ``[name, {...}]`` per such member, in the
+    order the defended model holds them; a zoo member (its name pins its weights) adds none."""
+    from . import zoo
+
+    if not isinstance(defended, torch.nn.Module):
+        return []
+    theirs = {id(m) for m in base.modules()} if isinstance(base, torch.nn.Module) else set()
+    out: list[list[Any]] = []
+    for module in defended.modules():
+        name = getattr(module, "robustkit_name", None)
+        if id(module) in theirs or not isinstance(name, str):
+            continue
+        theirs.update(id(m) for m in module.modules())  # its own submodules are part of it
+        entry: dict[str, Any] = {}
+        if zoo.is_user_file(name):
+            entry["file_sha256"] = sha256_file(Path(name.rpartition(":")[0]).expanduser())
+        if zoo.weights_sha256(module) is None:
+            entry["state_sha256"] = zoo.state_sha256(module)
+        if entry:
+            out.append([name, entry])
+    return out
 
 
 def shard_rows(run: Run, shard) -> tuple[list[tuple], list[tuple], dict[str, float]]:

@@ -517,6 +517,54 @@ def test_a_factory_loading_other_weights_is_another_run(tmp_path):
     assert retrained["clean_accuracy"] != first["clean_accuracy"]
 
 
+def test_an_edited_ensemble_member_file_is_another_run(tmp_path):
+    """An ensemble member given as file.py:factory was known by its name alone: after an edit
+    (its weights scaled by 1000, so that it decides the average) the same command resumed the
+    old run and reported its clean accuracy, where a new store gave another."""
+    src = tmp_path / "member.py"
+    body = "import torch\nfrom torch import nn\n\ndef build():\n    torch.manual_seed(0)\n"
+    body += "    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+    body += "    net[1].weight.data.mul_({})\n    return net\n"
+    args = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "8", "--format"]
+    args += ["json", "--defense", f"ensemble:members={src}:build", "--db"]
+    db = str(tmp_path / "r.db")
+    src.write_text(body.format(1))
+    first = json.loads(run(*args, db).output)
+    again = json.loads(run(*args, db).output)
+    src.write_text(body.format(1000))
+    edited = json.loads(run(*args, db).output)
+    fresh = json.loads(run(*args, str(tmp_path / "new.db")).output)
+    assert again["run_id"] == first["run_id"] and edited["run_id"] != first["run_id"]
+    assert edited["clean_accuracy"] == fresh["clean_accuracy"] != first["clean_accuracy"]
+
+
+def test_an_ensemble_member_loading_other_weights_is_another_run(tmp_path):
+    """Likewise a member whose factory loads its own weights: other weights (the file itself
+    unchanged) resumed the run of the weights before."""
+    src, ckpt = tmp_path / "member.py", tmp_path / "member.pt"
+    src.write_text(
+        "import torch\nfrom torch import nn\n\ndef build():\n"
+        "    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+        f"    net.load_state_dict(torch.load({str(ckpt)!r}, weights_only=True))\n"
+        "    return net\n"
+    )
+    args = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "8", "--format"]
+    args += ["json", "--defense", f"ensemble:members={src}:build", "--db", str(tmp_path / "r.db")]
+
+    def weights(scale: float) -> None:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+        net[1].weight.data.mul_(scale)
+        torch.save(net.state_dict(), ckpt)
+
+    weights(1)
+    first = json.loads(run(*args).output)
+    weights(1000)
+    retrained = json.loads(run(*args).output)
+    assert retrained["run_id"] != first["run_id"]
+    assert retrained["clean_accuracy"] != first["clean_accuracy"]
+
+
 def test_an_interrupted_fresh_run_is_resumed_without_fresh(monkeypatch):
     """'rerun the same command' after a --fresh run deleted the shards it had just stored."""
     import robustkit.evaluation as evaluation
