@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -66,14 +67,75 @@ def save_adversarials(
         ) from None
 
 
-def check_save_adv(save_adv: str) -> None:
-    """Refuse an ``--save-adv`` path that cannot be written, before anything is computed."""
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same file where both exist (through symlinks
+    and hard links), else the same path once symlinks are resolved (a file still to be made)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):  # unreachable or unnameable: not shown to be the same
+        return False
+
+
+def _run_files(
+    db: str | None,
+    dataset: str | None,
+    split: str,
+    model_name: str,
+    weights: str | None,
+) -> list[tuple[Path, str]]:
+    """The files a run reads or writes, each with the option that names it: the results store
+    (``--db`` or the default one) with SQLite's -wal, -shm and -journal files beside it, the
+    data file (a named set's ``.npz``; every known set's when ``--data`` is left to the model),
+    the weights and the model file."""
+    from .data import DATASETS, data_dir, is_data_file
+    from .store import default_db_path
+    from .zoo import is_user_file
+
+    store = Path(db).expanduser() if db is not None else default_db_path()
+    store_option = f"the results store (--db {db})" if db else f"the results store {store}"
+    files = [(store, store_option)]
+    files += [
+        (store.with_name(store.name + suffix), f"the {suffix} file of {store_option}")
+        for suffix in ("-wal", "-shm", "-journal")
+    ]
+    for name in [dataset] if dataset else list(DATASETS):
+        if is_data_file(name):
+            files.append((Path(name).expanduser(), f"the data (--data {name})"))
+        elif name in DATASETS:
+            files.append((data_dir() / f"{name}_{split}.npz", f"the {name} data"))
+    if weights:
+        files.append((Path(weights).expanduser(), f"the weights (--weights {weights})"))
+    if is_user_file(model_name):
+        model_file = model_name.rpartition(":")[0]
+        files.append((Path(model_file).expanduser(), f"the model file {model_file}"))
+    return files
+
+
+def check_save_adv(
+    save_adv: str,
+    db: str | None = None,
+    dataset: str | None = None,
+    split: str = "test",
+    model_name: str = "",
+    weights: str | None = None,
+) -> None:
+    """Refuse an ``--save-adv`` path that cannot be written, or that is a file the run reads or
+    writes (the results store would be replaced by the examples, every run in it lost), before
+    anything is computed."""
     path = Path(save_adv).expanduser()
     problem = directory_problem(path.parent)
     if problem:
         raise RobustkitError(
             f"cannot write --save-adv {save_adv}: {problem}; choose a file in a writable directory"
         )
+    for other, what in _run_files(db, dataset, split, model_name, weights):
+        if _same_file(path, other):
+            raise RobustkitError(
+                f"--save-adv {save_adv} is {what}, which writing the adversarial examples "
+                "would replace; choose another file for --save-adv"
+            )
 
 
 @cli.command()
@@ -188,7 +250,7 @@ def evaluate(
     from .store import Store
 
     if save_adv:  # before anything is loaded or computed
-        check_save_adv(save_adv)
+        check_save_adv(save_adv, db, dataset, split, model_name, weights)
     config = RunConfig(
         model=model_name,
         dataset=dataset,

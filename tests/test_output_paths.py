@@ -80,3 +80,38 @@ def test_leaderboard_out_under_a_file_is_refused_before_anything_runs(
         result = CliRunner().invoke(cli, [*args, "--no-progress"])
         assert_one_line_error(result, "--out", out, "is a file")
     assert not no_computation
+
+
+def test_save_adv_onto_the_store_or_the_data_is_refused_before_the_run(
+    tmp_path, monkeypatch, no_computation
+):
+    """--save-adv naming the results store (found by review: the examples' zip replaced the
+    store, every run in it lost, exit 0), its -wal file, the default store, a symlink to the
+    store, the data, the weights or the model file is refused before anything runs; each file
+    is left as it was."""
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    stored = db.read_bytes()
+    data = tmp_path / "d.npz"
+    data.write_bytes(b"data")
+    (tmp_path / "link.db").symlink_to(db)
+    home = tmp_path / "home"
+    monkeypatch.setenv("ROBUSTKIT_HOME", str(home))
+    default = home / "results.db"
+    cases = [
+        (["--db", str(db)], str(db), "results store"),
+        (["--db", str(tmp_path / "." / "r.db")], str(db), "results store"),
+        (["--db", str(db)], str(tmp_path / "link.db"), "results store"),
+        (["--db", str(tmp_path / "link.db")], str(db), "results store"),
+        (["--db", str(db)], str(db) + "-wal", "-wal"),
+        ([], str(default), "results store"),
+        (["--db", str(db), "--data", str(data)], str(data), "--data"),
+        (["--db", str(db), "--weights", str(data)], str(data), "--weights"),
+        (["--db", str(db), "--model", f"{data}.py:build"], f"{data}.py", "model file"),
+    ]
+    for options, save_adv, what in cases:
+        result = CliRunner().invoke(cli, [*EVALUATE, *options, "--save-adv", save_adv])
+        assert_one_line_error(result, "--save-adv", save_adv, what, "another file")
+    assert not no_computation
+    assert db.read_bytes() == stored and data.read_bytes() == b"data"
+    assert not default.exists() and not (tmp_path / "r.db-wal").exists()
