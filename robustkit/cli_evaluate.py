@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -270,28 +271,31 @@ def evaluate(
         unsafe_load=unsafe_load,
         extra={"command": shlex.join(["robustkit", *sys.argv[1:]])},  # copy-pastable
     )
-    run = prepare(config)
-    with Store.open(db) as store:
-        try:
-            evaluation = execute(
-                run, store, fresh=fresh, progress=progress, recompute=bool(save_adv)
-            )
-        except KeyboardInterrupt:
-            # Every finished shard is already stored: say so, and how to go on.
-            stored = len(store.finished_shards(run.run_id))
-            total = sum(1 for _ in iter_shards(len(run.y), config.batch_size))
-            # --fresh again would delete them: resuming is the command without it
-            how = "the same command without --fresh" if fresh else "the same command"
-            click.echo(
-                f"interrupted: {stored} of {total} shards of run {run.run_id} are stored in "
-                f"{store.path}; rerun {how} to resume",
-                err=True,
-            )
-            sys.exit(130)
-        report = summarize(store, run.run_id)
-    if save_adv:
-        save_adversarials(Path(save_adv), evaluation, run.x, run.indices)
-        report["saved_adversarials"] = str(save_adv)
+    # What the model prints while it loads and runs (a user model may print in its forward)
+    # goes to stderr: stdout carries the report alone, so --format json stays valid JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        run = prepare(config)
+        with Store.open(db) as store:
+            try:
+                evaluation = execute(
+                    run, store, fresh=fresh, progress=progress, recompute=bool(save_adv)
+                )
+            except KeyboardInterrupt:
+                # Every finished shard is already stored: say so, and how to go on.
+                stored = len(store.finished_shards(run.run_id))
+                total = sum(1 for _ in iter_shards(len(run.y), config.batch_size))
+                # --fresh again would delete them: resuming is the command without it
+                how = "the same command without --fresh" if fresh else "the same command"
+                click.echo(
+                    f"interrupted: {stored} of {total} shards of run {run.run_id} are stored in "
+                    f"{store.path}; rerun {how} to resume",
+                    err=True,
+                )
+                sys.exit(130)
+            report = summarize(store, run.run_id)
+        if save_adv:
+            save_adversarials(Path(save_adv), evaluation, run.x, run.indices)
+            report["saved_adversarials"] = str(save_adv)
     if fmt_ == "json":
         echo_json(report)
     else:

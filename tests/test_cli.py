@@ -656,6 +656,32 @@ def test_what_an_own_model_file_prints_leaves_json_output_intact(tmp_path):
     assert "loading my model" in result.stderr and "built" in result.stderr
 
 
+def test_what_an_own_model_prints_in_forward_leaves_json_output_intact(tmp_path):
+    """Found by review: a model printing in its forward() broke --format json (its prints
+    came before the report on stdout); only loading the model sent them to stderr. They go to
+    stderr in either format now, and the report alone to stdout."""
+    src = tmp_path / "chatty_forward.py"
+    src.write_text(
+        "import torch\n\nclass Chatty(torch.nn.Sequential):\n    def forward(self, x):\n"
+        "        print('forward of', len(x))\n        return super().forward(x)\n\n"
+        "def build():\n    torch.manual_seed(0)\n"
+        "    return Chatty(torch.nn.Flatten(), torch.nn.Linear(3072, 10))\n"
+    )
+    for fmt_ in ("json", "table"):
+        result = CliRunner().invoke(
+            cli,
+            ["evaluate", "--no-progress", "--n", "2", "--data", "cifar10"]
+            + ["--model", f"{src}:build", "--attack", "fgsm", "--format", fmt_]
+            + ["--db", str(tmp_path / "r.db"), "--save-adv", str(tmp_path / "adv.npz")],
+        )
+        assert result.exit_code == 0, result.output
+        assert "forward of" not in result.stdout and "forward of 2" in result.stderr
+        if fmt_ == "json":
+            assert "fgsm" in json.loads(result.stdout)["attacks"]
+        else:
+            assert result.stdout.startswith("model ")
+
+
 def test_flags_no_attack_uses_and_out_of_range_numbers_are_one_line_errors(tmp_path):
     """Without --attack, --eps and --targeted were accepted and stored another run of the same
     clean accuracy; seeds past 2**63 and budgets past 2**63 crashed with tracebacks (or, at
