@@ -52,6 +52,18 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def sha256_of_weights(path: Path) -> str:
+    """Hex sha256 of a checkpoint file, with a one-line :class:`WeightsError` naming the file and
+    the fix where it cannot be read (no read permission, say): a user's setup, not a bug."""
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot read weights file {path} ({exc.strerror or exc}); make it readable "
+            f"(chmod a+r {path}) or replace it with a readable copy"
+        ) from None
+
+
 @contextmanager
 def no_new_empty_dirs(directory: Path, *inside: str) -> Iterator[None]:
     """Run the block; if it fails, remove the directories it was to make and that are still
@@ -166,7 +178,7 @@ def resolve_weights(
     if local.is_file():
         if sha256 is None:
             return local
-        got = sha256_file(local)
+        got = sha256_of_weights(local)
         if got == sha256:
             return local
         raise WeightsError(

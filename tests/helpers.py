@@ -1,10 +1,15 @@
-"""Small synthetic models and a minimal attack for tests of the core (no real data needed)."""
+"""Small synthetic models and a minimal attack for tests of the core (no real data needed), and
+a stand-in for a file without read permission."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
+import robustkit.weights
 from robustkit.attack import Attack
 
 
@@ -51,3 +56,16 @@ class RandomSign(Attack):
             return x + self.overshoot * self.eps * noise.sign()
         noise = noise / noise.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
         return x + self.overshoot * self.eps * noise
+
+
+def unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Make ``path`` unreadable to robustkit.weights, as ``chmod 000`` does for a user other
+    than root (the tests may run as root, whom permissions do not stop)."""
+    real_open = open
+
+    def refusing_open(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(robustkit.weights, "open", refusing_open, raising=False)

@@ -14,6 +14,7 @@ from robustkit.weights import resolve_weights, sha256_file
 from robustkit.zoo import model_info
 
 from .conftest import SHARED
+from .helpers import unreadable
 
 NAME = "mnist/cnn-tiny-at"  # the smallest checkpoint
 INFO = model_info(NAME)
@@ -183,3 +184,15 @@ def test_each_download_reads_the_proxy_settings_of_its_time(monkeypatch, tmp_pat
     finally:
         server.close()
     assert sha256_file(path) == INFO["sha256"]
+
+
+def test_an_unreadable_weights_file_is_a_one_line_error(monkeypatch, tmp_path):
+    """Found by review: a checkpoint in $ROBUSTKIT_WEIGHTS without read permission ended the
+    run with a PermissionError traceback from hashing it."""
+    local = tmp_path / INFO["file"]
+    shutil.copy(ORIGINAL, local)
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    unreadable(monkeypatch, local)
+    with pytest.raises(WeightsError, match="cannot read weights file .*Permission denied") as e:
+        robustkit.load_model(NAME, device="cpu")
+    assert "\n" not in str(e.value) and f"chmod a+r {local}" in str(e.value)

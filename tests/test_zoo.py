@@ -21,6 +21,8 @@ from robustkit.registry import MODELS
 from robustkit.weights import sha256_file
 from robustkit.zoo import model_info, state_sha256, torchvision_models, weights_sha256
 
+from .helpers import unreadable
+
 ZOO = [
     "cifar10/resnet20",
     "cifar10/resnet32",
@@ -482,3 +484,14 @@ def test_torchvision_weights_download_quietly_and_checked(monkeypatch, tmp_path,
         server.close()
     assert cached.read_bytes() == body and weights_sha256(model) == sha256_file(cached)
     assert capfd.readouterr().out == ""
+
+
+def test_unreadable_torchvision_weights_are_a_one_line_error(monkeypatch, tmp_path):
+    """Found by review (as for a zoo checkpoint): torchvision's cached file without read
+    permission ended with a PermissionError traceback from hashing it."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = _cache_as_torchvision(monkeypatch, tmp_path, "squeezenet1_1", {})
+    unreadable(monkeypatch, cached)
+    with pytest.raises(WeightsError, match="cannot read weights file .*Permission denied") as e:
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    assert "\n" not in str(e.value) and str(cached) in str(e.value)

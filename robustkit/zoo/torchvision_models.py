@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import UnknownNameError, WeightsError
 from ..registry import MODELS
-from ..weights import download, offline, sha256_file
+from ..weights import download, offline, sha256_of_weights
 from .architectures import Normalized
 from .catalog import IMAGENET_STATS
 
@@ -187,7 +187,7 @@ def load(
             download(weights.url, path, prefix, prefix=True, fix=where)
         except WeightsError as exc:
             raise WeightsError(f"cannot get torchvision's weights for {arch}: {exc}") from None
-    sha = sha256_file(path)
+    sha = sha256_of_weights(path)
     if not sha.startswith(prefix):
         raise WeightsError(
             f"{path} is not torchvision's weights for {arch}: its sha256 {sha[:12]}… does not "
