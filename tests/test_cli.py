@@ -325,6 +325,28 @@ def test_errors_in_a_user_model_file_are_one_line_naming_the_line(tmp_path):
     )
 
 
+def test_a_multi_line_error_of_an_own_model_file_is_one_line(tmp_path):
+    """Found by review: an exception with a multi-line message, raised by the user's model
+    file while importing it or by its factory, gave a multi-line error."""
+    src = tmp_path / "net.py"
+    src.write_text(
+        "def multi():\n    raise RuntimeError('first line\\nsecond line\\nthird')\n"
+        "def bare():\n    raise RuntimeError\n"
+    )
+    (tmp_path / "bad.py").write_text("raise ValueError('\\n  bad import\\n  details')\n")
+    common = ["evaluate", "--data", "mnist", "--n", "4", "--no-progress"]
+    result = run(*common, "--model", f"{src}:multi")
+    assert_one_line_error(result, f"{src}:multi() raised RuntimeError: first line at {src} line 2")
+    assert "second line" not in result.output
+    assert_one_line_error(
+        run(*common, "--model", f"{src}:bare"), f"{src}:bare() raised RuntimeError at {src} line 4"
+    )
+    bad = tmp_path / "bad.py"
+    result = run(*common, "--model", f"{bad}:build")
+    assert_one_line_error(result, f"importing {bad} raised ValueError: bad import at {bad} line 1")
+    assert "details" not in result.output
+
+
 def test_npz_labels_that_do_not_fit_are_one_line_errors(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
     np.savez(tmp_path / "short.npz", x=x, y=np.arange(4))

@@ -234,7 +234,10 @@ def _errors_of_user_code(path: Path, what: str):
                 f"{what} exited (SystemExit: {exc.code}){where}; keep a model file's script "
                 "part under `if __name__ == '__main__':`"
             ) from None
-        raise RobustkitError(f"{what} raised {type(exc).__name__}: {exc}{where}") from exc
+        # the first line of the message only (a multi-line one would break the one-line error;
+        # the full exception stays chained to it for a traceback in Python)
+        message = f": {first_line(exc)}" if str(exc).strip() else ""
+        raise RobustkitError(f"{what} raised {type(exc).__name__}{message}{where}") from exc
 
 
 def _load_user_file(
