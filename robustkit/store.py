@@ -158,6 +158,22 @@ def _locked_error(path: Path) -> RobustkitError:
     )
 
 
+def storable(value: Any) -> Any:
+    """``value`` as SQLite can store it: a text with lone surrogates (a path that is not valid
+    UTF-8, which POSIX allows and Python decodes so) has those bytes as ``\\xNN`` escapes, the
+    way Python prints them; anything else is unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # surrogates that are no escaped bytes
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Store:
     """A robustkit results database (SQLite). Use :meth:`open` to get one."""
 
@@ -380,7 +396,7 @@ class Store:
             cols = ["run_id", "started", *fields]
             conn.execute(
                 f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                (run_id, time.time(), *fields.values()),
+                (run_id, time.time(), *map(storable, fields.values())),
             )
             return False
 
@@ -446,7 +462,7 @@ class Store:
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?)",
-                [(run_id, name, int(flag), detail) for name, flag, detail in checks],
+                [(run_id, name, int(flag), storable(detail)) for name, flag, detail in checks],
             )
 
     # -- reading ---------------------------------------------------------------------------

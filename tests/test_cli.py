@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 
@@ -323,6 +324,31 @@ def test_errors_in_a_user_model_file_are_one_line_naming_the_line(tmp_path):
         run(*common, "--model", f"{bad}:build"),
         f"importing {bad} raised ValueError: bad import at {bad} line 2",
     )
+
+
+def test_an_own_model_file_whose_name_is_not_utf8_is_evaluated_and_stored(tmp_path):
+    """Found by review: a model file named b'bad\\xff.py' (POSIX allows any bytes; Python
+    decodes them to lone surrogates) crashed with a UnicodeEncodeError traceback, first in
+    naming its module, then in storing the run. It runs, and the store shows the name with
+    the byte escaped."""
+    name = os.fsencode(tmp_path) + b"/bad\xff.py"
+    try:
+        with open(name, "w") as fh:
+            fh.write(
+                "import torch\n\ndef build():\n    torch.manual_seed(0)\n"
+                "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n"
+            )
+    except OSError:  # a file system that takes only UTF-8 names (macOS)
+        pytest.skip("this file system refuses a file name that is not UTF-8")
+    args = ["evaluate", "--model", f"{os.fsdecode(name)}:build", "--data", "mnist", "--n", "4"]
+    args += ["--attack", "fgsm", "--no-progress", "--db", str(tmp_path / "r.db")]
+    for _ in range(2):  # a new run, then a resume of it
+        result = run(*args, "--format", "json")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["model"] == f"{tmp_path}/bad\\xff.py:build" and report["n"] == 4
+    with Store.open(tmp_path / "r.db") as store:
+        assert len(store.runs()) == 1
 
 
 def test_a_multi_line_error_of_an_own_model_file_is_one_line(tmp_path):

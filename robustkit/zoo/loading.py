@@ -245,7 +245,8 @@ def _load_user_file(
 ) -> tuple[nn.Module, str | None]:
     factory = name.rpartition(":")[2]
     path = _existing_model_file(name)
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    # (os.fsencode: a path that is not valid UTF-8, as POSIX allows, has its bytes back)
+    digest = hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:12]
     module_name = f"robustkit_user_model_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
