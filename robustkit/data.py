@@ -114,6 +114,11 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if "pickled" in str(exc) or isinstance(exc, (EOFError, zipfile.BadZipFile)):
             raise not_npz from None  # not numpy's advice to unpickle: it is not an .npz
         raise DataError(f"cannot read {path} as an .npz file ({exc}); check the file") from None
+    if x.ndim not in (3, 4):  # a 0-d x has no len(): checked before anything counts images
+        raise DataError(
+            f"{path}: 'x' must be images, an NCHW, NHWC or NHW array, got shape {x.shape}; "
+            "write it with numpy.savez(path, x=images, y=labels)"
+        )
     if len(x) == 0:
         raise DataError(f"{path} holds no images; give a file with at least one")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(x) != len(y):

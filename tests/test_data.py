@@ -102,6 +102,25 @@ def test_generic_npz(tmp_path):
         robustkit.load_dataset(str(tmp_path / "ints.npz"))
 
 
+def test_npz_arrays_of_no_or_the_wrong_dimensions_are_one_line_errors(tmp_path):
+    """Found by review: an .npz whose x is a single value (a 0-d array) ended with a
+    TypeError traceback (len() of unsized object); a 0-d y, or an x of one or two dimensions,
+    must be refused as clearly."""
+    images = np.zeros((4, 1, 8, 8), np.uint8)
+    cases = {
+        "x0d": (np.array(3, np.uint8), np.arange(4), r"'x' must be images.*got shape \(\)"),
+        "x1d": (np.zeros(4, np.uint8), np.arange(4), r"'x' must be images.*got shape \(4,\)"),
+        "x2d": (np.zeros((4, 64), np.uint8), np.arange(4), r"'x' must be images.*\(4, 64\)"),
+        "y0d": (images, np.array(2), r"'y' must be one whole-number label per image.*shaped \(\)"),
+    }
+    for name, (x, y, match) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, x=x, y=y)
+        with pytest.raises(DataError, match=match) as e:
+            robustkit.load_dataset(str(path))
+        assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
 def test_devices():
     assert robustkit.resolve_device("cpu") == torch.device("cpu")
     assert robustkit.resolve_device("auto").type in ("cpu", "cuda")
