@@ -52,7 +52,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def sha256_of_weights(path: Path) -> str:
+def sha256_of_weights(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a checkpoint file, with a one-line :class:`WeightsError` naming the file and
     the fix where it cannot be read (no read permission, say): a user's setup, not a bug."""
     try:

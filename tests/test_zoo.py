@@ -293,6 +293,34 @@ def test_plugin_factory_and_info_of_user_files(tmp_path):
     assert info["name"].endswith("net.py:build") and info["sha256"] is None
 
 
+def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, tmp_path):
+    """Found by review: only the zoo's and torchvision's cached files were hashed behind the
+    one-line error; a plug-in's weights (here a directory, which its factory accepts) and a
+    checkpoint that turns unreadable once loaded ended in an OSError traceback."""
+    MODELS.add("test/plugin-dir", lambda weights: torch.nn.Linear(4, 2), dataset="none")
+    try:
+        with pytest.raises(WeightsError, match="cannot read weights file") as e:
+            robustkit.load_model("test/plugin-dir", weights=tmp_path, device="cpu")
+    finally:
+        MODELS._entries.pop("test/plugin-dir")
+    assert "\n" not in str(e.value) and str(tmp_path) in str(e.value)
+    (tmp_path / "net.py").write_text(
+        "import torch\ndef build():\n    return torch.nn.Linear(4, 2)\n"
+    )
+    ckpt = tmp_path / "net.pt"
+    torch.save(torch.nn.Linear(4, 2).state_dict(), ckpt)
+    real_load = robustkit.zoo.loading.safe_load
+
+    def load_then_lose_access(path, allow_unsafe):
+        state = real_load(path, allow_unsafe)
+        unreadable(monkeypatch, Path(path))  # permissions changed between reading and hashing
+        return state
+
+    monkeypatch.setattr(robustkit.zoo.loading, "safe_load", load_then_lose_access)
+    with pytest.raises(WeightsError, match="cannot read weights file .*Permission denied"):
+        robustkit.load_model(f"{tmp_path}/net.py:build", weights=ckpt, device="cpu")
+
+
 def test_damaged_checkpoint_is_not_offered_unsafe_loading(tmp_path):
     """Only a file that names a class the safe unpickler refuses may be loaded unsafely; bytes
     that are no checkpoint at all are a damaged file (download it again)."""

@@ -37,7 +37,7 @@ from torch import nn
 from ..device import resolve_device
 from ..errors import InputError, RobustkitError, WeightsError, first_line
 from ..registry import MODELS
-from ..weights import resolve_weights, sha256_file
+from ..weights import resolve_weights, sha256_of_weights
 from . import torchvision_models
 from .architectures import Normalized
 from .catalog import ZooSpec
@@ -181,7 +181,7 @@ def _load_zoo(
         _load_state(net, state, path, name)
     # a resolved zoo file was verified against the pinned hash; an explicit path is hashed once
     # it has loaded
-    return model, meta["sha256"] if weights is None else sha256_file(path)
+    return model, meta["sha256"] if weights is None else sha256_of_weights(path)
 
 
 def _state_dict_of(obj: Any) -> Any:
@@ -268,7 +268,7 @@ def _load_user_file(
         return model, None
     wpath = resolve_weights(Path(weights).name, None, None, weights)
     _load_state(model, _state_dict_of(safe_load(wpath, allow_unsafe)), wpath, name)
-    return model, sha256_file(wpath)
+    return model, sha256_of_weights(wpath)
 
 
 def _load_torchvision(
@@ -291,7 +291,7 @@ def _load_torchvision(
         _load_state(net, state, wpath, name)
     else:  # saved from load_model("torchvision/...")
         _load_state(model, wrapped, wpath, name)
-    return model, sha256_file(wpath)
+    return model, sha256_of_weights(wpath)
 
 
 def _finish(
@@ -357,7 +357,7 @@ def load_model(
         elif weights is None:  # a plug-in's factory
             model, sha = entry.obj(), None
         else:
-            model, sha = entry.obj(weights), sha256_file(weights)
+            model, sha = entry.obj(weights), sha256_of_weights(weights)
     return _finish(model, dev, name, sha, metadata)
 
 
@@ -393,7 +393,7 @@ def weights_sha256(name_or_model: str | nn.Module) -> str | None:
         return None
     if name.startswith(torchvision_models.PREFIX):
         path = torchvision_models.cached_checkpoint(name[len(torchvision_models.PREFIX) :])
-        return sha256_file(path) if path.is_file() else None
+        return sha256_of_weights(path) if path.is_file() else None
     return MODELS.entry(name).metadata.get("sha256")
 
 
