@@ -23,6 +23,7 @@ import torch
 
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
+from .checks import is_whole_number
 from .errors import InputError
 from .modelcheck import check_model_on
 from .store import Store, dumps
@@ -155,6 +156,55 @@ class Run:
     unused_flag: str | None = None
 
 
+def _specs(what: str, specs: Any, example: str) -> tuple[str, ...]:
+    """``specs`` as a tuple of spec texts. One text is one spec: ``attacks="pgd"`` (or
+    ``("pgd")``, which Python reads as a plain string) was taken letter by letter, "unknown
+    attack 'p'"."""
+    if isinstance(specs, str):
+        return (specs,)
+    if isinstance(specs, (list, tuple)) and all(isinstance(s, str) for s in specs):
+        return tuple(specs)
+    bad = (
+        next((s for s in specs if not isinstance(s, str)), specs)
+        if isinstance(specs, (list, tuple))
+        else specs
+    )
+    hint = (
+        "; for configured attack objects use robustkit.evaluate(model, attacks, x, y)"
+        if what == "attacks"
+        else ""
+    )
+    raise InputError(
+        f"RunConfig {what} must be spec texts such as {example} (the CLI's options), got "
+        f"{type(bad).__name__} {bad!r:.60}{hint}"
+    )
+
+
+def check_config(config: RunConfig) -> RunConfig:
+    """``config`` with its specs as tuples of texts and its counts as Python ints, or a one-line
+    error before anything is loaded or stored: ``n="10"`` and ``batch_size=None`` crashed with
+    a TypeError, ``batch_size=2.5`` left an empty run marked running in the store,
+    ``queries=100.5`` ran 100 queries, and ``batch_size=np.int64(250)`` gave another run id
+    than 250 (the identity wrote it as text)."""
+    for what, value, rule in (
+        ("n", config.n, "a positive number of samples"),
+        ("queries", config.queries, "a positive query budget per image"),
+        ("batch_size", config.batch_size, "a positive number of samples per shard"),
+    ):
+        if not is_whole_number(value) or value <= 0:
+            option = "--" + what.replace("_", "-")  # the CLI's name of it
+            raise InputError(f"{what} ({option}) must be {rule} (a whole number), got {value!r}")
+    return replace(
+        config,
+        attacks=_specs("attacks", config.attacks, "('fgsm', 'pgd:steps=20')"),
+        defenses=_specs("defenses", config.defenses, "('bit-depth:bits=4',)"),
+        n=int(config.n),
+        queries=int(config.queries),
+        batch_size=int(config.batch_size),
+        seed=check_seed(config.seed),  # np.int64(1) is a seed too
+    )
+
+
 def prepare(config: RunConfig) -> Run:
     """Load everything a run needs and compute its id (no attack runs yet)."""
     from . import zoo
@@ -163,13 +213,7 @@ def prepare(config: RunConfig) -> Run:
     from .specs import build_attack, build_defense, canonical_spec, registered_spec
 
     norm = check_norm(config.norm)
-    config = replace(config, seed=check_seed(config.seed))  # np.int64(1) is a seed too
-    if config.queries <= 0:
-        raise InputError(f"--queries must be a positive query budget, got {config.queries}")
-    if config.batch_size <= 0:
-        raise InputError(f"--batch-size must be a positive integer, got {config.batch_size}")
-    if config.n <= 0:
-        raise InputError(f"n must be a positive number of samples, got {config.n}")
+    config = check_config(config)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     is_file = zoo.is_user_file(config.model)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 
 matplotlib.use("Agg")
@@ -121,6 +123,48 @@ def test_runs_without_an_attack_at_an_eps_have_no_worst_case_to_plot(tmp_path):
     assert res.runs["robust_accuracy"].isna().all()
     with pytest.raises(robustkit.RobustkitError, match="no stored run has an attack with an ε"):
         plots.robust_accuracy_vs_eps(res)
+
+
+def test_run_config_takes_one_spec_as_text_and_refuses_what_is_no_count(tmp_path):
+    """A notebook's RunConfig as users write it: one attack as a plain string (``("fgsm")`` is
+    one) runs that attack, not "unknown attack 'f'"; counts that are not whole numbers, and
+    attack objects instead of specs, are one-line errors before anything is stored (a
+    batch_size of 2.5 left an empty run marked running)."""
+    path = tmp_path / "r.db"
+    config = RunConfig(model="mnist/lenet5", n=2, attacks="fgsm", device="cpu", sanity=False)
+    report = run_evaluation(config, db=path, progress=False)
+    assert list(report["attacks"]) == ["fgsm"]
+    # the same run as attacks=("fgsm",), and as a batch size given as a NumPy integer
+    for same in (
+        RunConfig(model="mnist/lenet5", n=2, attacks=("fgsm",), device="cpu", sanity=False),
+        RunConfig(
+            model="mnist/lenet5",
+            n=np.int64(2),
+            attacks=["fgsm"],
+            batch_size=np.int64(250),
+            device="cpu",
+            sanity=False,
+        ),
+    ):
+        assert run_evaluation(same, db=path, progress=False)["run_id"] == report["run_id"]
+    bad = {
+        "n": "2",
+        "queries": 100.5,
+        "batch_size": None,
+    }
+    for key, value in bad.items():
+        config = RunConfig(model="mnist/lenet5", n=2, attacks=("cgba",), device="cpu")
+        with pytest.raises(robustkit.RobustkitError, match=f"^{key} .*must be .*got {value!r}"):
+            run_evaluation(replace(config, **{key: value}), db=path, progress=False)
+    with pytest.raises(robustkit.RobustkitError, match="spec texts .* got FGSM .*evaluate"):
+        run_evaluation(
+            RunConfig(model="mnist/lenet5", n=2, attacks=(robustkit.get_attack("fgsm"),)),
+            db=path,
+            progress=False,
+        )
+    with pytest.raises(robustkit.RobustkitError, match="batch_size .*got 2.5"):
+        run_evaluation(replace(config, batch_size=2.5), db=path, progress=False)
+    assert len(rr.open(path).runs) == 1  # nothing stored by the refused ones
 
 
 def test_missing_store_is_a_clear_error(tmp_path):
