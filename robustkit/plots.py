@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from .errors import RobustkitError
@@ -140,6 +141,25 @@ def median_l2_vs_queries(
     return ax.figure
 
 
+def _images(what: str, images: Any) -> torch.Tensor:
+    """``images`` as a tensor (a NumPy array, e.g. the ``x_adv`` of a ``--save-adv`` file, is
+    taken as it is), or a one-line error: an array met the tensor in ``x_adv - x`` with a
+    TypeError."""
+    if isinstance(images, torch.Tensor):
+        return images
+    try:
+        out = torch.as_tensor(np.asarray(images))
+    except (TypeError, ValueError, RuntimeError):
+        out = None
+    if out is None or out.dim() != 4 or not out.is_floating_point():
+        raise RobustkitError(
+            f"adversarial_grid: {what} must be N×C×H×W images in [0, 1] (a tensor or a NumPy "
+            f"array), got {type(images).__name__}"
+            + (f" shaped {tuple(out.shape)} of {out.dtype}" if out is not None else "")
+        )
+    return out
+
+
 def adversarial_grid(
     x: torch.Tensor,
     x_adv: torch.Tensor,
@@ -148,8 +168,12 @@ def adversarial_grid(
     classes: list[str] | None = None,
     n: int = 8,
 ) -> Figure:
-    """Rows: clean images, adversarial images, perturbations (magnified to the full range)."""
+    """Rows: clean images, adversarial images, perturbations (magnified to the full range).
+
+    ``x`` and ``x_adv``: N×C×H×W images in [0, 1], as tensors or NumPy arrays (the ``x_adv``
+    of a ``--save-adv`` file)."""
     plt = _plt()
+    x, x_adv = _images("x", x), _images("x_adv", x_adv)
     if x.shape[0] == 0 or n < 1:
         raise RobustkitError(
             f"adversarial_grid needs at least one image (got {x.shape[0]} images, n={n})"

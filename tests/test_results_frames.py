@@ -181,3 +181,19 @@ def test_adversarial_grid_of_no_images_is_a_clear_error():
     x = torch.zeros(0, 1, 28, 28)
     with pytest.raises(RobustkitError, match="at least one image"):
         plots.adversarial_grid(x, x)
+
+
+def test_adversarial_grid_takes_the_arrays_of_a_saved_adversarial_file(tmp_path):
+    """``--save-adv`` writes NumPy arrays; plotting them beside the clean images was a
+    TypeError (``x_adv - x`` of an array and a tensor). What is no images is a one-line error."""
+    x = torch.rand(3, 1, 28, 28)
+    path = tmp_path / "adv.npz"
+    np.savez(path, x_adv=x.flip(-1).numpy(), y=np.arange(3), adv_pred=np.arange(1, 4))
+    saved = np.load(path)
+    fig = plots.adversarial_grid(x, saved["x_adv"], saved["y"], saved["adv_pred"])
+    assert len(fig.axes) == 9
+    assert len(plots.adversarial_grid(x.numpy(), x.numpy(), n=2).axes) == 6
+    with pytest.raises(RobustkitError, match="x_adv must be N×C×H×W images .* shaped \\(3,\\)"):
+        plots.adversarial_grid(x, [0.1, 0.2, 0.3])
+    with pytest.raises(RobustkitError, match="x must be N×C×H×W images .*got str"):
+        plots.adversarial_grid("images", x)
