@@ -119,11 +119,14 @@ def robust_accuracy_vs_eps(
 
 
 def median_l2_vs_queries(
-    results: Results, run_id: str, attacks: list[str] | None = None, ax: Axes | None = None
+    results: Results, run_id: str, attacks: str | list[str] | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Median L2 of the best adversarial example against the query budget."""
+    """Median L2 of the best adversarial example against the query budget, one line per
+    decision-based attack of the run, or per label in ``attacks`` (one label, or a list)."""
     plt = _plt()
     summary = results.summary(run_id)
+    if isinstance(attacks, str):  # one label, not one attack per letter ("no attack 'c'")
+        attacks = [attacks]
     names = attacks or [k for k, v in summary["attacks"].items() if v["family"] == "decision"]
     if not names:
         raise RobustkitError(f"run {run_id} has no decision-based attack")

@@ -197,3 +197,13 @@ def test_adversarial_grid_takes_the_arrays_of_a_saved_adversarial_file(tmp_path)
         plots.adversarial_grid(x, [0.1, 0.2, 0.3])
     with pytest.raises(RobustkitError, match="x must be N×C×H×W images .*got str"):
         plots.adversarial_grid("images", x)
+
+
+def test_median_l2_plot_takes_one_attack_label_as_text(store):
+    """``attacks="cgba"`` plots that attack (it was read letter by letter: "no attack 'c'")."""
+    traj = [[3, 5.0], [30, 1.0]]
+    add_run(store, "r1", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)}, n=3)
+    res = rr.Results(store)
+    for attacks in ("cgba", ["cgba"]):
+        ax = plots.median_l2_vs_queries(res, "r1", attacks=attacks).axes[0]
+        assert [line.get_label() for line in ax.get_lines()] == ["cgba"]
