@@ -299,8 +299,10 @@ def evaluate(
     shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
     if shards:
         # one-line errors before any work (and before the clean pass could touch BatchNorm
-        # statistics): the attacks check the same, and warn about Dropout in training mode
-        check_model_on(model, x, y)
+        # statistics): the attacks check the same, and warn about Dropout in training mode.
+        # Every target too: a target outside the model's classes in a later shard was refused
+        # only there, after the earlier shards' work, which the error then lost.
+        check_model_on(model, x, y, target)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -256,6 +256,19 @@ def test_evaluate_gives_one_line_errors_for_wrong_arguments(data):
         evaluate(lambda z: model(z), [RandomSign()], x, y)
 
 
+def test_a_target_outside_the_classes_is_refused_before_the_first_shard(data):
+    """A bad target in a later shard was refused only when that shard ran: the earlier shards'
+    work was done, then lost with the error."""
+    model, x, y = data
+    target = (y + 1) % 10
+    target[-1] = 10
+    done = []
+    attack = build_attack("pgd:steps=1,targeted=true")
+    with pytest.raises(InputError, match="target labels must lie in 0..9 .*got 10"):
+        evaluate(model, attack, x, y, target=target, batch_size=8, on_shard=done.append)
+    assert done == []
+
+
 def test_a_parameter_twice_or_a_fractional_seed_is_refused():
     """pgd:steps=3,steps=4 ran 4 steps under the label of 3; seed=1.9 was stored as 1."""
     from robustkit import get_attack
