@@ -108,7 +108,7 @@ def get_defense(name: str, **params) -> Defense:
 
 def load_model(
     name: str,
-    device: str = "auto",
+    device: str | int | torch.device = "auto",
     weights: str | os.PathLike[str] | None = None,
     allow_download: bool = True,
     allow_unsafe: bool = False,

@@ -18,15 +18,24 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .checks import is_whole_number
 from .errors import InputError, RobustkitError
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
-def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
-    """Turn ``auto|cpu|cuda|cuda:N`` into a :class:`torch.device` that exists on this machine."""
+def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N`` (or a GPU's index N, as torch takes it) into a
+    :class:`torch.device` that exists on this machine."""
+    given = spec
     if isinstance(spec, torch.device):
         spec = str(spec)
+    elif is_whole_number(spec):  # torch's convention: device 0 is cuda:0 (it was taken as auto)
+        spec = f"cuda:{spec}"
+    elif spec is None:
+        spec = "auto"
+    if not isinstance(spec, str):  # (a float or a list failed with an AttributeError)
+        raise RobustkitError(f"unknown device {given!r}; use auto, cpu, cuda or cuda:N")
     spec = (spec or "auto").strip().lower()
     if not _DEVICE_RE.match(spec):
         raise RobustkitError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")

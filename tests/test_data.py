@@ -131,6 +131,20 @@ def test_devices():
             robustkit.resolve_device("cuda:0")
 
 
+def test_a_device_index_is_a_gpu_as_torch_takes_it():
+    """device=0 is cuda:0 (it was taken as auto: the CPU where no GPU is); device=1 and other
+    non-texts failed with an AttributeError traceback."""
+    for index in (0, 1, np.int64(1)):
+        if torch.cuda.device_count() > index:
+            assert robustkit.resolve_device(index) == torch.device(f"cuda:{index}")
+        else:
+            with pytest.raises(RobustkitError, match=f"device 'cuda:{index}' is not available"):
+                robustkit.resolve_device(index)
+    for bad in (1.5, ["cpu"]):
+        with pytest.raises(RobustkitError, match="unknown device .*use auto, cpu, cuda"):
+            robustkit.resolve_device(bad)
+
+
 def test_rewritten_npz_is_read_again(tmp_path):
     """The cache is keyed by the file (path, mtime, size), not by the name given."""
     path = tmp_path / "changing.npz"

@@ -317,7 +317,7 @@ def _finish(
 
 def load_model(
     name: str,
-    device: str | torch.device = "auto",
+    device: str | int | torch.device = "auto",
     weights: str | os.PathLike[str] | None = None,
     allow_download: bool = True,
     allow_unsafe: bool = False,
