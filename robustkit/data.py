@@ -234,7 +234,16 @@ def load_dataset(
     x, y = _cached_raw(name, split, download)
     total = len(y)
     if indices is not None:
-        idx = np.asarray(indices, dtype=np.int64)
+        if n is not None or offset:  # (they were ignored without a word)
+            raise DataError("give either indices or n/offset, not both")
+        idx = np.asarray(indices)
+        if idx.size and (idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer)):
+            # (1.7 was read as sample 1)
+            raise DataError(
+                f"sample indices must be a flat list of whole numbers, got {idx.dtype} "
+                f"shaped {idx.shape}"
+            )
+        idx = idx.astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= total):
             raise DataError(f"sample indices must lie in 0..{total - 1} for {name}/{split}")
         return _to_tensors(x[idx], y[idx], name)

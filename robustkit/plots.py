@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .errors import RobustkitError
+from .threat import check_norm
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -55,8 +56,9 @@ def robust_accuracy_vs_eps(
             f"no stored run has an attack with an ε to plot (no {what}); run robustkit evaluate "
             "with --attack and --eps at a few ε first"
         )
-    if norm is not None:
-        tables = [t for t in tables if t["norm"] == norm.lower()]
+    if norm is not None:  # spelled as anywhere else (inf, Linf, L-inf, 2)
+        norm = check_norm(norm)
+        tables = [t for t in tables if t["norm"] == norm]
         if not tables:
             norms = sorted({t["norm"] for t in board["tables"]})
             raise RobustkitError(f"no {what} has norm {norm!r}; stored norms: {', '.join(norms)}")
@@ -134,7 +136,9 @@ def median_l2_vs_queries(
         _, ax = plt.subplots(figsize=(5, 3.5))
     for name in names:
         curve = results.decision_curve(run_id, name)
-        ax.plot(curve["queries"], curve["median_l2"], label=name)
+        # labelled as stored (a label is matched in any case: CGBA is cgba)
+        label = next((k for k in summary["attacks"] if k.lower() == name.lower()), name)
+        ax.plot(curve["queries"], curve["median_l2"], label=label)
     ax.set_xlabel("queries")
     ax.set_ylabel("median L2")
     ax.set_yscale("log")

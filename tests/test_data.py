@@ -29,6 +29,12 @@ def test_subsets_are_deterministic():
     assert torch.equal(x[10:], x2) and torch.equal(y[10:], y2)
     x3, y3 = robustkit.load_dataset("cifar10", indices=[19, 10])
     assert torch.equal(x3[0], x[19]) and torch.equal(y3, y[[19, 10]])
+    # indices are whole numbers, and not given beside n/offset (1.7 was read as sample 1, and
+    # n beside indices was ignored)
+    with pytest.raises(DataError, match="flat list of whole numbers, got float64"):
+        robustkit.load_dataset("cifar10", indices=[1.7])
+    with pytest.raises(DataError, match="either indices or n/offset"):
+        robustkit.load_dataset("cifar10", n=5, indices=[1, 2])
 
 
 def test_errors():

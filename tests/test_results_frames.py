@@ -159,7 +159,7 @@ def test_robust_accuracy_plot_shows_what_the_leaderboard_shows(store):
             "m + bit-depth:bits=4": [(0.1, 100.0)],
         },
     }
-    pgd = _lines(plots.robust_accuracy_vs_eps(res, attack="PGD", norm="linf"))
+    pgd = _lines(plots.robust_accuracy_vs_eps(res, attack="PGD", norm="inf"))  # as --norm reads
     assert pgd == {"MNIST, L∞": {"m": [(0.1, 50.0)], "m + bit-depth:bits=4": [(0.1, 100.0)]}}
     with pytest.raises(RobustkitError, match="attack 'cgba'"):
         plots.robust_accuracy_vs_eps(res, attack="cgba")
@@ -204,6 +204,6 @@ def test_median_l2_plot_takes_one_attack_label_as_text(store):
     traj = [[3, 5.0], [30, 1.0]]
     add_run(store, "r1", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)}, n=3)
     res = rr.Results(store)
-    for attacks in ("cgba", ["cgba"]):
+    for attacks in ("cgba", ["cgba"], "CGBA"):  # labelled as stored, whatever the case
         ax = plots.median_l2_vs_queries(res, "r1", attacks=attacks).axes[0]
         assert [line.get_label() for line in ax.get_lines()] == ["cgba"]
