@@ -198,3 +198,24 @@ def test_an_attack_that_changes_nothing_leaves_a_voting_model_robust():
     assert (res.x_adv == x).all()
     assert res.robust_accuracy == 1.0 and res.success_rate == 0.0
     assert (res.adv_pred == y).all()
+
+
+def test_an_auto_stage_that_changes_nothing_fools_no_sample_of_a_voting_model():
+    """auto judged a stage's answer by a fresh vote even where the answer was the clean image:
+    near a tie that vote disagreed with the clean one, so the sample counted as fooled by the
+    stage (later stages skipped it) while the result, which keeps the clean label of an
+    unchanged image, called it robust: 75 of 200 here, and the per-stage robust accuracy
+    (0.765, 0.625) fell below the final 1.0."""
+    from robustkit.attacks.auto import stage_robust_accuracy
+
+    model, x, y = _noisy_linear_case()
+    torch.manual_seed(1)
+    # 1e-9 is below float32's spacing at 0.5: no stage can move a pixel
+    atk = robustkit.get_attack(
+        "auto", eps=1e-9, stages="pgd:steps=1,random_start=false+apgd-ce:steps=2"
+    )
+    res = atk(model, x, y, clean_pred=y)
+    assert (res.x_adv == x).all()
+    assert res.robust_accuracy == 1.0
+    assert (res.extras["fooled_by"] == -1).all()
+    assert stage_robust_accuracy(res) == [1.0, 1.0]
