@@ -11,14 +11,29 @@ from robustkit.registry import DEFENSES
 
 
 class AverageLogits(nn.Module):
-    """Mean of the members' logits; all members take the same [0, 1] input."""
+    """Mean of the members' logits; all members take the same [0, 1] input. ``names``: what
+    to call each member in an error (default: member 0, 1, ...)."""
 
-    def __init__(self, members: list[nn.Module]):
+    def __init__(self, members: list[nn.Module], names: list[str] | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.names = (
+            list(names) if names is not None else [f"member {i}" for i in range(len(members))]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+        outs = [m(x) for m in self.members]
+        # members of other classes (a 100-class model with 10-class members) cannot be
+        # averaged: say so, rather than let stack's error read as the images' fault
+        widths = [o.shape[-1] if isinstance(o, torch.Tensor) and o.dim() else None for o in outs]
+        for name, width in zip(self.names[1:], widths[1:], strict=True):
+            if widths[0] is not None and width is not None and width != widths[0]:
+                raise InputError(
+                    f"ensemble members must share their classes: {self.names[0]} has "
+                    f"{widths[0]} classes but {name} has {width}; pick members trained on the "
+                    "same classes as the defended model"
+                )
+        return torch.stack(outs).mean(dim=0)
 
 
 @DEFENSES.register(
@@ -69,7 +84,7 @@ class Ensemble(Defense):
         others = [load_model(name, device=device) for name in self.members]
         if dtype is not None:  # a model in float64 (or half) takes inputs of its own dtype
             others = [m.to(dtype=dtype) for m in others]
-        return AverageLogits([model, *others])
+        return AverageLogits([model, *others], ["the defended model", *self.members])
 
 
 def _zoo_name_of(model: nn.Module) -> str | None:

@@ -46,3 +46,16 @@ def test_members_of_the_wrong_type_or_spelling():
     # nor does their order make another one (it made two runs, their sums a few bits apart)
     swapped = robustkit.get_defense("ensemble", members=["cifar10/resnet44", "cifar10/resnet32"])
     assert swapped.params == spelled.params
+
+
+def test_members_with_another_number_of_classes_are_named():
+    """A model of unknown data set with 100 classes and a 10-class member: the model check
+    blamed the images ("cannot classify images shaped (1, 28, 28) (stack expects each tensor
+    to be equal size ...); pass images of the size and channels the model expects")."""
+    anonymous = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 100))
+    defended = build_defense("ensemble:members=mnist/lenet5").apply(anonymous)
+    with pytest.raises(
+        InputError, match="the defended model has 100 classes but mnist/lenet5 has 10"
+    ) as info:
+        robustkit.get_attack("fgsm", eps=0.1)(defended, torch.rand(2, 1, 28, 28), [1, 2])
+    assert "\n" not in str(info.value) and "images shaped" not in str(info.value)
