@@ -38,6 +38,11 @@ class NoisyInput(nn.Module):
         return self.model((x + self.sigma * torch.randn_like(x)).clamp(0.0, 1.0))
 
 
+#: The most draws a label may take: Cohen et al. certify with 100,000; a million forward passes
+#: per label is beyond any evaluation, and a larger count is a typo, not a setting.
+MAX_VOTES = 10**6
+
+
 @DEFENSES.register(
     "input-noise",
     kind="inference",
@@ -58,8 +63,12 @@ class InputNoise(Defense):
             raise InputError(f"sigma must be a positive noise level, got {sigma!r}")
         if not (sigma > 0 and math.isfinite(sigma)):
             raise InputError(f"sigma must be a positive, finite noise level, got {sigma!r}")
-        if not is_whole_number(votes) or votes < 1:
-            raise InputError(f"votes must be a whole number of draws >= 1, got {votes!r}")
+        if not is_whole_number(votes) or not 1 <= votes <= MAX_VOTES:
+            # (10**20 was taken: every label then ran that many forward passes, never ending)
+            raise InputError(
+                f"votes must be a whole number of draws from 1 to {MAX_VOTES:,} (each label "
+                f"costs that many forward passes), got {votes!r}"
+            )
         self.sigma = float(sigma)
         self.votes = int(votes)
 

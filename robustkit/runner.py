@@ -106,7 +106,12 @@ def shard_class_targets(
 def first_correct_indices(
     model, dataset: str, split: str, n: int, offset: int, device
 ) -> list[int]:
-    """Indices of the first ``n`` samples from ``offset`` that ``model`` classifies correctly."""
+    """Indices of the first ``n`` samples from ``offset`` that ``model`` classifies correctly.
+
+    On a randomized model (a defense that labels by majority vote) "correctly" is this pass's
+    vote, drawn from the run's seeded generator: reproducible, but a sample near a tie can be
+    voted wrong by the shard's own clean pass, which then reports it as already misclassified
+    (so a run's clean accuracy there can be just under 100%)."""
     from .data import dataset_size, load_dataset
 
     total, found, start = dataset_size(dataset, split), [], offset

@@ -44,8 +44,10 @@ def test_input_noise_labels_are_votes_and_its_parameters_are_checked():
     for bad in ("abc", float("inf"), True, 0):
         with pytest.raises(InputError, match="sigma must be"):
             robustkit.get_defense("input-noise", sigma=bad)
-    with pytest.raises(InputError, match="votes must be"):
-        robustkit.get_defense("input-noise", votes=0)
+    for bad in (0, 10**20):  # (10**20 was taken, and no label ever finished)
+        with pytest.raises(InputError, match="votes must be .* from 1 to 1,000,000"):
+            robustkit.get_defense("input-noise", votes=bad)
+    assert robustkit.get_defense("input-noise", votes=10**6).votes == 10**6
 
 
 def test_a_given_clean_verdict_decides_which_samples_are_attacked():
