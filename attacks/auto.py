@@ -27,13 +27,12 @@ DEFAULT_STAGES = ("apgd-ce:steps=20", "apgd-t:steps=20,n_target_classes=3")
 
 
 def stage_robust_accuracy(result: AttackResult) -> list[float]:
-    """Robust accuracy after each stage of an ``auto`` result (cumulative)."""
-    fooled_by = result.extras["fooled_by"]
-    stages = len(result.params["stages"])
-    correct = result.clean_correct
-    return [
-        float((correct & ((fooled_by < 0) | (fooled_by > k))).float().mean()) for k in range(stages)
-    ]
+    """Robust accuracy after each stage of an ``auto`` result (cumulative;
+    :meth:`AttackResult.stage_robust_accuracy`)."""
+    per_stage = result.stage_robust_accuracy()
+    if per_stage is None:
+        raise InputError(f"{result.attack!r} is not an ensemble of stages (no auto result)")
+    return per_stage
 
 
 @ATTACKS.register(

@@ -270,7 +270,7 @@ class AttackContext:
 # --------------------------------------------------------------------------------------------
 # Result
 # --------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)  # (the generated repr printed every tensor: thousands of characters)
 class AttackResult:
     """What one attack did to one batch; per-sample tensors are on the CPU.
 
@@ -370,9 +370,25 @@ class AttackResult:
         sel = self.norms[self.success & self.attacked]
         return float(sel.max()) if sel.numel() else math.nan
 
+    def stage_robust_accuracy(self) -> list[float] | None:
+        """For an ensemble of stages (``auto``): robust accuracy after each stage, cumulative,
+        from ``extras["fooled_by"]`` (the stage that fooled each sample, -1: none); None for
+        other attacks."""
+        fooled_by, stages = self.extras.get("fooled_by"), self.params.get("stages")
+        if fooled_by is None or not stages:
+            return None
+        correct = self.clean_correct
+        return [
+            float((correct & ((fooled_by < 0) | (fooled_by > k))).double().mean())
+            if self.n
+            else math.nan
+            for k in range(len(stages))
+        ]
+
     def summary(self) -> dict[str, Any]:
-        """One row of numbers for tables and JSON."""
-        return {
+        """One row of numbers for tables and JSON (with ``stages``, robust accuracy after each
+        stage, for an ensemble of stages, as ``robustkit evaluate`` reports it)."""
+        row = {
             "attack": self.attack,
             "threat": self.threat.describe(),
             "n": self.n,
@@ -385,9 +401,27 @@ class AttackResult:
             "gradients": int(self.gradients.sum()),
             "seconds": self.seconds,
         }
+        per_stage = self.stage_robust_accuracy()
+        if per_stage is not None:
+            row["stages"] = [
+                {"stage": stage, "robust_accuracy": acc}
+                for stage, acc in zip(self.params["stages"], per_stage, strict=True)
+            ]
+        return row
+
+    def __repr__(self) -> str:
+        """The attack, its threat model and headline numbers (not the tensors)."""
+        return (
+            f"AttackResult(attack={self.attack!r}, threat={self.threat.describe()!r}, n={self.n}, "
+            f"clean_accuracy={self.clean_accuracy:.4g}, robust_accuracy="
+            f"{self.robust_accuracy:.4g}, success_rate={self.success_rate:.4g}, "
+            f"forwards={int(self.queries.sum())}, seconds={self.seconds:.3g})"
+        )
 
     def to_frame(self) -> pd.DataFrame:
-        """Per-sample results as a pandas DataFrame (one row per sample)."""
+        """Per-sample results as a pandas DataFrame (one row per sample), with a column for each
+        per-sample number in ``extras`` (``fooled_by`` of ``auto``: the stage that fooled the
+        sample, -1 for none; ``step_queries`` of a decision-based attack)."""
         import pandas as pd
 
         data = {
@@ -405,6 +439,9 @@ class AttackResult:
         }
         if self.target is not None:
             data["target"] = self.target.numpy()
+        for key, value in self.extras.items():
+            if isinstance(value, torch.Tensor) and value.shape == (self.n,) and key not in data:
+                data[key] = value.cpu().numpy()
         frame = pd.DataFrame(data)
         frame.insert(0, "attack", self.attack)
         return frame

@@ -42,7 +42,7 @@ class ShardResult:
     seconds: float
 
 
-@dataclass
+@dataclass(repr=False)  # (the generated repr printed every tensor of every result)
 class Evaluation:
     """Clean and robust accuracy of one model against a set of attacks.
 
@@ -115,6 +115,15 @@ class Evaluation:
             "robust_accuracy": self.robust_accuracy if self.judged_at_eps else None,
             "seconds": self.seconds,
         }
+
+    def __repr__(self) -> str:
+        """Headline numbers and the attacks' labels (not the tensors)."""
+        robust = f"{self.robust_accuracy:.4g}" if self.judged_at_eps else "None"
+        return (
+            f"Evaluation(n={self.n}, clean_accuracy={self.clean_accuracy:.4g}, "
+            f"robust_accuracy={robust}, attacks={list(self.results)}, "
+            f"seconds={self.seconds:.3g})"
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Per-sample, per-attack results as one long pandas DataFrame."""

@@ -171,6 +171,26 @@ def test_auto_reports_stages():
     )
     with pytest.raises(InputError, match="untargeted gradient attacks"):
         robustkit.get_attack("auto", stages=["cgba"])
+    # the notebook view has what the stored report has (review: no stage column or figures)
+    stages = res.summary()["stages"]
+    assert [s["stage"] for s in stages] == list(res.params["stages"])
+    assert [s["robust_accuracy"] for s in stages] == per_stage
+    frame = robustkit.evaluate(model, [robustkit.get_attack("auto", eps=2 / 255)], x, y).to_frame()
+    assert frame["fooled_by"].tolist() == res.extras["fooled_by"].tolist()
+    assert "stages" not in robustkit.get_attack("fgsm", eps=2 / 255)(model, x, y).summary()
+
+
+def test_results_print_short():
+    """A result left as a notebook cell's last line printed every tensor (3.6k characters for
+    20 images); it prints its headline numbers."""
+    model = SmallCNN()
+    x = batch(n=64)
+    y = model(x).argmax(1)
+    ev = robustkit.evaluate(model, [robustkit.get_attack("fgsm", eps=2 / 255)], x, y)
+    for text in (repr(ev), repr(ev.results["fgsm"])):
+        assert len(text) < 300 and "tensor" not in text
+    assert repr(ev).startswith("Evaluation(n=64, clean_accuracy=1,") and "['fgsm']" in repr(ev)
+    assert "threat='linf 2/255'" in repr(ev.results["fgsm"])
 
 
 def test_losses():
