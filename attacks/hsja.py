@@ -111,21 +111,36 @@ class HopSkipJump(DecisionAttack):
 
         ``Σ (f − f̄)·u = Σ f·u − f̄·Σ u``: the sums are taken one oracle batch of probes at a time,
         so memory holds two images per sample and one batch of probes, not every probe of the
-        estimate (10,000 probes of a 224×224 image are 6 GB)."""
+        estimate (10,000 probes of a 224×224 image are 6 GB).
+
+        Every image of ``act`` draws ``n_evals`` directions from the batch's one stream, and one
+        with fewer queries left (none: an image out of budget, drawing only) labels just its
+        first ones: so the directions an image reads do not depend on the budget the images
+        before it have left. (Drawn as many as labelled, an image cut short by its budget moved
+        every later image's directions, and a run with a smaller budget took other paths than
+        the trajectories of a larger run said it would.)"""
         m = oracle.remaining(act).clamp(max=n_evals)
-        pos = torch.repeat_interleave(torch.arange(act.numel(), device=act.device), m)
         sum_fu = torch.zeros((act.numel(),) + tuple(xb.shape[1:]), device=xb.device, dtype=xb.dtype)
         sum_u = torch.zeros_like(sum_fu)
         sum_f = torch.zeros(act.numel(), device=xb.device, dtype=xb.dtype)
-        for lo in range(0, pos.numel(), oracle.batch_size):
-            p = pos[lo : lo + oracle.batch_size]
-            owner = act[p]
+        cut = bool((m < n_evals).any())  # some image labels fewer than it draws
+        total = act.numel() * n_evals
+        for lo in range(0, total, oracle.batch_size):
+            # probe i is image i // n_evals's (i % n_evals)-th
+            i = torch.arange(lo, min(lo + oracle.batch_size, total), device=act.device)
+            p = i // n_evals
             rv = torch.randn(
                 (p.numel(),) + tuple(xb.shape[1:]),
                 generator=rng,
                 device=xb.device,
                 dtype=xb.dtype,
             )
+            if cut:  # probes beyond an image's budget: drawn, not labelled
+                keep = (i % n_evals < m[p]).nonzero().flatten()
+                if keep.numel() == 0:
+                    continue
+                p, rv = p[keep], rv[keep]
+            owner = act[p]
             rv = rv / view(flat_norm(rv, "l2"), rv)
             base = xb[owner]
             probes = (base + view(delta[p], rv) * rv).clamp(0, 1)
@@ -151,17 +166,21 @@ class HopSkipJump(DecisionAttack):
         xb[idx] = self._bisect(oracle, tracker, steps, idx, x0[idx], start[idx], theta)
         dist = flat_norm(xb - x0, "l2")
         t = 0
+        # Every image with a start draws its probe directions each iteration, budget left or
+        # not (see _gradient): the directions of the others do not depend on its budget.
+        live = found.nonzero().flatten()
         while True:
             t += 1
-            act = (found & (oracle.remaining() > 0)).nonzero().flatten()
+            has_budget = oracle.remaining(live) > 0
+            act = live[has_budget]
             if act.numel() == 0:
                 break
             if t == 1:
-                delta = torch.full((act.numel(),), 0.1, device=x0.device, dtype=x0.dtype)
+                delta = torch.full((live.numel(),), 0.1, device=x0.device, dtype=x0.dtype)
             else:
-                delta = math.sqrt(d) * theta * dist[act]
+                delta = math.sqrt(d) * theta * dist[live]
             n_evals = int(min(self.init_num_evals * math.sqrt(t), self.max_num_evals))
-            grad = self._gradient(rng, oracle, steps, xb, act, n_evals, delta)
+            grad = self._gradient(rng, oracle, steps, xb, live, n_evals, delta)[has_budget]
             # Geometric step-size search: halve until the step lands on the adversarial side.
             eps = dist[act] / math.sqrt(t)
             cand_all = xb[act].clone()

@@ -928,6 +928,25 @@ def test_hsja_gradient_estimate_is_the_baseline_corrected_mean_of_its_probes():
     assert ctx.queries.tolist() == [40, 40, 40]
 
 
+def test_hsja_trajectory_at_a_budget_is_a_run_with_that_budget():
+    """Median L2 at a budget is read from one run's trajectories: each image's points within B
+    queries must be those a run with budget B finds. HopSkipJump drew the probe directions of
+    a batch in one stream, as many per image as it had queries left, so where one image's
+    estimate was cut short by its budget (or it had none left), the images after it read
+    other directions: here, on a 3-class model with targets, images whose start took fewer
+    queries went on with other probes in a run of 115 queries than in one of 600."""
+    model = Linear(classes=3).eval()
+    x = images(8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    target = (y + torch.randint(1, 3, y.shape, generator=torch.Generator().manual_seed(0))) % 3
+    full = robustkit.get_attack("hsja", max_queries=600, targeted=True)(model, x, y, target)
+    assert full.success.all() and full.queries.unique().tolist() == [600]
+    for budget in (60, 115, 230, 400):
+        run = robustkit.get_attack("hsja", max_queries=budget, targeted=True)(model, x, y, target)
+        assert torch.equal(l2_at_budgets(full, [budget]), l2_at_budgets(run, [budget])), budget
+
+
 def test_hsja_gradient_estimate_does_not_hold_every_probe_in_memory():
     """10,000 probes of a 224×224 image are 6 GB: the estimate once kept every probe of an
     iteration. Here 4,000 probes of a 3×128×128 image (786 MB) are summed in batches of 64
