@@ -580,6 +580,32 @@ def test_images_the_model_cannot_classify(linear):
         oracle.labels(torch.ones_like(x[:2]), torch.arange(2))
 
 
+class Squeezed(nn.Module):
+    """Linear's scores through ``.squeeze()``: one row per image, except for a single image,
+    whose scores come back as a vector (a common slip in a model's forward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = Linear()
+
+    def forward(self, x):
+        return self.inner(x).squeeze()
+
+
+@pytest.mark.parametrize("name", DECISION)
+def test_a_model_that_drops_the_batch_dimension_of_one_image_is_a_one_line_error(name):
+    """The model check passes two images; the label oracle then labels rounds of one row too
+    (one image left searching), where such a model returned a vector and every decision attack
+    failed with an IndexError from deep inside the oracle."""
+    model = Squeezed().eval()
+    x = images(4)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    target = (y + 1) % 10 if name == "cgba-h" else None
+    with pytest.raises(InputError, match="one row of class scores per image"):
+        robustkit.get_attack(name, max_queries=100)(model, x, y, target)
+
+
 @pytest.mark.parametrize("name", DECISION)
 def test_no_adversarial_found_is_labelled_not_faked(name):
     model = Constant().eval()
