@@ -79,6 +79,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def store_files(db: str | None) -> list[tuple[Path, str]]:
+    """The results store (``--db`` or the default one) and SQLite's -wal, -shm and -journal
+    files beside it, each with the option that names it: files no output may replace."""
+    from .store import default_db_path
+
+    store = Path(db).expanduser() if db is not None else default_db_path()
+    store_option = f"the results store (--db {db})" if db else f"the results store {store}"
+    return [(store, store_option)] + [
+        (store.with_name(store.name + suffix), f"the {suffix} file of {store_option}")
+        for suffix in ("-wal", "-shm", "-journal")
+    ]
+
+
 def _run_files(
     db: str | None,
     dataset: str | None,
@@ -91,16 +104,9 @@ def _run_files(
     data file (a named set's ``.npz``; every known set's when ``--data`` is left to the model),
     the weights and the model file."""
     from .data import DATASETS, data_dir, is_data_file
-    from .store import default_db_path
     from .zoo import is_user_file
 
-    store = Path(db).expanduser() if db is not None else default_db_path()
-    store_option = f"the results store (--db {db})" if db else f"the results store {store}"
-    files = [(store, store_option)]
-    files += [
-        (store.with_name(store.name + suffix), f"the {suffix} file of {store_option}")
-        for suffix in ("-wal", "-shm", "-journal")
-    ]
+    files = store_files(db)
     for name in [dataset] if dataset else list(DATASETS):
         if is_data_file(name):
             files.append((Path(name).expanduser(), f"the data (--data {name})"))

@@ -16,11 +16,26 @@ from .store import directory_problem
 FORMATS = ("markdown", "csv", "json", "html")
 
 
-def check_out(out: Path) -> None:
-    """Refuse an ``--out`` directory that cannot be written, before anything is computed."""
+def check_out(out: Path, db: str | None) -> None:
+    """Refuse an ``--out`` directory that cannot be written, or whose files (and the ``.part``
+    files they are written through) include the results store or SQLite's files beside it
+    (``--db DIR/leaderboard.json --out DIR`` wrote the board over the store, every run in it
+    lost), before anything is computed."""
+    from .cli_evaluate import _same_file, store_files
+    from .leaderboard import EXTENSIONS
+
     problem = directory_problem(out.expanduser())
     if problem:
         raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
+    for ext in EXTENSIONS.values():
+        path = out.expanduser() / f"leaderboard.{ext}"
+        for written in (path, path.with_name(path.name + ".part")):
+            for other, what in store_files(db):
+                if _same_file(written, other):
+                    raise RobustkitError(
+                        f"--out {out} would write {written.name} over {what}; pass another "
+                        "--out (or keep the store elsewhere)"
+                    )
 
 
 def write_all(board, out: Path) -> list[Path]:
@@ -81,7 +96,7 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
     from .store import Store
 
     if out:
-        check_out(Path(out))
+        check_out(Path(out), db)
     with Store.open(db, create=False) as store:
         board = build(store)
     click.echo(RENDERERS[fmt_ or "markdown"](board))
@@ -149,7 +164,7 @@ def run_preset(
     out = _passed_on(ctx, "out", out, "--out")
     fmt_ = _passed_on(ctx, "fmt_", fmt_, "--format") or "markdown"
     target = Path(out or f"leaderboard-{preset}")
-    check_out(target)  # before hours of runs
+    check_out(target, db)  # before hours of runs
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:
         raise RobustkitError(f"no zoo model matches {pattern!r}; see `robustkit models`")

@@ -701,3 +701,32 @@ def test_each_run_records_the_command_that_reproduces_it(tmp_path, monkeypatch):
     assert run["command"] == (
         "robustkit leaderboard run --preset quick --models 'mnist/cnn-tiny*' --seed 3 --device cpu"
     )
+
+
+@pytest.mark.parametrize("name", ["leaderboard.json", "leaderboard.md.part", "leaderboard.csv"])
+@pytest.mark.parametrize("command", [[], ["run"]])
+def test_out_never_writes_over_the_results_store(tmp_path, monkeypatch, name, command):
+    """`leaderboard --db DIR/leaderboard.json --out DIR` wrote the JSON board over the store
+    (every run in it lost; `leaderboard run` did so after its runs): a --out whose files
+    include the store, or one of SQLite's files beside it, is refused before anything runs."""
+    from click.testing import CliRunner
+
+    import robustkit.presets as presets
+    from robustkit.cli import cli
+
+    from .fake_store import add_run
+
+    tiny = RunConfig(model="mnist/cnn-tiny-at", n=2, batch_size=2, attacks=("fgsm",))
+    monkeypatch.setattr(presets, "preset_runs", lambda *a, **k: [tiny])
+    db = tmp_path / name
+    with Store.open(db) as store:
+        add_run(store, "run0", {"pgd": ({"norm": "linf"}, [(False, True, 0.3)])}, n=1)
+    before = db.read_bytes()
+    args = ["leaderboard", *command, "--db", str(db), "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, args + (["--no-progress"] if command else []))
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert line.startswith("Error: ") and "--out" in line and str(db) in line, line
+    assert db.read_bytes() == before
+    with Store.open(db, create=False) as store:
+        assert [r["run_id"] for r in store.runs()] == ["run0"]
