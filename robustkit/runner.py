@@ -14,6 +14,8 @@ import json
 import math
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import torch
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
 from .checks import is_whole_number
-from .errors import InputError
+from .errors import InputError, RobustkitError, first_line
 from .modelcheck import check_model_on
 from .store import Store, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
@@ -553,29 +555,55 @@ def execute(
             run.run_id, shard.index, shard.start, shard.stop, shard.seconds, seconds, samples, rows
         )
 
-    evaluation = evaluate(
-        run.model,
-        run.attacks,
-        run.x,
-        run.y,
-        target=run.target,
-        batch_size=run.config.batch_size,
-        seed=run.config.seed,
-        progress=progress,
-        skip_shards=() if recompute else done,
-        on_shard=on_shard,
-    )
-    if complete and (store.checks(run.run_id) or not run.config.sanity):
-        return evaluation
-    if run.config.sanity:
-        summary = summarize(store, run.run_id)
-        survivors = worst_case_robust(store, run.run_id, run.indices[:SANITY_SAMPLES])
-        store.write_checks(
-            run.run_id, run_checks(run, summary, sample=SANITY_SAMPLES, survivors=survivors)
+    with _user_code_errors(run, store):
+        evaluation = evaluate(
+            run.model,
+            run.attacks,
+            run.x,
+            run.y,
+            target=run.target,
+            batch_size=run.config.batch_size,
+            seed=run.config.seed,
+            progress=progress,
+            skip_shards=() if recompute else done,
+            on_shard=on_shard,
         )
-    if not complete:
-        store.finish_run(run.run_id)
-    return evaluation
+        if complete and (store.checks(run.run_id) or not run.config.sanity):
+            return evaluation
+        if run.config.sanity:
+            summary = summarize(store, run.run_id)
+            survivors = worst_case_robust(store, run.run_id, run.indices[:SANITY_SAMPLES])
+            store.write_checks(
+                run.run_id, run_checks(run, summary, sample=SANITY_SAMPLES, survivors=survivors)
+            )
+        if not complete:
+            store.finish_run(run.run_id)
+        return evaluation
+
+
+@contextmanager
+def _user_code_errors(run: Run, store: Store) -> Iterator[None]:
+    """Turn an exception raised in the user's model code while shards or checks run (a bug
+    for some inputs, a GPU out of memory) into one line: the exception, its line in the model
+    file, and how many shards are stored to resume from. It ended in a traceback that did not
+    say the finished shards are kept. Other exceptions (robustkit's own bugs) keep theirs."""
+    from .evaluation import iter_shards
+    from .zoo.loading import user_code_line
+
+    try:
+        yield
+    except Exception as exc:
+        where = user_code_line(exc)
+        if isinstance(exc, RobustkitError) or where is None:
+            raise
+        stored = len(store.finished_shards(run.run_id))
+        total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
+        raise RobustkitError(
+            f"the model raised {type(exc).__name__}: {first_line(exc)} at {where[0]} line "
+            f"{where[1]}; {stored} of {total} shards of run {run.run_id} are stored in "
+            f"{store.path}: rerun the same command to resume (an edited model file is "
+            "another run, which starts over)"
+        ) from exc
 
 
 def run_evaluation(

@@ -326,6 +326,58 @@ def test_errors_in_a_user_model_file_are_one_line_naming_the_line(tmp_path):
     )
 
 
+def test_a_model_that_raises_in_a_later_shard_is_one_line_and_resumes(tmp_path, monkeypatch):
+    """A user's model that raised while attacking shard 2 (a bug for some inputs, a GPU out of
+    memory) ended in a traceback that did not say the finished shards are kept: now one line
+    naming the exception and its line in the model file, how many shards are stored, and that
+    the same command resumes; it does, to the numbers of a run that never failed."""
+    src = tmp_path / "flaky.py"
+    src.write_text(
+        "import os\nimport torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(0)\n"
+        "        self.fc = torch.nn.Linear(784, 10)\n"
+        "    def forward(self, x):\n"
+        "        if os.environ.get('FLAKY'):\n"
+        "            raise RuntimeError('flaky forward')\n"
+        "        return self.fc(x.flatten(1))\n"
+        "def net():\n"
+        "    return Net()\n"
+    )
+    import robustkit.evaluation as evaluation
+
+    real = evaluation.evaluate_shard
+
+    def failing_at_the_third_shard(*args):
+        if args[6] == 2:  # the shard's index: from here on the model raises
+            monkeypatch.setenv("FLAKY", "1")
+        return real(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_shard", failing_at_the_third_shard)
+    db = tmp_path / "results.db"
+    args = ["evaluate", "--model", f"{src}:net", "--data", "mnist", "--n", "16"]
+    args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress", "--db", str(db)]
+    result = run(*args)
+    assert_one_line_error(
+        result,
+        f"raised RuntimeError: flaky forward at {src} line 10",
+        "2 of 4 shards of run",
+        f"are stored in {db}",
+        "rerun the same command to resume",
+    )
+    monkeypatch.setattr(evaluation, "evaluate_shard", real)
+    monkeypatch.delenv("FLAKY")
+    resumed = run(*args, "--format", "json")
+    assert resumed.exit_code == 0, resumed.output
+    whole = run(*args[:-1], str(tmp_path / "whole.db"), "--format", "json")
+    first, second = json.loads(resumed.output), json.loads(whole.output)
+    for report in (first, second):
+        del report["db"], report["attacks"]["fgsm"]["seconds"]
+    assert first == second and first["n"] == 16
+
+
 def test_an_own_model_file_whose_name_is_not_utf8_is_evaluated_and_stored(tmp_path):
     """Found by review: a model file named b'bad\\xff.py' (POSIX allows any bytes; Python
     decodes them to lone surrogates) crashed with a UnicodeEncodeError traceback, first in

@@ -240,6 +240,24 @@ def _errors_of_user_code(path: Path, what: str):
         raise RobustkitError(f"{what} raised {type(exc).__name__}{message}{where}") from exc
 
 
+#: The module name a user's model file is imported under (then the digest of its path).
+USER_MODULE_PREFIX = "robustkit_user_model_"
+
+
+def user_code_line(exc: BaseException) -> tuple[Path, int] | None:
+    """The file and line where ``exc`` was raised or last passed through a user's model file
+    (a ``file.py:factory`` model or ensemble member), or None where no user code ran: what a
+    one-line error about it names."""
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__")
+        if isinstance(name, str) and name.startswith(USER_MODULE_PREFIX):
+            where = Path(tb.tb_frame.f_code.co_filename), tb.tb_lineno
+        tb = tb.tb_next
+    return where
+
+
 def _load_user_file(
     name: str, weights: str | os.PathLike[str] | None, allow_unsafe: bool
 ) -> tuple[nn.Module, str | None]:
@@ -247,7 +265,7 @@ def _load_user_file(
     path = _existing_model_file(name)
     # (os.fsencode: a path that is not valid UTF-8, as POSIX allows, has its bytes back)
     digest = hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:12]
-    module_name = f"robustkit_user_model_{digest}"
+    module_name = f"{USER_MODULE_PREFIX}{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise RobustkitError(f"cannot import {path}; is it a Python file?")
