@@ -7,7 +7,9 @@ parameter) ends with a one-line ``Error: ...`` and exit status 1 or 2, never a t
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import warnings
 from typing import Any
 
@@ -20,19 +22,45 @@ from .registry import ATTACKS, DEFENSES, MODELS
 from .tables import fmt, render
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM (``kill``, ``timeout``, a job scheduler's stop), raised where the command is,
+    as a Ctrl-C raises KeyboardInterrupt: the handlers of the commands that store results then
+    say what is stored and how to resume. The default SIGTERM ended a run without a word."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise Terminated
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """The exit status of a command stopped by ``exc``: 128 + the signal's number, as a shell
+    reports a process that signal ended (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
 class RobustkitGroup(click.Group):
     """A click group that turns :class:`RobustkitError` into a one-line error message, and a
-    Ctrl-C outside the commands' own handlers (loading a model, printing a report) into one line
-    and exit status 130, as those handlers end (click's own "Aborted!" exits with 1)."""
+    Ctrl-C or SIGTERM outside the commands' own handlers (loading a model, printing a report)
+    into one line and exit status 130 or 143, as those handlers end (click's own "Aborted!"
+    exits with 1). While a command runs, SIGTERM raises :class:`Terminated` (where it was not
+    set to be ignored, and in the main thread only, where Python runs signal handlers)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
         except RobustkitError as exc:
             raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(exit_status(exc))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line_warnings() -> None:

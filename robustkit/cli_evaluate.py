@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json
+from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json, exit_status
 from .errors import RobustkitError
 from .store import directory_problem
 from .tables import fmt, render
@@ -286,7 +286,7 @@ def evaluate(
                 evaluation = execute(
                     run, store, fresh=fresh, progress=progress, recompute=bool(save_adv)
                 )
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:  # (a SIGTERM too: cli.Terminated)
                 # Every finished shard is already stored: say so, and how to go on.
                 stored = len(store.finished_shards(run.run_id))
                 total = sum(1 for _ in iter_shards(len(run.y), config.batch_size))
@@ -297,7 +297,7 @@ def evaluate(
                     f"{store.path}; rerun {how} to resume",
                     err=True,
                 )
-                sys.exit(130)
+                sys.exit(exit_status(exc))
             report = summarize(store, run.run_id)
         if save_adv:
             save_adversarials(Path(save_adv), evaluation, run.x, run.indices)

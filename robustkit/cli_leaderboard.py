@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import DB, DEVICE, PROGRESS, cli
+from .cli import DB, DEVICE, PROGRESS, cli, exit_status
 from .errors import RobustkitError
 from .store import directory_problem
 
@@ -184,13 +184,13 @@ def run_preset(
             config.extra["command"] = shlex.join(command)
             try:
                 execute(prepare(config), store, progress=progress)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:  # (a SIGTERM too: cli.Terminated)
                 click.echo(
                     f"interrupted at run {k} of {len(configs)}: the finished runs and shards are "
                     f"stored in {store.path}; rerun the same command to resume",
                     err=True,
                 )
-                sys.exit(130)
+                sys.exit(exit_status(exc))
             except RobustkitError as exc:  # keep going: every finished run is already stored
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)

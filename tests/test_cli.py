@@ -865,3 +865,51 @@ def test_importing_the_package_loads_only_its_errors():
     assert done.returncode == 0, done.stderr
     loaded = {m for m in eval(done.stdout) if not m.startswith("__editable__")}
     assert loaded == {"robustkit", "robustkit.errors"}
+
+
+_TERMINATED_AT_THE_SECOND_SHARD = """
+import os, signal, sys
+import robustkit.evaluation as evaluation
+from robustkit.cli import main
+
+real = evaluation.evaluate_shard
+
+def stopped_at_the_second_shard(*args):
+    if args[6] == 1 and not os.environ.get("NO_TERM"):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill`, `timeout` or a job scheduler stop it
+    return real(*args)
+
+evaluation.evaluate_shard = stopped_at_the_second_shard
+sys.argv = ["robustkit", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigterm_keeps_the_finished_shards_and_says_how_to_resume(tmp_path):
+    """A SIGTERM (kill, timeout, a job scheduler's stop) ended a run without a word: the
+    finished shards were stored but the user was not told so, or how to go on. It now ends
+    as Ctrl-C does, with one line saying what is stored, and exit status 143; the same
+    command resumes."""
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "r.db"
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "8", "--batch-size", "4"]
+    args += ["--attack", "fgsm", "--no-progress", "--db", str(db)]
+    command = [sys.executable, "-c", _TERMINATED_AT_THE_SECOND_SHARD, *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 128 + signal.SIGTERM, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert line.startswith("interrupted: 1 of 2 shards of run") and str(db) in line, line
+    assert line.endswith("rerun the same command to resume"), line
+    resumed = subprocess.run(
+        command + ["--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_TERM": "1"},
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["n"] == 8
