@@ -305,7 +305,8 @@ class Store:
         The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY to it at once,
         without the busy handler, while another process holds any lock (for instance one
         creating the same new store). So it is retried here, with a short back-off, for as
-        long as the busy timeout of every other statement.
+        long as the busy timeout of every other statement. Any other refusal (a full disk:
+        it is a new store's first write) is a one-line error, as a refused write is.
         """
         deadline = time.monotonic() + LOCK_TIMEOUT_S
         delay = 0.005
@@ -317,7 +318,7 @@ class Store:
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc):
-                    raise
+                    raise _write_error(self.path, exc) from None
                 if time.monotonic() > deadline:
                     raise _locked_error(self.path) from None
                 time.sleep(delay)

@@ -429,6 +429,24 @@ def test_read_only_and_full_stores_are_one_line_errors_and_keep_what_they_hold(
         assert summarize(store, first["run_id"]) == first
 
 
+def test_a_new_store_on_a_full_disk_is_a_one_line_error(tmp_path, monkeypatch):
+    """Creating a store on a full disk (seen on a full tmpfs) ended in a raw sqlite3 traceback
+    from the switch to WAL mode, the first write a new store makes."""
+
+    class FullDisk(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA journal_mode"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return super().execute(sql, *args)
+
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real(*a, **k, factory=FullDisk))
+    db = tmp_path / "new.db"
+    with pytest.raises(RobustkitError, match="the disk is full") as info:
+        Store.open(db)
+    assert str(db) in str(info.value) and "\n" not in str(info.value)
+
+
 def test_a_read_only_store_shows_what_its_write_ahead_log_holds(tmp_path, monkeypatch):
     """A store in a read-only directory was opened immutable, which ignores the -wal file: runs
     its writer (still running, say a notebook that holds the store open) had finished were
