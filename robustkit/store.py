@@ -288,6 +288,7 @@ class Store:
                 f"{SCHEMA_VERSION}); upgrade robustkit to read it"
             )
         if version == SCHEMA_VERSION:
+            self._add_stage_column()
             return
         self._enable_wal()
         with self.transaction():
@@ -298,6 +299,24 @@ class Store:
                 version += 1
             self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.conn.execute(f"PRAGMA user_version = {version}")
+
+    def _add_stage_column(self) -> None:
+        """Give a store of the first version-1 schema (made before 2026-11-23, when
+        ``results.stage`` was added without a new version) its ``stage`` column: every shard
+        written to it was refused ("table results has 13 columns but 14 values were
+        supplied"). A read-only one stays as it is; its rows read with no stage
+        (:meth:`results`)."""
+        if self._has_stage_column():
+            return
+        try:
+            with self.transaction():
+                if not self._has_stage_column():  # (another process may have added it)
+                    self.conn.execute("ALTER TABLE results ADD COLUMN stage INTEGER")
+        except RobustkitError:  # read-only: it can still be read
+            pass
+
+    def _has_stage_column(self) -> bool:
+        return any(row[1] == "stage" for row in self.conn.execute("PRAGMA table_info(results)"))
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL mode (persistent: done once, by whichever process is first).
@@ -478,7 +497,11 @@ class Store:
     def results(self, run_id: str, attack: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM results WHERE run_id = ?" + (" AND attack = ?" if attack else "")
         args = (run_id, attack) if attack else (run_id,)
-        return [dict(r) for r in self.conn.execute(sql + " ORDER BY attack, idx", args)]
+        # (a read-only store of the first schema has no stage column: see _add_stage_column)
+        rows = [dict(r) for r in self.conn.execute(sql + " ORDER BY attack, idx", args)]
+        for row in rows:
+            row.setdefault("stage", None)
+        return rows
 
     def checks(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY name", (run_id,))

@@ -245,6 +245,31 @@ def test_schema_version_and_fresh(tmp_path):
     assert run_evaluation(other_seed, db=db, progress=False)["run_id"] != first["run_id"]
 
 
+def test_a_store_of_the_first_schema_without_stages_is_written_and_read(tmp_path, monkeypatch):
+    """The results table gained its ``stage`` column (2026-11-23) without a new schema version
+    or a migration: a store made before, still version 1, refused every shard ("table results
+    has 13 columns but 14 values were supplied"; resuming or adding a run was impossible) and
+    its results frame was a KeyError. Opened writable, it gets the column; read-only, its rows
+    read with no stage."""
+    import robustkit.results as rr
+
+    db = tmp_path / "old.db"
+    config = RunConfig(model="mnist/cnn-tiny-at", n=4, batch_size=2, attacks=("fgsm",))
+    first = run_evaluation(config, db=db, progress=False)
+    with Store.open(db) as store:  # as the first schema made it
+        store.conn.execute("ALTER TABLE results DROP COLUMN stage")
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with monkeypatch.context() as m:  # read-only: read as it is
+        m.setattr(store_module, "directory_problem", lambda d: f"{d} is not writable")
+        with rr.open(db) as res:
+            assert res.results()["stage"].isna().all() and len(res.results()) == 4
+    other = run_evaluation(RunConfig(**{**config.__dict__, "eps": 0.1}), db=db, progress=False)
+    assert other["n"] == 4 and other["status"] == "finished"
+    with rr.open(db) as res:
+        assert len(res.results()) == 8
+        assert summarize(res.store, first["run_id"]) == first
+
+
 def test_a_new_store_waits_for_another_process_creating_it(tmp_path):
     """Two processes opening one new store at once: the second waits for the first's lock
     (the switch to WAL gets SQLITE_BUSY at once, without SQLite's busy handler) instead of
