@@ -236,7 +236,10 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
             ["attack 'apgd-t' has no targeted mode; drop --targeted or that attack"],
         ),
         (["--model", "cifar10/resnet20", "--attack", "fgsm:steps=3"], ["no parameter 'steps'"]),
-        (["--model", "cifar10/resnet20", "--queries", "0"], ["--queries must be a positive"]),
+        (
+            ["--model", "cifar10/resnet20", "--queries", "0"],
+            ["queries (--queries) must be a positive"],
+        ),
         (
             ["--model", "cifar10/resnet20", "--attack", "cgba", "--eps", "8/255"],
             ["--eps 8/255 is used by no attack here", "give --norm l2", "or drop --eps"],
