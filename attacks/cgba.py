@@ -433,7 +433,7 @@ class _CGBABase(DecisionAttack):
         perp_norm = flat_norm(perp, "l2")
         v.index_copy_(0, est, direction)
         u.index_copy_(0, est, perp.div_(view(perp_norm.clamp_min(1e-30), perp)))
-        stats = torch.stack([r, along, perp_norm, flat_norm(eta, "l2")]).double().cpu().numpy()
+        stats = torch.stack([r, along, perp_norm, flat_norm(eta, "l2")]).cpu().double().numpy()
         r, along, perp_norm, eta_norm = stats
         ok = (perp_norm > 1e-12 * eta_norm) & (r > 0)
         radius[idx] = r

@@ -132,7 +132,11 @@ class LabelOracle:
         # one is: then its label is meaningless. One float64 sum checks them all (half the cost
         # of isfinite on every score, measured right after a forward pass).
         top, label = logits.max(dim=1)
-        if not math.isfinite(top.sum(dtype=torch.float64).item()):
+        if top.device.type == "mps":  # (Apple's GPU has no float64)
+            finite = bool(torch.isfinite(top).all())
+        else:
+            finite = math.isfinite(top.sum(dtype=torch.float64).item())
+        if not finite:
             raise InputError(
                 "the model returned NaN or infinite outputs for some inputs, so their labels "
                 "are meaningless; fix the model (or its inputs) before attacking it"
