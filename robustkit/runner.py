@@ -555,7 +555,7 @@ def execute(
             run.run_id, shard.index, shard.start, shard.stop, shard.seconds, seconds, samples, rows
         )
 
-    with _user_code_errors(run, store):
+    with _user_code_errors(run, store, fresh):
         evaluation = evaluate(
             run.model,
             run.attacks,
@@ -582,27 +582,42 @@ def execute(
 
 
 @contextmanager
-def _user_code_errors(run: Run, store: Store) -> Iterator[None]:
-    """Turn an exception raised in the user's model code while shards or checks run (a bug
-    for some inputs, a GPU out of memory) into one line: the exception, its line in the model
-    file, and how many shards are stored to resume from. It ended in a traceback that did not
-    say the finished shards are kept. Other exceptions (robustkit's own bugs) keep theirs."""
+def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
+    """Say what is stored when a run stops on an error after some shards finished.
+
+    An exception raised in the user's model code (a bug for some inputs, a GPU out of memory)
+    becomes one line: the exception, its line in the model file, and how many shards are stored
+    to resume from (it ended in a traceback that did not say the finished shards are kept). A
+    robustkit error (a model's NaN outputs on a later shard, say) keeps its class and message
+    and gains the same note where shards are stored. Other exceptions (robustkit's own bugs)
+    keep their traceback."""
     from .evaluation import iter_shards
     from .zoo.loading import user_code_line
 
     try:
         yield
     except Exception as exc:
-        where = user_code_line(exc)
-        if isinstance(exc, RobustkitError) or where is None:
+        where = None if isinstance(exc, RobustkitError) else user_code_line(exc)
+        if where is None and not isinstance(exc, RobustkitError):
             raise
         stored = len(store.finished_shards(run.run_id))
+        if isinstance(exc, RobustkitError) and not stored:
+            raise  # nothing computed is at stake
         total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
+        # --fresh again would delete them: resuming is the command without it
+        how = "the same command without --fresh" if fresh else "the same command"
+        kept = f"{stored} of {total} shards of run {run.run_id} are stored in {store.path}"
+        if where is None:
+            message = f"{first_line(exc)}; {kept}: fix that and rerun {how} to resume"
+            try:
+                error = type(exc)(message)
+            except TypeError:  # (a subclass that takes other arguments)
+                error = RobustkitError(message)
+            raise error from exc
         raise RobustkitError(
             f"the model raised {type(exc).__name__}: {first_line(exc)} at {where[0]} line "
-            f"{where[1]}; {stored} of {total} shards of run {run.run_id} are stored in "
-            f"{store.path}: rerun the same command to resume (an edited model file is "
-            "another run, which starts over)"
+            f"{where[1]}; {kept}: rerun {how} to resume (an edited model file is another run, "
+            "which starts over)"
         ) from exc
 
 

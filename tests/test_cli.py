@@ -381,6 +381,52 @@ def test_a_model_that_raises_in_a_later_shard_is_one_line_and_resumes(tmp_path, 
     assert first == second and first["n"] == 16
 
 
+def test_a_robustkit_error_in_a_later_shard_says_what_is_stored(tmp_path, monkeypatch):
+    """Found by review: a model returning NaN on shard 3 was one line that said nothing of the
+    shards already stored (nor that --fresh again would delete them); it says both now, and an
+    error before any shard is stored is as it was."""
+    src = tmp_path / "nan.py"
+    src.write_text(
+        "import os\nimport torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(0)\n"
+        "        self.fc = torch.nn.Linear(784, 10)\n"
+        "    def forward(self, x):\n"
+        "        out = self.fc(x.flatten(1))\n"
+        "        return out * float('nan') if os.environ.get('NAN') else out\n"
+        "def net():\n"
+        "    return Net()\n"
+    )
+    import robustkit.evaluation as evaluation
+
+    real = evaluation.evaluate_shard
+    from_shard = {"k": 2}
+
+    def nan_from_a_shard(*args):
+        if args[6] == from_shard["k"]:
+            monkeypatch.setenv("NAN", "1")
+        return real(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_shard", nan_from_a_shard)
+    db = tmp_path / "results.db"
+    args = ["evaluate", "--model", f"{src}:net", "--data", "mnist", "--n", "16"]
+    args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress", "--db", str(db)]
+    result = run(*args, "--fresh")
+    assert_one_line_error(
+        result,
+        "NaN or infinite",
+        "2 of 4 shards of run",
+        f"are stored in {db}: fix that and rerun the same command without --fresh to resume",
+    )
+    monkeypatch.delenv("NAN")
+    from_shard["k"] = 0
+    first = run(*args, "--db", str(tmp_path / "other.db"))
+    assert first.exit_code == 1 and "NaN or infinite" in first.output
+    assert "shards of run" not in first.output
+
+
 def test_an_own_model_file_whose_name_is_not_utf8_is_evaluated_and_stored(tmp_path):
     """Found by review: a model file named b'bad\\xff.py' (POSIX allows any bytes; Python
     decodes them to lone surrogates) crashed with a UnicodeEncodeError traceback, first in
