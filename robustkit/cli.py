@@ -183,4 +183,4 @@ def main() -> None:
 
 
 # Sub-command modules register themselves on ``cli``; imported last because they import ``cli``.
-from . import cli_evaluate, cli_leaderboard  # noqa: E402,F401
+from . import cli_evaluate, cli_leaderboard, cli_runs  # noqa: E402,F401

@@ -490,6 +490,21 @@ class Store:
         sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY started"
         return [dict(r) for r in self.conn.execute(sql, (status,) if status else ())]
 
+    def sample_counts(self) -> dict[str, int]:
+        """Per run id, the number of samples stored (runs with none are absent)."""
+        rows = self.conn.execute("SELECT run_id, COUNT(*) FROM samples GROUP BY run_id")
+        return {run_id: count for run_id, count in rows}
+
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete runs and everything stored for them (samples, results, shards, checks);
+        returns how many runs there were to delete."""
+        ids = list(dict.fromkeys(run_ids))
+        with self.transaction() as conn:
+            deleted = 0
+            for run_id in ids:
+                deleted += conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+        return deleted
+
     def samples(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM samples WHERE run_id = ? ORDER BY idx", (run_id,))
         return [dict(r) for r in rows]

@@ -1,0 +1,173 @@
+"""``robustkit runs``: the runs a results store holds, one run's report, and deleting runs.
+
+A run interrupted for good (its model file edited since, say) stays ``running`` in the store,
+and one computed by mistake stays on the leaderboard: these commands show them and take them
+out, without opening Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+from typing import Any
+
+import click
+
+from .cli import DB, FORMAT, cli, echo_json
+from .errors import InputError
+from .store import Store
+from .tables import render
+
+#: Shortest run-id prefix taken for a whole id (ids are 16 hex digits).
+MIN_PREFIX = 4
+
+
+def find_run(store: Store, ident: str) -> str:
+    """The run id ``ident`` names in ``store``: the id itself or a unique prefix of it (at
+    least :data:`MIN_PREFIX` characters), else a one-line error listing what there is."""
+    ids = [r["run_id"] for r in store.runs()]
+    if ident in ids:
+        return ident
+    matches = [i for i in ids if len(ident) >= MIN_PREFIX and i.startswith(ident.lower())]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InputError(
+            f"run id {ident!r} is the start of {len(matches)} runs ({', '.join(matches[:5])}); "
+            "give more of it"
+        )
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    raise InputError(
+        f"no run {ident!r} in {store.path} (its runs: {shown or 'none'}); see robustkit runs list"
+    )
+
+
+def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> list[dict[str, Any]]:
+    """One row per stored run whose model matches ``pattern`` (a glob, any case): what the run
+    is, how far it got (samples stored of those it was given) and when it started (UTC)."""
+    from .threat import format_eps
+
+    counts = store.sample_counts()
+    rows = []
+    for run in store.runs(status):
+        if not fnmatch.fnmatch(str(run["model"]).lower(), pattern.lower()):
+            continue
+        defenses = [spec for spec, _params in json.loads(run["defenses"] or "[]")]
+        eps = "min-norm" if run["eps"] is None else format_eps(run["eps"])
+        rows.append(
+            {
+                "run_id": run["run_id"],
+                "model": run["model"],
+                "data": f"{run['dataset']}/{run['split']}",
+                "threat": f"{run['norm']} {eps}",
+                "attacks": list(json.loads(run["attacks"] or "{}")),
+                "defenses": defenses,
+                "stored": counts.get(run["run_id"], 0),
+                "n": len(json.loads(run["indices"] or "[]")),
+                "status": run["status"],
+                "started": dt.datetime.fromtimestamp(run["started"], dt.timezone.utc).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+            }
+        )
+    return rows
+
+
+@cli.group()
+def runs() -> None:
+    """The runs in the results store: list them, show one's report, delete some.
+
+    Every `robustkit evaluate` (and `leaderboard run`) is a run, stored shard by shard; a run
+    stopped before its end shows as running with fewer samples stored than asked for, and the
+    same command resumes it.
+    """
+
+
+@runs.command("list")
+@click.argument("pattern", default="*")
+@click.option(
+    "--status",
+    type=click.Choice(["running", "finished"]),
+    help="Only runs in this state (running: not finished, or being computed now).",
+)
+@DB
+@FORMAT
+def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> None:
+    """List the stored runs whose model matches PATTERN (a glob, e.g. 'cifar10/*'), oldest
+    first: id, model, data, threat model, attacks, defenses, samples stored of those asked
+    for, status and start time (UTC)."""
+    with Store.open(db, create=False) as store:
+        rows = run_rows(store, pattern, status)
+    if fmt_ == "json":
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no stored run of a model matching {pattern!r}")
+        return
+    headers = ["run_id", "model", "data", "threat", "attacks", "defenses", "samples", "status"]
+    table = [
+        [
+            r["run_id"],
+            r["model"],
+            r["data"],
+            r["threat"],
+            ", ".join(r["attacks"]) or "-",
+            ", ".join(r["defenses"]) or "-",
+            f"{r['stored']}/{r['n']}",
+            r["status"],
+        ]
+        for r in rows
+    ]
+    click.echo(
+        render(
+            [row + [r["started"]] for row, r in zip(table, rows, strict=True)],
+            [*headers, "started"],
+        )
+    )
+
+
+@runs.command("show")
+@click.argument("run_id")
+@DB
+@FORMAT
+def show_run(run_id: str, db: str | None, fmt_: str) -> None:
+    """The report of stored run RUN_ID (or a unique start of it, 4 characters or more), as
+    `robustkit evaluate` prints it, from the stored results alone."""
+    from .cli_evaluate import render_report
+    from .runner import summarize
+
+    with Store.open(db, create=False) as store:
+        report = summarize(store, find_run(store, run_id))
+    if fmt_ == "json":
+        echo_json(report)
+    else:
+        click.echo(render_report(report))
+
+
+@runs.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
+@DB
+def delete_runs(run_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
+    """Delete the stored runs RUN_IDS (ids or unique starts of them) and all their results.
+
+    They leave the leaderboard; their samples are computed again if the same command is run
+    again. Do not delete a run another process is computing now."""
+    with Store.open(db, create=False) as store:
+        ids = list(dict.fromkeys(find_run(store, ident) for ident in run_ids))
+        rows = {r["run_id"]: r for r in run_rows(store)}
+        for run_id in ids:
+            r = rows[run_id]
+            click.echo(
+                f"{run_id}  {r['model']}  {r['threat']}  {', '.join(r['attacks']) or '-'}  "
+                f"{r['stored']}/{r['n']} samples  {r['status']}",
+                err=True,
+            )
+        if not yes and not click.confirm(
+            f"delete {len(ids)} run{'s' if len(ids) != 1 else ''} from {store.path}?", err=True
+        ):
+            click.echo("nothing deleted", err=True)
+            return
+        deleted = store.delete_runs(ids)
+    click.echo(f"deleted {deleted} run{'s' if deleted != 1 else ''}", err=True)

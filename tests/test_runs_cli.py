@@ -1,0 +1,105 @@
+"""``robustkit runs``: listing the stored runs, showing one's report, deleting runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from robustkit.cli import cli
+from robustkit.store import Store
+
+from .test_cli import assert_one_line_error
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    """A store with a finished FGSM run, and a PGD run interrupted after its first shard."""
+    path = tmp_path / "results.db"
+    common = ["--model", "mnist/lenet5", "--n", "8", "--batch-size", "4", "--no-progress"]
+    done = run("evaluate", *common, "--attack", "fgsm", "--eps", "0.1", "--db", str(path))
+    assert done.exit_code == 0, done.output
+    import robustkit.evaluation as evaluation
+
+    real = evaluation.evaluate_shard
+
+    def interrupted_at_the_second_shard(*args):
+        if args[6] == 1:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_shard", interrupted_at_the_second_shard)
+    stopped = run("evaluate", *common, "--attack", "pgd:steps=2", "--db", str(path))
+    assert stopped.exit_code == 130, stopped.output
+    monkeypatch.setattr(evaluation, "evaluate_shard", real)
+    return path
+
+
+def _listed(db, *args):
+    result = run("runs", "list", "--db", str(db), "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_runs_are_listed_with_how_far_they_got(db):
+    rows = _listed(db)
+    assert [(r["attacks"], r["stored"], r["n"], r["status"]) for r in rows] == [
+        (["fgsm"], 8, 8, "finished"),
+        (["pgd:steps=2"], 4, 8, "running"),
+    ]
+    assert rows[0]["threat"] == "linf 0.1" and rows[0]["data"] == "mnist/test"
+    assert [r["status"] for r in _listed(db, "--status", "running")] == ["running"]
+    assert _listed(db, "CIFAR10/*") == [] and len(_listed(db, "MNIST/*")) == 2  # any case
+    table = run("runs", "list", "--db", str(db)).output.splitlines()
+    assert table[0].split()[:2] == ["run_id", "model"] and "4/8" in table[3]
+    assert "no stored run" in run("runs", "list", "none/*", "--db", str(db)).output
+
+
+def test_a_run_is_shown_by_a_start_of_its_id(db):
+    rows = _listed(db)
+    shown = run("runs", "show", rows[0]["run_id"][:6], "--db", str(db), "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["run_id"] == rows[0]["run_id"] and list(report["attacks"]) == ["fgsm"]
+    text = run("runs", "show", rows[0]["run_id"], "--db", str(db)).output
+    assert text.startswith("model mnist/lenet5") and "fgsm" in text
+    assert_one_line_error(run("runs", "show", "zzzz", "--db", str(db)), "no run 'zzzz'")
+    assert_one_line_error(run("runs", "show", "ab", "--db", str(db)), "no run 'ab'")  # too short
+
+
+def test_a_start_shared_by_two_runs_is_refused():
+    from types import SimpleNamespace
+
+    from robustkit.cli_runs import find_run
+    from robustkit.errors import InputError
+
+    ids = ["abcd1111aaaaaaaa", "abcd2222bbbbbbbb"]
+    store = SimpleNamespace(path="r.db", runs=lambda: [{"run_id": i} for i in ids])
+    assert find_run(store, "ABCD1") == ids[0] and find_run(store, ids[1]) == ids[1]
+    with pytest.raises(InputError, match="start of 2 runs .*give more of it"):
+        find_run(store, "abcd")
+
+
+def test_deleting_runs_asks_first_and_removes_everything_stored(db):
+    stopped = _listed(db, "--status", "running")[0]["run_id"]
+    asked = run("runs", "delete", stopped[:8], "--db", str(db), input="n\n")
+    assert asked.exit_code == 0 and "nothing deleted" in asked.output
+    assert len(_listed(db)) == 2
+    gone = run("runs", "delete", stopped, stopped[:5], "--db", str(db), "--yes")
+    assert gone.exit_code == 0 and "deleted 1 run" in gone.output, gone.output
+    assert [r["status"] for r in _listed(db)] == ["finished"]
+    with Store.open(db) as store:
+        assert store.samples(stopped) == [] and store.results(stopped) == []
+        assert store.shards(stopped) == []
+    assert_one_line_error(run("runs", "delete", stopped, "--db", str(db), "-y"), "no run")
+
+
+def test_runs_of_a_missing_store_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "none.db"
+    assert_one_line_error(run("runs", "list", "--db", str(missing)), "no results store")
+    assert not missing.exists()
