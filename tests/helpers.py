@@ -1,8 +1,9 @@
-"""Small synthetic models and a minimal attack for tests of the core (no real data needed), and
-a stand-in for a file without read permission."""
+"""Small synthetic models and a minimal attack for tests of the core (no real data needed), a
+stand-in for a file without read permission, and ways to make a run fail at a given shard."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,50 @@ def unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(robustkit.weights, "open", refusing_open, raising=False)
+
+
+def interrupt() -> None:
+    """A Ctrl-C (for :func:`at_shard`)."""
+    raise KeyboardInterrupt
+
+
+def at_shard(monkeypatch: pytest.MonkeyPatch, index: int, action: Callable[[], None]) -> Callable:
+    """Make :func:`robustkit.evaluation.evaluate_shard` call ``action`` before it computes
+    shard ``index`` (raise to stop the run there, or switch the model's behaviour from there on).
+    Returns the real function, to put back with ``monkeypatch.setattr``."""
+    import robustkit.evaluation as evaluation
+
+    real = evaluation.evaluate_shard
+
+    def patched(*args):
+        if args[6] == index:  # the shard's index
+            action()
+        return real(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_shard", patched)
+    return real
+
+
+def switchable_model_file(path: Path, variable: str, switched: str) -> Path:
+    """Write a ``file.py`` whose ``net()`` is a seeded linear MNIST classifier that, while the
+    environment variable ``variable`` is set, returns the expression ``switched`` of its
+    outputs ``out`` instead (``out * float('nan')``; a ``raise`` statement's text raises)."""
+    then = (
+        f"            {switched}\n"
+        if switched.startswith("raise")
+        else f"            return {switched}\n"
+    )
+    path.write_text(
+        "import os\nimport torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(0)\n"
+        "        self.fc = torch.nn.Linear(784, 10)\n"
+        "    def forward(self, x):\n"
+        "        out = self.fc(x.flatten(1))\n"
+        f"        if os.environ.get({variable!r}):\n" + then + "        return out\n"
+        "def net():\n"
+        "    return Net()\n"
+    )
+    return path

@@ -17,6 +17,7 @@ from robustkit.store import Store
 from robustkit.zoo import model_info
 
 from .conftest import SHARED
+from .helpers import at_shard, interrupt, switchable_model_file
 
 
 def run(*args, env=None):
@@ -196,23 +197,14 @@ def test_interrupt_while_loading_the_model_exits_130_like_the_rest(monkeypatch):
 
 
 def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch):
-    import robustkit.evaluation as evaluation
-
-    real = evaluation.evaluate_shard
-
-    def interrupted_at_the_second_shard(*args):
-        if args[6] == 1:  # the shard's index
-            raise KeyboardInterrupt
-        return real(*args)
-
     args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "20", "--batch-size", "10"]
     args += ["--attack", "fgsm", "--seed", "7", "--no-progress"]
-    monkeypatch.setattr(evaluation, "evaluate_shard", interrupted_at_the_second_shard)
+    real = at_shard(monkeypatch, 1, interrupt)
     result = run(*args)
     assert result.exit_code == 130
     assert "interrupted: 1 of 2 shards of run" in result.output
     assert result.output.strip().endswith("rerun the same command to resume")
-    monkeypatch.setattr(evaluation, "evaluate_shard", real)
+    monkeypatch.setattr("robustkit.evaluation.evaluate_shard", real)
     resumed = run(*args, "--format", "json")
     assert resumed.exit_code == 0 and json.loads(resumed.output)["n"] == 20
 
@@ -334,43 +326,23 @@ def test_a_model_that_raises_in_a_later_shard_is_one_line_and_resumes(tmp_path, 
     memory) ended in a traceback that did not say the finished shards are kept: now one line
     naming the exception and its line in the model file, how many shards are stored, and that
     the same command resumes; it does, to the numbers of a run that never failed."""
-    src = tmp_path / "flaky.py"
-    src.write_text(
-        "import os\nimport torch\n"
-        "class Net(torch.nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        torch.manual_seed(0)\n"
-        "        self.fc = torch.nn.Linear(784, 10)\n"
-        "    def forward(self, x):\n"
-        "        if os.environ.get('FLAKY'):\n"
-        "            raise RuntimeError('flaky forward')\n"
-        "        return self.fc(x.flatten(1))\n"
-        "def net():\n"
-        "    return Net()\n"
+    src = switchable_model_file(
+        tmp_path / "flaky.py", "FLAKY", "raise RuntimeError('flaky forward')"
     )
-    import robustkit.evaluation as evaluation
-
-    real = evaluation.evaluate_shard
-
-    def failing_at_the_third_shard(*args):
-        if args[6] == 2:  # the shard's index: from here on the model raises
-            monkeypatch.setenv("FLAKY", "1")
-        return real(*args)
-
-    monkeypatch.setattr(evaluation, "evaluate_shard", failing_at_the_third_shard)
+    # from the third shard on the model raises
+    real = at_shard(monkeypatch, 2, lambda: monkeypatch.setenv("FLAKY", "1"))
     db = tmp_path / "results.db"
     args = ["evaluate", "--model", f"{src}:net", "--data", "mnist", "--n", "16"]
     args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress", "--db", str(db)]
     result = run(*args)
     assert_one_line_error(
         result,
-        f"raised RuntimeError: flaky forward at {src} line 10",
+        f"raised RuntimeError: flaky forward at {src} line 11",
         "2 of 4 shards of run",
         f"are stored in {db}",
         "rerun the same command to resume",
     )
-    monkeypatch.setattr(evaluation, "evaluate_shard", real)
+    monkeypatch.setattr("robustkit.evaluation.evaluate_shard", real)
     monkeypatch.delenv("FLAKY")
     resumed = run(*args, "--format", "json")
     assert resumed.exit_code == 0, resumed.output
@@ -385,31 +357,8 @@ def test_a_robustkit_error_in_a_later_shard_says_what_is_stored(tmp_path, monkey
     """Found by review: a model returning NaN on shard 3 was one line that said nothing of the
     shards already stored (nor that --fresh again would delete them); it says both now, and an
     error before any shard is stored is as it was."""
-    src = tmp_path / "nan.py"
-    src.write_text(
-        "import os\nimport torch\n"
-        "class Net(torch.nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        torch.manual_seed(0)\n"
-        "        self.fc = torch.nn.Linear(784, 10)\n"
-        "    def forward(self, x):\n"
-        "        out = self.fc(x.flatten(1))\n"
-        "        return out * float('nan') if os.environ.get('NAN') else out\n"
-        "def net():\n"
-        "    return Net()\n"
-    )
-    import robustkit.evaluation as evaluation
-
-    real = evaluation.evaluate_shard
-    from_shard = {"k": 2}
-
-    def nan_from_a_shard(*args):
-        if args[6] == from_shard["k"]:
-            monkeypatch.setenv("NAN", "1")
-        return real(*args)
-
-    monkeypatch.setattr(evaluation, "evaluate_shard", nan_from_a_shard)
+    src = switchable_model_file(tmp_path / "nan.py", "NAN", "out * float('nan')")
+    at_shard(monkeypatch, 2, lambda: monkeypatch.setenv("NAN", "1"))
     db = tmp_path / "results.db"
     args = ["evaluate", "--model", f"{src}:net", "--data", "mnist", "--n", "16"]
     args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress", "--db", str(db)]
@@ -420,8 +369,7 @@ def test_a_robustkit_error_in_a_later_shard_says_what_is_stored(tmp_path, monkey
         "2 of 4 shards of run",
         f"are stored in {db}: fix that and rerun the same command without --fresh to resume",
     )
-    monkeypatch.delenv("NAN")
-    from_shard["k"] = 0
+    # NaN from the first shard on: nothing stored, nothing to say about it
     first = run(*args, "--db", str(tmp_path / "other.db"))
     assert first.exit_code == 1 and "NaN or infinite" in first.output
     assert "shards of run" not in first.output
@@ -716,16 +664,7 @@ def test_an_ensemble_member_loading_other_weights_is_another_run(tmp_path):
 
 def test_an_interrupted_fresh_run_is_resumed_without_fresh(monkeypatch):
     """'rerun the same command' after a --fresh run deleted the shards it had just stored."""
-    import robustkit.evaluation as evaluation
-
-    real = evaluation.evaluate_shard
-
-    def interrupted_at_the_second_shard(*args):
-        if args[6] == 1:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(evaluation, "evaluate_shard", interrupted_at_the_second_shard)
+    at_shard(monkeypatch, 1, interrupt)
     args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "20", "--batch-size", "10"]
     result = run(*args, "--attack", "fgsm", "--seed", "8", "--no-progress", "--fresh")
     assert result.exit_code == 130

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from robustkit.cli import cli
 from robustkit.store import Store
 
+from .helpers import at_shard, interrupt
 from .test_cli import assert_one_line_error
 
 
@@ -24,19 +25,10 @@ def db(tmp_path, monkeypatch):
     common = ["--model", "mnist/lenet5", "--n", "8", "--batch-size", "4", "--no-progress"]
     done = run("evaluate", *common, "--attack", "fgsm", "--eps", "0.1", "--db", str(path))
     assert done.exit_code == 0, done.output
-    import robustkit.evaluation as evaluation
-
-    real = evaluation.evaluate_shard
-
-    def interrupted_at_the_second_shard(*args):
-        if args[6] == 1:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(evaluation, "evaluate_shard", interrupted_at_the_second_shard)
+    real = at_shard(monkeypatch, 1, interrupt)
     stopped = run("evaluate", *common, "--attack", "pgd:steps=2", "--db", str(path))
     assert stopped.exit_code == 130, stopped.output
-    monkeypatch.setattr(evaluation, "evaluate_shard", real)
+    monkeypatch.setattr("robustkit.evaluation.evaluate_shard", real)
     return path
 
 
