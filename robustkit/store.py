@@ -463,8 +463,15 @@ class Store:
     ) -> None:
         """Store one finished shard: its samples ``(idx, y, clean_pred)`` and per-attack rows
         ``(attack, idx, attacked, success, robust, adv_pred, norm, l2, linf, queries, gradients,
-        trajectory, stage)`` in one transaction."""
+        trajectory, stage)`` in one transaction. A run deleted meanwhile (by ``robustkit runs
+        delete`` or ``--fresh`` in another process) is a one-line error, not a foreign-key one."""
         with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise RobustkitError(
+                    f"run {run_id} was deleted from {self.path} while it was computed (robustkit "
+                    "runs delete, or --fresh in another process); rerun the command to compute "
+                    "it again"
+                )
             conn.executemany(
                 "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
                 [(run_id, i, shard, y, c) for i, y, c in samples],

@@ -95,3 +95,18 @@ def test_runs_of_a_missing_store_is_a_one_line_error(tmp_path):
     missing = tmp_path / "none.db"
     assert_one_line_error(run("runs", "list", "--db", str(missing)), "no results store")
     assert not missing.exists()
+
+
+def test_a_run_deleted_while_it_is_computed_is_a_one_line_error(tmp_path, monkeypatch):
+    """Another process deleting a run this one computes: its next shard ended in a sqlite3
+    foreign-key traceback."""
+    db = tmp_path / "results.db"
+
+    def delete_every_run():
+        with Store.open(db) as store:
+            store.delete_runs([r["run_id"] for r in store.runs()])
+
+    at_shard(monkeypatch, 1, delete_every_run)
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "8", "--batch-size", "4"]
+    result = run(*args, "--attack", "fgsm", "--no-progress", "--db", str(db))
+    assert_one_line_error(result, "was deleted from", "rerun the command")
