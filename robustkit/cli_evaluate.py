@@ -68,7 +68,7 @@ def save_adversarials(
         ) from None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file: the same file where both exist (through symlinks
     and hard links), else the same path once symlinks are resolved (a file still to be made)."""
     try:
@@ -138,7 +138,7 @@ def check_save_adv(
             f"cannot write --save-adv {save_adv}: {problem}; choose a file in a writable directory"
         )
     for other, what in _run_files(db, dataset, split, model_name, weights):
-        if _same_file(path, other):
+        if same_file(path, other):
             raise RobustkitError(
                 f"--save-adv {save_adv} is {what}, which writing the adversarial examples "
                 "would replace; choose another file for --save-adv"
@@ -252,8 +252,7 @@ def evaluate(
       robustkit evaluate --model cifar10/resnet20 --attack fgsm --attack pgd:steps=10 --eps 8/255
       robustkit evaluate --model cifar10/resnet20 --attack cgba --queries 1000 --n 100
     """
-    from .evaluation import iter_shards
-    from .runner import RunConfig, execute, prepare, summarize
+    from .runner import RunConfig, execute, prepare, stored_note, summarize
     from .store import Store
 
     if save_adv:  # before anything is loaded or computed
@@ -288,15 +287,8 @@ def evaluate(
                 )
             except KeyboardInterrupt as exc:  # (a SIGTERM too: cli.Terminated)
                 # Every finished shard is already stored: say so, and how to go on.
-                stored = len(store.finished_shards(run.run_id))
-                total = sum(1 for _ in iter_shards(len(run.y), config.batch_size))
-                # --fresh again would delete them: resuming is the command without it
-                how = "the same command without --fresh" if fresh else "the same command"
-                click.echo(
-                    f"interrupted: {stored} of {total} shards of run {run.run_id} are stored in "
-                    f"{store.path}; rerun {how} to resume",
-                    err=True,
-                )
+                kept, how = stored_note(run, store, fresh)
+                click.echo(f"interrupted: {kept}; rerun {how} to resume", err=True)
                 sys.exit(exit_status(exc))
             report = summarize(store, run.run_id)
         if save_adv:

@@ -21,7 +21,7 @@ def check_out(out: Path, db: str | None) -> None:
     files they are written through) include the results store or SQLite's files beside it
     (``--db DIR/leaderboard.json --out DIR`` wrote the board over the store, every run in it
     lost), before anything is computed."""
-    from .cli_evaluate import _same_file, store_files
+    from .cli_evaluate import same_file, store_files
     from .leaderboard import EXTENSIONS
 
     problem = directory_problem(out.expanduser())
@@ -31,7 +31,7 @@ def check_out(out: Path, db: str | None) -> None:
         path = out.expanduser() / f"leaderboard.{ext}"
         for written in (path, path.with_name(path.name + ".part")):
             for other, what in store_files(db):
-                if _same_file(written, other):
+                if same_file(written, other):
                     raise RobustkitError(
                         f"--out {out} would write {written.name} over {what}; pass another "
                         "--out (or keep the store elsewhere)"

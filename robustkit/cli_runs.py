@@ -17,7 +17,7 @@ import click
 from .cli import DB, FORMAT, cli, echo_json
 from .errors import InputError
 from .store import Store
-from .tables import render
+from .tables import names_text, render
 
 #: Shortest run-id prefix taken for a whole id (ids are 16 hex digits).
 MIN_PREFIX = 4
@@ -37,9 +37,9 @@ def find_run(store: Store, ident: str) -> str:
             f"run id {ident!r} is the start of {len(matches)} runs ({', '.join(matches[:5])}); "
             "give more of it"
         )
-    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
     raise InputError(
-        f"no run {ident!r} in {store.path} (its runs: {shown or 'none'}); see robustkit runs list"
+        f"no run {ident!r} in {store.path} (its runs: {names_text(ids, 5)}); see robustkit runs "
+        "list"
     )
 
 
@@ -116,15 +116,11 @@ def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> No
             ", ".join(r["defenses"]) or "-",
             f"{r['stored']}/{r['n']}",
             r["status"],
+            r["started"],
         ]
         for r in rows
     ]
-    click.echo(
-        render(
-            [row + [r["started"]] for row, r in zip(table, rows, strict=True)],
-            [*headers, "started"],
-        )
-    )
+    click.echo(render(table, [*headers, "started"]))
 
 
 @runs.command("show")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .errors import InputError
 from .store import Store
+from .tables import names_text
 
 #: Columns of :attr:`Results.runs`.
 RUN_COLUMNS = [
@@ -80,13 +81,6 @@ def _empty(columns: builtins.list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _names(values: builtins.list[str], limit: int = 12) -> str:
-    if not values:
-        return "none"
-    shown = ", ".join(values[:limit])
-    return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
-
-
 class Results:
     """Read-only DataFrame views of a results store."""
 
@@ -109,7 +103,7 @@ class Results:
         if run is None:
             ids = [r["run_id"] for r in self.store.runs()]
             raise InputError(
-                f"no run {run_id!r} in {self.store.path}; its runs: {_names(ids)} "
+                f"no run {run_id!r} in {self.store.path}; its runs: {names_text(ids)} "
                 "(see Results.runs)"
             )
         return run
@@ -127,7 +121,7 @@ class Results:
         for label in labels:
             if label.lower() == attack.lower():
                 return label
-        raise InputError(f"no attack {attack!r} in {where}; its attacks: {_names(labels)}")
+        raise InputError(f"no attack {attack!r} in {where}; its attacks: {names_text(labels)}")
 
     # -- frames -------------------------------------------------------------------------------
     @property
@@ -267,7 +261,7 @@ class Results:
             decision = [k for k, v in specs.items() if is_decision(v["params"])]
             raise InputError(
                 f"attack {label!r} of run {run_id} is not decision-based (it has no query "
-                f"budget or trajectory); the run's decision-based attacks: {_names(decision)}"
+                f"budget or trajectory); the run's decision-based attacks: {names_text(decision)}"
             )
         max_q = int(params["max_queries"])
         if budgets is None:

@@ -581,6 +581,18 @@ def execute(
         return evaluation
 
 
+def stored_note(run: Run, store: Store, fresh: bool) -> tuple[str, str]:
+    """What a run stopped early has kept, and the command that resumes it: ("2 of 4 shards of
+    run ID are stored in PATH", "the same command"), without --fresh where it was given (--fresh
+    again would delete what is stored)."""
+    from .evaluation import iter_shards
+
+    stored = len(store.finished_shards(run.run_id))
+    total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
+    how = "the same command without --fresh" if fresh else "the same command"
+    return f"{stored} of {total} shards of run {run.run_id} are stored in {store.path}", how
+
+
 @contextmanager
 def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
     """Say what is stored when a run stops on an error after some shards finished.
@@ -591,7 +603,6 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
     robustkit error (a model's NaN outputs on a later shard, say) keeps its class and message
     and gains the same note where shards are stored. Other exceptions (robustkit's own bugs)
     keep their traceback."""
-    from .evaluation import iter_shards
     from .zoo.loading import user_code_line
 
     try:
@@ -600,13 +611,9 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
         where = None if isinstance(exc, RobustkitError) else user_code_line(exc)
         if where is None and not isinstance(exc, RobustkitError):
             raise
-        stored = len(store.finished_shards(run.run_id))
-        if isinstance(exc, RobustkitError) and not stored:
+        if isinstance(exc, RobustkitError) and not store.finished_shards(run.run_id):
             raise  # nothing computed is at stake
-        total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
-        # --fresh again would delete them: resuming is the command without it
-        how = "the same command without --fresh" if fresh else "the same command"
-        kept = f"{stored} of {total} shards of run {run.run_id} are stored in {store.path}"
+        kept, how = stored_note(run, store, fresh)
         if where is None:
             message = f"{first_line(exc)}; {kept}: fix that and rerun {how} to resume"
             try:

@@ -29,3 +29,11 @@ def render(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def names_text(values: list[str], limit: int = 12) -> str:
+    """Names for a one-line error: the first ``limit`` of them, then how many more (or none)."""
+    if not values:
+        return "none"
+    shown = ", ".join(values[:limit])
+    return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
