@@ -22,6 +22,8 @@ from robustkit.device import derive_seed
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 
+from .losses import final_verdict
+
 #: The default stages: cheap first, expensive only on what is left.
 DEFAULT_STAGES = ("apgd-ce:steps=20", "apgd-t:steps=20,n_target_classes=3")
 
@@ -99,11 +101,9 @@ class Auto(Attack):
                 ctx.model, idx.numel(), ctx.device, derive_seed(self.seed, k), self.threat
             )
             candidate = self.threat.project(atk._attack(sub, x[idx], y[idx], None).detach(), x[idx])
-            # judged as success is: by the vote of a randomized model, not by one noise draw;
-            # and a stage whose answer is the clean image found nothing (the base class keeps
-            # its clean label: a fresh vote on it near a tie must not end the sample's stages)
-            moved = (candidate != x[idx]).flatten(1).any(1)
-            hit = moved & (sub.verdict(candidate) != y[idx])
+            # judged as success is (by the vote of a randomized model, not by one noise draw),
+            # and a stage whose answer is the clean image found nothing
+            hit = final_verdict(sub, candidate, None, y[idx], None, x0=x[idx])
             ctx.queries.index_add_(0, idx, sub.queries)
             ctx.gradients.index_add_(0, idx, sub.gradients)
             out[idx] = candidate

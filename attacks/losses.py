@@ -73,10 +73,16 @@ def fooled(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -
     return pred == target if target is not None else pred != y
 
 
-def final_verdict(ctx, x, idx, y, target) -> torch.Tensor:
+def final_verdict(ctx, x, idx, y, target, x0=None) -> torch.Tensor:
     """Per sample: is ``x`` adversarial, judged as success will be (one counted pass; on a
-    model judged by majority vote, the vote, each draw counted)."""
+    model judged by majority vote, the vote, each draw counted). Given the clean images
+    ``x0``, a sample whose ``x`` is its clean image is not, as the attack base class keeps an
+    unchanged example's clean label (a fresh vote on it near a tie could say otherwise)."""
     if ctx.votes == 1:
-        return fooled(ctx.logits(x, idx), y, target)
-    pred = ctx.verdict(x, idx)
-    return pred == target if target is not None else pred != y
+        hit = fooled(ctx.logits(x, idx), y, target)
+    else:
+        pred = ctx.verdict(x, idx)
+        hit = pred == target if target is not None else pred != y
+    if x0 is not None:
+        hit &= (x != x0).flatten(1).any(1)
+    return hit
