@@ -190,7 +190,9 @@ class _APGDBase(Attack):
         if pending.any():
             result[act[pending]] = state["x_best"][pending]
             if check_final and not judge_steps:
-                verdict = final_verdict(ctx, state["x_best"], state["ids"], state["y"], None)
+                verdict = final_verdict(
+                    ctx, state["x_best"], state["ids"], state["y"], None, x0=state["x0"]
+                )
                 hit_any[act] |= verdict & pending
         return result, hit_any
 

@@ -161,7 +161,7 @@ class PGD(Attack):
         if pending.any():
             result[act[pending]] = xa[pending]
             if check_final:
-                hit_any[act] |= final_verdict(ctx, xa, ida, ya, ta) & pending
+                hit_any[act] |= final_verdict(ctx, xa, ida, ya, ta, x0=x0a) & pending
         return result, hit_any
 
 

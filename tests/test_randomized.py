@@ -221,3 +221,19 @@ def test_an_auto_stage_that_changes_nothing_fools_no_sample_of_a_voting_model():
     assert res.robust_accuracy == 1.0
     assert (res.extras["fooled_by"] == -1).all()
     assert stage_robust_accuracy(res) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd-ce"])
+def test_a_restart_that_changes_nothing_does_not_end_a_sample_of_a_voting_model(name):
+    """A restart whose answer was the clean image was judged by a fresh vote: near a tie that
+    vote disagreed with the clean one, so the sample counted as fooled and skipped the later
+    restarts, while the result (which keeps an unchanged image's clean label) called it
+    robust. Such a sample now goes on to the next restart, like any sample left standing."""
+    model, x, y = _noisy_linear_case()
+    torch.manual_seed(1)
+    # 1e-9 is below float32's spacing at 0.5: no pixel can move
+    atk = robustkit.get_attack(name, eps=1e-9, steps=2, restarts=2)
+    res = atk(model, x, y, clean_pred=y)
+    assert (res.x_adv == x).all() and res.robust_accuracy == 1.0
+    # every sample: two steps, the first restart's 25-draw vote, two more steps
+    assert (res.queries == 2 + 25 + 2).all() and (res.gradients == 4).all()
