@@ -211,7 +211,8 @@ def check_save_adv(
 @click.option(
     "--fresh",
     is_flag=True,
-    help="Start over instead of resuming a stored run of this configuration.",
+    help="Start over instead of resuming a stored run of this configuration (its stored "
+    "results stay until the new run stores its first shard, which replaces them).",
 )
 @DEVICE
 @DB
@@ -287,8 +288,8 @@ def evaluate(
                 )
             except KeyboardInterrupt as exc:  # (a SIGTERM too: cli.Terminated)
                 # Every finished shard is already stored: say so, and how to go on.
-                kept, how = stored_note(run, store, fresh)
-                click.echo(f"interrupted: {kept}; rerun {how} to resume", err=True)
+                kept, go_on = stored_note(run, store, fresh)
+                click.echo(f"interrupted: {kept}; {go_on}", err=True)
                 sys.exit(exit_status(exc))
             report = summarize(store, run.run_id)
         if save_adv:

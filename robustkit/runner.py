@@ -545,7 +545,8 @@ def execute(
     complete = not fresh and store.is_complete(run.run_id)
     if not complete:  # (a complete run writes nothing: it reads even from a read-only store)
         store.start_run(run.run_id, run.fields, fresh=fresh)
-    done = store.finished_shards(run.run_id)
+    # (a fresh run computes every shard; the earlier run's stay stored until its first)
+    done = set() if store.replacing(run.run_id) else store.finished_shards(run.run_id)
 
     def on_shard(shard) -> None:
         if shard.index in done:
@@ -582,15 +583,25 @@ def execute(
 
 
 def stored_note(run: Run, store: Store, fresh: bool) -> tuple[str, str]:
-    """What a run stopped early has kept, and the command that resumes it: ("2 of 4 shards of
-    run ID are stored in PATH", "the same command"), without --fresh where it was given (--fresh
-    again would delete what is stored)."""
+    """What a run stopped early has kept, and how to go on: ("2 of 4 shards of run ID are
+    stored in PATH", "rerun the same command to resume"), without --fresh where it was given
+    (--fresh again would delete what is stored). A fresh run stopped before its first shard
+    has replaced nothing: the earlier run's results are kept, and the same command starts
+    over."""
     from .evaluation import iter_shards
 
+    if store.replacing(run.run_id):
+        return (
+            f"nothing new is stored; the earlier results of run {run.run_id} in {store.path} "
+            "are kept",
+            "rerun the same command to start over",
+        )
     stored = len(store.finished_shards(run.run_id))
     total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
     how = "the same command without --fresh" if fresh else "the same command"
-    return f"{stored} of {total} shards of run {run.run_id} are stored in {store.path}", how
+    return f"{stored} of {total} shards of run {run.run_id} are stored in {store.path}", (
+        f"rerun {how} to resume"
+    )
 
 
 @contextmanager
@@ -601,8 +612,9 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
     becomes one line: the exception, its line in the model file, and how many shards are stored
     to resume from (it ended in a traceback that did not say the finished shards are kept). A
     robustkit error (a model's NaN outputs on a later shard, say) keeps its class and message
-    and gains the same note where shards are stored. Other exceptions (robustkit's own bugs)
-    keep their traceback."""
+    and gains the same note where shards are stored, or where a fresh run has not replaced an
+    earlier one yet (its results are kept). Other exceptions (robustkit's own bugs) keep their
+    traceback."""
     from .zoo.loading import user_code_line
 
     try:
@@ -611,11 +623,15 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
         where = None if isinstance(exc, RobustkitError) else user_code_line(exc)
         if where is None and not isinstance(exc, RobustkitError):
             raise
-        if isinstance(exc, RobustkitError) and not store.finished_shards(run.run_id):
+        if (
+            isinstance(exc, RobustkitError)
+            and not store.replacing(run.run_id)
+            and not store.finished_shards(run.run_id)
+        ):
             raise  # nothing computed is at stake
-        kept, how = stored_note(run, store, fresh)
+        kept, go_on = stored_note(run, store, fresh)
         if where is None:
-            message = f"{first_line(exc)}; {kept}: fix that and rerun {how} to resume"
+            message = f"{first_line(exc)}; {kept}: fix that and {go_on}"
             try:
                 error = type(exc)(message)
             except TypeError:  # (a subclass that takes other arguments)
@@ -623,8 +639,8 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
             raise error from exc
         raise RobustkitError(
             f"the model raised {type(exc).__name__}: {first_line(exc)} at {where[0]} line "
-            f"{where[1]}; {kept}: rerun {how} to resume (an edited model file is another run, "
-            "which starts over)"
+            f"{where[1]}; {kept}: {go_on} (an edited model file is another run, which starts "
+            "over)"
         ) from exc
 
 

@@ -180,6 +180,9 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path):
         self.conn = conn
         self.path = path
+        # runs started with fresh=True whose earlier results stay until the first new shard
+        # is written (run id -> the new run's fields): see start_run
+        self._replacing: dict[str, dict[str, Any]] = {}
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -392,19 +395,24 @@ class Store:
         return dict(row) if row else None
 
     def start_run(self, run_id: str, fields: dict[str, Any], fresh: bool = False) -> bool:
-        """Register a run; returns True if it already existed (a resume). ``fresh`` deletes
-        whatever an earlier run with the same configuration stored.
+        """Register a run; returns True if it already existed (a resume).
+
+        ``fresh`` starts the run over: whatever an earlier run with the same configuration
+        stored is replaced by the first shard :meth:`write_shard` writes for it, in that
+        shard's transaction, so a fresh run that fails or is interrupted before it has
+        computed anything leaves the earlier results as they were (see :meth:`replacing`).
 
         A finished run whose samples are all stored stays finished (and keeps the device and
         versions its results were computed with): rerunning it computes nothing new, so it
         stays on the leaderboard meanwhile, and an interrupted rerun cannot take it off."""
+        self._replacing.pop(run_id, None)
         with self.transaction() as conn:
             existing = conn.execute(
                 "SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
             if existing and fresh:
-                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-                existing = None
+                self._replacing[run_id] = dict(fields)
+                return False
             if existing and self._complete(conn, run_id):
                 return True
             if existing:
@@ -413,12 +421,21 @@ class Store:
                     (fields.get("device"), fields.get("versions"), run_id),
                 )
                 return True
-            cols = ["run_id", "started", *fields]
-            conn.execute(
-                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                (run_id, time.time(), *map(storable, fields.values())),
-            )
+            self._insert_run(conn, run_id, fields)
             return False
+
+    def replacing(self, run_id: str) -> bool:
+        """True while a run started with ``fresh`` has written no shard: what is stored for
+        ``run_id`` is still the earlier run's, which the first new shard replaces."""
+        return run_id in self._replacing
+
+    @staticmethod
+    def _insert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> None:
+        cols = ["run_id", "started", *fields]
+        conn.execute(
+            f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            (run_id, time.time(), *map(storable, fields.values())),
+        )
 
     def is_complete(self, run_id: str) -> bool:
         """True when ``run_id`` is finished and every one of its samples is stored: running it
@@ -464,9 +481,15 @@ class Store:
         """Store one finished shard: its samples ``(idx, y, clean_pred)`` and per-attack rows
         ``(attack, idx, attacked, success, robust, adv_pred, norm, l2, linf, queries, gradients,
         trajectory, stage)`` in one transaction. A run deleted meanwhile (by ``robustkit runs
-        delete`` or ``--fresh`` in another process) is a one-line error, not a foreign-key one."""
+        delete`` or ``--fresh`` in another process) is a one-line error, not a foreign-key one.
+        The first shard of a run started with ``fresh`` deletes the earlier run's results in
+        the same transaction."""
         with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            fresh_fields = self._replacing.get(run_id)
+            if fresh_fields is not None:
+                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                self._insert_run(conn, run_id, fresh_fields)
+            elif conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
                 raise RobustkitError(
                     f"run {run_id} was deleted from {self.path} while it was computed (robustkit "
                     "runs delete, or --fresh in another process); rerun the command to compute "
@@ -484,6 +507,7 @@ class Store:
                 "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, shard, start, stop, seconds, dumps(attack_seconds), time.time()),
             )
+        self._replacing.pop(run_id, None)
 
     def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:
         with self.transaction() as conn:

@@ -901,3 +901,43 @@ def test_sigterm_keeps_the_finished_shards_and_says_how_to_resume(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["n"] == 8
+
+
+def test_a_fresh_run_keeps_the_earlier_results_until_it_stores_a_shard(tmp_path, monkeypatch):
+    """--fresh deleted the stored run before computing anything: a fresh rerun that failed
+    (here the model's outputs turn NaN) or was interrupted in its first shard left neither the
+    old results nor new ones. The earlier run now stays, whole, until the first new shard
+    replaces it in one transaction."""
+    src = switchable_model_file(tmp_path / "net.py", "NAN", "out * float('nan')")
+    db = tmp_path / "results.db"
+    args = ["evaluate", "--model", f"{src}:net", "--data", "mnist", "--n", "8"]
+    args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress", "--db", str(db)]
+    args += ["--format", "json"]
+    first = json.loads(run(*args).output)
+
+    def stored():
+        with Store.open(db) as store:
+            (row,) = store.runs()
+            return row, store.finished_shards(row["run_id"]), len(store.results(row["run_id"]))
+
+    before = stored()
+    assert before[0]["status"] == "finished" and before[1] == {0, 1} and before[2] == 8
+    real = at_shard(monkeypatch, 0, lambda: monkeypatch.setenv("NAN", "1"))
+    failed = run(*args, "--fresh")
+    assert_one_line_error(
+        failed,
+        "NaN or infinite",
+        f"nothing new is stored; the earlier results of run {first['run_id']} in {db} are kept",
+    )
+    assert stored() == before
+    monkeypatch.delenv("NAN")
+    at_shard(monkeypatch, 0, interrupt)
+    stopped = run(*args, "--fresh")
+    assert stopped.exit_code == 130
+    assert stopped.output.strip().endswith("are kept; rerun the same command to start over")
+    assert stored() == before
+    monkeypatch.setattr("robustkit.evaluation.evaluate_shard", real)
+    again = json.loads(run(*args, "--fresh").output)
+    after = stored()
+    assert after[0]["started"] > before[0]["started"] and after[1:] == before[1:]
+    assert again["robust_accuracy"] == first["robust_accuracy"]

@@ -381,10 +381,14 @@ def test_rerunning_a_finished_run_keeps_it_finished(tmp_path):
         # a running run stays running
         assert store.start_run("partial", fields) is True
         assert store.get_run("partial")["status"] == "running"
-        # --fresh deletes the finished run and starts it over
+        # --fresh starts the finished run over: it stays, whole, until the first new shard
         assert store.start_run("done", fields, fresh=True) is False
-        assert store.get_run("done")["status"] == "running"
-        assert store.finished_shards("done") == set()
+        assert store.replacing("done") and store.get_run("done")["status"] == "finished"
+        assert store.finished_shards("done") == {0, 1}
+        store.write_shard("done", 1, 2, 4, 0.1, {}, [(2, 0, 0), (3, 0, 0)], [])
+        assert not store.replacing("done") and store.get_run("done")["status"] == "running"
+        assert store.finished_shards("done") == {1}
+        assert [s["idx"] for s in store.samples("done")] == [2, 3]
 
 
 def test_rerunning_a_complete_run_computes_nothing(tmp_path, monkeypatch):
