@@ -149,6 +149,23 @@ def check_input_shape(model, x: torch.Tensor) -> None:
     CIFAR-10 model's 3-channel normalization by broadcasting, and were classified."""
     if not isinstance(model, torch.nn.Module):
         return
+    theirs = "×".join(map(str, x.shape[1:]))
+    # An ensemble's added members (after the defended model) are named as such where the
+    # images may suit the defended model (the user's own, of no known shape, or a zoo model
+    # of this shape): the members are what to change, not the images.
+    for module in model.modules():
+        members, names = getattr(module, "members", None), getattr(module, "names", None)
+        if not isinstance(members, torch.nn.ModuleList) or not isinstance(names, list):
+            continue
+        if _zoo_input_shape(members[0]) not in (None, tuple(x.shape[1:])):
+            break  # the defended model does not take these images either: said below
+        for name, member in zip(names[1:], members[1:], strict=False):
+            shape = _zoo_input_shape(member)
+            if shape is not None and tuple(x.shape[1:]) != shape:
+                raise InputError(
+                    f"ensemble member {name} takes {'×'.join(map(str, shape))} images but the "
+                    f"defended model's are {theirs}; pick members trained on the same images"
+                )
     for module in model.modules():
         shape = getattr(module, "robustkit_input_shape", None)
         if shape is not None and tuple(x.shape[1:]) != tuple(shape):
@@ -156,9 +173,18 @@ def check_input_shape(model, x: torch.Tensor) -> None:
             dataset = getattr(module, "robustkit_dataset", None)
             hint = f" of {dataset} (--data {dataset})" if dataset else ""
             raise InputError(
-                f"{name} takes {'×'.join(map(str, shape))} images but these are "
-                f"{'×'.join(map(str, x.shape[1:]))}; pass images{hint}"
+                f"{name} takes {'×'.join(map(str, shape))} images but these are {theirs}; "
+                f"pass images{hint}"
             )
+
+
+def _zoo_input_shape(model: torch.nn.Module) -> tuple[int, ...] | None:
+    """The image shape a zoo model inside ``model`` was trained on, if any."""
+    for module in model.modules():
+        shape = getattr(module, "robustkit_input_shape", None)
+        if shape is not None:
+            return tuple(shape)
+    return None
 
 
 def check_labels(y: torch.Tensor, num_classes: int, what: str = "labels") -> None:

@@ -59,3 +59,24 @@ def test_members_with_another_number_of_classes_are_named():
     ) as info:
         robustkit.get_attack("fgsm", eps=0.1)(defended, torch.rand(2, 1, 28, 28), [1, 2])
     assert "\n" not in str(info.value) and "images shaped" not in str(info.value)
+
+
+def test_a_member_for_other_images_than_the_defended_model_is_named():
+    """Beside the user's own MNIST model (no known shape), a CIFAR-10 member was blamed on the
+    images: "pass images of cifar10 (--data cifar10)", which the user's model cannot take. The
+    member is named now; where the defended model is a zoo model of other images too, the
+    error is still about the images."""
+    from robustkit.modelcheck import check_input_shape
+
+    anonymous = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    defended = build_defense("ensemble:members=cifar10/resnet4b-at").apply(anonymous)
+    with pytest.raises(
+        InputError, match="ensemble member cifar10/resnet4b-at takes 3×32×32 "
+    ) as info:
+        check_input_shape(defended, torch.rand(2, 1, 28, 28))
+    assert "pick members trained on the same images" in str(info.value)
+    zoo = robustkit.load_model("cifar10/resnet4b-at", device="cpu")
+    defended = build_defense("ensemble:members=cifar10/resnet20").apply(zoo)
+    with pytest.raises(InputError, match=r"^cifar10/resnet4b-at takes .*--data cifar10"):
+        check_input_shape(defended, torch.rand(2, 1, 28, 28))
+    check_input_shape(defended, torch.rand(2, 3, 32, 32))
