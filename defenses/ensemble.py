@@ -67,6 +67,11 @@ class Ensemble(Defense):
         self.members = sorted(getattr(MODELS.find(n), "name", n) for n in names)
         if not self.members:
             raise InputError("ensemble needs members, e.g. ensemble:members=cifar10/resnet32")
+        twice = sorted({n for n in self.members if self.members.count(n) > 1})
+        if twice:  # (each copy would add that member's logits once more to the mean)
+            raise InputError(
+                f"ensemble member {twice[0]} is named more than once; name each member once"
+            )
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         from robustkit.device import float_dtypes, model_device

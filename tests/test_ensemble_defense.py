@@ -46,6 +46,9 @@ def test_members_of_the_wrong_type_or_spelling():
     # nor does their order make another one (it made two runs, their sums a few bits apart)
     swapped = robustkit.get_defense("ensemble", members=["cifar10/resnet44", "cifar10/resnet32"])
     assert swapped.params == spelled.params
+    # a member named twice (in any spelling) doubled its weight in the mean: refused
+    with pytest.raises(InputError, match="cifar10/resnet32 is named more than once"):
+        robustkit.get_defense("ensemble", members="cifar10/resnet32|CIFAR10/resnet32")
 
 
 def test_members_with_another_number_of_classes_are_named():
