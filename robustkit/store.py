@@ -36,6 +36,7 @@ from .errors import RobustkitError
 APPLICATION_ID = 0x524B5431  # "RKT1"
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT_S = 60.0  # how long a writer waits for another process's lock
+BUSY_SLICE_MS = 100  # a writer's waits between two looks for a Ctrl-C
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -368,26 +369,40 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An immediate (write-locking) transaction: all of it lands, or none."""
+        """An immediate (write-locking) transaction: all of it lands, or none (a Ctrl-C at
+        any point after BEGIN included)."""
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _is_locked(exc):
-                raise _locked_error(self.path) from None
-            raise _write_error(self.path, exc) from None
-        try:
+            self._begin_immediate()
             yield self.conn
             self.conn.execute("COMMIT")
         except BaseException as exc:
-            try:
-                self.conn.execute("ROLLBACK")
-            except sqlite3.Error:  # SQLite rolled back itself (a full disk, for one)
-                pass
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:  # SQLite rolled back itself (a full disk, for one)
+                    pass
             if isinstance(exc, sqlite3.OperationalError):
                 if _is_locked(exc):
                     raise _locked_error(self.path) from None
                 raise _write_error(self.path, exc) from None
             raise
+
+    def _begin_immediate(self) -> None:
+        """BEGIN IMMEDIATE, waiting up to LOCK_TIMEOUT_S for another process's write lock in
+        short busy waits: Python acts on a Ctrl-C only between them (in one wait of the whole
+        timeout, a Ctrl-C was held until it ended, up to a minute)."""
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_SLICE_MS}")
+        try:
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_locked(exc) or time.monotonic() > deadline:
+                        raise
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
 
     # -- runs ------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:

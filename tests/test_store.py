@@ -305,6 +305,37 @@ def test_a_store_locked_for_too_long_is_a_one_line_error(tmp_path, monkeypatch):
         creator.close()
 
 
+def test_a_ctrl_c_while_waiting_for_a_locked_store_stops_the_wait(tmp_path, monkeypatch):
+    """A writer waited for another process's lock in one SQLite busy wait of the whole
+    timeout (a minute), during which Python cannot act on a Ctrl-C: it was held until the wait
+    ended. The wait is now made of short ones, and a Ctrl-C ends it at once, with nothing
+    left open on the connection and a write lock still there for the next transaction."""
+    import _thread
+
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 5.0)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with Store.open(db) as store:
+        ctrl_c = threading.Timer(0.3, _thread.interrupt_main)
+        t0 = time.monotonic()
+        ctrl_c.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                with store.transaction():
+                    pass
+        finally:
+            ctrl_c.join()
+            other.execute("ROLLBACK")
+            other.close()
+        assert time.monotonic() - t0 < 1.5  # 5 s before: the whole busy wait
+        assert not store.conn.in_transaction
+        with store.transaction() as conn:  # and the next one takes the lock
+            conn.execute("CREATE TABLE written (x)")
+        assert store.conn.execute("SELECT count(*) FROM written").fetchone()[0] == 0
+
+
 def test_many_connections_creating_one_store_at_once(tmp_path):
     """Eight connections open one new store together, 30 times over: every one gets the
     store (before the fix, about one in five was refused as "another program's database",
