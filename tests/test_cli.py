@@ -585,6 +585,38 @@ def test_an_edited_model_file_is_another_run(tmp_path):
     assert edited["clean_accuracy"] != first["clean_accuracy"]
 
 
+def test_a_model_or_data_file_spelled_another_way_is_the_same_run(tmp_path, monkeypatch):
+    """A model file and a data file were known by their paths as typed, besides their
+    contents: ./own.py:build and own.py:build (or a copy elsewhere) were two runs, and the
+    same command from another directory started over. The contents (and the factory) decide
+    now; another factory in the same file is another run."""
+    from robustkit.data import load_dataset
+
+    x, y = load_dataset("mnist", "test", n=6)
+    body = "import torch\nfrom torch import nn\n\ndef build():\n    torch.manual_seed(1)\n"
+    body += "    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n\nother = build\n"
+    here, there = tmp_path / "here", tmp_path / "there"
+    for folder in (here, there):
+        folder.mkdir()
+        (folder / "own.py").write_text(body)
+        np.savez(folder / "d.npz", x=(x.numpy() * 255).round().astype(np.uint8), y=y.numpy())
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--no-progress", "--n", "6", "--db", db, "--format", "json"]
+    ids = []
+    for folder, model, data in (
+        (here, "own.py:build", "d.npz"),
+        (here, "./own.py:build", "./d.npz"),
+        (tmp_path, "there/own.py:build", "there/d.npz"),
+        (tmp_path, f"{here}/own.py:build", f"{here}/../here/d.npz"),
+        (here, "own.py:other", "d.npz"),
+    ):
+        monkeypatch.chdir(folder)
+        out = run(*common, "--model", model, "--data", data)
+        assert out.exit_code == 0, out.output
+        ids.append(json.loads(out.output)["run_id"])
+    assert len(set(ids[:4])) == 1 and ids[4] != ids[0]
+
+
 def test_a_factory_loading_other_weights_is_another_run(tmp_path):
     """A factory that loads its own weights was known by its file alone: after retraining,
     the same command reported the old weights' results as the new model's."""
