@@ -395,6 +395,15 @@ def test_model_names_are_case_insensitive():
     assert model_info("MNIST/LeNet5")["name"] == "mnist/lenet5"
 
 
+def test_torchvision_names_are_case_insensitive_in_model_info():
+    """load_model took torchvision/ResNet18, but model_info (which evaluate calls first)
+    said it was unknown, and TorchVision/resnet18 lacked torchvision's own details."""
+    for name in ("torchvision/ResNet18", "TorchVision/resnet18"):
+        info = model_info(name)
+        assert info["name"] == "torchvision/resnet18"
+        assert info["input_shape"] == [3, 224, 224] and info["url"].startswith("https://")
+
+
 def test_state_dict_of_a_loaded_torchvision_model_loads_back(monkeypatch, tmp_path):
     import torchvision
 

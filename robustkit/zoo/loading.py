@@ -333,6 +333,15 @@ def _finish(
     return model.to(device)
 
 
+def _registered_spelling(name: str) -> str:
+    """``name`` as it is registered (names match case-insensitively: ``torchvision/ResNet18``
+    is ``torchvision/resnet18``), or as given for a user's file or an unregistered name."""
+    if is_user_file(name):
+        return name
+    entry = MODELS.find(name)
+    return name if entry is None else entry.name
+
+
 def load_model(
     name: str,
     device: str | int | torch.device = "auto",
@@ -356,10 +365,7 @@ def load_model(
         )
     dev = resolve_device(device)
     metadata = None
-    if not is_user_file(name):
-        entry = MODELS.find(name)  # the registered spelling (names match case-insensitively)
-        if entry is not None:
-            name = entry.name
+    name = _registered_spelling(name)
     if name.startswith(torchvision_models.PREFIX):
         model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
     elif is_user_file(name):
@@ -389,6 +395,7 @@ def model_info(name: str) -> dict[str, Any]:
         path = _existing_model_file(name)
         return {"name": name, "source": str(path), "file": None, "sha256": None}
     _refuse_a_file_without_factory(name)
+    name = _registered_spelling(name)
     if name.startswith(torchvision_models.PREFIX):  # listed or not, if torchvision knows it
         arch = name[len(torchvision_models.PREFIX) :]
         details = torchvision_models.describe(arch)
@@ -409,6 +416,7 @@ def weights_sha256(name_or_model: str | nn.Module) -> str | None:
     name = name_or_model
     if is_user_file(name):
         return None
+    name = _registered_spelling(name)
     if name.startswith(torchvision_models.PREFIX):
         path = torchvision_models.cached_checkpoint(name[len(torchvision_models.PREFIX) :])
         return sha256_of_weights(path) if path.is_file() else None
