@@ -211,6 +211,12 @@ def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.n
     return _CACHE[key][1]
 
 
+def _described(name: str, split: str) -> str:
+    """How a message names the data: ``cifar10/test`` for a named set, the path alone for a
+    data file (which has no splits: ``mine.npz/test`` read as a path that is not there)."""
+    return name if is_data_file(name) else f"{name}/{split}"
+
+
 def load_dataset(
     name: str,
     split: str = "test",
@@ -232,7 +238,7 @@ def load_dataset(
             raise DataError(f"{what} must be a whole number of samples, got {value!r}")
     n, offset = (None if n is None else int(n)), int(offset)
     x, y = _cached_raw(name, split, download)
-    total = len(y)
+    total, source = len(y), _described(str(name), split)
     if indices is not None:
         if n is not None or offset:  # (they were ignored without a word)
             raise DataError("give either indices or n/offset, not both")
@@ -245,13 +251,13 @@ def load_dataset(
             )
         idx = idx.astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= total):
-            raise DataError(f"sample indices must lie in 0..{total - 1} for {name}/{split}")
+            raise DataError(f"sample indices must lie in 0..{total - 1} for {source}")
         return _to_tensors(x[idx], y[idx], name)
     if offset < 0:
         raise DataError(f"offset must be >= 0, got {offset}")
     if offset >= total:
         raise DataError(
-            f"offset={offset} is past the end of {name}/{split} ({total} samples); "
+            f"offset={offset} is past the end of {source} ({total} samples); "
             f"use an offset below {total}"
         )
     if n is None:
@@ -260,7 +266,7 @@ def load_dataset(
         raise DataError(f"n must be a positive number of samples, got {n}")
     if offset + n > total:
         raise DataError(
-            f"{name}/{split} has {total} samples; n={n} from offset={offset} asks for "
+            f"{source} has {total} samples; n={n} from offset={offset} asks for "
             f"{offset + n}. Use n <= {max(total - offset, 0)}"
         )
     return _to_tensors(x[offset : offset + n], y[offset : offset + n], name)

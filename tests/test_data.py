@@ -108,6 +108,20 @@ def test_generic_npz(tmp_path):
         robustkit.load_dataset(str(tmp_path / "ints.npz"))
 
 
+def test_a_data_file_is_named_without_a_split(tmp_path):
+    """A data file's errors named it "mine.npz/test", a path that is not there."""
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=np.zeros((5, 8, 8, 3), np.uint8), y=np.arange(5))
+    for kwargs, match in (
+        ({"n": 10}, "has 5 samples; n=10"),
+        ({"offset": 5}, "offset=5 is past the end of"),
+        ({"indices": [7]}, "must lie in 0..4 for"),
+    ):
+        with pytest.raises(DataError, match=match) as info:
+            robustkit.load_dataset(str(path), **kwargs)
+        assert f"{path}/" not in str(info.value) and str(path) in str(info.value)
+
+
 def test_npz_arrays_of_no_or_the_wrong_dimensions_are_one_line_errors(tmp_path):
     """Found by review: an .npz whose x is a single value (a 0-d array) ended with a
     TypeError traceback (len() of unsized object); a 0-d y, or an x of one or two dimensions,
