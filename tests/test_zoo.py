@@ -293,6 +293,32 @@ def test_plugin_factory_and_info_of_user_files(tmp_path):
     assert info["name"].endswith("net.py:build") and info["sha256"] is None
 
 
+def test_plugin_factories_of_either_documented_signature(tmp_path):
+    """MODELS documents a plug-in factory as ``(weights_path: str | None) -> nn.Module``; one
+    written so failed with a TypeError traceback when no weights were given, and weights given
+    to a factory that takes none also ended in a TypeError traceback."""
+    calls = []
+
+    def needs_path(weights_path):
+        calls.append(weights_path)
+        return torch.nn.Linear(4, 2)
+
+    MODELS.add("test/plugin-path", needs_path, dataset="none")
+    MODELS.add("test/plugin-none", lambda: torch.nn.Linear(4, 2), dataset="none")
+    ckpt = tmp_path / "w.pt"
+    torch.save(torch.nn.Linear(4, 2).state_dict(), ckpt)
+    try:
+        robustkit.load_model("test/plugin-path", device="cpu")
+        robustkit.load_model("test/plugin-path", weights=ckpt, device="cpu")
+        assert calls == [None, ckpt]
+        with pytest.raises(robustkit.RobustkitError, match="takes no weights file") as e:
+            robustkit.load_model("test/plugin-none", weights=ckpt, device="cpu")
+        assert "\n" not in str(e.value) and "test/plugin-none" in str(e.value)
+    finally:
+        MODELS._entries.pop("test/plugin-path")
+        MODELS._entries.pop("test/plugin-none")
+
+
 def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, tmp_path):
     """Found by review: only the zoo's and torchvision's cached files were hashed behind the
     one-line error; a plug-in's weights (here a directory, which its factory accepts) and a

@@ -9,7 +9,8 @@ Names are resolved as:
 - ``path/to/file.py:factory``: the file is imported and ``factory()`` builds the model; an optional
   ``weights`` checkpoint loads into it (``weights_only=True`` unless ``allow_unsafe``);
 - ``torchvision/<arch>``: torchvision's ImageNet model with its default weights;
-- any other registered name (a plug-in's factory): ``factory()`` or ``factory(weights)``.
+- any other registered name (a plug-in's factory): ``factory()`` (``factory(None)`` where it
+  requires the weights' path) or ``factory(weights)``.
 
 Every returned model carries ``robustkit_name`` and ``robustkit_weights_sha256`` attributes so that
 results can record exactly which weights produced them (:func:`weights_sha256`); a zoo checkpoint
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import inspect
 import os
 import pickle
 import re
@@ -289,6 +291,33 @@ def _load_user_file(
     return model, sha256_of_weights(wpath)
 
 
+def _takes(factory: Any, *args: Any) -> bool:
+    """Whether ``factory`` can be called with ``args`` (True where its signature is unknown)."""
+    try:
+        inspect.signature(factory).bind(*args)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): the call itself tells
+        pass
+    return True
+
+
+def _load_plugin(
+    name: str, factory: Any, weights: str | os.PathLike[str] | None
+) -> tuple[nn.Module, str | None]:
+    """A plug-in's model: ``factory(weights)``, or without weights ``factory()`` (``factory(None)``
+    for one whose weights path is required, the signature :data:`~robustkit.registry.MODELS`
+    documents); weights it cannot take are a one-line error."""
+    if weights is None:
+        return factory() if _takes(factory) else factory(None), None
+    if not _takes(factory, weights):
+        raise RobustkitError(
+            f"model {name} takes no weights file (its factory has no parameter for one); "
+            "drop --weights"
+        )
+    return factory(weights), sha256_of_weights(weights)
+
+
 def _load_torchvision(
     name: str,
     weights: str | os.PathLike[str] | None,
@@ -378,10 +407,8 @@ def load_model(
                 name, entry.obj, entry.metadata, weights, allow_download, allow_unsafe
             )
             metadata = entry.metadata
-        elif weights is None:  # a plug-in's factory
-            model, sha = entry.obj(), None
         else:
-            model, sha = entry.obj(weights), sha256_of_weights(weights)
+            model, sha = _load_plugin(name, entry.obj, weights)
     return _finish(model, dev, name, sha, metadata)
 
 
