@@ -319,6 +319,25 @@ def test_plugin_factories_of_either_documented_signature(tmp_path):
         MODELS._entries.pop("test/plugin-none")
 
 
+def test_a_plugin_without_a_module_or_its_weights_is_a_one_line_error(tmp_path):
+    """A factory that returned no nn.Module ended in an AttributeError traceback (from
+    model.eval()); a weights path that is not there, in the factory's FileNotFoundError."""
+
+    def reads(weights_path=None):
+        if weights_path is not None:
+            torch.load(weights_path, weights_only=True)
+        return "not a model"
+
+    MODELS.add("test/plugin-str", reads, dataset="none")
+    try:
+        with pytest.raises(robustkit.RobustkitError, match="returned str, not a torch.nn.Module"):
+            robustkit.load_model("test/plugin-str", device="cpu")
+        with pytest.raises(WeightsError, match="missing.pt does not exist; check the path"):
+            robustkit.load_model("test/plugin-str", weights=tmp_path / "missing.pt", device="cpu")
+    finally:
+        MODELS._entries.pop("test/plugin-str")
+
+
 def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, tmp_path):
     """Found by review: only the zoo's and torchvision's cached files were hashed behind the
     one-line error; a plug-in's weights (here a directory, which its factory accepts) and a

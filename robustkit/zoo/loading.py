@@ -307,15 +307,25 @@ def _load_plugin(
 ) -> tuple[nn.Module, str | None]:
     """A plug-in's model: ``factory(weights)``, or without weights ``factory()`` (``factory(None)``
     for one whose weights path is required, the signature :data:`~robustkit.registry.MODELS`
-    documents); weights it cannot take are a one-line error."""
+    documents); weights it cannot take, a weights path that is not there, and a factory that
+    returns no ``nn.Module`` are one-line errors."""
     if weights is None:
-        return factory() if _takes(factory) else factory(None), None
-    if not _takes(factory, weights):
+        model = factory() if _takes(factory) else factory(None)
+    elif not _takes(factory, weights):
         raise RobustkitError(
             f"model {name} takes no weights file (its factory has no parameter for one); "
             "drop --weights"
         )
-    return factory(weights), sha256_of_weights(weights)
+    elif not os.path.exists(weights):  # (hashing it after the factory said "make it readable")
+        raise WeightsError(f"weights file {weights} does not exist; check the path")
+    else:
+        model = factory(weights)
+    if not isinstance(model, nn.Module):  # (model.eval() raised an AttributeError)
+        raise RobustkitError(
+            f"model {name}'s factory returned {type(model).__name__}, not a torch.nn.Module; "
+            "fix or uninstall the package that registers it"
+        )
+    return model, None if weights is None else sha256_of_weights(weights)
 
 
 def _load_torchvision(
