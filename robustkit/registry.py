@@ -106,6 +106,7 @@ class Registry(Generic[T]):
             importlib.import_module(self.builtin)
         if self.group:
             for ep in entry_points(group=self.group):
+                before = self._entries.get(ep.name)
                 try:
                     loaded = ep.load()
                 except Exception as exc:  # a broken plug-in must not break the tool
@@ -113,7 +114,15 @@ class Registry(Generic[T]):
                         f"cannot load {self.kind} plug-in {ep.name!r} ({ep.value}): {exc}; "
                         "fix or uninstall that package"
                     ) from exc
-                if not isinstance(loaded, ModuleType) and ep.name not in self._entries:
+                if isinstance(loaded, ModuleType):
+                    continue
+                if before is not None and before.obj is not loaded:
+                    # (it was dropped without a word: the name ran the registered one instead)
+                    raise RobustkitError(
+                        f"{self.kind} plug-in {ep.name!r} ({ep.value}) takes the name of a "
+                        f"registered {self.kind}; rename its entry point or uninstall that package"
+                    )
+                if ep.name not in self._entries:  # (a module may have registered it on import)
                     self.add(ep.name, loaded)
 
     def entry(self, name: str) -> Entry[T]:

@@ -90,6 +90,24 @@ def test_entry_points_plug_in(monkeypatch):
         broken.names()
 
 
+def test_a_plugin_that_takes_a_registered_name_is_refused(monkeypatch):
+    """A plug-in object under the name of a built-in one was dropped without a word: the name
+    ran the built-in object, which the user took for the plug-in's."""
+    reg: Registry = Registry("gadget", group="robustkit.test-gadgets")
+    reg.add("pgd", lambda: "built-in")
+
+    class FakeEP:
+        name, value = "pgd", "theirs:pgd"
+
+        def load(self):
+            return lambda: "plug-in"
+
+    monkeypatch.setattr("robustkit.registry.entry_points", lambda group: [FakeEP()])
+    with pytest.raises(RobustkitError, match="plug-in 'pgd' .theirs:pgd. takes the name of") as e:
+        reg.get("pgd")
+    assert "\n" not in str(e.value)
+
+
 def test_builtin_registries_share_the_mechanism():
     for reg in (MODELS, ATTACKS, DEFENSES):
         assert isinstance(reg, Registry)
