@@ -338,6 +338,18 @@ def test_a_plugin_without_a_module_or_its_weights_is_a_one_line_error(tmp_path):
         MODELS._entries.pop("test/plugin-str")
 
 
+def test_an_error_in_a_model_file_given_by_a_relative_path_names_its_line(monkeypatch, tmp_path):
+    """The line of the user's file was named only for an absolute path: Python names the
+    imported file's frames by their absolute path, which a relative path never equalled."""
+    (tmp_path / "net.py").write_text("def build():\n    raise RuntimeError('boom')\n")
+    (tmp_path / "bad.py").write_text("x = 1\nraise ValueError('bad import')\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(robustkit.RobustkitError, match=r"boom at net\.py line 2$"):
+        robustkit.load_model("net.py:build", device="cpu")
+    with pytest.raises(robustkit.RobustkitError, match=r"bad import at bad\.py line 2$"):
+        robustkit.load_model("bad.py:build", device="cpu")
+
+
 def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, tmp_path):
     """Found by review: only the zoo's and torchvision's cached files were hashed behind the
     one-line error; a plug-in's weights (here a directory, which its factory accepts) and a

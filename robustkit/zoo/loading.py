@@ -220,6 +220,11 @@ def _refuse_a_file_without_factory(name: str) -> None:
         )
 
 
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` name one path, relative to the current directory or not."""
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
 @contextlib.contextmanager
 def _errors_of_user_code(path: Path, what: str):
     """Turn an exception raised in the user's model file into one line that names it and the
@@ -229,7 +234,8 @@ def _errors_of_user_code(path: Path, what: str):
         with contextlib.redirect_stdout(sys.stderr):
             yield
     except (Exception, SystemExit) as exc:
-        here = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        # (Python names an imported file's frames by its absolute path: a relative one matched none)
+        here = [f for f in traceback.extract_tb(exc.__traceback__) if _same_path(f.filename, path)]
         where = f" at {path} line {here[-1].lineno}" if here else ""
         if isinstance(exc, SystemExit):  # a script's command-line part (argparse, sys.exit)
             raise RobustkitError(
