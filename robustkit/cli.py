@@ -96,7 +96,7 @@ DB = click.option(
     help="Results store (SQLite) [default: $ROBUSTKIT_HOME/results.db or the user data directory].",
 )
 DEVICE = click.option(
-    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."
 )
 PROGRESS = click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show progress bars."

@@ -21,12 +21,15 @@ import torch
 from .checks import is_whole_number
 from .errors import InputError, RobustkitError
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+#: The devices :func:`resolve_device` takes, as its messages and ``--device --help`` name them.
+_DEVICES = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps|mps:0)$")
 
 
 def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.device:
-    """Turn ``auto|cpu|cuda|cuda:N`` (or a GPU's index N, as torch takes it) into a
-    :class:`torch.device` that exists on this machine."""
+    """Turn ``auto|cpu|cuda|cuda:N|mps`` (or a GPU's index N, as torch takes it) into a
+    :class:`torch.device` that exists on this machine. ``mps:0``, as torch names the device of
+    a tensor on Apple's GPU, is ``mps``."""
     given = spec
     if isinstance(spec, torch.device):
         spec = str(spec)
@@ -35,10 +38,10 @@ def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.devi
     elif spec is None:
         spec = "auto"
     if not isinstance(spec, str):  # (a float or a list failed with an AttributeError)
-        raise RobustkitError(f"unknown device {given!r}; use auto, cpu, cuda or cuda:N")
+        raise RobustkitError(f"unknown device {given!r}; use {_DEVICES}")
     spec = (spec or "auto").strip().lower()
     if not _DEVICE_RE.match(spec):
-        raise RobustkitError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+        raise RobustkitError(f"unknown device {spec!r}; use {_DEVICES}")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda"):
@@ -53,8 +56,10 @@ def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.devi
                 f"{torch.cuda.device_count()} CUDA device(s); use cuda:0..cuda:"
                 f"{torch.cuda.device_count() - 1}"
             )
-    if spec == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise RobustkitError("device 'mps' is not available on this machine; use --device cpu")
+    if spec.startswith("mps") and not (
+        hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    ):
+        raise RobustkitError(f"device {spec!r} is not available on this machine; use --device cpu")
     return torch.device(spec)
 
 

@@ -151,6 +151,18 @@ def test_devices():
             robustkit.resolve_device("cuda:0")
 
 
+def test_mps_is_named_and_taken_as_torch_names_it():
+    """mps was accepted but no message or --help named it, and mps:0 (the device torch gives a
+    tensor on Apple's GPU) was an unknown device."""
+    with pytest.raises(RobustkitError, match="use auto, cpu, cuda, cuda:N or mps$"):
+        robustkit.resolve_device("gpu")
+    if torch.backends.mps.is_available():
+        assert robustkit.resolve_device("mps:0").type == "mps"
+    else:
+        with pytest.raises(RobustkitError, match="device 'mps:0' is not available"):
+            robustkit.resolve_device(torch.device("mps", 0))
+
+
 def test_a_device_index_is_a_gpu_as_torch_takes_it():
     """device=0 is cuda:0 (it was taken as auto: the CPU where no GPU is); device=1 and other
     non-texts failed with an AttributeError traceback."""
