@@ -350,6 +350,32 @@ def test_an_error_in_a_model_file_given_by_a_relative_path_names_its_line(monkey
         robustkit.load_model("bad.py:build", device="cpu")
 
 
+def test_a_model_file_imports_the_modules_beside_it(monkeypatch, tmp_path):
+    """Found by review: a model file importing a module next to it (``from rk_layers import
+    head``) failed with "No module named 'rk_layers'", from any directory, although the same
+    file runs as a script. Its folder is on sys.path while it is imported and built, and only
+    then."""
+    import sys
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "rk_layers_beside.py").write_text(
+        "import torch\ndef head():\n    return torch.nn.Linear(4, 2)\n"
+    )
+    (folder / "net.py").write_text(
+        "from rk_layers_beside import head\ndef build():\n"
+        "    import rk_layers_beside\n    return rk_layers_beside.head()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    path_before = list(sys.path)
+    try:
+        model = robustkit.load_model("project/net.py:build", device="cpu")
+    finally:
+        sys.modules.pop("rk_layers_beside", None)
+    assert isinstance(model, torch.nn.Linear)
+    assert sys.path == path_before
+
+
 def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, tmp_path):
     """Found by review: only the zoo's and torchvision's cached files were hashed behind the
     one-line error; a plug-in's weights (here a directory, which its factory accepts) and a

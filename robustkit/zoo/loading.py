@@ -29,7 +29,7 @@ import pickle
 import re
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -279,14 +279,14 @@ def _load_user_file(
         raise RobustkitError(f"cannot import {path}; is it a Python file?")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # so that classes in the file pickle and dataclasses work
-    with _errors_of_user_code(path, f"importing {path}"):
+    with _importable_from(path.parent), _errors_of_user_code(path, f"importing {path}"):
         spec.loader.exec_module(module)
     build = getattr(module, factory, None)
     if not callable(build):
         raise RobustkitError(
             f"{path} has no callable {factory!r}; name a function that returns the model"
         )
-    with _errors_of_user_code(path, f"{name}()"):
+    with _importable_from(path.parent), _errors_of_user_code(path, f"{name}()"):
         model = build()
     if not isinstance(model, nn.Module):
         raise RobustkitError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
@@ -295,6 +295,23 @@ def _load_user_file(
     wpath = resolve_weights(Path(weights).name, None, None, weights)
     _load_state(model, _state_dict_of(safe_load(wpath, allow_unsafe)), wpath, name)
     return model, sha256_of_weights(wpath)
+
+
+@contextlib.contextmanager
+def _importable_from(folder: Path) -> Iterator[None]:
+    """Let a model file import the modules beside it (``from layers import Block``), as it
+    could when run as a script: ``folder`` is first on ``sys.path`` while the file is imported
+    and its factory runs, and is taken off again after (it was never on it: "No module named
+    'layers'")."""
+    entry = str(folder.resolve())
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
 
 
 def _takes(factory: Any, *args: Any) -> bool:
