@@ -193,12 +193,13 @@ def check_config(config: RunConfig) -> RunConfig:
     a TypeError, ``batch_size=2.5`` left an empty run marked running in the store,
     ``queries=100.5`` ran 100 queries, and ``batch_size=np.int64(250)`` gave another run id
     than 250 (the identity wrote it as text)."""
-    for what, value, rule in (
-        ("n", config.n, "a positive number of samples"),
-        ("queries", config.queries, "a positive query budget per image"),
-        ("batch_size", config.batch_size, "a positive number of samples per shard"),
+    for what, value, rule, least in (
+        ("n", config.n, "a positive number of samples", 1),
+        ("offset", config.offset, "the index of the first sample, 0 or more", 0),
+        ("queries", config.queries, "a positive query budget per image", 1),
+        ("batch_size", config.batch_size, "a positive number of samples per shard", 1),
     ):
-        if not is_whole_number(value) or value <= 0:
+        if not is_whole_number(value) or value < least:
             option = "--" + what.replace("_", "-")  # the CLI's name of it
             raise InputError(f"{what} ({option}) must be {rule} (a whole number), got {value!r}")
     return replace(
@@ -206,6 +207,7 @@ def check_config(config: RunConfig) -> RunConfig:
         attacks=_specs("attacks", config.attacks, "('fgsm', 'pgd:steps=20')"),
         defenses=_specs("defenses", config.defenses, "('bit-depth:bits=4',)"),
         n=int(config.n),
+        offset=int(config.offset),
         queries=int(config.queries),
         batch_size=int(config.batch_size),
         seed=check_seed(config.seed),  # np.int64(1) is a seed too

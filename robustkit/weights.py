@@ -181,9 +181,14 @@ def resolve_weights(
         got = sha256_of_weights(local)
         if got == sha256:
             return local
+        fetch = (
+            "replace it with the original"
+            if url is None or not allow_download or offline()
+            else "delete it (robustkit downloads it again) or replace it with the original"
+        )
         raise WeightsError(
-            f"sha256 mismatch for {local}: expected {sha256}, got {got}; the file was not used. "
-            "Delete it (robustkit downloads it again) or replace it with the original"
+            f"sha256 mismatch for {local}: expected {sha256}, got {got}; the file was not used: "
+            f"{fetch}"
         )
     if url is None or not allow_download or offline():
         raise WeightsError(

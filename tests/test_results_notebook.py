@@ -151,6 +151,7 @@ def test_run_config_takes_one_spec_as_text_and_refuses_what_is_no_count(tmp_path
         "n": "2",
         "queries": 100.5,
         "batch_size": None,
+        "offset": -1,  # (the data set said "offset must be >= 0", naming no option)
     }
     for key, value in bad.items():
         config = RunConfig(model="mnist/lenet5", n=2, attacks=("cgba",), device="cpu")

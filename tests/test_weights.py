@@ -34,7 +34,11 @@ def test_sha_mismatch_in_local_directory_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
     with pytest.raises(WeightsError, match="sha256 mismatch.*was not used") as info:
         robustkit.load_model(NAME, device="cpu")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "downloads it again" in str(info.value)
+    # offline, nothing downloads it again: the fix is the original file
+    monkeypatch.setenv("ROBUSTKIT_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="not used: replace it with the original$"):
+        robustkit.load_model(NAME, device="cpu")
 
 
 def test_download_from_url_is_verified_and_atomic(monkeypatch, tmp_path):
