@@ -155,7 +155,9 @@ def test_run_config_takes_one_spec_as_text_and_refuses_what_is_no_count(tmp_path
     }
     for key, value in bad.items():
         config = RunConfig(model="mnist/lenet5", n=2, attacks=("cgba",), device="cpu")
-        with pytest.raises(robustkit.RobustkitError, match=f"^{key} .*must be .*got {value!r}"):
+        option = "--" + key.replace("_", "-")
+        match = rf"^{key} \({option}\) must be .*got {value!r}"
+        with pytest.raises(robustkit.RobustkitError, match=match):
             run_evaluation(replace(config, **{key: value}), db=path, progress=False)
     with pytest.raises(robustkit.RobustkitError, match="spec texts .* got FGSM .*evaluate"):
         run_evaluation(
