@@ -355,14 +355,17 @@ def prepare(config: RunConfig) -> Run:
     if shard_targets:
         identity["targets"] = "shard classes"  # how targets are drawn (see shard_class_targets)
     if is_data_file(dataset):
-        # a data file is known by its contents: another file at the same path (or the same
-        # name elsewhere) is another run, not a resume of this one
+        # a data file is known by its contents, not by its path: another file at the same path
+        # is another run, and ./x.npz, x.npz or a copy elsewhere are the same one
+        identity["dataset"] = "data file"
         identity["data_sha256"] = sha256_file(Path(dataset).expanduser())
     if is_file:
-        # likewise an own model is known by its file: an edited factory is another run (what
-        # the file imports from elsewhere is hashed only through the parameters, below; --fresh
-        # starts over after an edit that changes none)
-        model_file = config.model.rpartition(":")[0]
+        # likewise an own model is known by its file's contents and its factory: an edited
+        # factory is another run, ./net.py:net and net.py:net are one (what the file imports
+        # from elsewhere is hashed only through the parameters, below; --fresh starts over
+        # after an edit that changes none)
+        model_file, _, factory = config.model.rpartition(":")
+        identity["model"] = f"model file:{factory}"
         identity["model_file_sha256"] = sha256_file(Path(model_file).expanduser())
     if sha is None:
         # no checkpoint file names the weights (a factory loaded its own, or drew them): the
