@@ -151,17 +151,16 @@ def median_l2_vs_queries(
 def _images(what: str, images: Any) -> torch.Tensor:
     """``images`` as a tensor (a NumPy array, e.g. the ``x_adv`` of a ``--save-adv`` file, is
     taken as it is), or a one-line error: an array met the tensor in ``x_adv - x`` with a
-    TypeError."""
-    if isinstance(images, torch.Tensor):
-        return images
+    TypeError, and one image (C×H×W), channels last or uint8 pixels, given as a tensor or an
+    array, failed in matplotlib or showed a blank grid."""
     try:
-        out = torch.as_tensor(np.asarray(images))
+        out = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     except (TypeError, ValueError, RuntimeError):
         out = None
-    if out is None or out.dim() != 4 or not out.is_floating_point():
+    if out is None or out.dim() != 4 or out.shape[1] not in (1, 3) or not out.is_floating_point():
         raise RobustkitError(
-            f"adversarial_grid: {what} must be N×C×H×W images in [0, 1] (a tensor or a NumPy "
-            f"array), got {type(images).__name__}"
+            f"adversarial_grid: {what} must be N×C×H×W images in [0, 1] with 1 or 3 channels "
+            f"(a tensor or a NumPy array), got {type(images).__name__}"
             + (f" shaped {tuple(out.shape)} of {out.dtype}" if out is not None else "")
         )
     return out

@@ -207,3 +207,19 @@ def test_median_l2_plot_takes_one_attack_label_as_text(store):
     for attacks in ("cgba", ["cgba"], "CGBA"):  # labelled as stored, whatever the case
         ax = plots.median_l2_vs_queries(res, "r1", attacks=attacks).axes[0]
         assert [line.get_label() for line in ax.get_lines()] == ["cgba"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.rand(1, 28, 28),  # one image, not a batch of one
+        torch.rand(2, 28, 28, 1),  # channels last
+        torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8),  # pixels, not [0, 1]
+        torch.rand(2, 32, 32, 3).numpy(),  # channels last, as an array
+    ],
+)
+def test_adversarial_grid_refuses_what_is_no_batch_of_images_in_one_line(bad):
+    """A tensor was taken unchecked (one C×H×W image failed in ``permute``, uint8 pixels showed
+    a blank grid) and channels-last arrays failed in matplotlib ("Invalid shape")."""
+    with pytest.raises(RobustkitError, match="x must be N×C×H×W images .* 1 or 3 channels"):
+        plots.adversarial_grid(bad, bad)
