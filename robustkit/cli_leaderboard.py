@@ -155,6 +155,7 @@ def run_preset(
     full:  FGSM, PGD and auto on 1,000 images (CIFAR-10 at L∞ 8/255, L∞ 2/255 and L2 0.5;
            MNIST at L∞ 0.3), CGBA (1,000 queries) on 100 correctly classified images.
     """
+    from .device import resolve_device
     from .leaderboard import RENDERERS, build
     from .presets import preset_runs
     from .runner import execute, prepare
@@ -165,6 +166,7 @@ def run_preset(
     fmt_ = _passed_on(ctx, "fmt_", fmt_, "--format") or "markdown"
     target = Path(out or f"leaderboard-{preset}")
     check_out(target, db)  # before hours of runs
+    resolve_device(device)  # a device that is not there: one error, not one failure per run
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:
         raise RobustkitError(f"no zoo model matches {pattern!r}; see `robustkit models`")

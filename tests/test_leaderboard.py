@@ -730,3 +730,21 @@ def test_out_never_writes_over_the_results_store(tmp_path, monkeypatch, name, co
     assert db.read_bytes() == before
     with Store.open(db, create=False) as store:
         assert [r["run_id"] for r in store.runs()] == ["run0"]
+
+
+def test_preset_run_refuses_a_device_that_is_not_there_before_any_run(tmp_path):
+    """`leaderboard run --device cuda` on a machine without one (or a typo, `--device gpu`)
+    failed every run in turn, one line each (50 for the full preset), then rewrote the board;
+    it is now one error before anything is run or written."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    out, db = tmp_path / "board", tmp_path / "results.db"
+    for device in ("gpu", "cuda:99"):
+        args = ["leaderboard", "run", "--models", "mnist/*", "--device", device]
+        result = CliRunner().invoke(cli, [*args, "--out", str(out), "--db", str(db)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert line.startswith("Error: ") and repr(device) in line, line
+        assert not out.exists() and not db.exists()
