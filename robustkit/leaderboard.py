@@ -312,7 +312,9 @@ def _md_code(text: Any) -> str:
 
 
 def _commands_text(commands: list[str]) -> str:
-    return "; ".join(_md_code(c) for c in commands)
+    """The sentence after a Markdown caption naming its commands as code spans (none without
+    commands: runs made from Python record none)."""
+    return " Command(s): " + "; ".join(_md_code(c) for c in commands) if commands else ""
 
 
 def _decision_titles(groups: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
@@ -346,10 +348,8 @@ def to_markdown(board: dict[str, Any]) -> str:
         out += [
             f"## {_md_escape(t['title'])}",
             "",
-            f"Samples per model: {', '.join(map(str, t['samples']))}. Command(s): "
-            + _commands_text(t["commands"])
-            if t["commands"]
-            else f"Samples per model: {', '.join(map(str, t['samples']))}.",
+            f"Samples per model: {', '.join(map(str, t['samples']))}."
+            + _commands_text(t["commands"]),
             "",
         ]
         header = _table_header(t)
@@ -368,7 +368,7 @@ def to_markdown(board: dict[str, Any]) -> str:
             "",
             f"Median L2 in [0, 1] pixel space of the best adversarial example within each query budget, "
             f"and the share of images (%) with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
-            f"({', '.join(sorted({str(r['n']) for r in rows}))} per model). Command(s): "
+            f"({', '.join(sorted({str(r['n']) for r in rows}))} per model)."
             + _commands_text(_decision_commands(rows)),
             "",
         ]

@@ -748,3 +748,18 @@ def test_preset_run_refuses_a_device_that_is_not_there_before_any_run(tmp_path):
         (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
         assert line.startswith("Error: ") and repr(device) in line, line
         assert not out.exists() and not db.exists()
+
+
+def test_markdown_captions_name_commands_only_where_runs_recorded_one(tmp_path):
+    """Runs made from Python (run_evaluation, the notebook) record no command: the decision
+    section's caption ended in an empty "Command(s): "."""
+    from .fake_store import CGBA, LINF, add_run, robust
+
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "wb", {"pgd": (LINF, robust("rf"))}, n=2, command="")
+        add_run(
+            store, "dec", {"cgba": (CGBA, [(True, False, 1.0, [[5, 1.0]])] * 2)}, n=2, command=""
+        )
+        md = to_markdown(build(store))
+    assert "Command(s)" not in md
+    assert "Samples per model: 2.\n" in md and "(2 per model).\n" in md
