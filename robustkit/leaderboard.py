@@ -368,7 +368,7 @@ def to_markdown(board: dict[str, Any]) -> str:
             "",
             f"Median L2 in [0, 1] pixel space of the best adversarial example within each query budget, "
             f"and the share of images (%) with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
-            f"({', '.join(sorted({str(r['n']) for r in rows}))} per model)."
+            f"({', '.join(map(str, sorted({r['n'] for r in rows})))} per model)."
             + _commands_text(_decision_commands(rows)),
             "",
         ]

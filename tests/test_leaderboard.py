@@ -763,3 +763,15 @@ def test_markdown_captions_name_commands_only_where_runs_recorded_one(tmp_path):
         md = to_markdown(build(store))
     assert "Command(s)" not in md
     assert "Samples per model: 2.\n" in md and "(2 per model).\n" in md
+
+
+def test_decision_caption_lists_the_image_counts_in_numeric_order(tmp_path):
+    """The counts were sorted as text: "(10, 4 per model)"."""
+    from .fake_store import CGBA, add_run
+
+    with Store.open(tmp_path / "x.db") as store:
+        for rid, n in (("a", 4), ("b", 10)):
+            row = [(True, False, 1.0, [[5, 1.0]])] * n
+            add_run(store, rid, {"cgba": (CGBA, row)}, model=rid, n=n)
+        md = to_markdown(build(store))
+    assert "(4, 10 per model)" in md
