@@ -169,7 +169,10 @@ def run_preset(
     resolve_device(device)  # a device that is not there: one error, not one failure per run
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:
-        raise RobustkitError(f"no zoo model matches {pattern!r}; see `robustkit models`")
+        raise RobustkitError(
+            f"no CIFAR-10 or MNIST zoo model matches {pattern!r} (the presets evaluate only "
+            "those); see `robustkit models 'cifar10/*'` and `robustkit models 'mnist/*'`"
+        )
     # The command each run records (the leaderboard's tables quote it): what reproduces it.
     command = ["robustkit", "leaderboard", "run", "--preset", preset]
     for flag, value, default in (("--models", pattern, "*"), ("--seed", seed, 0)):

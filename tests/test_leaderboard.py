@@ -775,3 +775,24 @@ def test_decision_caption_lists_the_image_counts_in_numeric_order(tmp_path):
             add_run(store, rid, {"cgba": (CGBA, row)}, model=rid, n=n)
         md = to_markdown(build(store))
     assert "(4, 10 per model)" in md
+
+
+def test_preset_run_of_no_cifar10_or_mnist_model_says_which_models_it_takes(tmp_path):
+    """`--models 'torchvision/*'` said "no zoo model matches ...; see `robustkit models`", which
+    lists those very models: the presets take only the CIFAR-10 and MNIST ones."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    args = [
+        "leaderboard",
+        "run",
+        "--models",
+        "torchvision/resnet18",
+        "--db",
+        str(tmp_path / "r.db"),
+    ]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "board")])
+    assert result.exit_code == 1
+    (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert "no CIFAR-10 or MNIST zoo model matches 'torchvision/resnet18'" in line, line
