@@ -166,6 +166,28 @@ def _images(what: str, images: Any) -> torch.Tensor:
     return out
 
 
+def _titles(what: str, labels: Any, n: int, classes: list[str] | None) -> list[str] | None:
+    """The titles of the first ``n`` images from their labels (class names where ``classes``
+    is given), or a one-line error: too few labels, or a label with no class name, was an
+    IndexError."""
+    if labels is None:
+        return None
+    values = [int(k) for k in list(labels)[:n]]
+    if len(values) < n:
+        raise RobustkitError(
+            f"adversarial_grid: {what} has {len(values)} labels for {n} images; pass one per image"
+        )
+    if classes:
+        bad = [k for k in values if not 0 <= k < len(classes)]
+        if bad:
+            raise RobustkitError(
+                f"adversarial_grid: {what} has label {bad[0]}, but classes names {len(classes)} "
+                f"classes (0 to {len(classes) - 1}); pass a name for every class"
+            )
+        return [classes[k] for k in values]
+    return [str(k) for k in values]
+
+
 def adversarial_grid(
     x: torch.Tensor,
     x_adv: torch.Tensor,
@@ -190,6 +212,7 @@ def adversarial_grid(
             "pass the adversarial examples of the same images"
         )
     n = min(n, x.shape[0])
+    titles = _titles("y", y, n, classes), _titles("adv_pred", adv_pred, n, classes)
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.4), squeeze=False)
     delta = (x_adv[:n] - x[:n]).detach().cpu()
     scale = delta.abs().amax().clamp_min(1e-12)
@@ -203,15 +226,13 @@ def adversarial_grid(
         ax.set_xticks([])
         ax.set_yticks([])
 
-    name = (lambda k: classes[int(k)]) if classes else (lambda k: str(int(k)))
     for i in range(n):
         show(axes[0, i], x[i])
         show(axes[1, i], x_adv[i])
         show(axes[2, i], 0.5 + 0.5 * delta[i] / scale)
-        if y is not None:
-            axes[0, i].set_title(name(y[i]), fontsize=8)
-        if adv_pred is not None:
-            axes[1, i].set_title(name(adv_pred[i]), fontsize=8)
+        for row, names in enumerate(titles):
+            if names is not None:
+                axes[row, i].set_title(names[i], fontsize=8)
     for row, label in enumerate(("clean", "adversarial", "perturbation")):
         axes[row, 0].set_ylabel(label, fontsize=8)
     fig.tight_layout()

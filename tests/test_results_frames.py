@@ -223,3 +223,16 @@ def test_adversarial_grid_refuses_what_is_no_batch_of_images_in_one_line(bad):
     a blank grid) and channels-last arrays failed in matplotlib ("Invalid shape")."""
     with pytest.raises(RobustkitError, match="x must be N×C×H×W images .* 1 or 3 channels"):
         plots.adversarial_grid(bad, bad)
+
+
+def test_adversarial_grid_labels_too_few_or_without_a_class_name_are_one_line_errors():
+    """Fewer labels than images shown, or a label past ``classes``, was an IndexError."""
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.raises(RobustkitError, match="y has 2 labels for 4 images"):
+        plots.adversarial_grid(x, x, y=[1, 2])
+    with pytest.raises(RobustkitError, match="adv_pred has label 9, but classes names 2"):
+        plots.adversarial_grid(x, x, adv_pred=torch.tensor([0, 1, 9, 0]), classes=["a", "b"])
+    fig = plots.adversarial_grid(x, x, np.array([1, 0, 1, 0]), [0, 1, 1, 0], classes=["a", "b"])
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["b", "a", "b", "a"]
+    assert [ax.get_title() for ax in fig.axes[4:8]] == ["a", "b", "b", "a"]
+    assert len(plots.adversarial_grid(x, x, y=[1, 2], n=2).axes) == 6  # enough for n
