@@ -37,6 +37,11 @@ def find_run(store: Store, ident: str) -> str:
             f"run id {ident!r} is the start of {len(matches)} runs ({', '.join(matches[:5])}); "
             "give more of it"
         )
+    if len(ident) < MIN_PREFIX and any(i.startswith(ident.lower()) for i in ids):
+        raise InputError(
+            f"run id {ident!r} is too short to name a run; give at least {MIN_PREFIX} "
+            "characters of it (see robustkit runs list)"
+        )
     raise InputError(
         f"no run {ident!r} in {store.path} (its runs: {names_text(ids, 5)}); see robustkit runs "
         "list"

@@ -61,7 +61,12 @@ def test_a_run_is_shown_by_a_start_of_its_id(db):
     text = run("runs", "show", rows[0]["run_id"], "--db", str(db)).output
     assert text.startswith("model mnist/lenet5") and "fgsm" in text
     assert_one_line_error(run("runs", "show", "zzzz", "--db", str(db)), "no run 'zzzz'")
-    assert_one_line_error(run("runs", "show", "ab", "--db", str(db)), "no run 'ab'")  # too short
+    assert_one_line_error(run("runs", "show", "zz", "--db", str(db)), "no run 'zz'")
+    # a start of a stored id, too short to name one (it said "no run 'xy'" too)
+    short = rows[0]["run_id"][:3]
+    assert_one_line_error(
+        run("runs", "show", short, "--db", str(db)), f"run id '{short}' is too short", "at least 4"
+    )
 
 
 def test_a_start_shared_by_two_runs_is_refused():
