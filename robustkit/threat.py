@@ -61,10 +61,22 @@ def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape((-1,) + (1,) * (like.dim() - 1))
 
 
+def _finite_gradient(g: torch.Tensor) -> torch.Tensor:
+    """``g`` with NaN entries as 0 and, in a sample with infinite entries, those as ±1 and the
+    others as 0: the direction of the same sign-wise limit (see :func:`normalize_direction`)."""
+    inf = g.isinf()
+    return torch.where(_view(inf.flatten(1).any(1), g), inf * g.sign(), g.nan_to_num(nan=0.0))
+
+
 def normalize_direction(g: torch.Tensor, norm: str) -> torch.Tensor:
-    """The steepest-ascent direction of unit ``norm`` for gradient ``g`` (sign for L∞)."""
+    """The steepest-ascent direction of unit ``norm`` for gradient ``g`` (sign for L∞).
+
+    Non-finite entries are taken as the sign takes them: NaN as 0, and ±inf as entries so large
+    that the direction is along them alone (their limit). An L2 step divided by a NaN or
+    infinite norm made every pixel of the image NaN."""
     if norm == "linf":
         return g.sign()
+    g = _finite_gradient(g)
     n = flat_norm(g, "l2").clamp_min(1e-12)
     return g / _view(n, g)
 

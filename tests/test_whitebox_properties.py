@@ -291,3 +291,31 @@ def test_auto_marks_samples_it_did_not_attack_as_fooled_by_no_stage():
     y[0] = (y[0] + 1) % 10  # already misclassified: not attacked
     res = robustkit.get_attack("auto", eps=2 / 255)(model, x, y)
     assert not res.attacked[0] and res.extras["fooled_by"][0] == -1
+
+
+class NonFiniteGradient(nn.Module):
+    """A linear model whose input gradient has one NaN (``0 · sqrt'(0)``) or infinite
+    (``sqrt'(0)``) entry per image, as square roots of a zero in a preprocessing step give."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.model, self.kind = Linear(), kind
+
+    def forward(self, x):
+        corner = x[:, :, :1, :1]
+        extra = (corner * 0).sqrt() if self.kind == "nan" else (corner - corner.detach()).sqrt()
+        return self.model(x + extra)
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "apgd-ce"])
+def test_l2_attacks_step_on_a_gradient_with_non_finite_entries(name, kind):
+    # The L∞ step (the sign) takes a NaN entry as 0 and an infinite one as ±1; the L2 step
+    # divided by a NaN or infinite norm and made every pixel NaN, which then failed as "the
+    # model returns NaN outputs ... fix the model".
+    model = NonFiniteGradient(kind).eval()
+    x = batch(n=8)
+    y = model(x).argmax(1)
+    res = robustkit.get_attack(name, norm="l2", eps=0.5)(model, x, y)
+    assert torch.isfinite(res.x_adv).all()
+    assert (res.l2 <= 0.5 + 1e-6).all() and (res.l2 > 0).all()
