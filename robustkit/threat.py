@@ -73,10 +73,14 @@ def normalize_direction(g: torch.Tensor, norm: str) -> torch.Tensor:
 
     Non-finite entries are taken as the sign takes them: NaN as 0, and ±inf as entries so large
     that the direction is along them alone (their limit). An L2 step divided by a NaN or
-    infinite norm made every pixel of the image NaN."""
+    infinite norm made every pixel of the image NaN. The norm is taken in units of the largest
+    entry: a confident model's cross-entropy gradient (1e-20 per pixel and less in float32) had
+    a norm that underflowed to 0 (or fell below the 1e-12 that guards against a zero
+    gradient), and its step shrank to nothing."""
     if norm == "linf":
         return g.sign()
     g = _finite_gradient(g)
+    g = g / _view(flat_norm(g, "linf").clamp_min(torch.finfo(g.dtype).tiny), g)
     n = flat_norm(g, "l2").clamp_min(1e-12)
     return g / _view(n, g)
 

@@ -15,6 +15,7 @@ from robustkit.threat import (
     check_norm,
     flat_norm,
     format_eps,
+    normalize_direction,
     parse_eps,
     project,
     random_in_ball,
@@ -93,6 +94,16 @@ def test_random_in_ball():
         d = random_in_ball(x, norm, eps, gen)
         assert (flat_norm(d, norm) <= eps * (1 + 1e-6)).all()
         assert flat_norm(d, norm).mean() > 0.5 * eps  # not degenerate
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-21, 1.0, 1e25])
+def test_the_l2_direction_does_not_depend_on_the_gradient_s_scale(scale):
+    # A confident model's cross-entropy gradient can be 1e-25 per pixel in float32: its norm
+    # underflowed to 0 and the step vanished (and one of 1e20 overflowed to inf, likewise).
+    g = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    d = normalize_direction(g * scale, "l2")
+    assert torch.allclose(flat_norm(d, "l2"), torch.ones(4))
+    assert torch.allclose(d, g / flat_norm(g, "l2").view(-1, 1, 1, 1), atol=1e-6)
 
 
 def test_threat_model_describe_and_box():

@@ -319,3 +319,21 @@ def test_l2_attacks_step_on_a_gradient_with_non_finite_entries(name, kind):
     res = robustkit.get_attack(name, norm="l2", eps=0.5)(model, x, y)
     assert torch.isfinite(res.x_adv).all()
     assert (res.l2 <= 0.5 + 1e-6).all() and (res.l2 > 0).all()
+
+
+def test_an_l2_step_on_a_confident_model_is_a_full_step():
+    # Logits 150 times a linear model's: the cross-entropy gradient at a sample with a large
+    # margin is ~1e-20 per pixel, whose L2 norm underflowed in float32, so FGSM left many
+    # samples where they were (the L∞ sign step moved them all).
+    model = nn.Sequential(Linear(), nn.Identity())
+    with torch.no_grad():
+        model[0].fc.weight.mul_(150)
+        model[0].fc.bias.mul_(150)
+    x = 0.25 + 0.5 * batch(n=32)  # away from the box: a step of 0.5 is not clamped
+    y = model(x).argmax(1)
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xg), y, reduction="sum"), xg)
+    moving = grad.flatten(1).abs().amax(1) > 0
+    assert moving.sum() >= 16  # (some gradients are exactly 0: nothing to step along)
+    res = robustkit.get_attack("fgsm", norm="l2", eps=0.5)(model.eval(), x, y)
+    assert torch.allclose(res.l2[moving], torch.full((int(moving.sum()),), 0.5), atol=1e-4)
