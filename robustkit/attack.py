@@ -166,6 +166,17 @@ def predict(model: nn.Module, x: torch.Tensor, first: torch.Tensor | None = None
         return counts.argmax(dim=1)
 
 
+def one_row_per_image(scores: object, n: int) -> torch.Tensor:
+    """``scores``, a model's output for ``n`` images, where it is one row per image (a look at
+    the shape: no device sync), else :func:`~robustkit.modelcheck.check_scores`'s one-line
+    error. The model check sees two images; a model that squeezes its output returns one
+    image's scores as a vector, which failed deep inside a loss once early stopping, a restart
+    or the clean pass left one sample to attack."""
+    if isinstance(scores, torch.Tensor) and scores.dim() == 2 and scores.shape[0] == n:
+        return scores
+    return check_scores(scores, n)
+
+
 def logits_loss_grad(
     model: nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -173,7 +184,7 @@ def logits_loss_grad(
     pass, nothing counted); ``loss_fn`` maps logits to a per-sample loss (shape ``[N]``)."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        logits = model(xg)
+        logits = one_row_per_image(model(xg), x.shape[0])
         loss = loss_fn(logits)
         if not loss.requires_grad:
             raise InputError(
@@ -227,7 +238,7 @@ class AttackContext:
         ``x`` when None). Rows beyond ``idx`` (padding, see LabelOracle) are not counted."""
         self._count(self.queries, idx)
         with torch.no_grad():
-            return self.model(x)
+            return one_row_per_image(self.model(x), x.shape[0])
 
     def labels(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Top-1 labels of ``x``; counts one query per row."""

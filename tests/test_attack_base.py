@@ -306,6 +306,35 @@ def test_a_model_with_a_row_count_other_than_the_images_is_refused(data, model):
         robustkit.evaluate(model().eval(), [robustkit.get_attack("fgsm")], x, y)
 
 
+class _Squeezes(torch.nn.Module):
+    """``.squeeze()`` on its scores: one image's come back as a vector."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = Linear()
+
+    def forward(self, x):
+        return self.model(x).squeeze()
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [("pgd", {}), ("pgd", {"random_start": False, "steps": 2}), ("apgd-ce", {}), ("apgd-t", {})],
+)
+def test_a_model_that_squeezes_one_image_s_scores_is_a_clear_error_in_gradient_attacks(
+    name, params
+):
+    # The model check sees two images; a batch where one sample is left to attack (the other
+    # misclassified, or fooled by early stopping, or by an earlier restart) reached the loss
+    # with one image's scores as a vector: a raw "size mismatch" RuntimeError.
+    model = _Squeezes().eval()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1)
+    y[0] = (y[0] + 1) % 10
+    with pytest.raises(InputError, match=r"one row of class scores per image.*got Tensor \(10,\)"):
+        robustkit.get_attack(name, **params)(model, x, y)
+
+
 def test_integer_scores_are_refused(data):
     model, x, y = data
 
