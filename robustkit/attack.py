@@ -103,7 +103,17 @@ def validate_inputs(
     elif target is not None:
         raise InputError("targets were given to an untargeted attack; create it with targeted=True")
     # The attack's own graph starts at x: no history of the caller's (nor any leak back to it).
-    return x.detach().contiguous(), y, target
+    return (
+        _outside_inference(x.detach()).contiguous(),
+        _outside_inference(y),
+        _outside_inference(target) if target is not None else None,
+    )
+
+
+def _outside_inference(t: torch.Tensor) -> torch.Tensor:
+    """``t``, or a copy of it where it was made under ``torch.inference_mode()``: such tensors
+    cannot take part in autograd (FGSM failed on them with a raw RuntimeError)."""
+    return t.clone() if t.is_inference() else t
 
 
 def _as_labels(labels: object, what: str, device: torch.device) -> torch.Tensor:
@@ -615,7 +625,21 @@ class Attack(ABC):
         Samples the model gets wrong are not attacked. ``clean_pred``, the model's labels of
         ``x`` where the caller already has them (an evaluation with several attacks), decides
         which: every attack then judges the same samples correct, even on a randomized model.
-        Labels come from :func:`predict` (majority votes for a randomized defense)."""
+        Labels come from :func:`predict` (majority votes for a randomized defense). It runs
+        outside ``torch.inference_mode()``, as gradient attacks run outside ``no_grad``: under
+        it they blamed the model for having no gradient path."""
+        with torch.inference_mode(False):
+            return self._call(model, x, y, target, clean_pred)
+
+    def _call(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor | Sequence[int],
+        target: torch.Tensor | Sequence[int] | None,
+        clean_pred: torch.Tensor | None,
+    ) -> AttackResult:
+        """:meth:`__call__`, outside inference mode."""
         start = time.perf_counter()
         x, y, target = validate_inputs(x, y, target, self.threat)
         if clean_pred is not None:

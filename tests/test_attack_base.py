@@ -335,6 +335,22 @@ def test_a_model_that_squeezes_one_image_s_scores_is_a_clear_error_in_gradient_a
         robustkit.get_attack(name, **params)(model, x, y)
 
 
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "apgd-ce"])
+def test_gradient_attacks_take_inference_mode_images_and_run_under_inference_mode(data, name):
+    # Images made under torch.inference_mode() failed FGSM with a raw "Setting requires_grad=True
+    # on inference tensor" RuntimeError (PGD's random start happened to copy them); an attack
+    # called under it blamed the model: "no gradient path to its input ... use a label-only
+    # attack". (no_grad was always fine.)
+    model, x, y = data
+    expected = robustkit.get_attack(name)(model, x, y).x_adv
+    with torch.inference_mode():
+        made_there = x.clone()
+    assert torch.equal(robustkit.get_attack(name)(model, made_there, y).x_adv, expected)
+    with torch.inference_mode():
+        res = robustkit.get_attack(name)(model, x, y)
+    assert torch.equal(res.x_adv, expected)
+
+
 def test_integer_scores_are_refused(data):
     model, x, y = data
 
