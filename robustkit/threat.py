@@ -73,16 +73,21 @@ def normalize_direction(g: torch.Tensor, norm: str) -> torch.Tensor:
 
     Non-finite entries are taken as the sign takes them: NaN as 0, and ±inf as entries so large
     that the direction is along them alone (their limit). An L2 step divided by a NaN or
-    infinite norm made every pixel of the image NaN. The norm is taken in units of the largest
-    entry: a confident model's cross-entropy gradient (1e-20 per pixel and less in float32) had
-    a norm that underflowed to 0 (or fell below the 1e-12 that guards against a zero
-    gradient), and its step shrank to nothing."""
+    infinite norm made every pixel of the image NaN. A norm below 1e-12 (or one that
+    overflowed) is taken in units of the largest entry: a confident model's cross-entropy
+    gradient (1e-20 per pixel and less in float32) had a norm that underflowed to 0 (or fell
+    below the 1e-12 that guards against a zero gradient), and its step shrank to nothing."""
     if norm == "linf":
         return g.sign()
     g = _finite_gradient(g)
-    g = g / _view(flat_norm(g, "linf").clamp_min(torch.finfo(g.dtype).tiny), g)
-    n = flat_norm(g, "l2").clamp_min(1e-12)
-    return g / _view(n, g)
+    n = flat_norm(g, "l2")
+    direction = g / _view(n.clamp_min(1e-12), g)
+    # Where the norm is below 1e-12 or overflowed, in units of the largest entry. (Only there:
+    # elsewhere the plain norm is exact to rounding, and taking every norm in those units would
+    # move every L2 result by a few float32 units.)
+    unit = g / _view(flat_norm(g, "linf").clamp_min(torch.finfo(g.dtype).tiny), g)
+    rescaled = unit / _view(flat_norm(unit, "l2").clamp_min(1e-12), g)
+    return torch.where(_view((n >= 1e-12) & n.isfinite(), g), direction, rescaled)
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float, box=(0.0, 1.0)):
