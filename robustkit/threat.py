@@ -79,6 +79,10 @@ def normalize_direction(g: torch.Tensor, norm: str) -> torch.Tensor:
     below the 1e-12 that guards against a zero gradient), and its step shrank to nothing."""
     if norm == "linf":
         return g.sign()
+    n = flat_norm(g, "l2")
+    plain = (n >= 1e-12) & n.isfinite()
+    if bool(plain.all()):  # (the usual case: one host sync, no more work than the division)
+        return g / _view(n, g)
     g = _finite_gradient(g)
     n = flat_norm(g, "l2")
     direction = g / _view(n.clamp_min(1e-12), g)
