@@ -11,6 +11,10 @@ iterate goes back to the best point found. Steps use momentum ``alpha`` = 0.75.
   in turn (one run each); the target only shapes the loss: any misclassification is a success
   (and ends the sample's runs), as in AutoAttack.
 
+``steps`` counts gradient evaluations, one per iteration: the first at the random start, so
+``steps`` = N moves the iterate N − 1 times (AutoAttack's ``n_iter`` = N is ``steps`` = N + 1),
+and at least 2 are needed.
+
 Samples leave the batch at their first adversarial iterate (``early_stop``), which is all a
 robust-accuracy evaluation needs. On a randomized model judged by majority vote (a defense with
 ``votes`` > 1) one pass cannot say whether an iterate is adversarial: every sample takes every
@@ -57,6 +61,11 @@ class _APGDBase(Attack):
     ):
         super().__init__(norm=norm, eps=eps, targeted=False, seed=seed)
         self.steps = positive_int("steps", steps)
+        if self.steps < 2:  # (one gradient, at the random start: no step, a random point)
+            raise InputError(
+                f"APGD needs steps >= 2, got {self.steps}: steps counts gradient evaluations, "
+                "the first at the random start, so steps=1 never moves from it"
+            )
         self.restarts = positive_int("restarts", restarts)
         for name, value in (("rho", rho), ("alpha", alpha)):
             if not is_real_number(value):

@@ -218,6 +218,15 @@ def test_bad_parameters(params, message):
         robustkit.get_attack("pgd", **params)
 
 
+@pytest.mark.parametrize("name", ["apgd-ce", "apgd-dlr", "apgd-t"])
+def test_apgd_of_one_step_is_refused(name):
+    """Found by review: steps counts APGD's gradients, the first at the random start, so
+    steps=1 returned a random point of the ball and called it the attack (0 fooled)."""
+    with pytest.raises(InputError, match="APGD needs steps >= 2, got 1"):
+        robustkit.get_attack(name, steps=1)
+    assert robustkit.get_attack(name, steps=2).steps == 2
+
+
 def test_probability_model_warns_and_layouts_work():
     model = SmallCNN()
     x = batch(n=8)
