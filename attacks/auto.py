@@ -74,10 +74,17 @@ class Auto(Attack):
         self._attacks = [self._build(spec) for spec in self.stages]
 
     def _build(self, spec: str) -> Attack:
-        from robustkit.specs import build_attack
+        from robustkit.specs import build_attack, parse_attack_spec
 
         # inside a CLI spec, a stage's own parameters are separated by ';' (',' ends the stage list)
-        atk = build_attack(spec.replace(";", ","), norm=self.norm, eps=self.eps)
+        text = spec.replace(";", ",")
+        if "seed" in {k.lower() for k in parse_attack_spec(text)[1]}:
+            # (it was ignored without a word: the stage's draws come from auto's seed)
+            raise InputError(
+                f"auto stage {spec!r} sets its own seed; every stage's seed is derived from "
+                "auto's: drop seed= from the stage (set auto's own seed instead)"
+            )
+        atk = build_attack(text, norm=self.norm, eps=self.eps)
         if atk.name == self.name or atk.family != "gradient" or atk.targeted:
             raise InputError(f"auto stages must be untargeted gradient attacks, got {spec!r}")
         # (ε as written, e.g. 0.03137255 for 8/255: the same to 1e-6)

@@ -51,6 +51,8 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             example = _SPEC_EXAMPLES.get(kind, _SPEC_EXAMPLES["attack"])
+            if "stages=" in rest:  # (a comma ends auto's stage list)
+                example += "; join auto's stages with + (auto:stages=apgd-ce+apgd-t)"
             raise InputError(
                 f"bad {kind} parameter {item!r} in {spec!r}; write key=value, e.g. {example}"
             )

@@ -47,6 +47,17 @@ def test_an_auto_stage_cannot_set_its_own_threat_model():
     assert robustkit.get_attack("auto", eps=0.1, stages="pgd:eps=0.1").eps == 0.1
 
 
+def test_an_auto_stage_cannot_set_its_own_seed_and_stages_are_joined_by_plus():
+    """Found by review: a stage's seed= was ignored without a word (seed=1 and seed=99 gave
+    the same examples: each stage's seed comes from auto's); and stages joined by a comma
+    said only "write key=value"."""
+    for stages in ("pgd:seed=99", "apgd-ce:steps=5+pgd:steps=2;SEED=1"):
+        with pytest.raises(InputError, match="sets its own seed.*drop seed= from the stage"):
+            robustkit.get_attack("auto", stages=stages)
+    with pytest.raises(InputError, match=r"join auto's stages with \+"):
+        build_attack("auto:stages=apgd-ce:steps=2,apgd-t")
+
+
 def test_a_constructors_own_error_is_kept():
     with pytest.raises(InputError, match="bits must be a whole number from 1 to 16"):
         build_defense("bit-depth:bits=40")
