@@ -222,7 +222,9 @@ def _flag_rising_with_eps(tables: dict[tuple, dict[str, Any]]) -> None:
         # every pair, not only neighbours: a steady rise of one sample per ε is a rise too
         pairs = [(a, b) for i, a in enumerate(entries) for b in entries[i + 1 :]]
         for (e1, r1), (e2, r2) in pairs:
-            if r2["worst_case"] > r1["worst_case"] + 1.0 / max(min(r1["n"], r2["n"]), 1):
+            # (in samples of the smaller run, with room for rounding: 0.7 + 1/10 < 0.8)
+            rise = (r2["worst_case"] - r1["worst_case"]) * max(min(r1["n"], r2["n"]), 1)
+            if rise > 1 + 1e-6:
                 for r in (r1, r2):
                     if "rising_with_eps" not in r["flags"]:
                         r["flags"].append("rising_with_eps")

@@ -796,3 +796,17 @@ def test_preset_run_of_no_cifar10_or_mnist_model_says_which_models_it_takes(tmp_
     assert result.exit_code == 1
     (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
     assert "no CIFAR-10 or MNIST zoo model matches 'torchvision/resnet18'" in line, line
+
+
+def test_a_rise_of_one_sample_with_eps_is_not_flagged_whatever_the_rounding(tmp_path):
+    """7 of 10 robust at the smaller ε and 8 of 10 at the larger is a one-sample rise, which the
+    README leaves as within the runs' randomness: 0.7 + 1/10 rounds to 0.7999..., below 0.8,
+    and the rise was flagged."""
+    from .fake_store import LINF, add_run, robust
+
+    with Store.open(tmp_path / "x.db") as store:
+        for k, (eps, pattern) in enumerate(((0.1, "rrrrrrrfff"), (0.2, "rrrrrrrrff"))):
+            add_run(store, f"r{k}", {"fgsm": (LINF, robust(pattern))}, eps=eps, n=10)
+        tables = build(store)["tables"]
+    assert [t["rows"][0]["worst_case"] for t in tables] == [0.7, 0.8]
+    assert not any(t["rows"][0]["flags"] for t in tables)
