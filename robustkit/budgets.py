@@ -127,8 +127,9 @@ def median_l2_at(
     result_or_trajectories: Trajectories, budgets: Sequence[int] | int
 ) -> torch.Tensor:
     """``[len(budgets)]``: median over samples of the best L2 found within each budget; a sample
-    with nothing adversarial yet counts as ``inf`` (so the median is ``inf`` when fewer than
-    half are fooled). NaN for no samples."""
+    with nothing adversarial yet counts as ``inf`` (so the median is ``inf`` unless more than
+    half are fooled: with exactly half, it is the mean of a distance and ``inf``). NaN for no
+    samples."""
     return _median(l2_at_budgets(result_or_trajectories, budgets))
 
 

@@ -374,7 +374,7 @@ def render_report(report: dict[str, Any]) -> str:
             lines += [
                 "",
                 f"{label}: median L2 of the best adversarial within each query budget, over every "
-                "attacked sample (inf: fewer than half fooled within it)",
+                "attacked sample (inf: half of them or fewer fooled within it)",
             ]
             drows = [["median L2"] + [fmt(v) for v in dec["median_l2"]]]
             if "success_rate_at_eps" in dec:

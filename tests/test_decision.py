@@ -1231,3 +1231,20 @@ def test_label_only_attacks_do_not_warn_of_probabilities():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         robustkit.get_attack("cgba", max_queries=20)(model, x, y)
+
+
+def test_an_infinite_median_at_a_budget_is_explained_as_half_or_fewer_fooled(tmp_path):
+    """With exactly half of the attacked samples fooled the median L2 is inf (the mean of a
+    distance and inf), which the report explained as 'fewer than half fooled'."""
+    from robustkit.cli_evaluate import render_report
+    from robustkit.runner import summarize
+    from robustkit.store import Store
+
+    from .fake_store import CGBA, add_run
+
+    hit, miss = (True, False, 1.0, [[4, 1.0]]), (False, True, 0.0, [])
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "r", {"cgba": (CGBA, [hit, hit, miss, miss])}, norm="l2", n=4)
+        report = summarize(store, "r")
+    assert report["attacks"]["cgba"]["decision"]["median_l2"] == [math.inf]
+    assert "(inf: half of them or fewer fooled within it)" in render_report(report)
