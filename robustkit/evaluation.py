@@ -302,6 +302,12 @@ def evaluate(
             "targets were given but no attack is targeted; drop target or add a targeted "
             "attack (targeted=True)"
         )
+    targeted = [label for label, a in labelled.items() if a.targeted]
+    if target is None and targeted:
+        raise InputError(
+            f"attack {targeted[0]!r} is targeted: pass target= to evaluate (one target class "
+            "per image), or make the attack untargeted"
+        )
     threat = ThreatModel(eps=None, targeted=target is not None)
     x, y, target = validate_inputs(x, y, target, threat)
     skip = set(skip_shards)

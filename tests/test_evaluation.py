@@ -282,3 +282,15 @@ def test_a_parameter_twice_or_a_fractional_seed_is_refused():
     with pytest.raises(InputError, match="seed must be a whole number"):
         build_attack("pgd:seed=1.5")
     assert get_attack("pgd", seed=np.int64(3)).seed == 3
+
+
+def test_a_targeted_attack_without_targets_is_refused_before_the_first_shard(data):
+    """evaluate() with a targeted attack and no target= ran the untargeted attacks of the first
+    shard, then failed with the attack's own advice to 'call attack(model, x, y, target)',
+    which is not how evaluate() takes targets."""
+    model, x, y = data
+    done = []
+    attacks = [RandomSign(eps=0.3), build_attack("pgd:steps=1,targeted=true")]
+    with pytest.raises(InputError, match=r"attack 'pgd' is targeted: pass target=") as err:
+        evaluate(model, attacks, x, y, batch_size=8, on_shard=done.append)
+    assert "call attack(" not in str(err.value) and done == []
