@@ -239,6 +239,18 @@ def iter_shards(n: int, batch_size: int) -> Iterable[tuple[int, int, int]]:
         yield index, start, min(start + batch_size, n)
 
 
+def shard_indices(indices: Iterable[int]) -> set[int]:
+    """Shard indices (``skip_shards``) as a set, or a one-line error: one number (``1``) was a
+    TypeError, and a float (``[0.0]``) skipped nothing."""
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
+        values = None
+    else:
+        values = list(indices)
+    if values is None or not all(is_whole_number(i) for i in values):
+        raise InputError(f"skip_shards must be shard indices, e.g. [0, 2], got {indices!r}")
+    return {int(i) for i in values}
+
+
 def evaluate_shard(
     model: nn.Module,
     attacks: Mapping[str, Attack],
@@ -310,7 +322,7 @@ def evaluate(
         )
     threat = ThreatModel(eps=None, targeted=target is not None)
     x, y, target = validate_inputs(x, y, target, threat)
-    skip = set(skip_shards)
+    skip = shard_indices(skip_shards)
     shards = [s for s in iter_shards(len(y), batch_size) if s[0] not in skip]
     if shards:
         # one-line errors before any work (and before the clean pass could touch BatchNorm

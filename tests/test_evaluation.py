@@ -294,3 +294,12 @@ def test_a_targeted_attack_without_targets_is_refused_before_the_first_shard(dat
     with pytest.raises(InputError, match=r"attack 'pgd' is targeted: pass target=") as err:
         evaluate(model, attacks, x, y, batch_size=8, on_shard=done.append)
     assert "call attack(" not in str(err.value) and done == []
+
+
+@pytest.mark.parametrize("bad", [1, "0", [0.0], [True], None])
+def test_skip_shards_that_are_no_shard_indices_are_a_one_line_error(data, bad):
+    """skip_shards=1 was a TypeError traceback ('int' object is not iterable); [0.0] skipped
+    nothing, silently."""
+    model, x, y = data
+    with pytest.raises(InputError, match=r"skip_shards must be shard indices, e\.g\. \[0, 2\]"):
+        evaluate(model, [RandomSign()], x, y, batch_size=8, skip_shards=bad)
