@@ -142,7 +142,8 @@ def check_decision_beats_whitebox(summary: dict[str, Any]) -> Check:
             + "needs a white-box and an ε-bounded label-only attack of the same threat model",
         )
     bk, best_black, best_white = min(pairs, key=lambda p: p[1] - p[2])
-    flagged = best_black < best_white - 0.01
+    # more than one point below (with room for rounding: 0.07 - 0.01 > 0.06)
+    flagged = best_white - best_black > 0.01 + 1e-9
     detail = (
         f"label-only {bk} reaches {best_black:.1%} robust accuracy, below the white-box "
         f"{best_white:.1%}: the gradients mislead (masking); trust neither white-box number"

@@ -173,6 +173,26 @@ def test_label_only_beating_white_box_is_judged_within_one_threat_model():
     assert "same threat model" in check_decision_beats_whitebox({"attacks": cases[2][0]})[2]
 
 
+def test_label_only_one_point_below_white_box_is_not_flagged_whatever_the_rounding():
+    """The check flags a label-only attack more than one point below the white-box ones: at 6%
+    against 7% (one sample of 100) it flagged, as 0.07 - 0.01 rounds to 0.06000000000000001,
+    while 9% against 10% was let pass."""
+    from robustkit.sanity import check_decision_beats_whitebox
+
+    for white, black in ((7, 6), (10, 9), (13, 12)):
+        params = {"norm": "l2", "eps": 0.5, "targeted": False}
+        attacks = {
+            "pgd": {"family": "gradient", "params": params, "robust_accuracy": white / 100},
+            "cgba": {
+                "family": "decision",
+                "params": {**params, "max_queries": 1000},
+                "robust_accuracy": black / 100,
+            },
+        }
+        _, flagged, detail = check_decision_beats_whitebox({"attacks": attacks})
+        assert not flagged, (white, black, detail)
+
+
 def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
     """EOT is the fix the check advises: a run whose gradient attack averages over draws (eot > 1,
     also as a stage of auto) is not flagged, and its detail says the model is randomized and
