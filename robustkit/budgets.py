@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Union
 
+import numpy as np
 import torch
 
 from .checks import is_real_number
@@ -67,7 +68,7 @@ def check_budgets(
     the budget ``attack`` ran with (nothing was measured past it)."""
     if is_real_number(budgets):
         values = [budgets]
-    elif isinstance(budgets, torch.Tensor):
+    elif isinstance(budgets, (torch.Tensor, np.ndarray)):  # (a 0-d array cannot be iterated)
         values = budgets.flatten().tolist()
     elif isinstance(budgets, (str, bytes)) or not isinstance(budgets, Iterable):
         values = []

@@ -659,6 +659,7 @@ def test_budget_functions_on_known_trajectories():
     assert torch.equal(median_l2_at(trajs, 1000.0), med[2:])
     assert torch.equal(median_l2_at(trajs, np.int64(1000)), med[2:])
     assert torch.equal(median_l2_at(trajs, np.array([5, 100, 1000])), med)
+    assert torch.equal(median_l2_at(trajs, np.array(1000)), med[2:])  # (0-d: a TypeError)
     assert torch.equal(median_l2_at(trajs, torch.tensor([5, 100, 1000])), med)
     assert success_rate_at(trajs, "1/1", [100, 1000]).tolist() == [0.25, 0.75]
     for bad in ([math.nan], math.inf, "1000", [2.5], [], None):
