@@ -29,7 +29,7 @@ import math
 import torch
 
 from robustkit.attack import Attack
-from robustkit.checks import is_real_number, positive_int
+from robustkit.checks import flag, is_real_number, positive_int
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
@@ -74,7 +74,7 @@ class _APGDBase(Attack):
             raise InputError(f"rho and alpha must lie in (0, 1], got rho={rho}, alpha={alpha}")
         self.rho = float(rho)
         self.alpha = float(alpha)
-        self.early_stop = bool(early_stop)
+        self.early_stop = flag("early_stop", early_stop)
 
     def _runs(self, ctx, x, y):
         """The (loss, per-sample target or None) pairs to run, in order."""

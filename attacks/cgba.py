@@ -31,7 +31,7 @@ import math
 import numpy as np
 import torch
 
-from robustkit.checks import positive_float, positive_int
+from robustkit.checks import flag, positive_float, positive_int
 from robustkit.oracle import (
     BestTracker,
     DecisionAttack,
@@ -115,8 +115,8 @@ class _CGBABase(DecisionAttack):
         self.init_noise = positive_float("init_noise", init_noise)
         self.init_tries = positive_int("init_tries", init_tries)
         self.start_candidates = positive_int("start_candidates", start_candidates)
-        self.baseline = bool(baseline)
-        self.shared_probes = bool(shared_probes)
+        self.baseline = flag("baseline", baseline)
+        self.shared_probes = flag("shared_probes", shared_probes)
 
     def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from robustkit.attack import Attack, AttackContext
-from robustkit.checks import positive_float, positive_int
+from robustkit.checks import flag, positive_float, positive_int
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
@@ -73,13 +73,13 @@ class PGD(Attack):
         super().__init__(norm=norm, eps=eps, targeted=targeted, seed=seed)
         self.steps = positive_int("steps", steps)
         self.step_size = check_step_size(step_size)
-        self.random_start = bool(random_start)
+        self.random_start = flag("random_start", random_start)
         self.restarts = positive_int("restarts", restarts)
         get_loss(loss)
         if str(loss).lower() not in LOSSES + ("cw",):
             raise InputError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
         self.loss = str(loss).lower()
-        self.early_stop = bool(early_stop)
+        self.early_stop = flag("early_stop", early_stop)
         self.eot = positive_int("eot", eot)
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustkit.checks import is_whole_number
+from robustkit.checks import flag, is_whole_number
 from robustkit.defense import Defense
 from robustkit.errors import InputError
 from robustkit.registry import DEFENSES
@@ -50,7 +50,7 @@ class BitDepth(Defense):
         if not is_whole_number(bits) or not 1 <= bits <= 16:
             raise InputError(f"bits must be a whole number from 1 to 16, got {bits!r}")
         self.bits = int(bits)
-        self.bpda = bool(bpda)
+        self.bpda = flag("bpda", bpda)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         return Quantize(model, self.bits, self.bpda)

@@ -28,6 +28,18 @@ def positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def flag(name: str, value: object) -> bool:
+    """``value`` as a Python bool where it is one (NumPy's too), or a one-line error naming the
+    parameter: ``bool("false")`` is True, so a switch given as text was silently on."""
+    if isinstance(value, bool):
+        return value
+    import numpy as np  # (only here: the CLI starts without NumPy)
+
+    if not isinstance(value, np.bool_):
+        raise InputError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def positive_float(name: str, value: object) -> float:
     """``value`` as a positive, finite Python float, or a one-line error naming the parameter."""
     if not is_real_number(value) or not (value > 0 and math.isfinite(value)):

@@ -96,3 +96,29 @@ def test_a_norm_in_an_attack_spec_is_spelled_as_norm_takes_it():
     with pytest.raises(InputError, match=r"unknown norm 'l3' in attack 'pgd:norm=l3'") as info:
         build_attack("pgd:norm=l3", norm="l2", eps=0.5)
     assert "norm=linf or norm=l2" in str(info.value) and "--norm l3" not in str(info.value)
+
+
+def test_switches_built_directly_take_true_or_false_only():
+    """Found by review: a switch given as text to the class itself (not through a spec or
+    get_attack, which refuse it) went through bool(): baseline="false" was silently on."""
+    import numpy as np
+
+    from robustkit.attacks.apgd import APGDCE
+    from robustkit.attacks.cgba import CGBA
+    from robustkit.attacks.pgd import PGD
+    from robustkit.defenses.bit_depth import BitDepth
+
+    for build in (
+        lambda: CGBA(baseline="false"),
+        lambda: CGBA(shared_probes=0),
+        lambda: PGD(random_start="no"),
+        lambda: PGD(early_stop=None),
+        lambda: APGDCE(early_stop="true"),
+        lambda: BitDepth(bpda="false"),
+    ):
+        with pytest.raises(InputError, match="must be true or false, got"):
+            build()
+    assert (
+        CGBA(baseline=np.bool_(False)).baseline is False
+        and PGD(early_stop=False).early_stop is False
+    )
