@@ -665,6 +665,17 @@ def acceptance(report: dict) -> list[str]:
     return out
 
 
+def read_result(path: Path, what: str) -> dict:
+    """A result file of this benchmark, or a one-line error naming ``what`` it was given as."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SystemExit(f"{what} {path}: not a readable result file ({exc})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("models"), dict):
+        raise SystemExit(f"{what} {path}: not a result file of this benchmark (no models)")
+    return report
+
+
 def update_readme(text: str, path: Path) -> None:
     """Replace the decision section of benchmarks/README.md, keeping everything else."""
     block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
@@ -836,7 +847,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     # --fresh recomputes what this command asks for and keeps the rest of the file; rows of
     # other images, budgets or seed are dropped
-    report = json.loads(out.read_text()) if out.exists() else {}
+    report = read_result(out, "--out") if out.exists() else {}
     same = (report.get("n"), report.get("budgets"), report.get("seed", args.seed))
     if same != (args.n, budgets, args.seed):
         report = {}
@@ -860,7 +871,7 @@ def main(argv=None) -> None:
     report.setdefault("models", {})
     report.setdefault("targeted", {})
     for part in filter(None, args.merge.split(",")):
-        other = json.loads(Path(part).read_text())
+        other = read_result(Path(part), "--merge")
         rows = any(e["attacks"] for e in other["models"].values()) or other.get("targeted")
         theirs = (other.get("n"), other.get("budgets"), other.get("seed", args.seed))
         if rows and theirs != (args.n, budgets, args.seed):

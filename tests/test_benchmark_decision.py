@@ -319,3 +319,24 @@ def test_benchmarks_without_weights_or_data_end_in_one_line(script, args, tmp_pa
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert "ROBUSTKIT_" in lines[0]  # names the fix
+
+
+@pytest.mark.parametrize("flag", ["--merge", "--out"])
+@pytest.mark.parametrize("content", [None, '{"n": 2', "[]"])
+def test_an_unreadable_result_file_is_a_one_line_error(flag, content, tmp_path, capsys):
+    """A --merge path with a typo, or a result file cut short (an interrupted write), ended in a
+    FileNotFoundError or JSONDecodeError traceback."""
+    bench = load_benchmark()
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    elif flag == "--out":
+        bad.mkdir()  # there, but not a file
+    out = ["--out", str(bad)] if flag == "--out" else ["--out", str(tmp_path / "o.json")]
+    merge = ["--merge", str(bad)] if flag == "--merge" else []
+    args = ["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    with pytest.raises(SystemExit) as stop:
+        bench.main([*args, "--speed-repeats", "0", *out, *merge, "--plot="])
+    message = str(stop.value.code)
+    assert message.startswith(f"{flag} {bad}: not a") and "\n" not in message, message
+    assert not (tmp_path / "o.json").exists()
