@@ -886,8 +886,11 @@ def main(argv=None) -> None:
         report.setdefault("speed", {}).update(stamped(other.get("speed", {}), other, part))
 
     def save():
+        # through a temporary file: a run stopped while writing keeps the rows saved before
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1))
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(json.dumps(report, indent=1))
+        os.replace(tmp, out)
 
     report.setdefault("speed", {})
     for model_name in [m for m in args.models.split(",") if m] if wanted else []:

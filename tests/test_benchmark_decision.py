@@ -340,3 +340,24 @@ def test_an_unreadable_result_file_is_a_one_line_error(flag, content, tmp_path, 
     message = str(stop.value.code)
     assert message.startswith(f"{flag} {bad}: not a") and "\n" not in message, message
     assert not (tmp_path / "o.json").exists()
+
+
+def test_a_run_stopped_while_saving_keeps_the_saved_rows(tmp_path, monkeypatch):
+    """The result file was rewritten in place after every pair: a run stopped (Ctrl-C, killed)
+    during the write left a truncated file, losing every row saved before."""
+    bench = load_benchmark()
+    out = tmp_path / "decision.json"
+    out.write_text(json.dumps(part("earlier", {"hsja": row(0.4)})))
+    write = Path.write_text
+
+    def stopped(self, text, *a, **k):  # half the text written, then the run is stopped
+        write(self, text[: len(text) // 2], *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", stopped)
+    args = ["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    with pytest.raises(KeyboardInterrupt):
+        bench.main([*args, "--speed-repeats", "0", "--note", "x", "--out", str(out), "--plot="])
+    monkeypatch.undo()
+    saved = json.loads(out.read_text())
+    assert saved["models"]["m"]["attacks"]["hsja"]["median_l2"] == {"100": 0.4}
