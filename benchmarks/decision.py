@@ -13,7 +13,9 @@ too, so robustkit's queries per second can be reported as a fraction of it.
         [--out benchmarks/results/decision.json] [--plot benchmarks/decision.png] [--readme]
 
 Results are saved after every (model, attack) pair; a rerun skips pairs already in ``--out``
-with the same images and budgets (``--fresh`` recomputes them).
+with the same images and budgets, and targeted and speed runs made with the same
+``--targeted-pairs``, or ``--speed-queries``, ``--speed-repeats`` and ``--serial-images``
+(``--fresh`` recomputes them).
 """
 
 from __future__ import annotations
@@ -916,8 +918,10 @@ def main(argv=None) -> None:
             r = entry["attacks"][name]
             print(f"  median L2 {r['median_l2']}  {r['seconds_per_image']:.2f} s/image", flush=True)
             save()
-        if args.targeted_pairs and (model_name not in report["targeted"] or args.fresh):
-            k = min(args.targeted_pairs, x.shape[0])
+        k = min(args.targeted_pairs, x.shape[0])
+        # a row or speed entry made with other settings is not the one asked for: rerun it
+        done = report["targeted"].get(model_name, {}).get("pairs") == k
+        if args.targeted_pairs and (not done or args.fresh):
             gen = torch.Generator().manual_seed(args.seed)
             present = torch.unique(y[:k])  # classes of the attacked images themselves
             target = torch.empty(k, dtype=torch.long)
@@ -937,7 +941,16 @@ def main(argv=None) -> None:
             save()
         device = torch.cuda.get_device_name(x.device) if x.is_cuda else "CPU"
         key = speed_key(model_name, device, args.n)
-        if args.speed_repeats and (key not in report["speed"] or args.fresh):
+        sp = report["speed"].get(key, {})
+        done = (
+            sp.get("queries"),
+            len(sp.get("runs", [])),
+            sp.get("one_at_a_time", {}).get("images", 0),
+        )
+        if args.speed_repeats and (
+            done != (args.speed_queries, args.speed_repeats, min(args.serial_images, args.n))
+            or args.fresh
+        ):
             print(f"{key} CGBA speed ...", flush=True)
             report["speed"][key] = speed_runs(
                 model,

@@ -361,3 +361,49 @@ def test_a_run_stopped_while_saving_keeps_the_saved_rows(tmp_path, monkeypatch):
     monkeypatch.undo()
     saved = json.loads(out.read_text())
     assert saved["models"]["m"]["attacks"]["hsja"]["median_l2"] == {"100": 0.4}
+
+
+def test_a_rerun_with_other_targeted_or_speed_settings_is_not_skipped(tmp_path, monkeypatch):
+    """A rerun skipped a model's targeted row and speed entry whenever one was in --out, so
+    --targeted-pairs, --speed-queries, --speed-repeats and --serial-images were ignored: the
+    file kept (and the README reported) the earlier run's pairs, queries and repeats."""
+    bench = load_benchmark()
+    model, x, y = tiny_classifier(6)
+    y[:3] = y.new_tensor([0, 1, 2])  # at least two classes to target
+    calls = []
+
+    def targeted(model, x, y, name, budgets, seed, target=None, raw_seconds=0.5):
+        calls.append(("targeted", x.shape[0]))
+        return {"success_rate": 1.0, "median_l2": {"100": 0.5}}
+
+    def speed(model, x, y, queries, repeats, seed, serial_images=10, raw_seconds=0.5):
+        calls.append(("speed", queries, repeats, serial_images))
+        alone = {"images": min(serial_images, x.shape[0])} if serial_images else {}
+        return {"queries": queries, "runs": [{}] * repeats, "one_at_a_time": alone}
+
+    monkeypatch.setattr(bench.robustkit, "load_model", lambda name, device: model)
+    monkeypatch.setattr(bench, "first_correct", lambda model, n: (x[:n], y[:n], list(range(n))))
+    monkeypatch.setattr(bench, "forward_throughput", lambda *a, **k: (1000.0, 16))
+    monkeypatch.setattr(bench, "run_pair", targeted)
+    monkeypatch.setattr(bench, "speed_runs", speed)
+    monkeypatch.setattr(bench, "markdown", lambda report: "")
+    out = tmp_path / "decision.json"
+    args = ["--n", "6", "--budgets", "100", "--models", "cifar10/resnet20", "--attacks", "none"]
+    args += ["--out", str(out), "--plot="]
+
+    def run(pairs, queries, repeats, serial):
+        calls.clear()
+        bench.main([*args, "--targeted-pairs", str(pairs), "--speed-queries", str(queries),
+                    "--speed-repeats", str(repeats), "--serial-images", str(serial)])  # fmt: skip
+        return list(calls)
+
+    assert run(4, 50, 2, 2) == [("targeted", 4), ("speed", 50, 2, 2)]
+    assert run(4, 50, 2, 2) == []  # the same settings: nothing to do
+    assert run(6, 50, 2, 2) == [("targeted", 6)]
+    assert run(6, 60, 2, 2) == [("speed", 60, 2, 2)]
+    assert run(6, 60, 3, 2) == [("speed", 60, 3, 2)]
+    assert run(6, 60, 3, 0) == [("speed", 60, 3, 0)]
+    assert run(6, 60, 3, 0) == []
+    report = json.loads(out.read_text())
+    assert report["targeted"]["cifar10/resnet20"]["pairs"] == 6
+    assert report["speed"]["cifar10/resnet20, 6 images"]["queries"] == 60
