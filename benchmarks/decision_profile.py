@@ -137,6 +137,17 @@ def main(argv: list[str] | None = None) -> None:
         "first operations after a forward pass, at the last --batch-sizes entry",
     )
     args = p.parse_args(argv)
+    counts = {
+        "--n": (args.n, 1),
+        "--queries": (args.queries, 1),
+        "--repeats": (args.repeats, 0),
+        "--threads": (1 if args.threads is None else args.threads, 1),
+    }
+    for flag, (value, least) in counts.items():  # each was a traceback, or a silent default
+        if value < least:
+            p.error(f"{flag} must be at least {least}, got {value}")
+    if not all(b == "auto" or (b.isdigit() and int(b) > 0) for b in args.batch_sizes.split(",")):
+        p.error(f"--batch-sizes takes auto and/or positive whole numbers, not {args.batch_sizes!r}")
     pads = args.pad.split(",")
     if not set(pads) <= {"auto", "off"}:
         raise SystemExit(f"--pad takes auto and/or off, not {args.pad!r}")

@@ -407,3 +407,28 @@ def test_a_rerun_with_other_targeted_or_speed_settings_is_not_skipped(tmp_path, 
     report = json.loads(out.read_text())
     assert report["targeted"]["cifar10/resnet20"]["pairs"] == 6
     assert report["speed"]["cifar10/resnet20, 6 images"]["queries"] == 60
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--n", "0"], "--n must be at least 1, got 0"),
+        (["--queries", "-5"], "--queries must be at least 1"),
+        (["--threads", "-1"], "--threads must be at least 1"),
+        (["--batch-sizes", "auto,x"], "--batch-sizes takes auto and/or positive whole numbers"),
+        (["--batch-sizes", "0"], "--batch-sizes takes auto and/or positive whole numbers"),
+    ],
+)
+def test_bad_profile_command_lines_stop_before_anything_runs(args, needle, capsys):
+    """decision_profile.py: --n 0 ended in torch.cat's traceback after loading the model,
+    --batch-sizes x in int()'s after timing the raw loop, --threads -1 in torch's."""
+    spec = importlib.util.spec_from_file_location(
+        "decision_profile", ROOT / "benchmarks/decision_profile.py"
+    )
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    with pytest.raises(SystemExit) as stop:
+        profile.main(["--models", "cifar10/resnet4b-at", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr()
+    assert needle in err.err.strip().splitlines()[-1] and "allocator" not in err.out, err
