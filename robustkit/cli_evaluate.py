@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import sys
@@ -315,6 +316,13 @@ def render_report(report: dict[str, Any]) -> str:
         + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),
         f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({report['n']} samples)",
     ]
+    unfinished = report.get("status", "finished") != "finished"
+    if unfinished:  # (runs show of a run stopped early: its figures cover what is stored)
+        asked = report.get("n_asked", report["n"])
+        lines.append(
+            f"UNFINISHED: {report['n']} of {asked} samples stored; every figure here covers "
+            "those only (rerun the run's command to resume it)"
+        )
     if report["attacks"]:
         rows = [
             [
@@ -326,7 +334,7 @@ def render_report(report: dict[str, Any]) -> str:
                 fmt(row["max_norm"]),
                 row["forwards"],
                 row["gradients"],
-                f"{row['seconds']:.1f}",
+                "-" if math.isnan(row["seconds"]) else f"{row['seconds']:.1f}",  # (none stored)
             ]
             for label, row in report["attacks"].items()
         ]
@@ -345,7 +353,9 @@ def render_report(report: dict[str, Any]) -> str:
         joint = (
             f"joint (worst-case) robust accuracy: {fmt(report['robust_accuracy'], percent=True)}"
         )
-        if report["robust_accuracy"] is None:
+        if report["robust_accuracy"] is None and not report["n"]:
+            joint += " (no sample stored yet)"
+        elif report["robust_accuracy"] is None:
             joint += (
                 " (no attack here has an ε: minimum-norm attacks report distances, not robustness;"
                 " give --norm l2 to judge label-only attacks at an L2 ε)"

@@ -771,6 +771,8 @@ def summarize(store: Store, run_id: str) -> dict[str, Any]:
         "correct_only": config.get("correct_only", False),
         "weights": config.get("weights"),
         "n": n,
+        # the samples the run was given: more than n while it is unfinished
+        "n_asked": len(json.loads(run["indices"])),
         "device": run["device"],
         "seed": run["seed"],
         "defenses": defense_names(run["defenses"]),

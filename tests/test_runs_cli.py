@@ -115,3 +115,30 @@ def test_a_run_deleted_while_it_is_computed_is_a_one_line_error(tmp_path, monkey
     args = ["evaluate", "--model", "mnist/lenet5", "--n", "8", "--batch-size", "4"]
     result = run(*args, "--attack", "fgsm", "--no-progress", "--db", str(db))
     assert_one_line_error(result, "was deleted from", "rerun the command")
+
+
+def test_an_unfinished_run_is_shown_as_one(db):
+    """`runs show` of a run stopped early printed its figures over the samples stored as a
+    finished run's, with nothing to say that half of them were missing."""
+    finished, stopped = (r["run_id"] for r in _listed(db))
+    shown = run("runs", "show", stopped, "--db", str(db), "--format", "json")
+    report = json.loads(shown.output)
+    assert (report["status"], report["n"], report["n_asked"]) == ("running", 4, 8)
+    text = run("runs", "show", stopped, "--db", str(db)).output
+    assert "UNFINISHED: 4 of 8 samples stored" in text, text
+    assert "UNFINISHED" not in run("runs", "show", finished, "--db", str(db)).output
+
+
+def test_a_run_with_no_shard_stored_says_so(tmp_path):
+    """A run stopped before its first shard: its joint figure was explained as "no attack
+    here has an ε" (FGSM has one) and its seconds read "nan"."""
+    from robustkit.runner import RunConfig, prepare
+
+    path = tmp_path / "results.db"
+    prepared = prepare(RunConfig(model="mnist/lenet5", n=4, attacks=("fgsm",)))
+    with Store.open(path) as store:
+        store.start_run(prepared.run_id, prepared.fields)
+    text = run("runs", "show", prepared.run_id, "--db", str(path)).output
+    assert "UNFINISHED: 0 of 4 samples stored" in text, text
+    assert "no sample stored yet" in text and "no attack here has an ε" not in text
+    assert "nan" not in text
