@@ -309,9 +309,13 @@ def render_report(report: dict[str, Any]) -> str:
 
     tm = report["threat_model"]
     threat = f"{tm['norm']} {tm['eps_text']}" + (" targeted" if tm.get("targeted") else "")
+    if report.get("correct_only"):  # not a range: the first ones the model gets right
+        samples = f"first {report.get('n_asked', report['n'])} correct from {report['offset']}"
+    else:
+        samples = f"[{report['offset']}, {report['offset'] + report['n']})"
     lines = [
         f"model {report['model']} | data {report['data']}/{report['split']} "
-        f"[{report['offset']}, {report['offset'] + report['n']}) | threat {threat} "
+        f"{samples} | threat {threat} "
         f"| device {report['device']} | seed {report['seed']}"
         + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),
         f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({report['n']} samples)",

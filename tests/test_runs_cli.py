@@ -142,3 +142,17 @@ def test_a_run_with_no_shard_stored_says_so(tmp_path):
     assert "UNFINISHED: 0 of 4 samples stored" in text, text
     assert "no sample stored yet" in text and "no attack here has an ε" not in text
     assert "nan" not in text
+
+
+def test_a_run_of_correctly_classified_images_does_not_claim_a_range(tmp_path):
+    """A correct_only run (the leaderboard presets' label-only runs) was shown as the range
+    "[20, 23)" of images, where it held images 20, 21 and 23 (the model gets 22 wrong)."""
+    from robustkit.runner import RunConfig, run_evaluation
+
+    path = tmp_path / "results.db"
+    config = RunConfig(model="cifar10/resnet4b-at", n=3, offset=20, correct_only=True)
+    report = run_evaluation(config, db=path, progress=False)
+    with Store.open(path) as store:
+        assert json.loads(store.get_run(report["run_id"])["indices"]) == [20, 21, 23]
+    text = run("runs", "show", report["run_id"], "--db", str(path)).output
+    assert "[20, 23)" not in text and "first 3 correct from 20" in text, text
