@@ -371,8 +371,9 @@ def render_report(report: dict[str, Any]) -> str:
         ):
             fix = "drop --targeted" if tm.get("targeted") else "add an untargeted attack"
             joint += (
-                " (every attack here with an ε is targeted: this counts only misclassifications"
-                f" as their targets, so it is an upper bound; {fix} for the robust accuracy)"
+                " (every attack here with an ε is targeted: each aimed only at its targets,"
+                " though any misclassification it reached counts, so this is an upper bound;"
+                f" {fix} for the robust accuracy)"
             )
         lines.append(joint)
         for label, row in report["attacks"].items():

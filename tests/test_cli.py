@@ -182,6 +182,21 @@ def test_targeted_attacks_are_marked_and_their_joint_figure_is_an_upper_bound():
     assert "is an upper bound; drop --targeted" in targeted.output
 
 
+def test_the_targeted_upper_bound_note_says_what_it_counts():
+    """The note said a targeted joint figure "counts only misclassifications as their
+    targets", beside a targeted PGD at 0% robust accuracy and 87.5% success: any
+    misclassification counts (a sample sent to another class than its target too)."""
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "8", "--attack", "pgd:steps=3"]
+    result = run(*args, "--targeted", "--no-progress", "--format", "json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)["attacks"]["pgd:steps=3"]
+    assert row["robust_accuracy"] + row["success_rate"] < 1  # misses of the target count
+    text = run(*args, "--targeted", "--no-progress").output
+    assert "is an upper bound; drop --targeted" in text, text
+    assert "only misclassifications as their targets" not in text
+    assert "any misclassification it reached counts" in text
+
+
 def test_interrupt_while_loading_the_model_exits_130_like_the_rest(monkeypatch):
     """A Ctrl-C before the run (loading the model, here) ended with click's "Aborted!" and exit
     status 1, and 130 once shards ran: one status for one cause."""
