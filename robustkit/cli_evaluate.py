@@ -171,7 +171,8 @@ def check_save_adv(
     type=int,
     default=250,
     show_default=True,
-    help="Samples per shard (attacked together; a finished shard is stored). On a GPU larger "
+    help="Samples per shard (attacked together; a finished shard is stored). Part of the run: "
+    "another --batch-size starts another run, it does not resume this one. On a GPU larger "
     "shards pay for decision-based attacks: CGBA on an H200 made 29,000 queries/s with 100 "
     "images and 119,000 with 1,000 (cifar10/resnet20).",
 )

@@ -156,3 +156,15 @@ def test_a_run_of_correctly_classified_images_does_not_claim_a_range(tmp_path):
         assert json.loads(store.get_run(report["run_id"])["indices"]) == [20, 21, 23]
     text = run("runs", "show", report["run_id"], "--db", str(path)).output
     assert "[20, 23)" not in text and "first 3 correct from 20" in text, text
+
+
+def test_another_batch_size_is_another_run_as_the_help_says(db):
+    """Resuming an interrupted run with another --batch-size started a new run from scratch
+    (shards are seeded by their index), which neither --help nor the README said."""
+    common = ["--model", "mnist/lenet5", "--n", "8", "--no-progress", "--db", str(db)]
+    again = run("evaluate", *common, "--batch-size", "8", "--attack", "pgd:steps=2")
+    assert again.exit_code == 0, again.output
+    rows = [(r["stored"], r["status"]) for r in _listed(db) if r["attacks"] == ["pgd:steps=2"]]
+    assert rows == [(4, "running"), (8, "finished")]
+    help_text = " ".join(run("evaluate", "--help").output.split())
+    assert "another --batch-size starts another run, it does not resume this one" in help_text
