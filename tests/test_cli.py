@@ -160,8 +160,8 @@ def test_save_adv_gives_the_targets_of_targeted_examples(tmp_path):
 
 
 def test_targeted_attacks_are_marked_and_their_joint_figure_is_an_upper_bound():
-    """A targeted attack's "robust" samples were only not moved to their targets: the threat
-    says so per attack (cgba-h is targeted by default, also in an untargeted run) and in the
+    """A targeted attack's "robust" samples are those it left correct while aiming only at
+    their targets (it never tried the other classes): the threat says so per attack (cgba-h is targeted by default, also in an untargeted run) and in the
     header for --targeted runs; a joint figure made of targeted attacks alone says it is an
     upper bound, with the fix."""
     common = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "8", "--norm", "l2"]
