@@ -768,6 +768,8 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
         return f"--budgets must be whole numbers separated by commas, got {args.budgets!r}"
     if not budgets or min(budgets) < 1:
         return f"--budgets must be positive query counts, got {args.budgets!r}"
+    if len(set(budgets)) < len(budgets):  # (a repeated column in every table)
+        return f"--budgets names a budget twice, got {args.budgets!r}; give each once"
     known = set(OURS + THIRD_PARTY) | {"none"}
     unknown = [a for a in args.attacks.split(",") if a and a not in known]
     if unknown:

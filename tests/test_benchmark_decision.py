@@ -236,6 +236,7 @@ def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
         (["--n", "0"], "--n must be at least 1, got 0"),
         (["--budgets", "250,abc"], "--budgets must be whole numbers separated by commas"),
         (["--budgets", "0,100"], "--budgets must be positive query counts"),
+        (["--budgets", "100,250,100"], "--budgets names a budget twice"),
         (["--attacks", "cgba,foo"], "unknown attack 'foo' for --attacks"),
         (["--models", "cifar10/nope"], "unknown model 'cifar10/nope' for --models"),
         (["--threads", "0"], "--threads must be at least 1"),
