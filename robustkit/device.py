@@ -133,9 +133,20 @@ def full_float32() -> Iterator[None]:
     labelled clean in another. Measured on an H200 on cifar10/resnet20's first 100 images:
     under TF32 only 86% of CGBA's final examples passed the fresh re-check and the median L2 at
     1,000 queries was 0.532; in full float32 100% passed and it was 0.506 (CPU: 0.498).
-    HopSkipJump (20 images, 1,000 queries): 1.469 under TF32, 0.648 in float32. The previous
-    settings come back on exit; on a CPU this changes nothing.
+    HopSkipJump (20 images, 1,000 queries): 1.469 under TF32, 0.648 in float32. Autocast is
+    off inside too: under a caller's ``torch.autocast`` (mixed precision) the passes ran in
+    float16 or bfloat16 whatever the TF32 settings said. The previous settings come back on
+    exit; on a CPU outside autocast this changes nothing.
     """
+    with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+        with _no_tf32():
+            yield
+
+
+@contextmanager
+def _no_tf32() -> Iterator[None]:
+    """TF32 off for CUDA's float32 convolutions and matrix products inside the block (see
+    :func:`full_float32`); the previous settings, through whichever API made them, after."""
     backends = torch.backends
     if hasattr(backends.cuda.matmul, "fp32_precision"):
         # PyTorch ≥ 2.9: once TF32 is set through fp32_precision, reading the legacy allow_tf32

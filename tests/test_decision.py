@@ -152,6 +152,36 @@ def test_decision_attacks_run_in_full_float32_and_restore_the_settings(linear):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
+class DtypeRecorder(nn.Module):
+    """Wraps a model and records the dtype of each forward pass's scores."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.dtypes: set[torch.dtype] = set()
+
+    def forward(self, x):
+        out = self.model(x)
+        self.dtypes.add(out.dtype)
+        return out
+
+
+@pytest.mark.parametrize("name", DECISION)
+def test_decision_attacks_run_in_full_float32_under_an_enclosing_autocast(linear, name):
+    """Called inside a caller's ``torch.autocast`` (mixed precision in a notebook or a training
+    loop), the label oracle's passes ran in bfloat16 (float16 on a GPU): far coarser than the
+    TF32 full_float32 turns off. Autocast is off inside full_float32, and back after it."""
+    model, x, y = linear
+    recorder = DtypeRecorder(model)
+    targeted = name == "cgba-h"
+    target = (y[:2] + 1) % 10 if targeted else None
+    attack = robustkit.get_attack(name, max_queries=30, targeted=targeted)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        attack(recorder, x[:2], y[:2], target)
+        assert nn.Linear(2, 2)(torch.ones(1, 2)).dtype == torch.bfloat16  # the caller's, back
+    assert recorder.dtypes == {torch.float32}
+
+
 # -- accounting and the result contract --------------------------------------------------------
 @pytest.mark.parametrize("name", DECISION)
 @pytest.mark.parametrize("budget", [1, 3, 37, 400])
