@@ -152,7 +152,8 @@ def _images(what: str, images: Any) -> torch.Tensor:
     """``images`` as a tensor (a NumPy array, e.g. the ``x_adv`` of a ``--save-adv`` file, is
     taken as it is), or a one-line error: an array met the tensor in ``x_adv - x`` with a
     TypeError, and one image (C×H×W), channels last or uint8 pixels, given as a tensor or an
-    array, failed in matplotlib or showed a blank grid."""
+    array, failed in matplotlib or showed a blank grid. On the CPU, detached: images kept on a
+    GPU met the CPU's ``x_adv`` of a result in ``x_adv - x``."""
     try:
         out = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     except (TypeError, ValueError, RuntimeError):
@@ -163,7 +164,7 @@ def _images(what: str, images: Any) -> torch.Tensor:
             f"(a tensor or a NumPy array), got {type(images).__name__}"
             + (f" shaped {tuple(out.shape)} of {out.dtype}" if out is not None else "")
         )
-    return out
+    return out.detach().cpu()
 
 
 def _titles(what: str, labels: Any, n: int, classes: list[str] | None) -> list[str] | None:
@@ -214,11 +215,10 @@ def adversarial_grid(
     n = min(n, x.shape[0])
     titles = _titles("y", y, n, classes), _titles("adv_pred", adv_pred, n, classes)
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.4), squeeze=False)
-    delta = (x_adv[:n] - x[:n]).detach().cpu()
+    delta = x_adv[:n] - x[:n]
     scale = delta.abs().amax().clamp_min(1e-12)
 
     def show(ax, img):
-        img = img.detach().cpu()
         if img.shape[0] == 1:
             ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
         else:
