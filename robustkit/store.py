@@ -348,6 +348,7 @@ class Store:
                 delay = min(delay * 2, 0.25)
 
     def close(self) -> None:
+        """Close the connection (also done on leaving a ``with`` block)."""
         self.conn.close()
 
     def __enter__(self) -> Store:
@@ -406,6 +407,7 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The ``runs`` row of ``run_id`` (the full id) as a dict, or None if no such run is stored."""
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return dict(row) if row else None
 
@@ -468,6 +470,7 @@ class Store:
         return stored[0] >= len(json.loads(run["indices"]))
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
+        """Mark ``run_id`` with ``status`` (``"finished"`` by default) and the current time as its end."""
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
@@ -475,10 +478,13 @@ class Store:
             )
 
     def shards(self, run_id: str) -> list[dict[str, Any]]:
+        """The shards ``run_id`` finished, in order: index, sample range, seconds (total and per
+        attack) and when each was stored."""
         rows = self.conn.execute("SELECT * FROM shards WHERE run_id = ? ORDER BY shard", (run_id,))
         return [dict(r) for r in rows]
 
     def finished_shards(self, run_id: str) -> set[int]:
+        """Indices of the shards ``run_id`` has stored (a resumed run skips them)."""
         rows = self.conn.execute("SELECT shard FROM shards WHERE run_id = ?", (run_id,))
         return {r[0] for r in rows}
 
@@ -525,6 +531,8 @@ class Store:
         self._replacing.pop(run_id, None)
 
     def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:
+        """Store sanity checks ``(name, flagged, detail)`` for ``run_id`` in one transaction; a
+        check already stored under the same name is replaced."""
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?)",
@@ -533,6 +541,8 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
     def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every stored run (its ``runs`` row as a dict), oldest first; only those with ``status``
+        (``"running"`` or ``"finished"``) if given."""
         sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY started"
         return [dict(r) for r in self.conn.execute(sql, (status,) if status else ())]
 
@@ -552,10 +562,14 @@ class Store:
         return deleted
 
     def samples(self, run_id: str) -> list[dict[str, Any]]:
+        """The samples ``run_id`` has stored, by data-set index: ``idx``, ``shard``, label ``y`` and
+        ``clean_pred``."""
         rows = self.conn.execute("SELECT * FROM samples WHERE run_id = ? ORDER BY idx", (run_id,))
         return [dict(r) for r in rows]
 
     def results(self, run_id: str, attack: str | None = None) -> list[dict[str, Any]]:
+        """The per-(sample, attack) rows of ``run_id`` (only ``attack``'s if given), ordered by
+        attack, then index; ``stage`` is None where the attack has no stages."""
         sql = "SELECT * FROM results WHERE run_id = ?" + (" AND attack = ?" if attack else "")
         args = (run_id, attack) if attack else (run_id,)
         # (a read-only store of the first schema has no stage column: see _add_stage_column)
@@ -565,6 +579,7 @@ class Store:
         return rows
 
     def checks(self, run_id: str) -> list[dict[str, Any]]:
+        """The sanity checks stored for ``run_id`` (``name``, ``flagged``, ``detail``), by name."""
         rows = self.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY name", (run_id,))
         return [dict(r) for r in rows]
 
