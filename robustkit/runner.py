@@ -51,7 +51,17 @@ def default_eps(dataset: str, norm: str) -> float:
 
 @dataclass
 class RunConfig:
-    """Everything that defines an evaluation run (the CLI's ``evaluate`` options)."""
+    """Everything that defines an evaluation run (the CLI's ``evaluate`` options).
+
+    ``attacks`` and ``defenses`` are specs as on the command line (``"pgd:steps=20"``,
+    ``"bit-depth:bits=4"``; defenses wrap the model in the order given); ``dataset`` is a data set name or an
+    ``.npz`` path (None: the model's); ``eps`` None is the data set's default for ``norm``;
+    ``queries`` is the budget of decision-based attacks whose spec sets no ``max_queries``;
+    ``correct_only`` takes the first ``n`` samples from ``offset`` that the model classifies
+    correctly instead of the first ``n``; ``sanity=False`` skips the sanity checks; ``extra``
+    holds what is recorded but is not part of the run (``"command"``: the command line that
+    made it). ``device`` is not part of the run either: a run resumes on another device.
+    """
 
     model: str
     dataset: str | None = None
@@ -652,7 +662,16 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
 def run_evaluation(
     config: RunConfig, db: str | Path | None = None, fresh: bool = False, progress: bool = True
 ) -> dict[str, Any]:
-    """Run (or resume) ``config`` against the store at ``db``; return its report from the store."""
+    """Run (or resume) ``config`` against the store at ``db``; return its report from the store.
+
+    What ``robustkit evaluate`` does, from Python: shards the store already holds are not
+    computed again, ``fresh=True`` starts over, the sanity checks run (unless
+    ``config.sanity`` is False) and are stored, and the report is the dict that
+    ``robustkit evaluate --format json`` prints. ``db`` None is the default store
+    (:func:`robustkit.store.default_db_path`). A mistake in ``config`` raises a one-line
+    :class:`~robustkit.RobustkitError` before anything is stored: an unknown model, attack or
+    defense name is an :class:`~robustkit.errors.UnknownNameError`, an unknown parameter or an
+    ε no attack uses an :class:`~robustkit.errors.InputError`."""
     run = prepare(config)
     with Store.open(db) as store:
         execute(run, store, fresh=fresh, progress=progress)
