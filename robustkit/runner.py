@@ -54,8 +54,9 @@ class RunConfig:
     """Everything that defines an evaluation run (the CLI's ``evaluate`` options).
 
     ``attacks`` and ``defenses`` are specs as on the command line (``"pgd:steps=20"``,
-    ``"bit-depth:bits=4"``; defenses wrap the model in the order given); ``dataset`` is a data set name or an
-    ``.npz`` path (None: the model's); ``eps`` None is the data set's default for ``norm``;
+    ``"bit-depth:bits=4"``; defenses wrap the model in the order given); ``dataset`` is a data
+    set name or an ``.npz`` path (None: the model's); ``eps`` None is the data set's default for
+    ``norm``;
     ``queries`` is the budget of decision-based attacks whose spec sets no ``max_queries``;
     ``correct_only`` takes the first ``n`` samples from ``offset`` that the model classifies
     correctly instead of the first ``n``; ``sanity=False`` skips the sanity checks; ``extra``

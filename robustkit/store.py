@@ -407,7 +407,8 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        """The ``runs`` row of ``run_id`` (the full id) as a dict, or None if no such run is stored."""
+        """The ``runs`` row of ``run_id`` (the full id) as a dict; None if no such run is
+        stored."""
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return dict(row) if row else None
 
@@ -470,7 +471,7 @@ class Store:
         return stored[0] >= len(json.loads(run["indices"]))
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
-        """Mark ``run_id`` with ``status`` (``"finished"`` by default) and the current time as its end."""
+        """Mark ``run_id`` with ``status`` (``"finished"`` by default), ending now."""
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
