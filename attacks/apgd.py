@@ -214,7 +214,14 @@ class _APGDBase(Attack):
     reference="Croce & Hein, ICML 2020",
 )
 class APGDCE(_APGDBase):
-    """APGD on the cross-entropy loss."""
+    """APGD on the cross-entropy loss.
+
+    ``steps`` counts gradient evaluations, the first at the random start (at least 2;
+    AutoAttack's ``n_iter=N`` is ``steps=N+1``); ``restarts`` retries the samples still robust
+    from another random start; ``rho`` is the share of steps since the last checkpoint that must
+    raise the loss to keep the step size; ``alpha`` is the momentum; ``early_stop=False`` runs
+    every step for every sample. APGD is untargeted (``apgd-t`` aims at wrong classes itself).
+    """
 
     name = "apgd-ce"
 
@@ -230,7 +237,8 @@ class APGDCE(_APGDBase):
     reference="Croce & Hein, ICML 2020",
 )
 class APGDDLR(_APGDBase):
-    """APGD on the DLR loss."""
+    """APGD on the DLR loss (scale-invariant; needs 3 classes or more). Parameters as
+    :class:`APGDCE`."""
 
     name = "apgd-dlr"
 
@@ -246,7 +254,12 @@ class APGDDLR(_APGDBase):
     reference="Croce & Hein, ICML 2020",
 )
 class APGDT(_APGDBase):
-    """Targeted APGD on the targeted DLR loss, one run per candidate target class."""
+    """Targeted APGD on the targeted DLR loss, one run per candidate target class.
+
+    The candidates are the ``n_target_classes`` classes the model ranks highest after the
+    true one; any misclassification counts as a success, as in AutoAttack. The other
+    parameters are :class:`APGDCE`'s; ``steps`` and ``restarts`` apply to each target.
+    """
 
     name = "apgd-t"
 

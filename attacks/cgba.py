@@ -27,6 +27,7 @@ images share their probe directions through a pool (``shared_probes``).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -454,7 +455,15 @@ class CGBA(_CGBABase):
     size (1 for 32×32, 4 for 224×224; recorded in ``result.extras``). ``shared_probes=False``
     draws every probe direction of every image independently instead of reading them from a
     pool the images of the batch share (each image's attack follows the same distribution
-    either way; independent draws cost about 10 µs per 32×32 probe on a CPU)."""
+    either way; independent draws cost about 10 µs per 32×32 probe on a CPU).
+
+    Iteration ``t`` estimates the normal from ``n0·√t`` probes, each ``sigma`` times a random
+    direction away from the boundary point; searches along the semicircle stop after
+    ``max_search_steps`` tries and bisections at ``tol`` or ``max_bisection_steps`` halvings;
+    the start is the first of ``init_tries`` noisy copies ``x0 + k·init_noise·N(0, I)`` the
+    model labels wrong (targeted: an image of the batch, or uniform noise, labelled as the
+    target); ``baseline=True`` subtracts the mean probe sign (HopSkipJump's variance
+    reduction). ``max_queries``, ``eps`` and ``batch_size`` are :class:`DecisionAttack`'s."""
 
     name = "cgba"
     curved = False
@@ -483,5 +492,6 @@ class CGBAH(_CGBABase):
     name = "cgba-h"
     curved = True
 
-    def __init__(self, max_queries: int = 1000, targeted: bool = True, **kwargs):
+    def __init__(self, max_queries: int = 1000, targeted: bool = True, **kwargs: Any):
+        """``kwargs``: every other parameter of :class:`CGBA`, with its default."""
         super().__init__(max_queries=max_queries, targeted=targeted, **kwargs)

@@ -17,6 +17,8 @@ are judged by the vote.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from robustkit.attack import Attack, AttackContext
@@ -52,7 +54,16 @@ def eot_value_and_grad(ctx: AttackContext, x, idx, loss_of, eot: int):
     reference="Madry et al., ICLR 2018",
 )
 class PGD(Attack):
-    """Projected gradient ascent with random start, restarts, early stop and EOT."""
+    """Projected gradient ascent with random start, restarts, early stop and EOT.
+
+    ``steps`` steps of ``step_size`` (None: 2.5·ε/steps, see :attr:`alpha`) from a random
+    point of the ε-ball (``random_start``, else the clean image); ``restarts`` retries
+    the samples no earlier restart fooled; ``loss``: ``ce``, ``margin`` (Carlini & Wagner's;
+    ``cw`` names it too) or ``dlr``; ``targeted=True`` aims at the ``target`` the call is given;
+    ``early_stop=False`` runs every step for every sample (the first adversarial iterate is
+    still the answer); ``eot`` > 1 averages each gradient over that many passes (for randomized
+    models).
+    """
 
     name = "pgd"
 
@@ -87,7 +98,9 @@ class PGD(Attack):
         """The step size used: ``step_size``, or 2.5·ε/steps (Madry et al.'s rule)."""
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
-    def clean_gradient_loss(self, y, target):
+    def clean_gradient_loss(
+        self, y: torch.Tensor, target: torch.Tensor | None
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """Without a random start (and with one pass per gradient) the first step's gradient is
         taken at the clean images, in the pass that also gives their labels."""
         if self.random_start or self.eot != 1:
@@ -208,6 +221,7 @@ class FGSM(PGD):
 
     @property
     def alpha(self) -> float:
+        """The step size used: ``step_size``, or ε (1.25·ε with ``random_start``, FGSM-RS)."""
         if self.step_size is not None:
             return self.step_size
         return 1.25 * self.eps if self.random_start else self.eps

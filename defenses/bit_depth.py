@@ -41,7 +41,11 @@ class Quantize(nn.Module):
     reference="Xu, Evans & Qi, NDSS 2018; BPDA: Athalye, Carlini & Wagner, ICML 2018",
 )
 class BitDepth(Defense):
-    """Reduce every input to ``bits`` bits per channel."""
+    """Reduce every input to ``bits`` bits per channel (1 to 16).
+
+    Rounding has no gradient, so a gradient attack on this defense overstates its robustness;
+    ``bpda=True`` is the same defense whose backward pass lets gradients through (BPDA): evaluate
+    with it."""
 
     name = "bit-depth"
     adaptive_attack = "pgd (on bit-depth:bpda=true)"

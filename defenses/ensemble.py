@@ -44,7 +44,10 @@ class AverageLogits(nn.Module):
     reference="Tramèr et al., ICLR 2018 (ensembles are not robust to attacks on the whole)",
 )
 class Ensemble(Defense):
-    """Average the defended model with the zoo models named in ``members`` (``a|b|c``)."""
+    """Average the logits of the defended model and of the models named in ``members``: zoo
+    names, ``torchvision/<arch>`` or ``path/to/file.py:factory``, joined by ``|`` or as a list.
+    Each member is named once; their order does not matter (they are stored sorted). Members
+    are loaded on the defended model's device and dtype and must share its classes."""
 
     name = "ensemble"
     adaptive_attack = "pgd (gradients through the whole ensemble)"

@@ -622,6 +622,10 @@ class Attack(ABC):
     ) -> AttackResult:
         """Attack ``model`` on images ``x`` (N×C×H×W in the box) with labels ``y``.
 
+        ``target`` (per sample, a class other than its label) is required by an attack made with
+        ``targeted=True`` and refused by any other (:class:`~robustkit.errors.InputError`, as
+        are images or labels the model cannot take). Returns an :class:`AttackResult`.
+
         Samples the model gets wrong are not attacked. ``clean_pred``, the model's labels of
         ``x`` where the caller already has them (an evaluation with several attacks), decides
         which: every attack then judges the same samples correct, even on a randomized model.
