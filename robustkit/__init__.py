@@ -12,7 +12,7 @@ The notebook API::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Importing the package loads almost nothing: the command line starts without PyTorch and
 # `robustkit --help` answers at once, and the console script (robustkit.__main__) imports the
@@ -86,10 +86,14 @@ def list_defenses(pattern: str = "*") -> list[str]:
     return DEFENSES.names(pattern)
 
 
-def get_attack(name: str, **params) -> Attack:
+def get_attack(name: str, **params: Any) -> Attack:
     """The attack registered as ``name``, configured with ``params``.
 
     Example: ``get_attack("pgd", norm="linf", eps=8/255, steps=10, step_size=2/255)``.
+    Names match in any case. An unknown name raises
+    :class:`~robustkit.errors.UnknownNameError` (suggesting close ones), an unknown or invalid
+    parameter :class:`~robustkit.errors.InputError` naming the valid ones; ``help()`` of the
+    attack's class (``type(get_attack(name))``) describes its parameters.
     """
     from .registry import ATTACKS
     from .specs import instantiate
@@ -97,9 +101,9 @@ def get_attack(name: str, **params) -> Attack:
     return instantiate(ATTACKS, name, params)
 
 
-def get_defense(name: str, **params) -> Defense:
+def get_defense(name: str, **params: Any) -> Defense:
     """The defense registered as ``name``, configured with ``params``; ``.apply(model)`` wraps a
-    model with it."""
+    model with it. Errors as in :func:`get_attack`."""
     from .registry import DEFENSES
     from .specs import instantiate
 
