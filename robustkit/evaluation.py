@@ -300,6 +300,14 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate ``model`` on ``(x, y)`` against ``attacks`` and return an :class:`Evaluation`.
 
+    ``attacks``: one attack, a list (labelled by name, ``name#2`` for a repeat) or a mapping of
+    labels to attacks; None measures clean accuracy only. ``target`` (one class per image) is
+    required when an attack is targeted and refused when none is
+    (:class:`~robustkit.errors.InputError`); only targeted attacks get it. Each shard's attacks
+    are seeded from ``seed`` and the shard's index, so a shard gives the same numbers alone or
+    in a resumed run. No sanity checks run here and nothing is stored (the runner,
+    :func:`robustkit.runner.run_evaluation`, does both).
+
     ``x`` and ``y`` may live on the CPU; each shard of ``batch_size`` samples moves to the model's
     device in turn. ``skip_shards`` names shards not to compute (a resumed run has them already);
     ``on_shard`` receives each finished :class:`ShardResult` (the runner stores it). The returned
