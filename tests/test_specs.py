@@ -122,3 +122,10 @@ def test_switches_built_directly_take_true_or_false_only():
         CGBA(baseline=np.bool_(False)).baseline is False
         and PGD(early_stop=False).early_stop is False
     )
+
+
+def test_a_loss_alias_is_the_same_attack():
+    """Found by review: pgd:loss=cw kept "cw" as its loss, so it was another configuration
+    (and run id) than pgd:loss=margin, the same attack."""
+    cw, margin = build_attack("pgd:loss=cw"), build_attack("pgd:loss=MARGIN")
+    assert cw.loss == margin.loss == "margin" and cw.params == margin.params
