@@ -126,6 +126,6 @@ def test_switches_built_directly_take_true_or_false_only():
 
 def test_a_loss_alias_is_the_same_attack():
     """Found by review: pgd:loss=cw kept "cw" as its loss, so it was another configuration
-    (and run id) than pgd:loss=margin, the same attack."""
+    than pgd:loss=margin, the same attack (the run id still follows the spec text)."""
     cw, margin = build_attack("pgd:loss=cw"), build_attack("pgd:loss=MARGIN")
     assert cw.loss == margin.loss == "margin" and cw.params == margin.params
