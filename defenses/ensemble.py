@@ -78,8 +78,16 @@ class Ensemble(Defense):
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         from robustkit.device import float_dtypes, model_device
-        from robustkit.zoo import load_model
+        from robustkit.zoo import load_model, weights_sha256
 
+        # the defended model named as a member: its logits would count twice in the mean (as a
+        # member named twice did); the same name with its own checkpoint is another model
+        itself, sha = getattr(model, "robustkit_name", None), weights_sha256(model)
+        if itself in self.members and sha is not None and sha == weights_sha256(itself):
+            raise InputError(
+                f"ensemble member {itself} is the defended model itself (its logits would count "
+                "twice in the mean); name the other models only"
+            )
         ours = _dataset_of(_zoo_name_of(model))
         for name in self.members:
             theirs = _dataset_of(name)

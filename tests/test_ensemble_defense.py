@@ -51,6 +51,20 @@ def test_members_of_the_wrong_type_or_spelling():
         robustkit.get_defense("ensemble", members="cifar10/resnet32|CIFAR10/resnet32")
 
 
+def test_the_defended_model_itself_is_not_a_member():
+    """members=mnist/lenet5 around mnist/lenet5 averaged the model's logits with themselves:
+    with a second member it weighed twice in the mean, silently (as a member named twice did).
+    The same architecture with other weights (its own checkpoint) is another model."""
+    model = robustkit.load_model("mnist/lenet5", device="cpu")
+    for members in ("mnist/lenet5", "MNIST/LENET5|mnist/lenet5-at"):
+        with pytest.raises(InputError, match="mnist/lenet5 is the defended model itself") as info:
+            build_defense(f"ensemble:members={members}").apply(model)
+        assert "\n" not in str(info.value)
+    model.robustkit_weights_sha256 = "0" * 64  # (as loaded with --weights of its own)
+    defended = build_defense("ensemble:members=mnist/lenet5").apply(model)
+    assert defended(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+
+
 def test_members_with_another_number_of_classes_are_named():
     """A model of unknown data set with 100 classes and a 10-class member: the model check
     blamed the images ("cannot classify images shaped (1, 28, 28) (stack expects each tensor
