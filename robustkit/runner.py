@@ -711,7 +711,13 @@ def defense_names(stored: str) -> list[str]:
 
 def summarize(store: Store, run_id: str) -> dict[str, Any]:
     """The report of a stored run: clean, per-attack and worst-case robust accuracy, norms,
-    counts and timings, decision-attack figures and sanity checks, all from the stored rows."""
+    counts and timings, decision-attack figures and sanity checks, all from the stored rows,
+    read in one snapshot (another process may be writing the run's next shard meanwhile)."""
+    with store.snapshot():
+        return _summarize(store, run_id)
+
+
+def _summarize(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
         raise InputError(f"no run {run_id!r} in {store.path}")

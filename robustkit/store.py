@@ -361,7 +361,10 @@ class Store:
     def snapshot(self) -> Iterator[None]:
         """Every read in the block sees the store as it was at the first one (a read
         transaction), whatever other processes write meanwhile: a report made of many reads
-        never mixes two states of a run."""
+        never mixes two states of a run. Inside another snapshot it is part of that one."""
+        if self.conn.in_transaction:
+            yield
+            return
         self.conn.execute("BEGIN")
         try:
             yield

@@ -168,3 +168,30 @@ def test_another_batch_size_is_another_run_as_the_help_says(db):
     assert rows == [(4, "running"), (8, "finished")]
     help_text = " ".join(run("evaluate", "--help").output.split())
     assert "another --batch-size starts another run, it does not resume this one" in help_text
+
+
+def test_a_run_is_shown_while_another_process_writes_its_next_shard(tmp_path, monkeypatch):
+    """`runs show` of a run being computed read its samples, shards and results in separate
+    statements: a shard stored between two of them crashed it with a KeyError traceback."""
+    from .fake_store import LINF, add_run
+
+    path = tmp_path / "results.db"
+    with Store.open(path) as store:
+        add_run(store, "0123456789abcdef", {"pgd": (LINF, [(False, True, 0.1)] * 4)}, n=4)
+        store.finish_run("0123456789abcdef", "running")
+    real = Store.samples
+
+    def samples_then_another_writes(self, run_id):
+        rows = real(self, run_id)
+        with Store.open(path) as other:  # the computing process stores its next shard
+            other.write_shard(
+                run_id, 1, 4, 8, 0.1, {"pgd": 0.1}, [(i, 0, 0) for i in range(4, 8)],
+                [("pgd", i, 1, 0, 1, 0, 0.0, 0.0, 0.0, 10, 0, None, None) for i in range(4, 8)],
+            )  # fmt: skip
+        return rows
+
+    monkeypatch.setattr(Store, "samples", samples_then_another_writes)
+    shown = run("runs", "show", "0123", "--db", str(path), "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["n"] == 4 and report["attacks"]["pgd"]["n"] == 4
