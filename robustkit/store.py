@@ -432,6 +432,9 @@ class Store:
                 "SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
             if existing and fresh:
+                # a write of nothing: a store that cannot be written to is refused now, not
+                # once the first shard is computed
+                conn.execute("DELETE FROM runs WHERE 0")
                 self._replacing[run_id] = dict(fields)
                 return False
             if existing and self._complete(conn, run_id):

@@ -524,3 +524,24 @@ def test_a_read_only_store_shows_what_its_write_ahead_log_holds(tmp_path, monkey
     with Store.open(db) as store:
         assert summarize(store, second["run_id"]) == second
     holder.close()
+
+
+def test_a_fresh_run_on_a_read_only_store_is_refused_before_computing(tmp_path, monkeypatch):
+    """--fresh on a read-only store wrote nothing when it started (the earlier results stay
+    until the first shard replaces them), so its first shard was computed, then refused."""
+    from .helpers import at_shard
+
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=4, batch_size=4, eps=0.1, device="cpu", attacks=("fgsm",)
+    )
+    db = tmp_path / "r.db"
+    first = run_evaluation(config, db=db, progress=False)
+    monkeypatch.setattr(store_module, "directory_problem", lambda d: f"{d} is not writable")
+    computed = []
+    at_shard(monkeypatch, 0, lambda: computed.append(0))
+    with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept"):
+        run_evaluation(config, db=db, fresh=True, progress=False)
+    assert computed == []
+    monkeypatch.undo()
+    with Store.open(db) as store:
+        assert summarize(store, first["run_id"]) == first
