@@ -477,8 +477,10 @@ class Store:
         return stored[0] >= len(json.loads(run["indices"]))
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
-        """Mark ``run_id`` with ``status`` (``"finished"`` by default), ending now."""
+        """Mark ``run_id`` with ``status`` (``"finished"`` by default), ending now. A run
+        deleted meanwhile is a one-line error, as in :meth:`write_shard`."""
         with self.transaction() as conn:
+            self._check_not_deleted(conn, run_id)
             conn.execute(
                 "UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
                 (status, time.time(), run_id),
@@ -517,12 +519,8 @@ class Store:
             if fresh_fields is not None:
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
                 self._insert_run(conn, run_id, fresh_fields)
-            elif conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-                raise RobustkitError(
-                    f"run {run_id} was deleted from {self.path} while it was computed (robustkit "
-                    "runs delete, or --fresh in another process); rerun the command to compute "
-                    "it again"
-                )
+            else:
+                self._check_not_deleted(conn, run_id)
             conn.executemany(
                 "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
                 [(run_id, i, shard, y, c) for i, y, c in samples],
@@ -537,10 +535,20 @@ class Store:
             )
         self._replacing.pop(run_id, None)
 
+    def _check_not_deleted(self, conn: sqlite3.Connection, run_id: str) -> None:
+        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise RobustkitError(
+                f"run {run_id} was deleted from {self.path} while it was computed (robustkit "
+                "runs delete, or --fresh in another process); rerun the command to compute "
+                "it again"
+            )
+
     def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:
         """Store sanity checks ``(name, flagged, detail)`` for ``run_id`` in one transaction; a
-        check already stored under the same name is replaced."""
+        check already stored under the same name is replaced. A run deleted meanwhile is a
+        one-line error, as in :meth:`write_shard`."""
         with self.transaction() as conn:
+            self._check_not_deleted(conn, run_id)
             conn.executemany(
                 "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?)",
                 [(run_id, name, int(flag), storable(detail)) for name, flag, detail in checks],

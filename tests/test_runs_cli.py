@@ -117,6 +117,25 @@ def test_a_run_deleted_while_it_is_computed_is_a_one_line_error(tmp_path, monkey
     assert_one_line_error(result, "was deleted from", "rerun the command")
 
 
+def test_a_run_deleted_during_its_sanity_checks_is_a_one_line_error(tmp_path, monkeypatch):
+    """Deleted after its last shard, while its sanity checks ran: storing them ended in a
+    sqlite3 "FOREIGN KEY constraint failed" traceback."""
+    import robustkit.sanity as sanity
+
+    db = tmp_path / "results.db"
+    real = sanity.run_checks
+
+    def checks_while_another_deletes(*args, **kwargs):
+        with Store.open(db) as store:
+            store.delete_runs([r["run_id"] for r in store.runs()])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sanity, "run_checks", checks_while_another_deletes)
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "4", "--attack", "fgsm"]
+    result = run(*args, "--no-progress", "--db", str(db))
+    assert_one_line_error(result, "was deleted from", "rerun the command")
+
+
 def test_an_unfinished_run_is_shown_as_one(db):
     """`runs show` of a run stopped early printed its figures over the samples stored as a
     finished run's, with nothing to say that half of them were missing."""
