@@ -127,12 +127,15 @@ class Results:
     @property
     def runs(self) -> pd.DataFrame:
         """One row per run: identity, threat model, accuracies (worst case), flags, times
-        (columns :data:`RUN_COLUMNS`)."""
+        (columns :data:`RUN_COLUMNS`), from one snapshot of the store (a run another process
+        deletes meanwhile is read as it was)."""
         from .runner import summarize
 
+        with self.store.snapshot():
+            runs = self.store.runs()
+            summaries = [summarize(self.store, run["run_id"]) for run in runs]
         rows = []
-        for run in self.store.runs():
-            s = summarize(self.store, run["run_id"])
+        for run, s in zip(runs, summaries, strict=True):
             rows.append(
                 {
                     "run_id": run["run_id"],

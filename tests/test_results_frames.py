@@ -236,3 +236,24 @@ def test_adversarial_grid_labels_too_few_or_without_a_class_name_are_one_line_er
     assert [ax.get_title() for ax in fig.axes[:4]] == ["b", "a", "b", "a"]
     assert [ax.get_title() for ax in fig.axes[4:8]] == ["a", "b", "b", "a"]
     assert len(plots.adversarial_grid(x, x, y=[1, 2], n=2).axes) == 6  # enough for n
+
+
+def test_the_runs_frame_reads_one_snapshot_of_the_store(tmp_path, monkeypatch):
+    """`Results.runs` listed the runs, then read each: a run deleted by another process (a
+    --fresh rerun, `runs delete`) in between raised "no run" in the notebook."""
+    import robustkit.runner as runner
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        for rid in ("first", "second"):
+            add_run(store, rid, {"fgsm": (LINF, robust("rf"))}, n=2)
+    real = runner.summarize
+
+    def summarize_while_another_deletes(store, run_id):
+        with Store.open(db) as other:
+            other.delete_runs(["second"])
+        return real(store, run_id)
+
+    monkeypatch.setattr(runner, "summarize", summarize_while_another_deletes)
+    with rr.open(db) as res:
+        assert list(res.runs["run_id"]) == ["first", "second"]
