@@ -195,18 +195,27 @@ class Store:
                 "pass the path of the .db file"
             )
         path = Path(path).expanduser() if path is not None else default_db_path()
-        if path.is_dir():
-            raise RobustkitError(f"{path} is a directory, not a results store: pass a file as --db")
-        exists = path.exists() and path.stat().st_size > 0
-        if not exists and not create:
-            raise RobustkitError(f"no results store at {path}; run `robustkit evaluate` first")
-        if exists:
-            with open(path, "rb") as fh:
-                if fh.read(16) != b"SQLite format 3\x00":
-                    raise RobustkitError(
-                        f"{path} is not a SQLite database (corrupt or another kind of file); "
-                        "it was left untouched: pass another --db"
-                    )
+        try:
+            if path.is_dir():
+                raise RobustkitError(
+                    f"{path} is a directory, not a results store: pass a file as --db"
+                )
+            exists = path.exists() and path.stat().st_size > 0
+            if not exists and not create:
+                raise RobustkitError(f"no results store at {path}; run `robustkit evaluate` first")
+            if exists:
+                with open(path, "rb") as fh:
+                    header = fh.read(16)
+        except OSError as exc:  # a name too long, a directory above it or the file unreadable
+            raise RobustkitError(
+                f"the results store {path} cannot be read ({exc.strerror or exc}); "
+                "pass another --db"
+            ) from None
+        if exists and header != b"SQLite format 3\x00":
+            raise RobustkitError(
+                f"{path} is not a SQLite database (corrupt or another kind of file); "
+                "it was left untouched: pass another --db"
+            )
         # An existing store may sit in a read-only directory (or file system): it is opened
         # read-only there, so it can be read, and a write is a one-line error. SQLite cannot
         # make the -wal and -shm files a WAL store needs beside it, so it is opened immutable,

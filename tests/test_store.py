@@ -545,3 +545,13 @@ def test_a_fresh_run_on_a_read_only_store_is_refused_before_computing(tmp_path, 
     monkeypatch.undo()
     with Store.open(db) as store:
         assert summarize(store, first["run_id"]) == first
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_store_path_that_cannot_be_reached_is_a_one_line_error(tmp_path, create):
+    """A --db whose file name is too long (or under a directory the user may not read) ended
+    in an OSError traceback from the first look at the path."""
+    db = tmp_path / ("a" * 300 + ".db")
+    with pytest.raises(RobustkitError, match="cannot be read .File name too long.") as info:
+        Store.open(db, create=create)
+    assert "pass another --db" in str(info.value) and "\n" not in str(info.value)
