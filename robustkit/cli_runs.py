@@ -53,9 +53,11 @@ def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> lis
     is, how far it got (samples stored of those it was given) and when it started (UTC)."""
     from .threat import format_eps
 
-    counts = store.sample_counts()
+    with store.snapshot():  # counts and runs of one state of the store
+        counts = store.sample_counts()
+        runs = store.runs(status)
     rows = []
-    for run in store.runs(status):
+    for run in runs:
         if not fnmatch.fnmatch(str(run["model"]).lower(), pattern.lower()):
             continue
         defenses = [spec for spec, _params in json.loads(run["defenses"] or "[]")]
@@ -156,8 +158,9 @@ def delete_runs(run_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
     They leave the leaderboard; their samples are computed again if the same command is run
     again. Do not delete a run another process is computing now."""
     with Store.open(db, create=False) as store:
-        ids = list(dict.fromkeys(find_run(store, ident) for ident in run_ids))
-        rows = {r["run_id"]: r for r in run_rows(store)}
+        with store.snapshot():  # (another process may delete or write runs meanwhile)
+            ids = list(dict.fromkeys(find_run(store, ident) for ident in run_ids))
+            rows = {r["run_id"]: r for r in run_rows(store)}
         for run_id in ids:
             r = rows[run_id]
             click.echo(

@@ -214,3 +214,24 @@ def test_a_run_is_shown_while_another_process_writes_its_next_shard(tmp_path, mo
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.output)
     assert report["n"] == 4 and report["attacks"]["pgd"]["n"] == 4
+
+
+def test_a_run_deleted_by_another_process_meanwhile_is_not_a_traceback(tmp_path, monkeypatch):
+    """`runs delete` found the run, then read the rows it lists in other statements: a run
+    another process deleted in between (the same command in another terminal) was a KeyError
+    traceback."""
+    from .fake_store import LINF, add_run
+
+    path = tmp_path / "results.db"
+    with Store.open(path) as store:
+        add_run(store, "0123456789abcdef", {"pgd": (LINF, [(False, True, 0.1)] * 4)}, n=4)
+    real = Store.sample_counts
+
+    def counts_while_another_deletes(self):
+        with Store.open(path) as other:
+            other.delete_runs(["0123456789abcdef"])
+        return real(self)
+
+    monkeypatch.setattr(Store, "sample_counts", counts_while_another_deletes)
+    result = run("runs", "delete", "0123", "--db", str(path), "--yes")
+    assert result.exit_code == 0 and "deleted 0 runs" in result.output, result.output
