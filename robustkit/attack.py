@@ -16,7 +16,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -354,6 +354,12 @@ class AttackResult:
             robust = robust | (self.attacked & (self.norms > self.eps))
         return robust
 
+    def _threat_text(self) -> str:
+        """The threat model as text (``linf 8/255``, ``l2 0.5 targeted``), at :attr:`eps`: a
+        minimum-norm attack given an ε is judged at it, as the stored report describes it
+        (``l2 min-norm`` only without one)."""
+        return replace(self.threat, eps=self.eps).describe()
+
     # -- summaries ----------------------------------------------------------------------------
     @property
     def clean_accuracy(self) -> float:
@@ -411,7 +417,7 @@ class AttackResult:
         stage, for an ensemble of stages, as ``robustkit evaluate`` reports it)."""
         row = {
             "attack": self.attack,
-            "threat": self.threat.describe(),
+            "threat": self._threat_text(),
             "n": self.n,
             "clean_accuracy": self.clean_accuracy,
             "robust_accuracy": self.robust_accuracy,
@@ -433,7 +439,7 @@ class AttackResult:
     def __repr__(self) -> str:
         """The attack, its threat model and headline numbers (not the tensors)."""
         return (
-            f"AttackResult(attack={self.attack!r}, threat={self.threat.describe()!r}, n={self.n}, "
+            f"AttackResult(attack={self.attack!r}, threat={self._threat_text()!r}, n={self.n}, "
             f"clean_accuracy={self.clean_accuracy:.4g}, robust_accuracy="
             f"{self.robust_accuracy:.4g}, success_rate={self.success_rate:.4g}, "
             f"forwards={int(self.queries.sum())}, seconds={self.seconds:.3g})"

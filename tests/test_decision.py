@@ -1279,3 +1279,15 @@ def test_an_infinite_median_at_a_budget_is_explained_as_half_or_fewer_fooled(tmp
         report = summarize(store, "r")
     assert report["attacks"]["cgba"]["decision"]["median_l2"] == [math.inf]
     assert "(inf: half of them or fewer fooled within it)" in render_report(report)
+
+
+def test_a_label_only_result_given_an_eps_describes_it_as_the_stored_report_does(linear):
+    """A label-only attack given an ε judges its robust accuracy and success rate at it, and
+    the stored report says "l2 0.5"; the result's summary and repr said "l2 min-norm" beside
+    that robust accuracy."""
+    model, x, y = linear
+    result = robustkit.get_attack("cgba", max_queries=20, eps=0.5)(model, x, y)
+    assert result.summary()["threat"] == "l2 0.5"
+    assert "threat='l2 0.5'" in repr(result)
+    alone = robustkit.get_attack("cgba", max_queries=20)(model, x, y)
+    assert alone.summary()["threat"] == "l2 min-norm"
