@@ -183,7 +183,7 @@ class Results:
         - ``trajectory`` (decision attacks: JSON ``[[queries, L2], ...]``), ``stage`` (ensembles);
         - ``model``, ``dataset``, ``threat_norm``, ``threat_eps``: the run's model, data set and
           threat model (``linf``/``l2`` and its ε);
-        - ``attack_eps``: the ε the attack's success is judged at (None: a minimum-norm attack
+        - ``attack_eps``: the ε the attack's success is judged at (NaN: a minimum-norm attack
           without one, which succeeds at any distance);
         - ``success_within_eps``: attacked and fooled within ``attack_eps`` (a label-only attack
           by a perturbation with ``norm <= attack_eps``; a white-box attack never leaves its ε).
@@ -211,7 +211,9 @@ class Results:
                 frame[col] = frame[col].astype(bool)
             frame["model"], frame["dataset"] = run["model"], run["dataset"]
             frame["threat_norm"], frame["threat_eps"] = run["norm"], run["eps"]
-            frame["attack_eps"] = [attack_eps.get(a) for a in frame["attack"]]
+            # float, NaN for none (None alone made an object column, NaN beside an ε: both)
+            eps_of = [attack_eps.get(a) for a in frame["attack"]]
+            frame["attack_eps"] = pd.Series(eps_of, index=frame.index, dtype=float)
             # as runner.summarize counts success_rate (AttackResult.success_rate)
             frame["success_within_eps"] = [fooled_within_eps(params[r["attack"]], r) for r in rows]
             frames.append(frame)

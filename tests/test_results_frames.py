@@ -257,3 +257,18 @@ def test_the_runs_frame_reads_one_snapshot_of_the_store(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "summarize", summarize_while_another_deletes)
     with rr.open(db) as res:
         assert list(res.runs["run_id"]) == ["first", "second"]
+
+
+def test_attack_eps_is_a_float_column_nan_without_an_eps_in_every_selection(store):
+    """A minimum-norm attack without an ε has no ``attack_eps``: it was None (an object column)
+    in a run of such attacks alone, NaN beside an attack with an ε, and both across runs, where
+    comparing it with ``norm`` (``query("norm <= attack_eps")``) raised a TypeError."""
+    traj = [[5, 3.0], [30, 0.4]]
+    add_run(store, "r1", {"cgba": (CGBA, [(True, True, 0.4, traj)] * 2)}, eps=0.3, n=2)
+    add_run(store, "r2", {"fgsm": (LINF, robust("rf")), "cgba": (CGBA, robust("ff"))}, n=2)
+    res = rr.Results(store)
+    for frame in (res.results("r1"), res.results("r2"), res.results()):
+        assert frame["attack_eps"].dtype == float
+        assert frame[frame["attack"] == "cgba"]["attack_eps"].isna().all()
+    within = res.results().query("norm <= attack_eps")
+    assert list(within["attack"]) == ["fgsm", "fgsm"]
