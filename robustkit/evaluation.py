@@ -126,7 +126,9 @@ class Evaluation:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """Per-sample, per-attack results as one long pandas DataFrame."""
+        """Per-sample, per-attack results as one long pandas DataFrame (the columns of
+        :meth:`AttackResult.to_frame`, with ``sample``; an integer column only some attacks have,
+        such as ``target`` or ``fooled_by``, stays integer, ``<NA>`` on the other rows)."""
         import pandas as pd
 
         frames = []
@@ -143,7 +145,12 @@ class Evaluation:
                     "clean_pred": self.clean_pred.numpy(),
                 }
             )
-        return pd.concat(frames, ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True)
+        for col in frame.columns:  # (concat filled them with NaN: a target class read 8.0)
+            parts = [f[col] for f in frames if col in f.columns]
+            if len(parts) < len(frames) and all(p.dtype.kind in "iu" for p in parts):
+                frame[col] = frame[col].astype("Int64")
+        return frame
 
     def worst_case_adversarials(
         self, x: torch.Tensor, min_norm: bool = False

@@ -303,3 +303,19 @@ def test_skip_shards_that_are_no_shard_indices_are_a_one_line_error(data, bad):
     model, x, y = data
     with pytest.raises(InputError, match=r"skip_shards must be shard indices, e\.g\. \[0, 2\]"):
         evaluate(model, [RandomSign()], x, y, batch_size=8, skip_shards=bad)
+
+
+def test_the_long_frame_keeps_integer_columns_some_attacks_lack_integer(data):
+    """The targeted attack's ``target`` (and ``auto``'s ``fooled_by``, ``step_queries`` of a
+    label-only attack) became float columns in the long frame (target class 8.0) because the
+    other attacks' rows lack them; they stay integers, missing (<NA>) on those rows."""
+    from robustkit import get_attack
+
+    model, x, y = data
+    target = (y + 1) % 10
+    attacks = [get_attack("fgsm", eps=0.1), get_attack("fgsm", eps=0.1, targeted=True)]
+    frame = evaluate(model, attacks, x, y, target=target).to_frame()
+    assert frame["target"].dtype == "Int64" and frame["queries"].dtype == np.int64
+    rows = frame[frame["attack"] == "fgsm#2"]
+    assert rows["target"].tolist() == target.tolist()
+    assert frame[frame["attack"] == "fgsm"]["target"].isna().all()
