@@ -50,15 +50,40 @@ MODES = [
 ]
 
 
+class BallWatch(nn.Module):
+    """Wraps a model and records, over every row it is asked to classify, the largest distance
+    to the closest of the clean images ``x`` and how many rows lay outside the [0, 1] box. The
+    clean images of :func:`batch` are far apart (L∞ about 0.9, L2 about 5), so a row within ε
+    of the closest one is within ε of its own."""
+
+    def __init__(self, model, x, norm):
+        super().__init__()
+        self.model, self.x, self.norm = model, x, norm
+        self.farthest, self.outside_box, self.rows = 0.0, 0, 0
+
+    def forward(self, xs):
+        with torch.no_grad():
+            d = (xs.detach()[:, None] - self.x[None]).flatten(2)
+            dist = d.abs().amax(2) if self.norm == "linf" else d.norm(dim=2)
+            self.farthest = max(self.farthest, dist.min(1).values.max().item())
+            self.outside_box += int(((xs < 0) | (xs > 1)).flatten(1).any(1).sum())
+            self.rows += xs.shape[0]
+        return self.model(xs)
+
+
 @pytest.mark.parametrize("name, params", MODES)
 @pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.5)])
 def test_ball_box_and_success(name, params, norm, eps):
-    model = SmallCNN()
     x = batch()
+    model = BallWatch(SmallCNN(), x, norm)
     y = model(x).argmax(1)
     y[:3] = (y[:3] + 1) % 10
     res = robustkit.get_attack(name, norm=norm, eps=eps, **params)(model, x, y)
     assert (res.norms <= eps + 1e-6).all()
+    # Every point the attack evaluated, not only the one it returned (which the base class
+    # projects again): an iterate stepping out of the ball was once only caught by accident.
+    assert model.rows > 2 * x.shape[0] and model.outside_box == 0
+    assert model.farthest <= eps + 1e-6, model.farthest
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
     assert torch.equal(res.success, model(res.x_adv).argmax(1) != y)
     assert not res.attacked[:3].any() and (res.gradients[:3] == 0).all()
