@@ -219,9 +219,16 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
     assert result.exit_code == 130
     assert "interrupted: 1 of 2 shards of run" in result.output
     assert result.output.strip().endswith("rerun the same command to resume")
-    monkeypatch.setattr("robustkit.evaluation.evaluate_shard", real)
+    computed: list[int] = []
+
+    def recorded(*shard_args):
+        computed.append(shard_args[6])  # the shard's index
+        return real(*shard_args)
+
+    monkeypatch.setattr("robustkit.evaluation.evaluate_shard", recorded)
     resumed = run(*args, "--format", "json")
     assert resumed.exit_code == 0 and json.loads(resumed.output)["n"] == 20
+    assert computed == [1]  # the stored shard is not computed again
 
 
 @pytest.mark.parametrize(
