@@ -19,7 +19,17 @@ from robustkit.oracle import BestTracker, BudgetExceeded, LabelOracle
 from robustkit.threat import ThreatModel
 from tests.helpers import Linear
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """This module's many small attacks run faster on one thread; the threads come back after
+    it (set at import, one thread held for the whole session: every test file is imported
+    before the first test runs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 DECISION = ["cgba", "cgba-h", "hsja", "geoda"]
 
