@@ -3,7 +3,8 @@ stand-in for a file without read permission, and ways to make a run fail at a gi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,14 @@ def switchable_model_file(path: Path, variable: str, switched: str) -> Path:
         "    return Net()\n"
     )
     return path
+
+
+@contextmanager
+def one_intra_op_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread, then give the threads back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

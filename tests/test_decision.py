@@ -17,7 +17,7 @@ from robustkit.budgets import l2_at_budgets, median_l2_at, outcomes, success_rat
 from robustkit.errors import InputError
 from robustkit.oracle import BestTracker, BudgetExceeded, LabelOracle
 from robustkit.threat import ThreatModel
-from tests.helpers import Linear
+from tests.helpers import Linear, one_intra_op_thread
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -25,10 +25,8 @@ def _one_thread():
     """This module's many small attacks run faster on one thread; the threads come back after
     it (set at import, one thread held for the whole session: every test file is imported
     before the first test runs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_intra_op_thread():
+        yield
 
 
 DECISION = ["cgba", "cgba-h", "hsja", "geoda"]

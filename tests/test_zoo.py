@@ -21,7 +21,7 @@ from robustkit.registry import MODELS
 from robustkit.weights import sha256_file
 from robustkit.zoo import model_info, state_sha256, torchvision_models, weights_sha256
 
-from .helpers import unreadable
+from .helpers import one_intra_op_thread, unreadable
 
 ZOO = [
     "cifar10/resnet20",
@@ -103,10 +103,8 @@ def one_thread():
     """Run with one intra-op thread, then restore. On this 2-core machine, shared with other
     jobs, two threads made the ResNet passes up to 10x slower (threads waiting on each other)
     while one thread costs little even when the machine is quiet."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_intra_op_thread():
+        yield
 
 
 @pytest.mark.slow
