@@ -483,17 +483,20 @@ def speed_runs(
         "median_queries_per_s": float(np.median([r["queries_per_s"] for r in runs])),
     }
     if serial_images:
-        out["one_at_a_time"] = one_at_a_time(model, x[:serial_images], y[:serial_images], queries)
+        out["one_at_a_time"] = one_at_a_time(
+            model, x[:serial_images], y[:serial_images], queries, seed
+        )
         qps = out["one_at_a_time"]["queries_per_s"]
         print(f"  one image at a time: {qps:.0f} q/s", flush=True)
     return out
 
 
-def one_at_a_time(model, x, y, queries: int) -> dict:
+def one_at_a_time(model, x, y, queries: int, seed: int = 0) -> dict:
     """CGBA's queries per second when each image is attacked alone, as the authors' code does
     (normal estimation batched over one image's probes, every search and bisection candidate
-    its own forward pass): what lockstep batching over images is worth on this device."""
-    attack = robustkit.get_attack("cgba", max_queries=queries)
+    its own forward pass): what lockstep batching over images is worth on this device. Seeded
+    from ``seed`` (the benchmark's --seed), as the lockstep runs are."""
+    attack = robustkit.get_attack("cgba", max_queries=queries, seed=seed)
     spent, seconds = 0, 0.0
     for i in range(x.shape[0]):
         res = attack(model, x[i : i + 1], y[i : i + 1])

@@ -470,3 +470,25 @@ def test_peer_seconds_leave_out_the_recorders_bookkeeping(peer, monkeypatch):
     _, seconds = getattr(bench, peer)(Ticking(), x, y, 40, 0)
     assert len(calls) >= 5 and len(passes) >= 5
     assert seconds == pytest.approx(0.005 * len(passes)), (seconds, len(calls), len(passes))
+
+
+def test_one_image_at_a_time_is_seeded_from_the_benchmark_seed(monkeypatch):
+    """Found by review: the one-image-at-a-time speed runs used CGBA's default seed whatever
+    --seed said; they take it now, as the lockstep speed runs do."""
+    import torch
+
+    bench = load_benchmark()
+    seeds = []
+    real = bench.robustkit.get_attack
+
+    def recording(name, **params):
+        seeds.append(params.get("seed"))
+        return real(name, **params)
+
+    monkeypatch.setattr(bench.robustkit, "get_attack", recording)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x = torch.rand(2, 3, 2, 2)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    out = bench.one_at_a_time(model, x, y, queries=20, seed=7)
+    assert seeds == [7] and out["images"] == 2
