@@ -414,4 +414,6 @@ def render_report(report: dict[str, Any]) -> str:
         lines += ["", line]
     if report.get("run_id"):
         lines.append(f"run {report['run_id']} stored in {report['db']}")
+    if report.get("saved_adversarials"):  # (the JSON said where; the table did not)
+        lines.append(f"adversarial examples saved to {report['saved_adversarials']}")
     return "\n".join(lines)

@@ -95,6 +95,7 @@ def test_evaluate_with_attack_table_and_save_adv(tmp_path):
     assert "clean accuracy" in result.output and "cgba" in result.output
     # A label-only attack without an ε is minimum-norm: no joint figure, and why.
     assert "joint (worst-case) robust accuracy: - (no attack here has an ε" in result.output
+    assert result.output.rstrip().endswith(f"adversarial examples saved to {out}")
     saved = np.load(out)
     assert saved["x_adv"].shape == (8, 1, 28, 28) and saved["index"].tolist() == list(range(8))
     # ... whose examples are what it found (they were the clean images): each is misclassified,
