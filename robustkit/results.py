@@ -65,6 +65,7 @@ RESULT_COLUMNS = [
     "trajectory",
     "stage",
     "model",
+    "defenses",
     "dataset",
     "threat_norm",
     "threat_eps",
@@ -182,7 +183,9 @@ class Results:
         - ``queries``, ``gradients``: forward passes (label queries) and gradients spent;
         - ``trajectory`` (decision attacks: JSON ``[[queries, L2], ...]``), ``stage`` (ensembles);
         - ``model``, ``dataset``, ``threat_norm``, ``threat_eps``: the run's model, data set and
-          threat model (``linf``/``l2`` and its ε);
+          threat model (``linf``/``l2`` and its ε); ``defenses``: the run's defenses as text,
+          innermost first (``"input-noise:sigma=0.1,votes=25, bit-depth:bits=4,bpda=false"``;
+          ``""`` for none), so that grouping by model does not mix a defended model with itself;
         - ``attack_eps``: the ε the attack's success is judged at (NaN: a minimum-norm attack
           without one, which succeeds at any distance);
         - ``success_within_eps``: attacked and fooled within ``attack_eps`` (a label-only attack
@@ -199,7 +202,7 @@ class Results:
             rows = self.store.results(run["run_id"], attack)
             if not rows:
                 continue
-            from .runner import fooled_within_eps, is_decision
+            from .runner import defense_names, fooled_within_eps, is_decision
 
             frame = pd.DataFrame(rows)
             params = {label: spec["params"] for label, spec in json.loads(run["attacks"]).items()}
@@ -210,6 +213,7 @@ class Results:
             for col in ("attacked", "success", "robust"):
                 frame[col] = frame[col].astype(bool)
             frame["model"], frame["dataset"] = run["model"], run["dataset"]
+            frame["defenses"] = ", ".join(defense_names(run["defenses"]))
             frame["threat_norm"], frame["threat_eps"] = run["norm"], run["eps"]
             # float, NaN for none (None alone made an object column, NaN beside an ε: both)
             eps_of = [attack_eps.get(a) for a in frame["attack"]]

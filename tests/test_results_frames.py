@@ -272,3 +272,19 @@ def test_attack_eps_is_a_float_column_nan_without_an_eps_in_every_selection(stor
         assert frame[frame["attack"] == "cgba"]["attack_eps"].isna().all()
     within = res.results().query("norm <= attack_eps")
     assert list(within["attack"]) == ["fgsm", "fgsm"]
+
+
+def test_the_results_frame_names_each_run_s_defenses(store):
+    """Review: the per-sample frame had no defenses column, so grouping it by model mixed a
+    defended model's rows with the undefended model's."""
+    add_run(store, "plain", {"fgsm": (LINF, robust("rrff"))}, eps=0.1)
+    add_run(
+        store,
+        "defended",
+        {"fgsm": (LINF, robust("rrrr"))},
+        eps=0.1,
+        defenses={"bit-depth:bits=4": {"bits": 4}},
+    )
+    frame = rr.Results(store).results()
+    by = frame.groupby(["model", "defenses"])["robust"].mean().to_dict()
+    assert by == {("m", ""): 0.5, ("m", "bit-depth:bits=4"): 1.0}
