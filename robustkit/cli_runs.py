@@ -16,7 +16,7 @@ import click
 
 from .cli import DB, FORMAT, cli, echo_json
 from .errors import InputError
-from .store import Store
+from .store import Store, defense_names
 from .tables import names_text, render
 
 #: Shortest run-id prefix taken for a whole id (ids are 16 hex digits).
@@ -60,7 +60,6 @@ def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> lis
     for run in runs:
         if not fnmatch.fnmatch(str(run["model"]).lower(), pattern.lower()):
             continue
-        defenses = [spec for spec, _params in json.loads(run["defenses"] or "[]")]
         eps = "min-norm" if run["eps"] is None else format_eps(run["eps"])
         rows.append(
             {
@@ -69,7 +68,7 @@ def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> lis
                 "data": f"{run['dataset']}/{run['split']}",
                 "threat": f"{run['norm']} {eps}",
                 "attacks": list(json.loads(run["attacks"] or "{}")),
-                "defenses": defenses,
+                "defenses": defense_names(run["defenses"]),
                 "stored": counts.get(run["run_id"], 0),
                 "n": len(json.loads(run["indices"] or "[]")),
                 "status": run["status"],

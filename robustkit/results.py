@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-from .store import Store
+from .store import Store, defense_names
 from .tables import names_text
 
 #: Columns of :attr:`Results.runs`.
@@ -202,7 +202,7 @@ class Results:
             rows = self.store.results(run["run_id"], attack)
             if not rows:
                 continue
-            from .runner import defense_names, fooled_within_eps, is_decision
+            from .runner import fooled_within_eps, is_decision
 
             frame = pd.DataFrame(rows)
             params = {label: spec["params"] for label, spec in json.loads(run["attacks"]).items()}

@@ -28,7 +28,7 @@ from .budgets import median_l2_at, success_rate_at
 from .checks import is_whole_number
 from .errors import InputError, RobustkitError, first_line
 from .modelcheck import check_model_on
-from .store import Store, dumps
+from .store import Store, defense_names, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 from .weights import sha256_file
 
@@ -700,13 +700,6 @@ def decision_figures(rows: list[dict], budgets: list[int], eps: float | None) ->
         out["eps"] = eps
         out["success_rate_at_eps"] = success_rate_at(trajs, eps, budgets).tolist()
     return out
-
-
-def defense_names(stored: str) -> list[str]:
-    """A stored run's defense specs in the order they wrap the model (stores before
-    2026-11-27 kept them as a mapping, in sorted order)."""
-    value = json.loads(stored)
-    return [spec for spec, _ in value] if isinstance(value, list) else list(value)
 
 
 def summarize(store: Store, run_id: str) -> dict[str, Any]:

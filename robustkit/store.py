@@ -608,6 +608,13 @@ class Store:
         return [dict(r) for r in rows]
 
 
+def defense_names(stored: str | None) -> list[str]:
+    """A stored run's defense specs (its ``defenses`` column) in the order they wrap the model
+    (stores before 2026-11-27 kept them as a mapping, in sorted order)."""
+    value = json.loads(stored or "[]")
+    return [spec for spec, _ in value] if isinstance(value, list) else list(value)
+
+
 def dumps(obj: Any) -> str:
     """Canonical JSON (sorted keys) for configurations and hashes."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
