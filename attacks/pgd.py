@@ -89,7 +89,7 @@ class PGD(Attack):
         get_loss(loss)
         if str(loss).lower() not in LOSSES + ("cw",):
             raise InputError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
-        # one name per loss: pgd:loss=cw and pgd:loss=margin are one attack (and one run)
+        # one name per loss: pgd:loss=cw and pgd:loss=margin are one attack
         self.loss = {"cw": "margin"}.get(str(loss).lower(), str(loss).lower())
         self.early_stop = flag("early_stop", early_stop)
         self.eot = positive_int("eot", eot)

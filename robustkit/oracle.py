@@ -24,11 +24,11 @@ from typing import ClassVar
 
 import torch
 
-from .attack import Attack, AttackContext, AttackResult, RobustkitWarning
+from .attack import Attack, AttackContext, AttackResult, RobustkitWarning, one_row_per_image
 from .checks import is_whole_number
 from .device import accelerator_memory, full_float32
 from .errors import InputError
-from .modelcheck import check_scores, largest_activation_bytes
+from .modelcheck import largest_activation_bytes
 from .threat import check_norm, flat_norm, parse_eps
 
 #: Whether a :class:`LabelOracle` left to choose (``pad=None``) pads its passes on a GPU.
@@ -117,16 +117,7 @@ class LabelOracle:
                 real = rows.shape[0]
                 if self.pad or (self.pad is None and PAD_ON_GPU and rows.device.type != "cpu"):
                     rows = padded(rows, min(1 << (real - 1).bit_length(), self.batch_size))
-                scores = self._ctx.model(rows)
-                # One row per input, or check_scores's one-line error: the model check saw two
-                # images, and a model that squeezes its output returns one image's as a vector.
-                if not (
-                    isinstance(scores, torch.Tensor)
-                    and scores.dim() == 2
-                    and scores.shape[0] == rows.shape[0]
-                ):
-                    check_scores(scores, rows.shape[0])
-                out.append(scores[:real])
+                out.append(one_row_per_image(self._ctx.model(rows), rows.shape[0])[:real])
         logits = torch.cat(out) if len(out) != 1 else out[0]
         # The top score of a row is NaN where any score is (max propagates NaN) and +inf where
         # one is: then its label is meaningless. One float64 sum checks them all (half the cost
