@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         raw, raw_batch = forward_throughput(model, x)
         print(f"{name}: raw forward {raw:.0f} images/s (best at batch {raw_batch})", flush=True)
         timer = TimedForward(model)
+        padding = robustkit.oracle.PAD_ON_GPU  # --pad changes it; put back after
         try:
             for pad, size in itertools.product(pads, args.batch_sizes.split(",")):
                 robustkit.oracle.PAD_ON_GPU = pad == "auto"
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         finally:
             timer.restore()
+            robustkit.oracle.PAD_ON_GPU = padding
         if args.warm_split:
             warm_split(attack, model, x, y, args.repeats)
 

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -288,7 +289,6 @@ def run(args) -> dict:
     print(f"robustkit PGD early stop {es_seconds:8.3f} s  robust {es_acc:.2%}", file=sys.stderr)
     out = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": ".venv/bin/python benchmarks/whitebox.py " + " ".join(sys.argv[1:]),
         "machine": machine(args.threads),
         "model": "cifar10/resnet20",
         "n": args.n,
@@ -387,6 +387,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:  # a trial run leaves the published results alone
         args.out = ROOT / "results" / ("whitebox.json" if args.readme else "local/whitebox.json")
     res = run(args)
+    # The command as main() was given it (a caller's argv, not the process's) and the note.
+    shown = sys.argv[1:] if argv is None else argv
+    res["command"] = ".venv/bin/python benchmarks/whitebox.py " + shlex.join(shown)
+    res["note"] = args.note
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
     table = markdown(res) + (f"\n\n{args.note}" if args.note else "")

@@ -492,3 +492,40 @@ def test_one_image_at_a_time_is_seeded_from_the_benchmark_seed(monkeypatch):
         y = model(x).argmax(1)
     out = bench.one_at_a_time(model, x, y, queries=20, seed=7)
     assert seeds == [7] and out["images"] == 2
+
+
+def test_whitebox_records_the_command_it_was_given_and_its_note(tmp_path, monkeypatch):
+    """whitebox.py recorded the process's sys.argv (pytest's, when main() was called with its
+    own arguments) and left --note out of its JSON."""
+    spec = importlib.util.spec_from_file_location("whitebox_bench", ROOT / "benchmarks/whitebox.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "run", lambda args: {"rows": []})
+    monkeypatch.setattr(module, "markdown", lambda res: "table")
+    out = tmp_path / "wb.json"
+    module.main(["--n", "8", "--note", "a quiet CPU", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["command"] == (
+        f".venv/bin/python benchmarks/whitebox.py --n 8 --note 'a quiet CPU' --out {out}"
+    )
+    assert saved["note"] == "a quiet CPU"
+
+
+def test_profile_puts_the_oracles_padding_back(monkeypatch):
+    """decision_profile.py --pad off left robustkit.oracle.PAD_ON_GPU off for the rest of the
+    process (a notebook or a test calling main() then ran GPU passes unpadded)."""
+    import robustkit
+    import robustkit.oracle
+
+    spec = importlib.util.spec_from_file_location(
+        "decision_profile", ROOT / "benchmarks/decision_profile.py"
+    )
+    profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile)
+    model, x, y = tiny_classifier(4)
+    monkeypatch.setattr(robustkit, "load_model", lambda name, device=None: model)
+    monkeypatch.setattr(profile, "first_correct", lambda model, n: (x, y, None))
+    monkeypatch.setattr(profile, "forward_throughput", lambda *a, **k: (1000.0, 32))
+    assert robustkit.oracle.PAD_ON_GPU
+    profile.main(["--models", "tiny", "--pad", "off", "--repeats", "1", "--queries", "20"])
+    assert robustkit.oracle.PAD_ON_GPU
