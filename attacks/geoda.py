@@ -175,11 +175,22 @@ class GeoDA(DecisionAttack):
         adv_pt = xb.clone()
         going = torch.ones(act.numel(), dtype=torch.bool, device=x0.device)
         hit_any = torch.zeros_like(going)
+        last = torch.full_like(xb, float("nan"))  # each image's last clean candidate (none: NaN)
         for _ in range(self.max_jump_steps):
             pos = (going & (oracle.remaining(act) > 0)).nonzero().flatten()
             if pos.numel() == 0:
                 break
             cand = (x0[pos] + view(r[pos], direction) * direction[pos]).clamp(0, 1)
+            # Where the clamp to [0, 1] leaves the candidate where the last clean one was
+            # (every pixel the direction moves is saturated), a longer jump lands there too:
+            # the image stops instead of labelling that point again (targeted runs on
+            # cifar10/resnet20 spent 24 of 3,700 queries so).
+            moved = (cand != last[pos]).flatten(1).any(1)
+            if not moved.all():
+                going[pos[~moved]] = False
+                pos, cand = pos[moved], cand[moved]
+                if pos.numel() == 0:
+                    continue
             hit = oracle.is_adversarial(cand, act[pos])
             steps.add(act[pos])
             tracker.update(act[pos], cand, hit)
@@ -187,6 +198,7 @@ class GeoDA(DecisionAttack):
             hit_any[pos[hit]] = True
             going[pos[hit]] = False
             clean_r[pos[~hit]] = r[pos[~hit]]
+            last[pos[~hit]] = cand[~hit]
             r[pos[~hit]] *= 2
         out = xb.clone()
         pos = hit_any.nonzero().flatten()
