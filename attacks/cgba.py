@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from robustkit.checks import flag, positive_float, positive_int
+from robustkit.errors import InputError
 from robustkit.oracle import (
     BestTracker,
     DecisionAttack,
@@ -116,6 +117,13 @@ class _CGBABase(DecisionAttack):
         self.init_noise = positive_float("init_noise", init_noise)
         self.init_tries = positive_int("init_tries", init_tries)
         self.start_candidates = positive_int("start_candidates", start_candidates)
+        if self.start_candidates > 1 and not self.targeted:
+            # (an untargeted run never read it: it looks for images of the target class)
+            raise InputError(
+                f"start_candidates={self.start_candidates} is the targeted attack's closer-start "
+                "search over images of the target class; set targeted=True (--targeted) or "
+                "drop start_candidates"
+            )
         self.baseline = flag("baseline", baseline)
         self.shared_probes = flag("shared_probes", shared_probes)
 
@@ -463,7 +471,9 @@ class CGBA(_CGBABase):
     the start is the first of ``init_tries`` noisy copies ``x0 + k·init_noise·N(0, I)`` the
     model labels wrong (targeted: an image of the batch, or uniform noise, labelled as the
     target); ``baseline=True`` subtracts the mean probe sign (HopSkipJump's variance
-    reduction). ``max_queries``, ``eps`` and ``batch_size`` are :class:`DecisionAttack`'s."""
+    reduction). ``start_candidates=k`` (k > 1, targeted only: refused otherwise) is the
+    closer-start search of :class:`CGBAH`. ``max_queries``, ``eps`` and ``batch_size`` are
+    :class:`DecisionAttack`'s."""
 
     name = "cgba"
     curved = False
@@ -480,7 +490,8 @@ class CGBAH(_CGBABase):
     ``targeted=True`` by default; the start point is the closest image of the batch labelled as
     the target, else a random image the model labels so).
 
-    ``start_candidates=k`` (k > 1) turns on the paper's optional closer-start search: the next
+    ``start_candidates=k`` (k > 1; targeted attacks only, an untargeted one has no target
+    class to look for and refuses it) turns on the paper's optional closer-start search: the next
     k - 1 nearest images of the batch whose true label is the target are each confirmed with
     one query and bisected toward the clean image (about 15-20 queries each), and the attack
     starts from the closest boundary point of them all. Off by default, as in the authors'

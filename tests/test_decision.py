@@ -520,6 +520,22 @@ def test_cgba_h_with_start_search_keeps_the_budget_and_accounting(linear):
         robustkit.get_attack("cgba-h", start_candidates=0)
 
 
+def test_start_candidates_is_refused_where_there_is_no_target():
+    """The closer-start search looks for images of the target class: an untargeted attack has
+    none, and start_candidates=3 on one was silently ignored (a run believed it was on)."""
+    from robustkit.specs import build_attack
+
+    for name, options in (("cgba", {}), ("cgba-h", {"targeted": False})):
+        with pytest.raises(InputError, match="start_candidates.*targeted"):
+            robustkit.get_attack(name, start_candidates=3, **options)
+    with pytest.raises(InputError, match="start_candidates.*targeted"):
+        build_attack("cgba:start_candidates=3", max_queries=100)
+    # targeted (in the spec, or the run's --targeted), and the default of 1: as before
+    assert build_attack("cgba:start_candidates=3", targeted=True).start_candidates == 3
+    assert robustkit.get_attack("cgba-h", start_candidates=3).start_candidates == 3
+    assert robustkit.get_attack("cgba", start_candidates=1).start_candidates == 1
+
+
 # -- determinism, bad input, clearly labelled results -------------------------------------------
 def test_same_seed_same_run(linear):
     model, x, y = linear
