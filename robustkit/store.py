@@ -182,8 +182,9 @@ class Store:
         self.conn = conn
         self.path = path
         # runs started with fresh=True whose earlier results stay until the first new shard
-        # is written (run id -> the new run's fields): see start_run
-        self._replacing: dict[str, dict[str, Any]] = {}
+        # is written (run id -> the new run's fields, and when the earlier run started, which
+        # tells it from the new one): see start_run and replacing
+        self._replacing: dict[str, tuple[dict[str, Any], float]] = {}
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -438,13 +439,13 @@ class Store:
         self._replacing.pop(run_id, None)
         with self.transaction() as conn:
             existing = conn.execute(
-                "SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)
+                "SELECT status, indices, started FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
             if existing and fresh:
                 # a write of nothing: a store that cannot be written to is refused now, not
                 # once the first shard is computed
                 conn.execute("DELETE FROM runs WHERE 0")
-                self._replacing[run_id] = dict(fields)
+                self._replacing[run_id] = (dict(fields), existing["started"])
                 return False
             if existing and self._complete(conn, run_id):
                 return True
@@ -459,8 +460,18 @@ class Store:
 
     def replacing(self, run_id: str) -> bool:
         """True while a run started with ``fresh`` has written no shard: what is stored for
-        ``run_id`` is still the earlier run's, which the first new shard replaces."""
-        return run_id in self._replacing
+        ``run_id`` is still the earlier run's, which the first new shard replaces.
+
+        Read from the store: a Ctrl-C just after the commit of that first shard, before
+        :meth:`write_shard` returned, left the earlier run counted as kept when it was gone."""
+        pending = self._replacing.get(run_id)
+        if pending is None:
+            return False
+        row = self.conn.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None and row[0] != pending[1]:  # the stored run is the new one
+            del self._replacing[run_id]
+            return False
+        return True
 
     @staticmethod
     def _insert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> None:
@@ -524,10 +535,9 @@ class Store:
         The first shard of a run started with ``fresh`` deletes the earlier run's results in
         the same transaction."""
         with self.transaction() as conn:
-            fresh_fields = self._replacing.get(run_id)
-            if fresh_fields is not None:
+            if self.replacing(run_id):
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-                self._insert_run(conn, run_id, fresh_fields)
+                self._insert_run(conn, run_id, self._replacing[run_id][0])
             else:
                 self._check_not_deleted(conn, run_id)
             conn.executemany(

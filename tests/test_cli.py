@@ -996,3 +996,50 @@ def test_a_fresh_run_keeps_the_earlier_results_until_it_stores_a_shard(tmp_path,
     after = stored()
     assert after[0]["started"] > before[0]["started"] and after[1:] == before[1:]
     assert again["robust_accuracy"] == first["robust_accuracy"]
+
+
+class _CtrlCAfterReplacing:
+    """A store connection that raises KeyboardInterrupt right after the commit of the
+    transaction that replaced an earlier run: a Ctrl-C in the instant after that commit."""
+
+    def __init__(self, conn):
+        self._conn, self._replaced, self.fired = conn, False, False
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def execute(self, sql, *args):
+        result = self._conn.execute(sql, *args)
+        if sql.startswith("DELETE FROM runs WHERE run_id"):
+            self._replaced = True
+        elif sql == "COMMIT" and self._replaced and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+        return result
+
+
+def test_a_ctrl_c_just_after_a_fresh_run_replaced_the_earlier_one_says_so(tmp_path, monkeypatch):
+    """A Ctrl-C between the commit of a --fresh run's first shard (which replaced the earlier
+    results) and the moment the store noted it said "nothing new is stored; the earlier results
+    ... are kept", and to rerun the command (with --fresh) to start over: they were gone."""
+    db = tmp_path / "results.db"
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "8", "--batch-size", "4"]
+    args += ["--attack", "fgsm", "--no-progress", "--db", str(db)]
+    assert run(*args).exit_code == 0
+    real_init = Store.__init__
+    connections = []
+
+    def init(self, conn, path):
+        connections.append(_CtrlCAfterReplacing(conn))
+        real_init(self, connections[-1], path)
+
+    monkeypatch.setattr(Store, "__init__", init)
+    stopped = run(*args, "--fresh")
+    assert stopped.exit_code == 130 and connections[-1].fired, stopped.output
+    line = stopped.output.strip()
+    assert "are kept" not in line, line
+    assert line.startswith("interrupted: 1 of 2 shards of run") and str(db) in line, line
+    assert line.endswith("rerun the same command without --fresh to resume"), line
+    with Store.open(db) as store:
+        (row,) = store.runs()
+        assert store.finished_shards(row["run_id"]) == {0}
