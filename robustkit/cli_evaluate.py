@@ -27,9 +27,10 @@ def save_adversarials(
     path: Path, evaluation, x: torch.Tensor, indices: Sequence[int] | np.ndarray | None
 ) -> None:
     """Write the adversarial examples and labels to an ``.npz`` file (atomically): per sample,
-    the worst-case example (of the first attack with an ε that broke it), else the closest one a
-    minimum-norm attack found, else the clean image (``attack`` names the attack, '' for none);
-    with the target of a targeted attack's example (``target``, -1 for none) where one ran."""
+    the worst-case example (of the first attack in ``evaluation.results``, the order given, with
+    an ε that broke it), else the closest one a minimum-norm attack found, else the clean image
+    (``attack`` names the attack, '' for none); with the target of a targeted attack's example
+    (``target``, -1 for none) where one ran."""
     import numpy as np
     import torch
 
@@ -206,9 +207,10 @@ def check_save_adv(
     "--save-adv",
     type=click.Path(dir_okay=False),
     help="Write adversarial examples to this .npz file: per sample the worst-case one (of the "
-    "first attack with an ε that broke it), else the closest a minimum-norm attack found, else "
-    "the clean image; with y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, "
-    "linf, and target where an attack is targeted.",
+    "first attack with an ε that broke it, in the order given with --attack; the report lists "
+    "attacks by name), else the closest a minimum-norm attack found, else the clean image; with "
+    "y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, linf, and target where "
+    "an attack is targeted.",
 )
 @click.option(
     "--fresh",
@@ -297,6 +299,10 @@ def evaluate(
         if save_adv:
             save_adversarials(Path(save_adv), evaluation, run.x, run.indices)
             report["saved_adversarials"] = str(save_adv)
+            # the report lists the attacks by name: say which of them the examples take first
+            order = [label for label, atk in run.attacks.items() if atk.eps is not None]
+            if len(order) > 1:
+                report["saved_adversarials_order"] = order
     if fmt_ == "json":
         echo_json(report)
     else:
@@ -415,5 +421,11 @@ def render_report(report: dict[str, Any]) -> str:
     if report.get("run_id"):
         lines.append(f"run {report['run_id']} stored in {report['db']}")
     if report.get("saved_adversarials"):  # (the JSON said where; the table did not)
-        lines.append(f"adversarial examples saved to {report['saved_adversarials']}")
+        line = f"adversarial examples saved to {report['saved_adversarials']}"
+        if report.get("saved_adversarials_order"):  # (the rows above are in another order)
+            line += (
+                " (of a sample several attacks broke, the example of the first in the order "
+                f"given: {', '.join(report['saved_adversarials_order'])})"
+            )
+        lines.append(line)
     return "\n".join(lines)

@@ -1043,3 +1043,28 @@ def test_a_ctrl_c_just_after_a_fresh_run_replaced_the_earlier_one_says_so(tmp_pa
     with Store.open(db) as store:
         (row,) = store.runs()
         assert store.finished_shards(row["run_id"]) == {0}
+
+
+def test_save_adv_says_which_attack_comes_first_when_the_table_lists_them_by_name(tmp_path):
+    """--save-adv takes, of a sample several attacks broke, the example of the first attack
+    in the order given, and said "the first attack", while the report lists the attacks by
+    name: with --attack pgd --attack fgsm the table's first row is fgsm, the file's examples
+    pgd's. The help and the report's line now say which order, and which attacks."""
+    out = tmp_path / "adv.npz"
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "8", "--eps", "0.3"]
+    args += ["--attack", "pgd:steps=3", "--attack", "fgsm", "--no-progress"]
+    args += ["--db", str(tmp_path / "r.db"), "--save-adv", str(out)]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    rows = [ln.split()[0] for ln in lines if ln.startswith(("fgsm", "pgd"))]
+    assert rows == ["fgsm", "pgd:steps=3"], result.output  # the report's order: by name
+    assert lines[-1] == (
+        f"adversarial examples saved to {out} (of a sample several attacks broke, the example "
+        "of the first in the order given: pgd:steps=3, fgsm)"
+    ), lines[-1]
+    saved = np.load(out)
+    assert "pgd:steps=3" in set(saved["attack"].tolist())
+    report = json.loads(run(*args, "--format", "json").output)
+    assert report["saved_adversarials_order"] == ["pgd:steps=3", "fgsm"]
+    assert "in the order given" in " ".join(run("evaluate", "--help").output.split())
