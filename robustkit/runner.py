@@ -401,7 +401,11 @@ def prepare(config: RunConfig) -> Run:
         "norm": norm,
         "eps": eps,
         "attacks": dumps(identity["attacks"]),
-        "defenses": dumps(identity["defenses"]),
+        # shown as stored (runs list, reports, leaderboard rows): every digit of a parameter,
+        # where the identity's text has 6 (sigma=0.1000001 was shown, and ranked, as 0.1)
+        "defenses": dumps(
+            [[canonical_spec(d.name, d.params, exact=True), d.params] for d in defenses]
+        ),
         "seed": config.seed,
         "device": str(device),
         "versions": dumps(package_versions()),

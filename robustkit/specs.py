@@ -14,7 +14,7 @@ from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError, first_line
 from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
-from .threat import check_norm, parse_eps
+from .threat import check_norm, float_text, parse_eps
 
 
 def parse_value(text: str) -> Any:
@@ -63,17 +63,24 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
     return name, params
 
 
-def canonical_spec(name: str, params: dict[str, Any]) -> str:
+def canonical_spec(name: str, params: dict[str, Any], exact: bool = False) -> str:
     """``NAME:k=v,...`` with every parameter (defaults included) in the constructor's order:
     one text for one configuration (``bit-depth`` and ``bit-depth:bpda=false,bits=4`` are both
-    ``bit-depth:bits=4,bpda=false``). Lists are joined with ``|``."""
+    ``bit-depth:bits=4,bpda=false``). Lists are joined with ``|``.
+
+    Numbers have 6 significant digits (``%g``): ``sigma=0.1`` and ``sigma=0.1000001`` read
+    alike. That text is part of a run's identity (with the parameters themselves, which tell
+    the two apart), so it stays; ``exact=True`` is the text to show, with every digit that
+    tells two values apart (:func:`~robustkit.threat.float_text`)."""
 
     def text(value: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (list, tuple)):
             return "|".join(text(v) for v in value)
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return float_text(value) if exact else f"{value:g}"
+        return str(value)
 
     return name + "".join(
         f"{':' if i == 0 else ','}{k}={text(v)}" for i, (k, v) in enumerate(params.items())

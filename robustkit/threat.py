@@ -171,11 +171,18 @@ class ThreatModel:
 
 def format_eps(eps: float) -> str:
     """ε as text: a short decimal where one is exact (``0.2``, ``0.5``), else ``8/255`` where ε
-    is a whole number of 255ths (``0.0313725…``), else ``%g``."""
+    is a whole number of 255ths (``0.0313725…``), else :func:`float_text`."""
     short = f"{eps:.4g}"
     if float(short) == eps:
         return short
     k = eps * 255
     if eps < 1 and abs(k - round(k)) < 1e-6 and round(k) > 0:
         return f"{round(k)}/255"
-    return f"{eps:g}"
+    return float_text(eps)
+
+
+def float_text(value: float) -> str:
+    """``value`` as ``%g`` (6 significant digits) where that is exact, else with every digit
+    that tells it from its neighbours (``0.1000001``; ``%g`` showed ``0.1``, as for 0.1)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))

@@ -129,3 +129,31 @@ def test_a_loss_alias_is_the_same_attack():
     than pgd:loss=margin, the same attack (the run id still follows the spec text)."""
     cw, margin = build_attack("pgd:loss=cw"), build_attack("pgd:loss=MARGIN")
     assert cw.loss == margin.loss == "margin" and cw.params == margin.params
+
+
+def test_two_runs_that_differ_in_a_float_parameter_are_told_apart_where_they_are_shown():
+    """Spec texts kept 6 significant digits: input-noise:sigma=0.1 and sigma=0.1000001 were two
+    runs (their parameters are in the run id) shown as one defense text, so the leaderboard
+    made them one row, and runs at ε 0.1 and 0.1000001 were both "0.1". The texts shown keep
+    every digit that tells two values apart; what is exact in 6 digits (or k/255) reads as
+    before, and the ids of runs stored before stay as they were."""
+    from robustkit.runner import RunConfig, prepare
+    from robustkit.store import defense_names
+    from robustkit.threat import format_eps
+
+    shown, ids = [], []
+    for spec in ("input-noise:sigma=0.1", "input-noise:sigma=0.1000001", "input-noise:sigma=8/255"):
+        run = prepare(RunConfig(model="mnist/cnn-tiny-at", n=2, defenses=(spec,), sanity=False))
+        shown += defense_names(run.fields["defenses"])
+        ids.append(run.run_id)
+    assert shown == [
+        "input-noise:sigma=0.1,votes=25",
+        "input-noise:sigma=0.1000001,votes=25",
+        "input-noise:sigma=0.03137254901960784,votes=25",
+    ]
+    # (the ids these configurations had before: the identity keeps its own text)
+    assert ids == ["bc8ab3b7905bb473", "d5e70d5a9c43a96d", "88b5a47659377a8f"]
+    assert format_eps(0.1000001) == "0.1000001" != format_eps(0.1) == "0.1"
+    assert [format_eps(e) for e in (8 / 255, 2 / 255, 0.3, 0.5, 2.0, 1e-6, 0.0313725)] == [
+        "8/255", "2/255", "0.3", "0.5", "2", "1e-06", "0.0313725"
+    ]  # fmt: skip
