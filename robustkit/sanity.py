@@ -4,7 +4,8 @@ is marked unreliable in every leaderboard, with the detail saying why.
 
 Model checks look at a few samples of the run: randomized outputs (flagged unless a gradient
 attack of the run averages over draws, ``eot`` > 1), outputs that look like probabilities, zero or
-NaN input gradients (gradient masking). Result checks compare the run's own numbers: a
+NaN input gradients (gradient masking; of the whole model, or of one member of an ensemble: partial
+masking). Result checks compare the run's own numbers: a
 decision-based attack beating the white-box ones, robust accuracy above clean accuracy, and
 whether twice the steps with an extra restart still lower the robust accuracy (for ``auto``: every
 stage at twice its steps with one more restart). Cross-run checks (robust accuracy rising with ε)
@@ -89,17 +90,72 @@ def check_probabilities(model: nn.Module, x: torch.Tensor) -> Check:
     return "probability_outputs", flagged, detail
 
 
+def _zero_share(grad: torch.Tensor | None) -> float:
+    """The share of samples whose input gradient is exactly zero (all of them without one)."""
+    if grad is None:
+        return 1.0
+    return float((grad.flatten(1).abs().amax(dim=1) == 0).float().mean())
+
+
 def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Check:
+    """Flag gradient masking: input gradients of the loss that contain NaN or are exactly zero
+    for most samples. Partial masking too: a module that averages the outputs of ``members``
+    (an ``nn.ModuleList``, named by ``names``: the ensemble defense) with a member whose own
+    gradients are so (bit-depth without BPDA under an ensemble), where the gradient of the
+    whole comes from the other members only. Masking inside one model's own layers, off such
+    a module, shows only where it blanks the whole gradient."""
+    members: list[tuple[str, torch.Tensor]] = []
+    hooks = [
+        member.register_forward_hook(lambda _m, _i, out, name=name: members.append((name, out)))
+        for module in model.modules()
+        if isinstance(getattr(module, "members", None), nn.ModuleList)
+        for name, member in zip(
+            getattr(module, "names", None) or [f"member {i}" for i in range(len(module.members))],
+            module.members,
+            strict=False,
+        )
+    ]
     xg = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        loss = F.cross_entropy(model(xg), y, reduction="sum")
-        # no autograd path at all (the model detaches its input): grad() would raise
-        grad = torch.autograd.grad(loss, xg, allow_unused=True)[0] if loss.requires_grad else None
+    try:
+        with torch.enable_grad():
+            logits = model(xg)
+            loss = F.cross_entropy(logits, y, reduction="sum")
+            # no autograd path at all (the model detaches its input): grad() would raise
+            grad = (
+                torch.autograd.grad(loss, xg, allow_unused=True, retain_graph=bool(members))[0]
+                if loss.requires_grad
+                else None
+            )
+            masked = []  # (member, share of its samples with a zero gradient)
+            for name, out in members:
+                if not isinstance(out, torch.Tensor) or out.shape != logits.shape:
+                    continue  # (not logits of the classes averaged)
+                member_loss = F.cross_entropy(out, y, reduction="sum")
+                share = _zero_share(
+                    torch.autograd.grad(member_loss, xg, allow_unused=True, retain_graph=True)[0]
+                    if member_loss.requires_grad
+                    else None
+                )
+                if share > 0.5:
+                    masked.append((name, share))
+    finally:
+        for hook in hooks:
+            hook.remove()
     if grad is None:
         return "gradient_masking", True, "the loss does not depend on the input (no gradient)"
     flat = grad.flatten(1)
     nan = bool(torch.isnan(flat).any())
-    zero = float((flat.abs().amax(dim=1) == 0).float().mean())
+    zero = _zero_share(grad)
+    if not nan and zero <= 0.5 and masked:
+        name, share = masked[0]
+        return (
+            "gradient_masking",
+            True,
+            f"input gradients of ensemble member {name} are exactly zero for {share:.0%} of "
+            "samples (e.g. bit-depth without BPDA under the ensemble): partial gradient "
+            "masking, the attack follows the other members only; use BPDA (bit-depth:bpda=true) "
+            "or a label-only attack",
+        )
     flagged = nan or zero > 0.5
     if nan:
         detail = (

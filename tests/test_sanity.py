@@ -399,3 +399,27 @@ def test_convergence_check_on_a_voting_model_counts_only_what_the_attack_fools()
         torch.manual_seed(state)
         answers.add(check_more_steps(run, x, y, survivors=survivors, seed=3))
     assert len(answers) == 1, answers
+
+
+def test_an_ensemble_member_with_masked_gradients_is_flagged_unless_it_uses_bpda():
+    """Bit-depth without BPDA under an ensemble (--defense bit-depth --defense ensemble:...)
+    masks only the defended model's gradient: the ensemble's came from the other member alone,
+    the check said "non-zero (0% zero)" and a PGD blind to the quantized model passed
+    unflagged. The member is named; with bpda=true, or with no member masked, nothing is
+    flagged, and a fully quantized ensemble is flagged as before."""
+    from robustkit.defenses.ensemble import AverageLogits
+
+    x = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = Linear()(x).argmax(1)
+
+    def ensemble(bpda: bool) -> nn.Module:
+        quantized = robustkit.get_defense("bit-depth", bits=2, bpda=bpda).apply(Linear())
+        return AverageLogits([quantized, Linear(seed=1)], ["the defended model", "m/other"])
+
+    name, flagged, detail = check_gradients(ensemble(bpda=False), x, y)
+    assert name == "gradient_masking" and flagged, detail
+    assert "the defended model" in detail and "BPDA" in detail and "m/other" not in detail
+    assert not check_gradients(ensemble(bpda=True), x, y)[1]
+    assert not check_gradients(AverageLogits([Linear(), Linear(seed=1)]), x, y)[1]
+    whole = robustkit.get_defense("bit-depth", bits=2).apply(ensemble(bpda=True))
+    assert check_gradients(whole, x, y)[1]
