@@ -5,7 +5,8 @@ is marked unreliable in every leaderboard, with the detail saying why.
 Model checks look at a few samples of the run: randomized outputs (flagged unless a gradient
 attack of the run averages over draws, ``eot`` > 1), outputs that look like probabilities, zero or
 NaN input gradients (gradient masking; of the whole model, or of one member of an ensemble: partial
-masking). Result checks compare the run's own numbers: a
+masking). They judge the run's gradient attacks: a run without one has them not checked (a
+label-only attack sees neither scores nor gradients). Result checks compare the run's own numbers: a
 decision-based attack beating the white-box ones, robust accuracy above clean accuracy, and
 whether twice the steps with an extra restart still lower the robust accuracy (for ``auto``: every
 stage at twice its steps with one more restart). Cross-run checks (robust accuracy rising with ε)
@@ -37,6 +38,10 @@ def was_checked(detail: str) -> bool:
     return not detail.startswith(NOT_CHECKED)
 
 
+#: How the detail of a model check begins on a run with no gradient attack (it judges those).
+_NO_GRADIENT_ATTACK = NOT_CHECKED + "no gradient attack in the run ("
+
+
 def _gradient_attacks(attacks: Any) -> list[Any]:
     """The run's white-box attacks, the stages of ensembles (``auto``) included."""
     from .attack import Attack
@@ -53,12 +58,21 @@ def _gradient_attacks(attacks: Any) -> list[Any]:
 def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
     """Flag a model whose outputs change between identical calls, unless a gradient attack of
     the run (``attacks``: the run's attacks, a mapping or a sequence; the stages of ``auto``
-    count) averages its gradients over draws (``eot`` > 1)."""
+    count) averages its gradients over draws (``eot`` > 1). Not checked for a run without a
+    gradient attack (EOT does not apply)."""
+    gradient = _gradient_attacks(attacks)
+    if not gradient:
+        return (
+            "randomized_outputs",
+            False,
+            _NO_GRADIENT_ATTACK + "EOT is for gradient attacks; a label-only attack sees one "
+            "draw per query, as a client would, and its examples are judged by the vote)",
+        )
     with torch.no_grad():
         a, b = model(x), model(x)
     diff = float((a - b).abs().max()) if a.numel() else 0.0
     randomized = diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1)
-    eot = max((int(getattr(g, "eot", 1)) for g in _gradient_attacks(attacks)), default=1)
+    eot = max((int(getattr(g, "eot", 1)) for g in gradient), default=1)
     flagged = randomized and eot <= 1
     if flagged:
         detail = (
@@ -385,14 +399,23 @@ def run_checks(
     x = run.x[:sample].to(run.device)
     y = run.y[:sample].to(run.device)
     probe = slice(0, 64)  # the model-behaviour checks need few samples
+    gradient = bool(_gradient_attacks(run.attacks))
     checks = [
         check_randomized(run.model, x[probe], run.attacks),
-        check_probabilities(run.model, x[probe]),
-        check_gradients(run.model, x[probe], y[probe]),
+        check_probabilities(run.model, x[probe])
+        if gradient
+        else (
+            "probability_outputs",
+            False,
+            _NO_GRADIENT_ATTACK + "a label-only attack sees top-1 labels only)",
+        ),
+        check_gradients(run.model, x[probe], y[probe])
+        if gradient
+        else ("gradient_masking", False, _NO_GRADIENT_ATTACK + "a label-only attack needs none)"),
         check_decision_beats_whitebox(summary),
         check_robust_above_clean(summary),
     ]
-    if any(a.family == "gradient" for a in run.attacks.values()):
+    if gradient:
         target = None if run.target is None else run.target[:sample].to(run.device)
         checks.append(
             check_more_steps(

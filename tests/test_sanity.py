@@ -196,19 +196,23 @@ def test_label_only_one_point_below_white_box_is_not_flagged_whatever_the_roundi
 def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
     """EOT is the fix the check advises: a run whose gradient attack averages over draws (eot > 1,
     also as a stage of auto) is not flagged, and its detail says the model is randomized and
-    with which EOT it was evaluated; without one (plain PGD, FGSM, only label-only attacks,
-    no attack) it is flagged."""
+    with which EOT it was evaluated; without one (plain PGD, FGSM, PGD beside a label-only
+    attack) it is flagged. With no gradient attack at all (only label-only attacks, none) EOT
+    does not apply: not checked (a CGBA-only run was told to use EOT)."""
     noisy = Noisy(Linear())
     x = torch.rand(32, 3, 8, 8)
     pgd, eot_pgd = robustkit.get_attack("pgd"), robustkit.get_attack("pgd", eot=10)
     auto_eot = robustkit.get_attack("auto", stages="pgd:steps=5;eot=4")
     cgba = robustkit.get_attack("cgba", max_queries=100)
-    for attacks in ([pgd], [robustkit.get_attack("fgsm")], [cgba], [], {"pgd": pgd}):
+    for attacks in ([pgd], [robustkit.get_attack("fgsm")], [pgd, cgba], {"pgd": pgd}):
         name, flagged, detail = check_randomized(noisy, x, attacks)
         assert name == "randomized_outputs" and flagged and "EOT" in detail, attacks
     for attacks, eot in (([pgd, eot_pgd], 10), ({"auto": auto_eot, "cgba": cgba}, 4)):
         flagged, detail = check_randomized(noisy, x, attacks)[1:]
         assert not flagged and f"randomized; evaluated with EOT={eot}" in detail, attacks
+    for attacks in ([cgba], []):
+        flagged, detail = check_randomized(noisy, x, attacks)[1:]
+        assert not flagged and not was_checked(detail) and "no gradient attack" in detail
     flagged, detail = check_randomized(Linear(), x, [eot_pgd])[1:]
     assert not flagged and detail == "outputs are deterministic"
 
@@ -423,3 +427,38 @@ def test_an_ensemble_member_with_masked_gradients_is_flagged_unless_it_uses_bpda
     assert not check_gradients(AverageLogits([Linear(), Linear(seed=1)]), x, y)[1]
     whole = robustkit.get_defense("bit-depth", bits=2).apply(ensemble(bpda=True))
     assert check_gradients(whole, x, y)[1]
+
+
+def test_a_label_only_run_is_not_judged_by_the_gradient_attack_checks():
+    """A CGBA-only run on bit-depth was UNRELIABLE (gradient_masking: "use BPDA or a label-only
+    attack", to a label-only attack), one on a noisy model was told to use EOT and one on a
+    softmax model to attack the logits: none of it applies to an attack that sees labels only.
+    Those checks are "not checked" on such a run; a run with a gradient attack is judged."""
+    base = Linear()
+    x = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = base(x).argmax(1)
+    summary = {"attacks": {}, "clean_accuracy": 1.0}
+    cgba = robustkit.get_attack("cgba", max_queries=100)
+    for model in (Rounding(base), Noisy(base), Softmaxed(base)):
+        for attacks, judged in (
+            ({"cgba": cgba}, False),
+            ({"pgd": robustkit.get_attack("pgd")}, True),
+        ):
+            run = SimpleNamespace(
+                x=x,
+                y=y,
+                device="cpu",
+                model=model,
+                attacks=attacks,
+                target=None,
+                config=SimpleNamespace(seed=0),
+            )
+            checks = {n: (f, d) for n, f, d in run_checks(run, summary, survivors=None)}
+            gradient_checks = ("randomized_outputs", "probability_outputs", "gradient_masking")
+            if judged:
+                assert any(checks[n][0] for n in gradient_checks), (model, checks)
+            else:
+                assert not any(f for f, _ in checks.values()), (model, checks)
+                for n in gradient_checks:
+                    assert not was_checked(checks[n][1]), checks[n]
+                    assert "no gradient attack" in checks[n][1], checks[n]
