@@ -3,7 +3,9 @@
 :func:`build` reads every finished run and makes one table per (data set, threat model) with a
 row per model (and defense): clean accuracy, robust accuracy per attack, worst-case robust
 accuracy (the table's sort key), the number of samples, sanity flags and training; plus one
-decision-based table (median L2 at query budgets and success rate at ε within them). Where a
+decision-based table (median L2 at query budgets and success rate at ε within them; its rows
+carry the run's flags but those of checks that judge gradient attacks only,
+:data:`robustkit.sanity.GRADIENT_CHECKS`). Where a
 model (with its defenses) has several finished runs for one threat model, the row shows the run
 with the most samples and, among those, the latest (by start time): a quick 5-image check does
 not replace a 1,000-image evaluation, and a rerun at the same size does replace the older one.
@@ -66,6 +68,7 @@ def build(store: Store, decision: bool = True) -> dict[str, Any]:
 
 def _build(store: Store, decision: bool) -> dict[str, Any]:
     from .runner import counts_in_worst_case, decision_figures, default_eps, summarize
+    from .sanity import GRADIENT_CHECKS
 
     chosen: dict[tuple, dict[str, Any]] = {}
     decision_rows: dict[tuple, dict[str, Any]] = {}
@@ -80,8 +83,10 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
                 "training": "own checkpoint",
             }
         defenses = ", ".join(summary["defenses"])
-        flags = [c["name"] for c in summary["checks"] if c["flagged"]]
-        reasons = [c["detail"] for c in summary["checks"] if c["flagged"]]
+        flagged = [c for c in summary["checks"] if c["flagged"]]
+        flags, reasons = [c["name"] for c in flagged], [c["detail"] for c in flagged]
+        # a label-only attack's row: not the flags of checks that judge gradient attacks only
+        decision_flagged = [c for c in flagged if c["name"] not in GRADIENT_CHECKS]
         # The columns: the attacks the run's worst case counts (those with an ε, targeted ones
         # included: a sample moved to its target is misclassified too), so that the worst case
         # never stands above a column. A run makes the threat-model tables only with an
@@ -138,8 +143,8 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
                 "eps": eps,
                 "success_rate_at_eps": fig["success_rate_at_eps"],
                 "selection": "first correctly classified" if summary["correct_only"] else "all",
-                "flags": flags,
-                "reasons": reasons,
+                "flags": [c["name"] for c in decision_flagged],
+                "reasons": [c["detail"] for c in decision_flagged],
                 "command": run["command"],
                 "run_id": run["run_id"],
             }

@@ -41,6 +41,20 @@ def was_checked(detail: str) -> bool:
 #: How the detail of a model check begins on a run with no gradient attack (it judges those).
 _NO_GRADIENT_ATTACK = NOT_CHECKED + "no gradient attack in the run ("
 
+#: The checks that judge a run's gradient attacks only: a label-only attack's figures (the
+#: decision table) do not carry their flags (the model's randomness, scores and gradients mean
+#: nothing to an attack that sees labels only; a label-only attack beating the white-box ones
+#: discredits the white-box numbers; more steps concern the gradient attack).
+GRADIENT_CHECKS = frozenset(
+    {
+        "randomized_outputs",
+        "probability_outputs",
+        "gradient_masking",
+        "blackbox_beats_whitebox",
+        "more_steps_help",
+    }
+)
+
 
 def _gradient_attacks(attacks: Any) -> list[Any]:
     """The run's white-box attacks, the stages of ensembles (``auto``) included."""

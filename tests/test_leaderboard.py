@@ -625,12 +625,49 @@ def test_flagged_decision_rows_give_their_reasons_and_sections_their_selection(t
             config={"correct_only": True},
             checks=False,
         )
-        store.write_checks("a", [("randomized_outputs", True, "outputs vary between calls")])
+        store.write_checks("a", [("robust_above_clean", True, "robust above clean for cgba")])
         board = build(store)
     md, page = to_markdown(board), to_html(board)
-    assert "- all-images, cgba: outputs vary between calls" in md
-    assert '<tr class="flagged" title="outputs vary between calls">' in page
+    assert "- all-images, cgba: robust above clean for cgba" in md
+    assert '<tr class="flagged" title="robust above clean for cgba">' in page
     assert "images: all (2 per model)" in md and "images: first correctly classified (2" in md
+
+
+def test_a_decision_row_carries_only_the_flags_that_concern_label_only_attacks(tmp_path):
+    """A run of PGD and CGBA flagged for PGD without EOT on a randomized model (or for masked
+    gradients, a label-only attack beating PGD, PGD not converged) marked its CGBA decision row
+    UNRELIABLE too, though a label-only attack sees neither gradients nor scores; stores written
+    before (a CGBA-only run told to use EOT) read so too. The robust-accuracy row keeps every
+    flag, and a flag about the model or every attack (robust above clean) stays on both."""
+    from .fake_store import CGBA, add_run, robust
+
+    hit = (True, False, 1.0, [[4, 1.0]])
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "a", {"pgd": ({"norm": "linf"}, robust("rrff")), "cgba": (CGBA, [hit] * 4)})
+        add_run(store, "b", {"cgba": (CGBA, [hit] * 4)}, model="label-only", checks=False)
+        gradient_only = [
+            (name, True, f"{name} failed")
+            for name in (
+                "randomized_outputs",
+                "probability_outputs",
+                "gradient_masking",
+                "blackbox_beats_whitebox",
+                "more_steps_help",
+            )
+        ]
+        store.write_checks("a", gradient_only)
+        store.write_checks("b", gradient_only[:1])
+        board = build(store)
+        (row,) = board["tables"][0]["rows"]
+        assert sorted(row["flags"]) == sorted(name for name, _, _ in gradient_only)
+        assert [(r["flags"], r["reasons"]) for r in board["decision"]] == [([], [])] * 2
+        store.write_checks("a", [("robust_above_clean", True, "robust above clean for pgd")])
+        board = build(store)
+    assert "robust_above_clean" in board["tables"][0]["rows"][0]["flags"]
+    by_model = {r["model"]: r for r in board["decision"]}
+    assert by_model["m"]["flags"] == ["robust_above_clean"]
+    assert by_model["m"]["reasons"] == ["robust above clean for pgd"]
+    assert "- label-only, cgba" not in to_markdown(board)
 
 
 def test_markdown_escapes_emphasis_but_not_words_with_underscores():
