@@ -61,15 +61,23 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
     """``scores``, a model's output for ``n`` images, or a one-line :class:`InputError`: it
     must be one row of finite floating-point class scores per image. (The label of a NaN row
     would be class 0, silently; a wrong number of rows would misalign every label.)"""
-    if not (isinstance(scores, torch.Tensor) and scores.dim() == 2):
+    if not isinstance(scores, torch.Tensor):
+        raise _not_a_tensor(scores)
+    if scores.dim() != 2:
         raise InputError(
             "the model must return one row of class scores per image (N×classes), got "
-            f"{type(scores).__name__} {tuple(getattr(scores, 'shape', ()))}"
+            f"Tensor {tuple(scores.shape)}"
         )
     if scores.shape[0] != n:
         raise InputError(
             f"the model returned {scores.shape[0]} rows of scores for {n} images; it must "
             "return one row per image (check its reshapes: flatten with x.flatten(1))"
+        )
+    if scores.shape[1] < 2:  # its top class would always be 0: never fooled, never robust
+        raise InputError(
+            f"the model returns {scores.shape[1]} score per image; a classifier must return "
+            "one per class (for a binary classifier's single logit z, return "
+            "torch.cat([torch.zeros_like(z), z], dim=1))"
         )
     if not scores.is_floating_point():
         raise InputError(
@@ -84,6 +92,26 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
             "model (or its inputs) before attacking it"
         )
     return scores
+
+
+def _not_a_tensor(scores: object) -> InputError:
+    """The one-line error for a model whose output is not a tensor: what to return instead
+    (aux heads in a tuple, a dict of outputs, an object with ``.logits``)."""
+    what = type(scores).__name__
+    if isinstance(getattr(scores, "logits", None), torch.Tensor):
+        advice = "return its .logits from forward (e.g. a wrapper returning model(x).logits)"
+    elif isinstance(scores, (tuple, list)):
+        what = f"a {what} of {len(scores)} outputs"
+        advice = "return only the logits from forward (e.g. a wrapper returning model(x)[0])"
+    elif isinstance(scores, dict):
+        keys = ", ".join(repr(k) for k in list(scores)[:4])
+        what = f"a dict (keys {keys})"
+        advice = "return only the logits from forward (e.g. a wrapper returning one entry)"
+    else:
+        advice = "return the logits, a tensor shaped N×classes"
+    return InputError(
+        f"the model must return one row of class scores per image (N×classes), got {what}; {advice}"
+    )
 
 
 def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import pytest
@@ -304,6 +305,63 @@ def test_a_model_with_a_row_count_other_than_the_images_is_refused(data, model):
             attack(model().eval(), x, y)
     with pytest.raises(InputError, match="rows of scores"):
         robustkit.evaluate(model().eval(), [robustkit.get_attack("fgsm")], x, y)
+
+
+class _OneScore(torch.nn.Module):
+    """One score per image ([N, 1]: a binary classifier's single logit)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Linear()
+
+    def forward(self, x):
+        return self.net(x)[:, :1]
+
+
+def test_a_model_with_one_score_per_image_is_refused(data):
+    # Its top class is always 0: with labels 0 every attack reported 100% robust accuracy
+    # (nothing can change an argmax over one column); with other labels the error blamed them.
+    _, x, _ = data
+    y = torch.zeros(len(x), dtype=torch.long)
+    for attack in (robustkit.get_attack("pgd", steps=1), robustkit.get_attack("cgba")):
+        with pytest.raises(InputError, match=r"returns 1 score per image.*one per class") as info:
+            attack(_OneScore().eval(), x, y)
+        assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="returns 1 score per image"):
+        robustkit.evaluate(_OneScore().eval(), None, x, y)
+
+
+class _Outputs(torch.nn.Module):
+    """Linear's logits inside what real models return: aux heads, a dict, a HuggingFace-style
+    object with ``.logits``."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.net, self.kind = Linear(), kind
+
+    def forward(self, x):
+        logits = self.net(x)
+        if self.kind == "tuple":
+            return logits, logits.detach()
+        if self.kind == "dict":
+            return {"logits": logits}
+        return types.SimpleNamespace(logits=logits)
+
+
+@pytest.mark.parametrize(
+    "kind, advice",
+    [
+        ("tuple", r"got a tuple of 2 outputs.*return only the logits"),
+        ("dict", r"got a dict.*return only the logits"),
+        ("object", r"got SimpleNamespace.*return its \.logits"),
+    ],
+)
+def test_a_model_returning_more_than_logits_is_told_what_to_return(data, kind, advice):
+    _, x, y = data
+    for name in ("fgsm", "cgba"):
+        with pytest.raises(InputError, match=advice) as info:
+            robustkit.get_attack(name)(_Outputs(kind).eval(), x, y)
+        assert "()" not in str(info.value)
 
 
 class _Squeezes(torch.nn.Module):
