@@ -34,8 +34,11 @@ _ACTIVATION_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def probe_forward(model: torch.nn.Module, x1: torch.Tensor):
     """``model(x1)`` without gradients (``x1``: one image), noting on the way the bytes per image
-    of the largest tensor any leaf module outputs (see :func:`robustkit.oracle.default_batch_size`)."""
-    if not isinstance(model, torch.nn.Module):
+    of the largest tensor any leaf module outputs (see :func:`robustkit.oracle.default_batch_size`;
+    not for a model with TorchScript parts, which take no hooks)."""
+    if not isinstance(model, torch.nn.Module) or any(
+        isinstance(m, torch.jit.ScriptModule) for m in model.modules()
+    ):
         with torch.no_grad():
             return model(x1)
     largest = [0]

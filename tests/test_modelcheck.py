@@ -54,3 +54,26 @@ def test_mixed_dtype_weights_are_named():
     with pytest.raises(InputError, match="weights mix dtypes") as info:
         check_classifier(model, torch.rand(1, 3, 8, 8))
     assert "shaped" not in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_scripted_model_is_attacked_as_the_model_itself(wrapped):
+    """TorchScript modules take no forward hooks: the check's activation probe made every
+    attack refuse one ("cannot classify images shaped (3, 8, 8) (register_forward_hook is not
+    supported on ScriptModules)"), alone or inside a defense."""
+    import robustkit
+
+    from .helpers import Linear
+
+    model = Linear().eval()
+    scripted = torch.jit.script(Linear().eval())
+    if wrapped:
+        model = robustkit.get_defense("bit-depth").apply(model)
+        scripted = robustkit.get_defense("bit-depth").apply(scripted)
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1)
+    for name, params in [("fgsm", {}), ("pgd", {"steps": 2}), ("cgba", {"max_queries": 50})]:
+        attack = robustkit.get_attack(name, **params)
+        assert torch.equal(attack(scripted, x, y).x_adv, attack(model, x, y).x_adv)
+    assert largest_activation_bytes(scripted, x) is None
