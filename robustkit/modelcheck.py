@@ -120,7 +120,8 @@ def _not_a_tensor(scores: object) -> InputError:
 def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
     """Raise :class:`InputError` with a one-line reason unless ``model`` classifies images like
     ``x1`` (one or two images on the model's device): it runs on them without changing them
-    and returns one row of finite class scores per image (:func:`check_scores`); return those
+    and returns, on their device, one row of finite class scores per image
+    (:func:`check_scores`); return those
     scores. (Its forward pass also sizes the label oracle's batches.)"""
     given = x1.clone()  # the model sees a copy: the caller's images stay as they are
     try:
@@ -133,6 +134,11 @@ def check_classifier(model: torch.nn.Module, x1: torch.Tensor) -> torch.Tensor:
         raise _cannot_classify(model, x1, exc) from exc
     if not torch.equal(x1, given):
         raise _changes_its_input()
+    if isinstance(probe, torch.Tensor) and probe.device != x1.device:
+        raise InputError(
+            f"the model returns its scores on {probe.device} for images on {x1.device}; return "
+            "them on the images' device (drop the .cpu() or .to() at the end of forward)"
+        )
     return check_scores(probe, x1.shape[0])
 
 

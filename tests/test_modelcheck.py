@@ -77,3 +77,26 @@ def test_a_scripted_model_is_attacked_as_the_model_itself(wrapped):
         attack = robustkit.get_attack(name, **params)
         assert torch.equal(attack(scripted, x, y).x_adv, attack(model, x, y).x_adv)
     assert largest_activation_bytes(scripted, x) is None
+
+
+class _ScoresElsewhere(nn.Module):
+    """Scores on another device than the images (a GPU model ending in ``.cpu()``; here the
+    meta device stands in for the other one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(192, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)).to("meta")
+
+
+@pytest.mark.parametrize("name", ["fgsm", "cgba"])
+def test_scores_on_another_device_than_the_images_are_one_line(name):
+    # every attack failed with a raw RuntimeError from deep inside it
+    import robustkit
+
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(InputError, match="returns its scores on meta for images on cpu") as info:
+        robustkit.get_attack(name)(_ScoresElsewhere().eval(), x, torch.tensor([0, 1]))
+    assert "\n" not in str(info.value)
