@@ -172,7 +172,7 @@ def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
     if dtypes and dtypes[0] != x1.dtype:
         return InputError(
             f"the model cannot classify {x1.dtype} images: its weights are {dtypes[0]}; "
-            f"convert the images (x.to({dtypes[0]})) or the model"
+            f"convert the images (x.to({dtypes[0]})) or the model (model.to({x1.dtype}))"
         )
     return InputError(
         f"the model cannot classify images shaped {tuple(x1.shape[1:])} ({reason}); "

@@ -100,3 +100,11 @@ def test_scores_on_another_device_than_the_images_are_one_line(name):
     with pytest.raises(InputError, match="returns its scores on meta for images on cpu") as info:
         robustkit.get_attack(name)(_ScoresElsewhere().eval(), x, torch.tensor([0, 1]))
     assert "\n" not in str(info.value)
+
+
+def test_a_model_of_another_dtype_than_the_images_is_told_both_ways_to_convert():
+    """The images can be converted in Python only: ``robustkit evaluate`` loads float32 data,
+    so a float64 model file must convert the model; the error said "convert the images"."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 10)).double().eval()
+    with pytest.raises(InputError, match=r"x.to\(torch.float64\)\) or the model \(model.to\("):
+        check_classifier(model, torch.rand(1, 3, 8, 8))
