@@ -7,6 +7,7 @@ from torch import nn
 
 from robustkit.defense import Defense
 from robustkit.errors import InputError
+from robustkit.modelcheck import require_tensor
 from robustkit.registry import DEFENSES
 
 
@@ -22,10 +23,12 @@ class AverageLogits(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [m(x) for m in self.members]
+        outs = [
+            require_tensor(m(x), name) for m, name in zip(self.members, self.names, strict=True)
+        ]
         # members of other classes (a 100-class model with 10-class members) cannot be
         # averaged: say so, rather than let stack's error read as the images' fault
-        widths = [o.shape[-1] if isinstance(o, torch.Tensor) and o.dim() else None for o in outs]
+        widths = [o.shape[-1] if o.dim() else None for o in outs]
         for name, width in zip(self.names[1:], widths[1:], strict=True):
             if widths[0] is not None and width is not None and width != widths[0]:
                 raise InputError(

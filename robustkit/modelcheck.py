@@ -64,8 +64,7 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
     """``scores``, a model's output for ``n`` images, or a one-line :class:`InputError`: it
     must be one row of finite floating-point class scores per image. (The label of a NaN row
     would be class 0, silently; a wrong number of rows would misalign every label.)"""
-    if not isinstance(scores, torch.Tensor):
-        raise _not_a_tensor(scores)
+    scores = require_tensor(scores)
     if scores.dim() != 2:
         raise InputError(
             "the model must return one row of class scores per image (N×classes), got "
@@ -97,9 +96,12 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
     return scores
 
 
-def _not_a_tensor(scores: object) -> InputError:
-    """The one-line error for a model whose output is not a tensor: what to return instead
-    (aux heads in a tuple, a dict of outputs, an object with ``.logits``)."""
+def require_tensor(scores: object, who: str = "the model") -> torch.Tensor:
+    """``scores``, what ``who`` returned, where it is a tensor; else a one-line
+    :class:`InputError` that says what came back and what to return instead (aux heads in a
+    tuple, a dict of outputs, an object with ``.logits``). No device sync."""
+    if isinstance(scores, torch.Tensor):
+        return scores
     what = type(scores).__name__
     if isinstance(getattr(scores, "logits", None), torch.Tensor):
         advice = "return its .logits from forward (e.g. a wrapper returning model(x).logits)"
@@ -112,8 +114,8 @@ def _not_a_tensor(scores: object) -> InputError:
         advice = "return only the logits from forward (e.g. a wrapper returning one entry)"
     else:
         advice = "return the logits, a tensor shaped N×classes"
-    return InputError(
-        f"the model must return one row of class scores per image (N×classes), got {what}; {advice}"
+    raise InputError(
+        f"{who} must return one row of class scores per image (N×classes), got {what}; {advice}"
     )
 
 

@@ -97,3 +97,26 @@ def test_a_member_for_other_images_than_the_defended_model_is_named():
     with pytest.raises(InputError, match=r"^cifar10/resnet4b-at takes .*--data cifar10"):
         check_input_shape(defended, torch.rand(2, 1, 28, 28))
     check_input_shape(defended, torch.rand(2, 3, 32, 32))
+
+
+def test_a_defended_model_returning_aux_heads_is_told_what_to_return():
+    """The user's model returns (logits, aux): alone it was told to return only the logits,
+    inside an ensemble the images were blamed ("cannot classify images shaped (1, 28, 28)
+    (TypeError: expected Tensor as element 0 ..., but got tuple)")."""
+
+    class AuxHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(784, 10)
+
+        def forward(self, x):
+            logits = self.fc(x.flatten(1))
+            return logits, logits.detach()
+
+    defended = build_defense("ensemble:members=mnist/lenet5").apply(AuxHeads().eval())
+    with pytest.raises(
+        InputError,
+        match=r"^the defended model must return .*got a tuple of 2 outputs.*only the logits",
+    ) as info:
+        robustkit.get_attack("fgsm", eps=0.1)(defended, torch.rand(2, 1, 28, 28), [1, 2])
+    assert "images shaped" not in str(info.value)
