@@ -257,7 +257,9 @@ def check_training_mode(model) -> str | None:
     """Refuse a model whose BatchNorm layers are in training mode (:class:`InputError`): each
     prediction would depend on the rest of the batch, and every forward pass of the attack would
     overwrite the layers' running statistics. Return a warning's text when Dropout layers are
-    in training mode (predictions at random, which may be meant), else None."""
+    in training mode (predictions at random, which may be meant), else None. BatchNorm layers
+    without running statistics (``track_running_stats=False``) are refused in eval mode too:
+    they normalize by the batch there as well."""
     if not isinstance(model, torch.nn.Module):
         return None
     live = [m for m in model.modules() if m.training]
@@ -266,6 +268,17 @@ def check_training_mode(model) -> str | None:
             "the model's BatchNorm layers are in training mode: predictions would depend on the "
             "batch and every forward pass would change the model's running statistics; call "
             "model.eval() before attacking it"
+        )
+    if any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        and m.running_mean is None
+        and m.running_var is None
+        for m in model.modules()
+    ):
+        raise InputError(
+            "the model's BatchNorm layers keep no running statistics (track_running_stats="
+            "False), so even in eval mode each prediction depends on the rest of the batch; "
+            "give them running statistics (estimated on training data) before attacking it"
         )
     if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in live):
         return (

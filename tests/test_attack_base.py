@@ -139,6 +139,20 @@ def test_a_model_in_training_mode(data):
             RandomSign()(wrapped.eval(), x, y)
 
 
+def test_batchnorm_without_running_statistics_is_refused_in_eval_mode(data):
+    """BatchNorm made with track_running_stats=False normalizes by the batch's statistics in
+    eval mode too: labels depended on which images shared a pass (2 of 16 changed alone), and
+    CGBA reported 13 of 16 examples "not adversarial on the fresh re-check (a randomized
+    model ...)"; FGSM's numbers were silently those of the batch."""
+    model, x, y = data
+    bn = torch.nn.Sequential(model, torch.nn.BatchNorm1d(10, track_running_stats=False)).eval()
+    for attack in (robustkit.get_attack("fgsm"), robustkit.get_attack("cgba")):
+        with pytest.raises(InputError, match=r"BatchNorm layers keep no running statistics"):
+            attack(bn, x, y)
+    with pytest.raises(InputError, match="track_running_stats=False"):
+        robustkit.evaluate(bn, None, x, y)
+
+
 def test_inputs_of_another_dtype_or_with_a_graph(data):
     model, x, y = data
     with pytest.raises(InputError, match=r"cannot classify torch.float64 images.*x\.to\(torch"):
