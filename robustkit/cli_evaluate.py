@@ -206,11 +206,12 @@ def check_save_adv(
 @click.option(
     "--save-adv",
     type=click.Path(dir_okay=False),
-    help="Write adversarial examples to this .npz file: per sample the worst-case one (of the "
-    "first attack with an ε that broke it, in the order given with --attack; the report lists "
-    "attacks by name), else the closest a minimum-norm attack found, else the clean image; with "
-    "y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, linf, and target where "
-    "an attack is targeted.",
+    help="Write adversarial examples to this .npz file (array x_adv): per sample the worst-case "
+    "one (of the first attack with an ε that broke it, in the order given with --attack; the "
+    "report lists attacks by name), else the closest a minimum-norm attack found, else the clean "
+    "image; with y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, linf, and "
+    "target where an attack is targeted. The store keeps no images: on a stored run the attacks "
+    "run again, in memory with each shard's seed, to give them.",
 )
 @click.option(
     "--fresh",
