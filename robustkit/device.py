@@ -47,7 +47,8 @@ def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.devi
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             raise RobustkitError(
-                f"device {spec!r} is not available: no CUDA GPU is visible; use --device cpu or auto"
+                f"device {spec!r} is not available: no CUDA GPU is visible; use device cpu or auto "
+                "(--device cpu)"
             )
         index = int(spec.split(":")[1]) if ":" in spec else 0
         if index >= torch.cuda.device_count():
@@ -59,7 +60,9 @@ def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.devi
     if spec.startswith("mps") and not (
         hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
     ):
-        raise RobustkitError(f"device {spec!r} is not available on this machine; use --device cpu")
+        raise RobustkitError(
+            f"device {spec!r} is not available on this machine; use device cpu (--device cpu)"
+        )
     return torch.device(spec)
 
 

@@ -14,7 +14,7 @@ from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError, first_line
 from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
-from .threat import check_norm, float_text, parse_eps
+from .threat import check_norm, float_text, format_eps, parse_eps
 
 
 def parse_value(text: str) -> Any:
@@ -136,7 +136,8 @@ def build_attack(
             params["eps"] = parse_eps(eps)
         elif cls.requires_eps:  # the ε given is one of another norm
             raise InputError(
-                f"attack {name!r} runs in {chosen_norm} but the ε given is one of {norm}; "
+                f"attack {name!r} runs in {chosen_norm} but the run's ε "
+                f"({format_eps(parse_eps(eps))}) is one of {norm}; "
                 f"evaluate it in a run of that norm (--norm {chosen_norm} --eps ...)"
             )
     if max_queries is not None and "max_queries" in accepted and "max_queries" not in params:

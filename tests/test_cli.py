@@ -275,7 +275,7 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         # an attack in another norm than the run's once got the run's L∞ ε (8/255) as its L2 ε
         (
             ["--model", "cifar10/resnet20", "--attack", "pgd:norm=l2,steps=5"],
-            ["attack 'pgd' runs in l2 but the ε given is one of linf", "--norm l2 --eps"],
+            ["attack 'pgd' runs in l2 but the run's ε (8/255) is one of linf", "--norm l2 --eps"],
         ),
         (
             ["--model", "cifar10/resnet20", "--attack", "fgsm", "--attack", "pgd:norm=l2,eps=0.5"],
