@@ -651,6 +651,12 @@ class Attack(ABC):
     ) -> AttackResult:
         """:meth:`__call__`, outside inference mode."""
         start = time.perf_counter()
+        if target is not None and "targeted" not in constructor_parameters(type(self)):
+            # (validate_inputs would advise targeted=True, which this attack does not take)
+            raise InputError(
+                f"{self.name} has no targeted mode; drop target, or use an attack that takes "
+                "targets (pgd, fgsm and the label-only attacks, made with targeted=True)"
+            )
         x, y, target = validate_inputs(x, y, target, self.threat)
         if clean_pred is not None:
             given = _as_labels(clean_pred, "clean_pred", torch.device("cpu"))

@@ -371,3 +371,18 @@ def test_an_l2_step_on_a_confident_model_is_a_full_step():
     assert moving.sum() >= 16  # (some gradients are exactly 0: nothing to step along)
     res = robustkit.get_attack("fgsm", norm="l2", eps=0.5)(model.eval(), x, y)
     assert torch.allclose(res.l2[moving], torch.full((int(moving.sum()),), 0.5), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["apgd-ce", "apgd-t", "auto"])
+def test_targets_given_to_an_attack_without_a_targeted_mode_are_refused_with_a_possible_fix(name):
+    """Targets given to APGD or auto were refused with "create it with targeted=True", which
+    these attacks refuse in turn ("has no parameter 'targeted'"): the advice led nowhere."""
+    model = SmallCNN()
+    x = batch(n=4)
+    y = model(x).argmax(1)
+    with pytest.raises(InputError, match=f"{name} has no targeted mode") as err:
+        robustkit.get_attack(name, eps=2 / 255)(model, x, y, (y + 1) % 10)
+    assert "create it with" not in str(err.value) and "pgd" in str(err.value)
+    # an attack that has one is still told how to turn it on
+    with pytest.raises(InputError, match="create it with targeted=True"):
+        robustkit.get_attack("pgd", eps=2 / 255)(model, x, y, (y + 1) % 10)
