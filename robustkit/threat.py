@@ -149,8 +149,9 @@ class ThreatModel:
             raise InputError(f"box must be (low, high) with low < high, got {self.box}")
         if self.norm == "linf" and self.eps is not None and self.eps > hi - lo:
             raise InputError(
-                f"an L∞ eps of {self.eps:g} is wider than the [{lo:g}, {hi:g}] box pixels live in, "
-                f"so any image would be allowed; give it on that scale (e.g. {self.eps:g}/255)"
+                f"an L∞ eps of {float_text(self.eps)} is wider than the [{lo:g}, {hi:g}] box "
+                "pixels live in, so any image would be allowed; give it on that scale (e.g. "
+                f"{float_text(self.eps)}/255)"
             )
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

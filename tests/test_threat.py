@@ -127,3 +127,10 @@ def test_an_linf_eps_wider_than_the_box_is_refused():
     with pytest.raises(InputError, match="wider than the \\[0, 1\\] box.*8/255"):
         ThreatModel("linf", 8)
     assert ThreatModel("linf", 1.0).eps == 1.0 and ThreatModel("l2", 8).eps == 8
+
+
+def test_an_linf_eps_just_wider_than_the_box_is_shown_as_given():
+    """An ε of 1.0000001 was refused as "an L∞ eps of 1 is wider than the [0, 1] box", though
+    an ε of 1 is allowed: the message printed ε to 6 digits."""
+    with pytest.raises(InputError, match="an L∞ eps of 1.0000001 is wider"):
+        ThreatModel("linf", 1.0000001)
