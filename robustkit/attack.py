@@ -651,8 +651,13 @@ class Attack(ABC):
     ) -> AttackResult:
         """:meth:`__call__`, outside inference mode."""
         start = time.perf_counter()
-        if target is not None and "targeted" not in constructor_parameters(type(self)):
-            # (validate_inputs would advise targeted=True, which this attack does not take)
+        if (
+            target is not None
+            and not self.targeted
+            and "targeted" not in constructor_parameters(type(self))
+        ):
+            # (validate_inputs would advise targeted=True, which this attack does not take; an
+            # attack that fixes targeted=True itself takes targets)
             raise InputError(
                 f"{self.name} has no targeted mode; drop target, or use an attack that takes "
                 "targets (pgd, fgsm and the label-only attacks, made with targeted=True)"

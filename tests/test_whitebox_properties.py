@@ -386,3 +386,25 @@ def test_targets_given_to_an_attack_without_a_targeted_mode_are_refused_with_a_p
     # an attack that has one is still told how to turn it on
     with pytest.raises(InputError, match="create it with targeted=True"):
         robustkit.get_attack("pgd", eps=2 / 255)(model, x, y, (y + 1) % 10)
+
+
+def test_an_attack_that_fixes_targeted_itself_takes_targets():
+    """The refusal of targets for attacks without a targeted mode read the constructor's
+    parameters only: an attack of one's own that is always targeted (calling the base class with
+    targeted=True, no such parameter of its own) was refused its targets."""
+    from robustkit.attack import Attack
+
+    class AlwaysTargeted(Attack):
+        name = "always-targeted"
+
+        def __init__(self, eps: float = 2 / 255):
+            super().__init__(norm="linf", eps=eps, targeted=True)
+
+        def _attack(self, ctx, x, y, target):
+            return x
+
+    model = SmallCNN()
+    x = batch(n=4)
+    y = model(x).argmax(1)
+    result = AlwaysTargeted()(model, x, y, (y + 1) % 10)
+    assert not result.success.any()
