@@ -131,20 +131,26 @@ def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Check
     (an ``nn.ModuleList``, named by ``names``: the ensemble defense) with a member whose own
     gradients are so (bit-depth without BPDA under an ensemble), where the gradient of the
     whole comes from the other members only. Masking inside one model's own layers, off such
-    a module, shows only where it blanks the whole gradient."""
+    a module, shows only where it blanks the whole gradient; so does that of a TorchScript
+    member (it takes no hooks)."""
     members: list[tuple[str, torch.Tensor]] = []
-    hooks = [
-        member.register_forward_hook(lambda _m, _i, out, name=name: members.append((name, out)))
-        for module in model.modules()
-        if isinstance(getattr(module, "members", None), nn.ModuleList)
-        for name, member in zip(
-            getattr(module, "names", None) or [f"member {i}" for i in range(len(module.members))],
-            module.members,
-            strict=False,
-        )
-    ]
+    hooks = []
     xg = x.detach().clone().requires_grad_(True)
     try:
+        for module in model.modules():
+            if not isinstance(getattr(module, "members", None), nn.ModuleList):
+                continue
+            names = getattr(module, "names", None) or [
+                f"member {i}" for i in range(len(module.members))
+            ]
+            for name, member in zip(names, module.members, strict=False):
+                if isinstance(member, torch.jit.ScriptModule):
+                    continue  # (register_forward_hook raises on one)
+                hooks.append(
+                    member.register_forward_hook(
+                        lambda _m, _i, out, name=name: members.append((name, out))
+                    )
+                )
         with torch.enable_grad():
             logits = model(xg)
             loss = F.cross_entropy(logits, y, reduction="sum")

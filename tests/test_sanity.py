@@ -429,6 +429,26 @@ def test_an_ensemble_member_with_masked_gradients_is_flagged_unless_it_uses_bpda
     assert check_gradients(whole, x, y)[1]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_a_torchscript_ensemble_member_is_checked_without_hooks():
+    """The partial-masking check hooks each ensemble member; a TorchScript member (a user's
+    model file returning torch.jit.script(...), which attacks take) refuses forward hooks, so
+    the run's sanity checks raised "register_forward_hook is not supported on ScriptModules"
+    after every attack had finished, leaving the hooks already registered in place."""
+    from robustkit.defenses.ensemble import AverageLogits
+
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = Linear()(x).argmax(1)
+    plain = Linear(seed=1)
+    model = AverageLogits([plain, torch.jit.script(Linear())], ["m/plain", "m/scripted"])
+    assert not check_gradients(model, x, y)[1]
+    assert not plain._forward_hooks  # (none left behind)
+    masked = robustkit.get_defense("bit-depth", bits=2).apply(Linear())
+    model = AverageLogits([masked, torch.jit.script(Linear(seed=1))], ["m/masked", "m/scripted"])
+    name, flagged, detail = check_gradients(model, x, y)
+    assert flagged and "m/masked" in detail, detail
+
+
 def test_a_label_only_run_is_not_judged_by_the_gradient_attack_checks():
     """A CGBA-only run on bit-depth was UNRELIABLE (gradient_masking: "use BPDA or a label-only
     attack", to a label-only attack), one on a noisy model was told to use EOT and one on a
