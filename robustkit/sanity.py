@@ -80,7 +80,8 @@ def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
             "randomized_outputs",
             False,
             _NO_GRADIENT_ATTACK + "EOT is for gradient attacks; a label-only attack sees one "
-            "draw per query, as a client would, and its examples are judged by the vote)",
+            "draw per query, as a client would, and its examples are judged by the vote where "
+            "the model takes votes, else by one draw)",
         )
     with torch.no_grad():
         a, b = model(x), model(x)
