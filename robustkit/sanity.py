@@ -6,7 +6,9 @@ Model checks look at a few samples of the run: randomized outputs (flagged unles
 attack of the run averages over draws, ``eot`` > 1), outputs that look like probabilities, zero or
 NaN input gradients (gradient masking; of the whole model, or of one member of an ensemble: partial
 masking). They judge the run's gradient attacks: a run without one has them not checked (a
-label-only attack sees neither scores nor gradients). Result checks compare the run's own numbers: a
+label-only attack sees neither scores nor gradients). A run with a label-only attack has its own
+model check: randomized outputs whose labels take a single draw (no majority vote), which make
+the attack's verdicts and re-checks single draws. Result checks compare the run's own numbers: a
 decision-based attack beating the white-box ones, robust accuracy above clean accuracy, and
 whether twice the steps with an extra restart still lower the robust accuracy (for ``auto``: every
 stage at twice its steps with one more restart). Cross-run checks (robust accuracy rising with ε)
@@ -83,10 +85,7 @@ def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
             "draw per query, as a client would, and its examples are judged by the vote where "
             "the model takes votes, else by one draw)",
         )
-    with torch.no_grad():
-        a, b = model(x), model(x)
-    diff = float((a - b).abs().max()) if a.numel() else 0.0
-    randomized = diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1)
+    randomized, diff = _output_change(model, x)
     eot = max((int(getattr(g, "eot", 1)) for g in gradient), default=1)
     flagged = randomized and eot <= 1
     if flagged:
@@ -103,6 +102,38 @@ def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
     else:
         detail = "outputs are deterministic"
     return "randomized_outputs", flagged, detail
+
+
+def _output_change(model: nn.Module, x: torch.Tensor) -> tuple[bool, float]:
+    """Do ``model``'s outputs on ``x`` change between two identical calls, and by how much."""
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    return diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1), diff
+
+
+def check_randomized_labels(model: nn.Module, x: torch.Tensor) -> Check:
+    """For a run with a label-only attack: flag a model whose outputs change between identical
+    calls while its labels take a single draw (no ``votes``, :func:`~robustkit.attack.
+    prediction_votes`): the attack's verdicts and the fresh re-check of its examples are then
+    single draws, and its success rates and distances depend on them."""
+    from .attack import prediction_votes
+
+    randomized, diff = _output_change(model, x)
+    votes = prediction_votes(model)
+    flagged = randomized and votes == 1
+    if flagged:
+        detail = (
+            f"outputs change between identical calls (max difference {diff:.3g}) and a label "
+            "takes one draw: the label-only attack's verdicts and re-checks are single draws; "
+            "label by a majority vote (a defense with votes, e.g. input-noise) or attack a "
+            "deterministic model"
+        )
+    elif randomized:
+        detail = f"randomized; each label a majority vote of {votes} draws"
+    else:
+        detail = "outputs are deterministic"
+    return "randomized_labels", flagged, detail
 
 
 def check_probabilities(model: nn.Module, x: torch.Tensor) -> Check:
@@ -436,6 +467,9 @@ def run_checks(
         check_decision_beats_whitebox(summary),
         check_robust_above_clean(summary),
     ]
+    attacks = run.attacks.values() if isinstance(run.attacks, Mapping) else run.attacks
+    if any(getattr(a, "family", None) == "decision" for a in attacks):
+        checks.append(check_randomized_labels(run.model, x[probe]))
     if gradient:
         target = None if run.target is None else run.target[:sample].to(run.device)
         checks.append(

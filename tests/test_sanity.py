@@ -478,7 +478,41 @@ def test_a_label_only_run_is_not_judged_by_the_gradient_attack_checks():
             if judged:
                 assert any(checks[n][0] for n in gradient_checks), (model, checks)
             else:
+                # (its own model check: randomized outputs labelled by one draw)
+                assert checks.pop("randomized_labels")[0] is isinstance(model, Noisy)
                 assert not any(f for f, _ in checks.values()), (model, checks)
                 for n in gradient_checks:
                     assert not was_checked(checks[n][1]), checks[n]
                     assert "no gradient attack" in checks[n][1], checks[n]
+
+
+def test_a_label_only_run_on_a_randomized_model_without_a_vote_is_flagged():
+    """A CGBA-only run was judged by no model check after the gradient checks stopped applying
+    to it: on a user's noisy model whose labels take one draw (no votes) its verdicts, and the
+    re-check of its examples, are single draws, and nothing said so. A voting model (the
+    input-noise defense) and a deterministic one pass; a run without a label-only attack has
+    no such check."""
+    from robustkit.sanity import check_randomized_labels
+
+    x = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = Linear()(x).argmax(1)
+    voting = robustkit.get_defense("input-noise", sigma=0.05, votes=5).apply(Linear())
+    expected = {Noisy(Linear()): True, voting: False, Linear(): False}
+    cgba = robustkit.get_attack("cgba", max_queries=100)
+    for model, flagged in expected.items():
+        assert check_randomized_labels(model, x)[1] is flagged
+        run = SimpleNamespace(
+            x=x,
+            y=y,
+            device="cpu",
+            model=model,
+            attacks={"cgba": cgba},
+            target=None,
+            config=SimpleNamespace(seed=0),
+        )
+        checks = {n: (f, d) for n, f, d in run_checks(run, {"attacks": {}}, survivors=None)}
+        assert checks["randomized_labels"][0] is flagged, checks["randomized_labels"]
+    assert "majority vote of 5 draws" in check_randomized_labels(voting, x)[2]
+    assert "one draw" in check_randomized_labels(Noisy(Linear()), x)[2]
+    run.attacks = {"pgd": robustkit.get_attack("pgd")}
+    assert "randomized_labels" not in {n for n, _, _ in run_checks(run, {"attacks": {}})}
