@@ -314,7 +314,7 @@ def render_report(report: dict[str, Any]) -> str:
     """The evaluation report as terminal text."""
     from .runner import counts_in_worst_case
     from .sanity import was_checked
-    from .threat import float_text
+    from .threat import format_eps
 
     tm = report["threat_model"]
     threat = f"{tm['norm']} {tm['eps_text']}" + (" targeted" if tm.get("targeted") else "")
@@ -403,7 +403,7 @@ def render_report(report: dict[str, Any]) -> str:
             drows = [["median L2"] + [fmt(v) for v in dec["median_l2"]]]
             if "success_rate_at_eps" in dec:
                 drows.append(
-                    [f"success at L2 <= {float_text(dec['eps'])}"]
+                    [f"success at L2 <= {format_eps(dec['eps'])}"]
                     + [fmt(v, percent=True) for v in dec["success_rate_at_eps"]]
                 )
             lines.append(render(drows, ["queries"] + [str(b) for b in dec["budgets"]]))

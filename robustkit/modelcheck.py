@@ -77,7 +77,8 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
         )
     if scores.shape[1] < 2:  # its top class would always be 0: never fooled, never robust
         raise InputError(
-            f"the model returns {scores.shape[1]} score per image; a classifier must return "
+            f"the model returns {scores.shape[1]} score{'' if scores.shape[1] == 1 else 's'} "
+            "per image; a classifier must return "
             "one per class (for a binary classifier's single logit z, return "
             "torch.cat([torch.zeros_like(z), z], dim=1))"
         )
