@@ -401,8 +401,9 @@ def prepare(config: RunConfig) -> Run:
         "norm": norm,
         "eps": eps,
         "attacks": dumps(identity["attacks"]),
-        # shown as stored (runs list, reports, leaderboard rows): every digit of a parameter,
-        # where the identity's text has 6 (sigma=0.1000001 was shown, and ranked, as 0.1)
+        # the text with every digit of a parameter, where the identity's has 6 (sigma=0.1000001
+        # was shown, and ranked, as 0.1); readers show the text store.defense_text makes from
+        # the parameters, the same for a run stored before with another text
         "defenses": dumps(
             [[canonical_spec(d.name, d.params, exact=True), d.params] for d in defenses]
         ),

@@ -620,9 +620,33 @@ class Store:
 
 def defense_names(stored: str | None) -> list[str]:
     """A stored run's defense specs (its ``defenses`` column) in the order they wrap the model
-    (stores before 2026-11-27 kept them as a mapping, in sorted order)."""
+    (stores before 2026-11-27 kept them as a mapping, in sorted order), each as
+    :func:`defense_text` writes it from its stored parameters."""
     value = json.loads(stored or "[]")
-    return [spec for spec, _ in value] if isinstance(value, list) else list(value)
+    pairs = value if isinstance(value, list) else list(value.items())
+    return [defense_text(spec, params) for spec, params in pairs]
+
+
+def defense_text(spec: str, params: dict[str, Any]) -> str:
+    """The text of a stored defense, ``NAME:k=v,...`` with every digit (``canonical_spec(...,
+    exact=True)``), made from its stored parameters rather than read from its stored text,
+    which changed over time (as typed before 2026-11-27, 6 significant digits before
+    2026-11-29: ``sigma=0.0313725``): runs of one configuration read alike, whenever stored.
+    The parameters are in the constructor's order (else in the stored text's)."""
+    from .registry import DEFENSES, constructor_parameters
+    from .specs import canonical_spec
+
+    name, _, rest = spec.partition(":")
+    try:
+        entry = DEFENSES.find(name)
+    except RobustkitError:  # a broken plug-in: the store is still read
+        entry = None
+    if entry is not None:
+        name, order = entry.name, constructor_parameters(entry.obj)
+    else:
+        order = [item.partition("=")[0] for item in rest.split(",")]
+    keys = [k for k in order if k in params] + [k for k in params if k not in order]
+    return canonical_spec(name, {k: params[k] for k in keys}, exact=True)
 
 
 def dumps(obj: Any) -> str:

@@ -847,3 +847,42 @@ def test_a_rise_of_one_sample_with_eps_is_not_flagged_whatever_the_rounding(tmp_
         tables = build(store)["tables"]
     assert [t["rows"][0]["worst_case"] for t in tables] == [0.7, 0.8]
     assert not any(t["rows"][0]["flags"] for t in tables)
+
+
+def test_runs_of_one_defense_stored_before_and_after_full_digit_texts_read_alike(tmp_path):
+    """A run's stored defense text kept 6 significant digits (input-noise:sigma=0.0313725...)
+    until 2026-11-29, every digit since: a new run of the configuration of an older one made a
+    second leaderboard row, the rise of robust accuracy with ε went unseen across them, and the
+    runs list and the notebook frames showed two texts. Every reader takes the text from the
+    stored parameters (of any stored form), so they read alike and exact."""
+    from robustkit.cli_runs import run_rows
+    from robustkit.results import Results
+
+    from .fake_store import add_run, robust
+
+    params = {"sigma": 8 / 255, "votes": 25}
+    old = [["input-noise:sigma=0.0313725,votes=25", params]]
+    new = [["input-noise:sigma=0.03137254901960784,votes=25", params]]
+    oldest = {"input-noise:sigma=8/255": params}  # the mapping form of stores before 2026-11-27
+    exact = "input-noise:sigma=0.03137254901960784,votes=25"
+    fgsm = {"norm": "linf"}
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "old-a", {"fgsm": (fgsm, robust("rfff"))}, model="a", eps=0.1, defenses=old)
+        add_run(store, "new-a", {"fgsm": (fgsm, robust("rrrf"))}, model="a", eps=0.3, defenses=new)
+        b_old = robust("rrff")
+        add_run(store, "old-b", {"fgsm": (fgsm, b_old)}, model="b", eps=0.1, defenses=oldest)
+        b_new = robust("rrffrrff")
+        add_run(store, "new-b", {"fgsm": (fgsm, b_new)}, model="b", eps=0.1, n=8, defenses=new)
+        tables = {t["eps"]: t for t in build(store)["tables"]}
+        listed = {r["run_id"]: r["defenses"] for r in run_rows(store)}
+        res = Results(store)
+        frame_runs = dict(zip(res.runs["run_id"], res.runs["defenses"], strict=True))
+        frame_results = set(res.results()["defenses"])
+    rows = {r["model"]: r for r in tables[0.1]["rows"]}
+    assert len(tables[0.1]["rows"]) == 2 and rows["b"]["run_id"] == "new-b"
+    assert {r["defenses"] for t in tables.values() for r in t["rows"]} == {exact}
+    assert "rising_with_eps" in tables[0.3]["rows"][0]["flags"]
+    assert "rising_with_eps" in rows["a"]["flags"]
+    assert listed == {rid: [exact] for rid in ("old-a", "new-a", "old-b", "new-b")}
+    assert frame_runs == listed
+    assert frame_results == {exact}
