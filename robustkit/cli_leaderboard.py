@@ -60,6 +60,22 @@ def write_all(board, out: Path) -> list[Path]:
     return written
 
 
+def note_unfinished(store, db: str | None) -> None:
+    """Say (on stderr) why a store whose runs are all unfinished makes a board without rows, and
+    how to finish them: it printed the page's header alone, as for an empty store."""
+    if store.runs(status="finished"):
+        return
+    n = len(store.runs(status="running"))
+    if n:
+        listing = "robustkit runs list" + (f" --db {shlex.quote(db)}" if db else "")
+        click.echo(
+            f"note: {store.path} holds {n} unfinished run{'s' if n != 1 else ''} and no finished "
+            f"one, so the leaderboard has no rows; rerun the command of each to finish it "
+            f"({listing} lists them)",
+            err=True,
+        )
+
+
 def _passed_on(ctx: click.Context, name: str, value, option: str):
     """A ``leaderboard`` group option given before the subcommand, merged with the subcommand's
     own: either may give it; both, only with the same value."""
@@ -99,6 +115,7 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
         check_out(Path(out), db)
     with Store.open(db, create=False) as store:
         board = build(store)
+        note_unfinished(store, db)
     click.echo(RENDERERS[fmt_ or "markdown"](board))
     if out:
         for path in write_all(board, Path(out)):
@@ -200,6 +217,7 @@ def run_preset(
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)
         board = build(store)
+        note_unfinished(store, db)
     click.echo(RENDERERS[fmt_](board))
     for path in write_all(board, target):
         click.echo(f"wrote {path}", err=True)

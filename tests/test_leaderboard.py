@@ -886,3 +886,31 @@ def test_runs_of_one_defense_stored_before_and_after_full_digit_texts_read_alike
     assert listed == {rid: [exact] for rid in ("old-a", "new-a", "old-b", "new-b")}
     assert frame_runs == listed
     assert frame_results == {exact}
+
+
+def test_a_store_of_unfinished_runs_only_says_so_and_how_to_finish_them(tmp_path):
+    """`robustkit leaderboard` over a store whose runs were all stopped before their end printed
+    the page's header alone, as if the store were empty; it says how many runs are unfinished,
+    that none is finished, and how to finish them (the printed board stays as it was: the JSON
+    still parses)."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    from .fake_store import add_run, robust
+
+    db = tmp_path / "x.db"
+    with Store.open(db) as store:
+        for rid in ("a", "b"):
+            add_run(store, rid, {"fgsm": ({"norm": "linf"}, robust("rf"))}, n=2, finished=False)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"tables": [], "decision": []}
+    notes = [ln for ln in result.stderr.splitlines() if "unfinished" in ln]
+    assert len(notes) == 1, result.stderr
+    assert "2 unfinished runs and no finished one" in notes[0]
+    assert "rerun" in notes[0] and f"robustkit runs list --db {db}" in notes[0]
+    with Store.open(db) as store:
+        add_run(store, "c", {"fgsm": ({"norm": "linf"}, robust("rf"))}, n=2)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
+    assert result.exit_code == 0 and "unfinished" not in result.output
