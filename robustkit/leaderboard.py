@@ -324,6 +324,17 @@ def _commands_text(commands: list[str]) -> str:
     return " Command(s): " + "; ".join(_md_code(c) for c in commands) if commands else ""
 
 
+def _decision_caption(rows: list[dict[str, Any]], eps_text: str) -> str:
+    """What a decision section's columns measure, of which images and how many per model (the
+    Markdown and HTML captions alike; the HTML one said only which images)."""
+    counts = ", ".join(map(str, sorted({r["n"] for r in rows})))
+    return (
+        "Median L2 in [0, 1] pixel space of the best adversarial example within each query "
+        f"budget, and the share of images (%) with one of L2 ≤ {eps_text}; images: "
+        f"{rows[0]['selection']} ({counts} per model)"
+    )
+
+
 def _decision_titles(groups: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
     """Headings of the decision sections: the data set, and where it has several sections
     (other budgets or ε), their largest budget and ε too."""
@@ -373,10 +384,7 @@ def to_markdown(board: dict[str, Any]) -> str:
         out += [
             f"## {_md_escape(title)}",
             "",
-            f"Median L2 in [0, 1] pixel space of the best adversarial example within each query budget, "
-            f"and the share of images (%) with one of L2 ≤ {eps_text}; images: {rows[0]['selection']} "
-            f"({', '.join(map(str, sorted({r['n'] for r in rows})))} per model)."
-            + _commands_text(_decision_commands(rows)),
+            _decision_caption(rows, eps_text) + "." + _commands_text(_decision_commands(rows)),
             "",
         ]
         header = _decision_header(budgets, eps_text)
@@ -542,7 +550,7 @@ def to_html(board: dict[str, Any]) -> str:
             _html_table(
                 f"d{j}",
                 title,
-                f"images: {rows[0]['selection']}",
+                _decision_caption(rows, eps_text),
                 _decision_commands(rows),
                 _decision_header(budgets, eps_text),
                 body,

@@ -914,3 +914,20 @@ def test_a_store_of_unfinished_runs_only_says_so_and_how_to_finish_them(tmp_path
         add_run(store, "c", {"fgsm": ({"norm": "linf"}, robust("rf"))}, n=2)
     result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
     assert result.exit_code == 0 and "unfinished" not in result.output
+
+
+def test_the_html_decision_caption_says_what_the_markdown_one_says(tmp_path):
+    """The HTML decision-table caption said "images: first correctly classified." alone: not
+    the images per model nor what the columns measure, which the Markdown caption gives."""
+    from .fake_store import CGBA, add_run
+
+    with Store.open(tmp_path / "x.db") as store:
+        for rid, n in (("a", 4), ("b", 10)):
+            row = [(True, False, 1.0, [[5, 1.0]])] * n
+            add_run(store, rid, {"cgba": (CGBA, row)}, model=rid, n=n, command="c <&> d")
+        board = build(store)
+    md, page = to_markdown(board), to_html(board)
+    caption = next(ln for ln in md.splitlines() if ln.startswith("Median L2"))
+    said = caption.partition(" Command(s):")[0]
+    assert "images: all (4, 10 per model)." in said
+    assert f"<p>{said.replace('&', '&amp;')} Command(s): <code>c &lt;&amp;&gt; d</code></p>" in page
