@@ -38,8 +38,10 @@ def check_out(out: Path, db: str | None) -> None:
                     )
 
 
-def write_all(board, out: Path) -> list[Path]:
-    """Write the leaderboard in every format into ``out`` (atomically, file by file)."""
+def write_all(board, out: Path, after_runs: bool = False) -> list[Path]:
+    """Write the leaderboard in every format into ``out`` (atomically, file by file);
+    ``after_runs``: it follows runs computed by this command (`leaderboard run`), which a
+    failure to write it says are kept."""
     from .leaderboard import EXTENSIONS, RENDERERS
 
     out = out.expanduser()
@@ -53,9 +55,9 @@ def write_all(board, out: Path) -> list[Path]:
             tmp.replace(path)
             written.append(path)
     except OSError as exc:  # checked before (check_out); changed since
+        kept = " (every run is kept in the store: nothing is computed again)" if after_runs else ""
         raise RobustkitError(
-            f"cannot write --out {out} ({exc.strerror or exc}); pass another --out (every "
-            "run is kept in the store: nothing is computed again)"
+            f"cannot write --out {out} ({exc.strerror or exc}); pass another --out{kept}"
         ) from None
     return written
 
@@ -219,7 +221,7 @@ def run_preset(
         board = build(store)
         note_unfinished(store, db)
     click.echo(RENDERERS[fmt_](board))
-    for path in write_all(board, target):
+    for path in write_all(board, target, after_runs=True):
         click.echo(f"wrote {path}", err=True)
     click.echo(
         f"{len(configs) - len(failures)} of {len(configs)} runs done in {time.perf_counter() - t0:.0f} s",

@@ -931,3 +931,27 @@ def test_the_html_decision_caption_says_what_the_markdown_one_says(tmp_path):
     said = caption.partition(" Command(s):")[0]
     assert "images: all (4, 10 per model)." in said
     assert f"<p>{said.replace('&', '&amp;')} Command(s): <code>c &lt;&amp;&gt; d</code></p>" in page
+
+
+def test_out_failing_after_its_check_says_what_fits_the_command(tmp_path, monkeypatch):
+    """`robustkit leaderboard --out DIR`, which computes nothing, said "every run is kept in
+    the store: nothing is computed again" when writing failed after the pre-check: words for
+    `leaderboard run`."""
+    from click.testing import CliRunner
+
+    import robustkit.cli_leaderboard as cli_lb
+    from robustkit.cli import cli
+
+    from .fake_store import add_run, robust
+
+    db, blocker = tmp_path / "x.db", tmp_path / "file"
+    blocker.write_text("")
+    with Store.open(db) as store:
+        add_run(store, "a", {"fgsm": ({"norm": "linf"}, robust("rf"))}, n=2)
+    monkeypatch.setattr(cli_lb, "check_out", lambda out, db: None)  # (it changed since)
+    args = ["leaderboard", "--db", str(db), "--out", str(blocker / "board")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: cannot write --out") and "pass another --out" in line
+    assert "computed" not in line
