@@ -15,37 +15,8 @@ from typing import Any
 import click
 
 from .cli import DB, FORMAT, cli, echo_json
-from .errors import InputError
-from .store import Store, defense_names
-from .tables import names_text, render
-
-#: Shortest run-id prefix taken for a whole id (ids are 16 hex digits).
-MIN_PREFIX = 4
-
-
-def find_run(store: Store, ident: str) -> str:
-    """The run id ``ident`` names in ``store``: the id itself or a unique prefix of it (at
-    least :data:`MIN_PREFIX` characters), else a one-line error listing what there is."""
-    ids = [r["run_id"] for r in store.runs()]
-    if ident in ids:
-        return ident
-    matches = [i for i in ids if len(ident) >= MIN_PREFIX and i.startswith(ident.lower())]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise InputError(
-            f"run id {ident!r} is the start of {len(matches)} runs ({', '.join(matches[:5])}); "
-            "give more of it"
-        )
-    if len(ident) < MIN_PREFIX and any(i.startswith(ident.lower()) for i in ids):
-        raise InputError(
-            f"run id {ident!r} is too short to name a run; give at least {MIN_PREFIX} "
-            "characters of it (see robustkit runs list)"
-        )
-    raise InputError(
-        f"no run {ident!r} in {store.path} (its runs: {names_text(ids, 5)}); see robustkit runs "
-        "list"
-    )
+from .store import Store, defense_names, find_run
+from .tables import render
 
 
 def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> list[dict[str, Any]]:

@@ -8,9 +8,11 @@ res.summary(run_id)                  # the report `robustkit evaluate` prints
 res.decision_curve(run_id, "cgba")   # median L2 and success at ε against queries
 
 Every frame has its fixed columns even when it has no rows (an empty store, a run without
-checks), so that column access and ``query`` work the same on every store. A run id or attack
-label that the store does not hold is an :class:`~robustkit.errors.InputError` naming the valid
-ones; attack labels match in any case (they are stored in their registered spelling).
+checks), so that column access and ``query`` work the same on every store. A run id may be given
+whole or as a unique start of it (4 characters or more, in any case), as ``robustkit runs show``
+takes it. A run id or attack label that the store does not hold is an
+:class:`~robustkit.errors.InputError` naming the valid ones (as is a start too short or shared by
+several runs); attack labels match in any case (they are stored in their registered spelling).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-from .store import Store, defense_names
+from .store import Store, defense_names, find_run
 from .tables import names_text
 
 #: Columns of :attr:`Results.runs`.
@@ -100,13 +102,11 @@ class Results:
 
     # -- identities ---------------------------------------------------------------------------
     def _run(self, run_id: str) -> dict[str, Any]:
-        run = self.store.get_run(run_id)
-        if run is None:
-            ids = [r["run_id"] for r in self.store.runs()]
-            raise InputError(
-                f"no run {run_id!r} in {self.store.path}; its runs: {names_text(ids)} "
-                "(see Results.runs)"
-            )
+        """The stored run ``run_id`` names: the whole id or a unique start of it (4 characters
+        or more), as ``robustkit runs show`` takes it."""
+        run = self.store.get_run(find_run(self.store, run_id, see="Results.runs"))
+        if run is None:  # deleted by another process since find_run read the ids
+            raise InputError(f"no run {run_id!r} in {self.store.path} (see Results.runs)")
         return run
 
     def _run_ids(self, run_id: str | None) -> builtins.list[str]:
@@ -195,7 +195,7 @@ class Results:
         """
         runs = [self._run(run_id)] if run_id is not None else self.store.runs()
         if attack is not None:
-            where = f"run {run_id}" if run_id is not None else str(self.store.path)
+            where = f"run {runs[0]['run_id']}" if run_id is not None else str(self.store.path)
             attack = self._label(runs, attack, where)
         frames = []
         for run in runs:
@@ -263,6 +263,7 @@ class Results:
         from .threat import parse_eps
 
         run = self._run(run_id)
+        run_id = run["run_id"]
         specs = json.loads(run["attacks"])
         label = self._label([run], attack, f"run {run_id}")
         params = specs[label]["params"]

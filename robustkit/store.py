@@ -31,7 +31,7 @@ from typing import Any
 
 import platformdirs
 
-from .errors import RobustkitError
+from .errors import InputError, RobustkitError
 
 APPLICATION_ID = 0x524B5431  # "RKT1"
 SCHEMA_VERSION = 1
@@ -616,6 +616,38 @@ class Store:
         """The sanity checks stored for ``run_id`` (``name``, ``flagged``, ``detail``), by name."""
         rows = self.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY name", (run_id,))
         return [dict(r) for r in rows]
+
+
+#: Shortest run-id prefix taken for a whole id (ids are 16 hex digits).
+MIN_PREFIX = 4
+
+
+def find_run(store: Store, ident: str, see: str = "robustkit runs list") -> str:
+    """The run id ``ident`` names in ``store``: the id itself or a unique prefix of it (at
+    least :data:`MIN_PREFIX` characters, in any case), else a one-line error listing what
+    there is and pointing to ``see`` (``robustkit runs``; ``Results.runs`` in a notebook)."""
+    from .tables import names_text
+
+    ids = [r["run_id"] for r in store.runs()]
+    if ident in ids:
+        return ident
+    start = ident.lower() if isinstance(ident, str) else None
+    matches = [i for i in ids if start and len(start) >= MIN_PREFIX and i.startswith(start)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InputError(
+            f"run id {ident!r} is the start of {len(matches)} runs ({', '.join(matches[:5])}); "
+            "give more of it"
+        )
+    if start is not None and len(start) < MIN_PREFIX and any(i.startswith(start) for i in ids):
+        raise InputError(
+            f"run id {ident!r} is too short to name a run; give at least {MIN_PREFIX} "
+            f"characters of it (see {see})"
+        )
+    raise InputError(
+        f"no run {ident!r} in {store.path} (its runs: {names_text(ids, 5)}); see {see}"
+    )
 
 
 def defense_names(stored: str | None) -> list[str]:

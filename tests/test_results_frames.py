@@ -288,3 +288,31 @@ def test_the_results_frame_names_each_run_s_defenses(store):
     frame = rr.Results(store).results()
     by = frame.groupby(["model", "defenses"])["robust"].mean().to_dict()
     assert by == {("m", ""): 0.5, ("m", "bit-depth:bits=4"): 1.0}
+
+
+def test_every_method_taking_a_run_id_takes_a_start_of_it_as_runs_show_does(store):
+    """`robustkit runs show` takes a unique start of a run id (4 characters or more); the
+    notebook API took whole ids only ("no run 'abcd1'"). Each method now takes the same starts,
+    with the same one-line errors for one too short or shared by several runs."""
+    ids = ["abcd1111aaaaaaaa", "abcd2222bbbbbbbb"]
+    for rid in ids:
+        add_run(
+            store,
+            rid,
+            {"pgd": (LINF, robust("rf")), "cgba": (CGBA, [(True, False, 1.0, [[4, 1.0]])] * 2)},
+            n=2,
+        )
+    res = rr.Results(store)
+    assert set(res.results("ABCD1")["run_id"]) == {ids[0]}
+    assert set(res.results("abcd2", "CGBA")["run_id"]) == {ids[1]}
+    assert set(res.samples("abcd1")["run_id"]) == {ids[0]}
+    assert set(res.checks("abcd1")["run_id"]) == {ids[0]}
+    assert res.summary("abcd1")["run_id"] == ids[0]
+    assert res.decision_curve("abcd1", "cgba").equals(res.decision_curve(ids[0], "cgba"))
+    for call in (res.results, res.samples, res.checks, res.summary):
+        with pytest.raises(InputError, match=r"^run id 'abcd' is the start of 2 runs .*more of it"):
+            call("abcd")
+        with pytest.raises(InputError, match=r"^run id 'ab' is too short .*at least 4"):
+            call("ab")
+    with pytest.raises(InputError, match="start of 2 runs"):
+        res.decision_curve("abcd", "cgba")
