@@ -72,7 +72,7 @@ def test_a_run_is_shown_by_a_start_of_its_id(db):
 def test_a_start_shared_by_two_runs_is_refused():
     from types import SimpleNamespace
 
-    from robustkit.cli_runs import find_run
+    from robustkit.store import find_run
     from robustkit.errors import InputError
 
     ids = ["abcd1111aaaaaaaa", "abcd2222bbbbbbbb"]
