@@ -263,17 +263,18 @@ def check_training_mode(model) -> str | None:
     they normalize by the batch there as well."""
     if not isinstance(model, torch.nn.Module):
         return None
+    batchnorm, dropout = torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd
     live = [m for m in model.modules() if m.training]
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in live):
+    if any(_is_layer(m, batchnorm) for m in live):
         raise InputError(
             "the model's BatchNorm layers are in training mode: predictions would depend on the "
             "batch and every forward pass would change the model's running statistics; call "
             "model.eval() before attacking it"
         )
     if any(
-        isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-        and m.running_mean is None
-        and m.running_var is None
+        _is_layer(m, batchnorm)
+        and getattr(m, "running_mean", None) is None
+        and getattr(m, "running_var", None) is None
         for m in model.modules()
     ):
         raise InputError(
@@ -281,12 +282,30 @@ def check_training_mode(model) -> str | None:
             "False), so even in eval mode each prediction depends on the rest of the batch; "
             "give them running statistics (estimated on training data) before attacking it"
         )
-    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in live):
+    if any(_is_layer(m, dropout) for m in live):
         return (
             "the model's Dropout layers are in training mode, so its predictions are random; "
             "call model.eval() before attacking unless that randomness is the defense"
         )
     return None
+
+
+def _is_layer(module: torch.nn.Module, kind: type) -> bool:
+    """Whether ``module`` is a layer of ``kind`` (or of a subclass), scripted or not: a layer
+    of a torch.jit.script model is a RecursiveScriptModule that keeps its class's name as
+    ``original_name`` (and its ``training`` flag, buffers and attributes, which the checks
+    read). A traced layer runs the mode it was traced in, whatever its flag: not judged."""
+    if isinstance(module, kind):
+        return True
+    if not isinstance(module, torch.jit.RecursiveScriptModule):  # traced layers are not
+        return False
+    name = getattr(module, "original_name", None)
+    kinds, names = [kind], set()
+    while kinds:
+        cls = kinds.pop()
+        names.add(cls.__name__)
+        kinds.extend(cls.__subclasses__())
+    return name in names
 
 
 def check_model_on(

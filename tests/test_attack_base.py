@@ -153,6 +153,29 @@ def test_batchnorm_without_running_statistics_is_refused_in_eval_mode(data):
         robustkit.evaluate(bn, None, x, y)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_the_training_mode_checks_see_scripted_layers(data):
+    """torch.jit.script turns each layer into a RecursiveScriptModule, which isinstance checks
+    miss: a scripted model with BatchNorm in training mode, or without running statistics, was
+    attacked (its labels depending on the batch) and scripted Dropout in training mode passed
+    quietly. The scripted layer's original_name, training and running_mean are readable."""
+    model, x, y = data
+    train_bn = torch.jit.script(torch.nn.Sequential(model, torch.nn.BatchNorm1d(10)))
+    with pytest.raises(InputError, match="BatchNorm layers are in training mode"):
+        RandomSign()(train_bn, x, y)
+    no_stats = torch.nn.BatchNorm1d(10, track_running_stats=False)
+    scripted = torch.jit.script(torch.nn.Sequential(model, no_stats).eval())
+    with pytest.raises(InputError, match="BatchNorm layers keep no running statistics"):
+        RandomSign()(scripted, x, y)
+    dropout = torch.jit.script(torch.nn.Sequential(model, torch.nn.Dropout(0.1)))
+    with pytest.warns(RobustkitWarning, match="Dropout layers are in training mode"):
+        RandomSign()(dropout, x, y)
+    for quiet in (train_bn, dropout):  # in eval mode, with running statistics: attacked
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(quiet.eval(), x, y)
+
+
 def test_inputs_of_another_dtype_or_with_a_graph(data):
     model, x, y = data
     with pytest.raises(InputError, match=r"cannot classify torch.float64 images.*x\.to\(torch"):
