@@ -78,11 +78,20 @@ def final_verdict(ctx, x, idx, y, target, x0=None) -> torch.Tensor:
     model judged by majority vote, the vote, each draw counted). Given the clean images
     ``x0``, a sample whose ``x`` is its clean image is not, as the attack base class keeps an
     unchanged example's clean label (a fresh vote on it near a tie could say otherwise)."""
+    return final_outcome(ctx, x, idx, y, target, x0)[0]
+
+
+def final_outcome(ctx, x, idx, y, target, x0=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`final_verdict`, and from the same pass whether ``x`` is misclassified (for a
+    targeted attack a miss of the target may still be misclassified; untargeted the two
+    agree)."""
     if ctx.votes == 1:
-        hit = fooled(ctx.logits(x, idx), y, target)
+        pred = ctx.logits(x, idx).argmax(dim=1)
     else:
         pred = ctx.verdict(x, idx)
-        hit = pred == target if target is not None else pred != y
+    hit = pred == target if target is not None else pred != y
+    wrong = pred != y
     if x0 is not None:
-        hit &= (x != x0).flatten(1).any(1)
-    return hit
+        changed = (x != x0).flatten(1).any(1)
+        hit, wrong = hit & changed, wrong & changed
+    return hit, wrong

@@ -8,7 +8,10 @@ start it is FGSM-RS (Wong et al., ICLR 2020: step 1.25·ε, then projection).
 Each sample's search ends at its first adversarial iterate when ``early_stop`` is on (the batch
 shrinks as samples are fooled, so later steps cost less); with ``early_stop=False`` every sample
 runs all steps and the first adversarial iterate found is still what is returned. Restarts attack
-only the samples no earlier restart fooled. ``eot`` > 1 averages the gradient over that many
+only the samples no earlier restart fooled. Targeted, a restart's answer that missed the target
+but is misclassified is kept unless a later restart's answer is misclassified too (judged in the
+pass that judges each restart's last iterate; the last restart judges only such samples), so
+more restarts never raise robust accuracy. ``eot`` > 1 averages the gradient over that many
 forward/backward passes, for randomized models (expectation over transformation). On a randomized
 model judged by majority vote (a defense with ``votes`` > 1) no single pass says whether a sample
 is fooled: every sample takes every step, its last iterate is the answer, and a restart's answers
@@ -27,7 +30,7 @@ from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
 
-from .losses import LOSSES, final_verdict, fooled, get_loss
+from .losses import LOSSES, final_outcome, fooled, get_loss
 
 
 def check_step_size(value: object) -> float | None:
@@ -59,8 +62,9 @@ class PGD(Attack):
     ``steps`` steps of ``step_size`` (None: 2.5·ε/steps, see :attr:`alpha`) from a random
     point of the ε-ball (``random_start``, else the clean image); ``restarts`` retries
     the samples no earlier restart fooled; ``loss``: ``ce``, ``margin`` (Carlini & Wagner's;
-    ``cw`` names it too) or ``dlr``; ``targeted=True`` aims at the ``target`` the call is given;
-    ``early_stop=False`` runs every step for every sample (the first adversarial iterate is
+    ``cw`` names it too) or ``dlr``; ``targeted=True`` aims at the ``target`` the call is given (a
+    sample no restart moves to its target keeps a misclassified answer where a restart found
+    one); ``early_stop=False`` runs every step for every sample (the first adversarial iterate is
     still the answer); ``eot`` > 1 averages each gradient over that many passes (for randomized
     models).
     """
@@ -113,22 +117,34 @@ class PGD(Attack):
         n = x.shape[0]
         out = x.clone()
         done = torch.zeros(n, dtype=torch.bool, device=x.device)
+        # targeted: the answer in out missed its target but is misclassified (judged so); a
+        # later restart's answer replaces it only where judged no worse, so more restarts
+        # never raise robust accuracy (the last restart then judges these samples' answers)
+        wrong = torch.zeros_like(done)
         for restart in range(self.restarts):
             idx = (~done).nonzero().flatten()
             if idx.numel() == 0:
                 break
             t = target[idx] if target is not None else None
             last = restart == self.restarts - 1
-            adv, hit = self._run(ctx, x[idx], y[idx], t, idx, check_final=not last)
-            out[idx] = adv
+            check = True if not last else wrong[idx]
+            adv, hit, miss = self._run(ctx, x[idx], y[idx], t, idx, check_final=check)
+            if target is None:
+                out[idx] = adv
+            else:
+                take = hit | miss | ~wrong[idx]
+                out[idx[take]] = adv[take]
+                wrong[idx] = (wrong[idx] | miss) & ~hit
             done[idx] = hit
         return out
 
-    def _run(self, ctx, x0, y, target, idx, check_final: bool):
-        """One restart on a subset; returns each sample's answer and whether it is known to be
-        adversarial. ``check_final`` spends one more forward pass (a vote's passes on a model
-        judged by majority vote) to judge the last iterate (needed only when another restart
-        would otherwise redo a sample already fooled)."""
+    def _run(self, ctx, x0, y, target, idx, check_final: bool | torch.Tensor):
+        """One restart on a subset; returns each sample's answer, whether it is known to be
+        adversarial, and (targeted) whether it is known to miss the target but be misclassified.
+        ``check_final`` (for every sample, or those of a mask) spends one more forward pass (a
+        vote's passes on a model judged by majority vote) to judge the last iterate (needed
+        only when another restart would otherwise redo a sample already fooled, or to choose
+        between a targeted sample's answers)."""
         loss_fn = get_loss(self.loss)
         eps, norm, alpha = self.eps, self.norm, self.alpha
         x_adv = x0
@@ -169,14 +185,23 @@ class PGD(Attack):
                     )
                     ta = ta[keep] if ta is not None else None
                     if act.numel() == 0:
-                        return result, hit_any
+                        return result, hit_any, torch.zeros_like(hit_any)
             xa = project(xa + alpha * normalize_direction(grad, norm), x0a, norm, eps)
+        miss = torch.zeros_like(hit_any)
         pending = ~hit_any[act]
         if pending.any():
             result[act[pending]] = xa[pending]
-            if check_final:
-                hit_any[act] |= final_verdict(ctx, xa, ida, ya, ta, x0=x0a) & pending
-        return result, hit_any
+            if check_final is True:  # one pass over the batch as it stands
+                hit, wrong = final_outcome(ctx, xa, ida, ya, ta, x0=x0a)
+                hit_any[act] |= hit & pending
+                miss[act] = wrong & ~hit & pending
+            elif (pending & check_final[act]).any():  # only the samples of the mask
+                j = (pending & check_final[act]).nonzero().flatten()
+                tj = ta[j] if ta is not None else None
+                hit, wrong = final_outcome(ctx, xa[j], ida[j], ya[j], tj, x0=x0a[j])
+                hit_any[act[j]] |= hit
+                miss[act[j]] = wrong & ~hit
+        return result, hit_any, miss
 
 
 @ATTACKS.register(
