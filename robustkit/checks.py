@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from decimal import Decimal
 
 from .errors import InputError
 
@@ -19,6 +20,14 @@ def is_whole_number(value: object) -> bool:
 def is_real_number(value: object) -> bool:
     """A real number of any kind (int, float, NumPy scalars), but not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def shown(value: object) -> str:
+    """``value`` as an error message shows it: its repr, but an integer too large for a float
+    in three digits (``1.00e+400``: its repr is hundreds of digits, or an error past 4300)."""
+    if is_whole_number(value) and abs(value) > 2**1024:
+        return f"{Decimal(int(value)):.3g}"
+    return repr(value)
 
 
 def positive_int(name: str, value: object) -> int:
@@ -42,6 +51,14 @@ def flag(name: str, value: object) -> bool:
 
 def positive_float(name: str, value: object) -> float:
     """``value`` as a positive, finite Python float, or a one-line error naming the parameter."""
-    if not is_real_number(value) or not (value > 0 and math.isfinite(value)):
-        raise InputError(f"{name} must be a positive number, got {value!r}")
+    if not is_real_number(value) or not (value > 0 and math.isfinite(_float(value))):
+        raise InputError(f"{name} must be a positive number, got {shown(value)}")
     return float(value)
+
+
+def _float(value: numbers.Real) -> float:
+    """``float(value)``, infinite for a number too large for a float (an int: OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import torch
 
+from .checks import shown
 from .errors import InputError
 
 NORMS = ("linf", "l2")
@@ -19,24 +20,23 @@ NORMS = ("linf", "l2")
 
 def parse_eps(value: str | float | int) -> float:
     """Parse an ε such as ``0.03``, ``8/255`` or ``8 / 255`` into a positive float."""
+    message = f"eps must be a positive number such as 0.03 or 8/255, got {shown(value)}"
     if isinstance(value, bool):
         raise InputError(f"eps must be a positive number, got {value!r}")
-    if isinstance(value, (int, float)):
-        eps = float(value)
-    else:
-        text = str(value).replace(" ", "")
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            eps = float(value)
+        else:
+            text = str(value).replace(" ", "")
             if "/" in text:
                 num, den = text.split("/")  # one slash: "8/255/2" is refused
                 eps = float(Fraction(num) / Fraction(den)) if den else float("nan")
             else:
                 eps = float(text)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(
-                f"eps must be a positive number such as 0.03 or 8/255, got {value!r}"
-            ) from None
+    except (ValueError, ZeroDivisionError, OverflowError):  # (an int too large for a float)
+        raise InputError(message) from None
     if not math.isfinite(eps) or eps <= 0:
-        raise InputError(f"eps must be a positive number such as 0.03 or 8/255, got {value!r}")
+        raise InputError(message)
     return eps
 
 

@@ -30,10 +30,16 @@ def test_parse_eps(text, value):
     assert parse_eps(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("bad", ["0", "-1", "abc", "8/0", "nan", "inf", "", True, -0.1, "1/"])
+@pytest.mark.parametrize(
+    "bad",
+    ["0", "-1", "abc", "8/0", "nan", "inf", "", True, -0.1, "1/"]
+    + [pytest.param(v, id=i) for v, i in [(10**400, "1e400"), (-(10**400), "-1e400")]],
+)
 def test_parse_eps_rejects(bad):
     with pytest.raises(InputError, match="eps must be a positive number"):
         parse_eps(bad)
+    with pytest.raises(InputError, match="eps must be a positive number"):
+        parse_eps(f"{bad}/255")  # (a fraction too large for a float: OverflowError too)
 
 
 def test_norm_names():

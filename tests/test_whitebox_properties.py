@@ -236,6 +236,13 @@ def test_losses():
         ({"steps": 0}, "steps must be a positive"),
         ({"loss": "hinge"}, "unknown loss"),
         ({"step_size": -1}, "step_size must be a positive"),
+        # a Python int too large for a float raised a raw OverflowError
+        (
+            {"eps": 10**400},
+            r"eps must be a positive number such as 0\.03 or 8/255, got 1\.00e\+400$",
+        ),
+        ({"eps": 10**5000}, r"got 1\.00e\+5000$"),
+        ({"step_size": 10**400}, r"step_size must be a positive number, got 1\.00e\+400$"),
     ],
 )
 def test_bad_parameters(params, message):
