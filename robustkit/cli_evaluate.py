@@ -182,7 +182,9 @@ def check_save_adv(
     "--attack",
     "attack_specs",
     multiple=True,
-    help="ATTACK[:key=value,...], repeatable, e.g. pgd:steps=20,restarts=2 (see `robustkit attacks`).",
+    help="ATTACK[:key=value,...], repeatable, e.g. pgd:steps=20,restarts=2 (see `robustkit "
+    "attacks`); auto's stages are joined with + and a stage's parameters with ; "
+    "(auto:stages=pgd:steps=5;restarts=2+apgd-t).",
 )
 @click.option("--norm", default="linf", show_default=True, help="Threat-model norm: linf or l2.")
 @click.option(

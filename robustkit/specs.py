@@ -38,6 +38,12 @@ def parse_value(text: str) -> Any:
 
 #: An example spec per kind, for the error on a malformed parameter.
 _SPEC_EXAMPLES = {"attack": "pgd:steps=20", "defense": "bit-depth:bits=4"}
+#: The hint for a comma inside auto's stages, which ends the stage list (a comma-joined stage,
+#: or a stage's second parameter, then reads as one of auto's own parameters).
+_STAGES_HINT = (
+    "join auto's stages with + and a stage's own parameters with ; "
+    "(auto:stages=pgd:steps=5;restarts=2+apgd-t)"
+)
 
 
 def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, Any]]:
@@ -52,7 +58,7 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
         if not sep or not key.strip():
             example = _SPEC_EXAMPLES.get(kind, _SPEC_EXAMPLES["attack"])
             if "stages=" in rest:  # (a comma ends auto's stage list)
-                example += "; join auto's stages with + (auto:stages=apgd-ce+apgd-t)"
+                example += f"; {_STAGES_HINT}"
             raise InputError(
                 f"bad {kind} parameter {item!r} in {spec!r}; write key=value, e.g. {example}"
             )
@@ -112,7 +118,12 @@ def build_attack(
     name, params = parse_attack_spec(spec)
     cls = ATTACKS.get(name)
     accepted = constructor_parameters(cls)
-    check_parameters(ATTACKS.kind, name, params, accepted)
+    try:
+        check_parameters(ATTACKS.kind, name, params, accepted)
+    except InputError as exc:
+        if "stages" not in params:
+            raise
+        raise InputError(f"{exc}; {_STAGES_HINT}") from None
     if norm is not None:
         norm = check_norm(norm)
     if params.get("norm") is not None:

@@ -56,6 +56,12 @@ def test_an_auto_stage_cannot_set_its_own_seed_and_stages_are_joined_by_plus():
             robustkit.get_attack("auto", stages=stages)
     with pytest.raises(InputError, match=r"join auto's stages with \+"):
         build_attack("auto:stages=apgd-ce:steps=2,apgd-t")
+    # (pgd:steps=5,fgsm gets it too;) a stage's second parameter after a comma said only
+    # "attack 'auto' has no parameter 'restarts'; its parameters are: norm, eps, stages, seed"
+    for spec in ("auto:stages=pgd:steps=5,fgsm", "auto:stages=pgd:steps=5,restarts=2+fgsm"):
+        with pytest.raises(InputError, match=r"join auto's stages with \+.* with ;") as info:
+            build_attack(spec)
+        assert "\n" not in str(info.value)
 
 
 def test_a_constructors_own_error_is_kept():
