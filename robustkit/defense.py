@@ -40,17 +40,24 @@ class Defense:
     def apply(self, model: nn.Module) -> nn.Module:
         """The defended classifier built around ``model`` (same device): the defense's own
         layers in eval mode, ``model``'s left in the mode they were (evaluate a model in eval
-        mode: the attacks refuse BatchNorm layers in training mode and warn of live Dropout)."""
-        if isinstance(model, (str, bytes, PurePath)) or not callable(model):
-            hint = f"robustkit.load_model({model!r})" if isinstance(model, str) else "a model"
+        mode: the attacks refuse BatchNorm layers in training mode and warn of live Dropout).
+        ``model`` must be an ``nn.Module``, as attacks require: a plain function has no device
+        or modes to read (wrap it in a module whose forward calls it)."""
+        if not isinstance(model, nn.Module):
+            if isinstance(model, str):
+                hint = f"pass robustkit.load_model({model!r})"
+            elif callable(model) and not isinstance(model, (bytes, PurePath)):
+                hint = "wrap it in an nn.Module whose forward calls it"
+            else:
+                hint = "pass a model"
             raise InputError(
                 f"{self.name}.apply() takes a model (an nn.Module), got "
-                f"{type(model).__name__} {model!r:.60}; pass {hint}"
+                f"{type(model).__name__} {model!r:.60}; {hint}"
             )
         wrapped = self._wrap(model)
         # The defense's own layers in eval mode, not ``model``'s: eval() recurses, and it turned
         # the caller's model (one still training, say) to eval mode behind their back.
-        theirs = {id(m) for m in model.modules()} if isinstance(model, nn.Module) else set()
+        theirs = {id(m) for m in model.modules()}
         if isinstance(wrapped, nn.Module):
             for module in wrapped.modules():
                 if id(module) not in theirs:

@@ -57,6 +57,11 @@ def test_apply_takes_a_model_not_its_name(spec):
         defense.apply("mnist/lenet5")
     with pytest.raises(InputError, match=r"apply\(\) takes a model"):
         defense.apply(None)
+    # a plain function was wrapped, its device guessed as the CPU; attacks refuse one
+    with pytest.raises(
+        InputError, match=r"apply\(\) takes a model.*got function.*wrap it in an nn\.Module"
+    ):
+        defense.apply(lambda x: x.flatten(1)[:, :10])
 
 
 def test_a_defense_that_overrides_apply_still_works():
