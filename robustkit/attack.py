@@ -691,6 +691,16 @@ class Attack(ABC):
                 )
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
+        if self.family == "decision" and clean_logits.dtype in HALF_DTYPES:
+            # (the model check's scores: no pass of the attack pays for this look)
+            warnings.warn(
+                f"the model returns {clean_logits.dtype} scores for {x.dtype} images: label-only "
+                "attacks read labels from rounded scores (ties between classes are likely), so "
+                "their distances differ from the model's in float32; run the model in float32 "
+                "(no .half() or autocast) unless that precision is what is evaluated",
+                RobustkitWarning,
+                stacklevel=2,
+            )
         # The clean pass: shared with the attack's first gradient where that is taken at the
         # clean images; not needed at all when the caller has the labels (the images of the
         # model check then serve the probability check below).

@@ -4,6 +4,7 @@ geometry on a linear model with a known answer, determinism and bad input."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -1345,3 +1346,31 @@ def test_geoda_jump_does_not_label_a_saturated_point_again(monkeypatch):
     attack = robustkit.get_attack("geoda", max_queries=300, targeted=True, batch_size=64)
     result = attack(net, x, y, (y + 1) % 4)
     assert int(result.queries.sum()) > 0 and repeats == []
+
+
+class HalfScores(nn.Module):
+    """Float32 images in, scores rounded to a half-precision type out (as a model ending in
+    autocast or .half() returns them)."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.model, self.dtype = Linear(), dtype
+
+    def forward(self, x):
+        return self.model(x).to(self.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_label_only_attacks_warn_of_half_precision_scores(dtype):
+    """A model returning float16/bfloat16 scores for float32 images was attacked without a
+    word: labels of rounded scores tie between classes, and the distances drifted a few
+    percent from the float32 model's. One warning per call, from the model check's scores."""
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    model = HalfScores(dtype)
+    y = model(x).argmax(1)
+    with pytest.warns(robustkit.RobustkitWarning, match=f"returns {dtype} scores") as record:
+        robustkit.get_attack("cgba", max_queries=60)(model, x, y)
+    assert len([w for w in record if "scores" in str(w.message)]) == 1
+    with warnings.catch_warnings():  # float32 scores: quiet
+        warnings.simplefilter("error")
+        robustkit.get_attack("cgba", max_queries=60)(Linear(), x, Linear()(x).argmax(1))
