@@ -72,8 +72,8 @@ def test_a_run_is_shown_by_a_start_of_its_id(db):
 def test_a_start_shared_by_two_runs_is_refused():
     from types import SimpleNamespace
 
-    from robustkit.store import find_run
     from robustkit.errors import InputError
+    from robustkit.store import find_run
 
     ids = ["abcd1111aaaaaaaa", "abcd2222bbbbbbbb"]
     store = SimpleNamespace(path="r.db", runs=lambda: [{"run_id": i} for i in ids])
