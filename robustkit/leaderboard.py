@@ -5,7 +5,9 @@ row per model (and defense): clean accuracy, robust accuracy per attack, worst-c
 accuracy (the table's sort key), the number of samples, sanity flags and training; plus one
 decision-based table (median L2 at query budgets and success rate at ε within them; its rows
 carry the run's flags but those of checks that judge gradient attacks only,
-:data:`robustkit.sanity.GRADIENT_CHECKS`). Where a
+:data:`robustkit.sanity.GRADIENT_CHECKS`; a robust-accuracy row carries those of checks that
+judge label-only attacks only, :data:`robustkit.sanity.LABEL_ONLY_CHECKS`, where such an attack
+is one of its columns). Where a
 model (with its defenses) has several finished runs for one threat model, the row shows the run
 with the most samples and, among those, the latest (by start time): a quick 5-image check does
 not replace a 1,000-image evaluation, and a rerun at the same size does replace the older one.
@@ -68,7 +70,7 @@ def build(store: Store, decision: bool = True) -> dict[str, Any]:
 
 def _build(store: Store, decision: bool) -> dict[str, Any]:
     from .runner import counts_in_worst_case, decision_figures, default_eps, summarize
-    from .sanity import GRADIENT_CHECKS
+    from .sanity import GRADIENT_CHECKS, LABEL_ONLY_CHECKS
 
     chosen: dict[tuple, dict[str, Any]] = {}
     decision_rows: dict[tuple, dict[str, Any]] = {}
@@ -84,7 +86,6 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
             }
         defenses = ", ".join(summary["defenses"])
         flagged = [c for c in summary["checks"] if c["flagged"]]
-        flags, reasons = [c["name"] for c in flagged], [c["detail"] for c in flagged]
         # a label-only attack's row: not the flags of checks that judge gradient attacks only
         decision_flagged = [c for c in flagged if c["name"] not in GRADIENT_CHECKS]
         # The columns: the attacks the run's worst case counts (those with an ε, targeted ones
@@ -98,6 +99,11 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
             for k, v in summary["attacks"].items()
             if counts_in_worst_case(v["params"])
         }
+        # a robust-accuracy row: not the flags of checks that judge label-only attacks only,
+        # unless one is among its columns
+        labelled = any(v["family"] == "decision" for v in bounded.values())
+        row_flagged = [c for c in flagged if labelled or c["name"] not in LABEL_ONLY_CHECKS]
+        flags, reasons = [c["name"] for c in row_flagged], [c["detail"] for c in row_flagged]
         # ... and on all its images: a run of only the correctly classified ones has a clean
         # accuracy of 100% and a robust accuracy of another population
         if not summary["correct_only"] and any(

@@ -57,6 +57,11 @@ GRADIENT_CHECKS = frozenset(
     }
 )
 
+#: The checks that judge a run's label-only attacks only: a robust-accuracy row carries their
+#: flags only where a label-only attack is one of its columns (one with an ε; a minimum-norm
+#: one is in the decision table alone).
+LABEL_ONLY_CHECKS = frozenset({"randomized_labels"})
+
 
 def _gradient_attacks(attacks: Any) -> list[Any]:
     """The run's white-box attacks, the stages of ensembles (``auto``) included."""

@@ -955,3 +955,38 @@ def test_out_failing_after_its_check_says_what_fits_the_command(tmp_path, monkey
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("Error: cannot write --out") and "pass another --out" in line
     assert "computed" not in line
+
+
+def test_a_label_only_check_flags_a_robust_accuracy_row_only_with_a_label_only_column(tmp_path):
+    """randomized_labels judges a run's label-only attacks (their verdicts single draws on a
+    randomized model without votes). An L∞ run of pgd:eot=10 and a minimum-norm CGBA (in the
+    decision table alone) had its PGD row marked unreliable for CGBA's sake; it keeps the flag
+    where a label-only attack with an ε is one of the row's columns, and the decision row
+    always."""
+    from .fake_store import CGBA, add_run, robust
+
+    hit = (True, False, 1.0, [[4, 1.0]])
+    flag = [("randomized_labels", True, "a label takes one draw")]
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "a", {"pgd": ({"norm": "linf"}, robust("rrff")), "cgba": (CGBA, [hit] * 4)})
+        store.write_checks("a", flag)
+        cgba_eps = {**CGBA, "eps": 0.5}
+        add_run(
+            store,
+            "b",
+            {"pgd": ({"norm": "l2"}, robust("rrff")), "cgba": (cgba_eps, [hit] * 4)},
+            model="l2",
+            norm="l2",
+            eps=0.5,
+        )
+        store.write_checks("b", flag)
+        board = build(store)
+    rows = {r["model"]: r for t in board["tables"] for r in t["rows"]}
+    linf = next(t for t in board["tables"] if t["norm"] == "linf")
+    assert "cgba" not in linf["attacks"]  # (minimum-norm: in the decision table alone)
+    assert rows["m"]["flags"] == [] and rows["m"]["reasons"] == []
+    assert rows["l2"]["flags"] == ["randomized_labels"]
+    assert {r["model"]: r["flags"] for r in board["decision"]} == {
+        "m": ["randomized_labels"],
+        "l2": ["randomized_labels"],
+    }
