@@ -121,7 +121,7 @@ def build_attack(
     try:
         check_parameters(ATTACKS.kind, name, params, accepted)
     except InputError as exc:
-        if "stages" not in params:
+        if "stages" not in params or "stages" not in accepted:  # (pgd:stages=...: no hint)
             raise
         raise InputError(f"{exc}; {_STAGES_HINT}") from None
     if norm is not None:

@@ -62,6 +62,10 @@ def test_an_auto_stage_cannot_set_its_own_seed_and_stages_are_joined_by_plus():
         with pytest.raises(InputError, match=r"join auto's stages with \+.* with ;") as info:
             build_attack(spec)
         assert "\n" not in str(info.value)
+    # an attack without stages is not told how to join auto's
+    with pytest.raises(InputError, match="has no parameter 'stages'") as info:
+        build_attack("pgd:stages=3")
+    assert "auto" not in str(info.value)
 
 
 def test_a_constructors_own_error_is_kept():
