@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from decimal import Decimal
 
 from .errors import InputError
@@ -22,10 +23,14 @@ def is_real_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+#: The largest finite float: a larger integer overflows float() (it rounds to 2**1024).
+_LARGEST_FLOAT = sys.float_info.max
+
+
 def shown(value: object) -> str:
     """``value`` as an error message shows it: its repr, but an integer too large for a float
     in three digits (``1.00e+400``: its repr is hundreds of digits, or an error past 4300)."""
-    if is_whole_number(value) and abs(value) > 2**1024:
+    if is_whole_number(value) and abs(value) > _LARGEST_FLOAT:  # (2**1024 - 1 overflows too)
         return f"{Decimal(int(value)):.3g}"
     return repr(value)
 

@@ -243,6 +243,8 @@ def test_losses():
         ),
         ({"eps": 10**5000}, r"got 1\.00e\+5000$"),
         ({"step_size": 10**400}, r"step_size must be a positive number, got 1\.00e\+400$"),
+        # just below 2**1024 it still overflows float(): not 309 digits either
+        ({"step_size": 2**1024 - 1}, r"step_size must be a positive number, got 1\.80e\+308$"),
     ],
 )
 def test_bad_parameters(params, message):
