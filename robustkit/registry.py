@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from .errors import RobustkitError, UnknownNameError
+from .errors import RobustkitError, UnknownNameError, first_line
 
 T = TypeVar("T")
 
@@ -77,6 +77,8 @@ class Registry(Generic[T]):
         self.builtin = builtin
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
+        #: The error of a plug-in that cannot be loaded (message, cause), raised on every lookup.
+        self._broken: tuple[str, Exception | None] | None = None
 
     # -- registration -----------------------------------------------------------------------
     def register(self, name: str, **metadata: Any) -> Callable[[T], T]:
@@ -100,30 +102,44 @@ class Registry(Generic[T]):
     # -- lookup -----------------------------------------------------------------------------
     def _load(self) -> None:
         if self._loaded:
+            if self._broken:  # every lookup, not the first only: a later one read on without it
+                raise RobustkitError(self._broken[0]) from self._broken[1]
             return
         self._loaded = True
         if self.builtin:
             importlib.import_module(self.builtin)
         if self.group:
-            for ep in entry_points(group=self.group):
-                before = self._entries.get(ep.name)
-                try:
-                    loaded = ep.load()
-                except Exception as exc:  # a broken plug-in must not break the tool
-                    raise RobustkitError(
-                        f"cannot load {self.kind} plug-in {ep.name!r} ({ep.value}): {exc}; "
-                        "fix or uninstall that package"
-                    ) from exc
-                if isinstance(loaded, ModuleType):
-                    continue
-                if before is not None and before.obj is not loaded:
-                    # (it was dropped without a word: the name ran the registered one instead)
-                    raise RobustkitError(
-                        f"{self.kind} plug-in {ep.name!r} ({ep.value}) takes the name of a "
-                        f"registered {self.kind}; rename its entry point or uninstall that package"
-                    )
-                if ep.name not in self._entries:  # (a module may have registered it on import)
-                    self.add(ep.name, loaded)
+            for ep in entry_points(group=self.group):  # all of them, the broken one refused last
+                problem = self._load_plugin(ep)
+                if problem and not self._broken:
+                    self._broken = problem
+        if self._broken:
+            raise RobustkitError(self._broken[0]) from self._broken[1]
+
+    def _load_plugin(self, ep: Any) -> tuple[str, Exception | None] | None:
+        """Register entry point ``ep``'s object; what is wrong with it (the message and the
+        exception behind it), or None."""
+        before = self._entries.get(ep.name)
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # a broken plug-in is a one-line error, not a traceback
+            return (
+                f"cannot load {self.kind} plug-in {ep.name!r} ({ep.value}): {first_line(exc)}; "
+                "fix or uninstall that package",
+                exc,
+            )
+        if isinstance(loaded, ModuleType):
+            return None
+        if before is not None and before.obj is not loaded:
+            # (it was dropped without a word: the name ran the registered one instead)
+            return (
+                f"{self.kind} plug-in {ep.name!r} ({ep.value}) takes the name of a "
+                f"registered {self.kind}; rename its entry point or uninstall that package",
+                None,
+            )
+        if ep.name not in self._entries:  # (a module may have registered it on import)
+            self.add(ep.name, loaded)
+        return None
 
     def entry(self, name: str) -> Entry[T]:
         """The entry registered under ``name`` (or under the one name that differs from it

@@ -165,3 +165,26 @@ def test_a_name_that_is_not_a_string_is_a_one_line_error():
     ):
         with pytest.raises(robustkit.RobustkitError, match=f"{kind} name"):
             call()
+
+
+def test_a_broken_plugin_is_refused_on_every_lookup_and_the_others_still_load(monkeypatch):
+    """The first lookup raised the broken plug-in's error; every later one (a notebook's retry,
+    the store that reads on past it) got a registry without the plug-ins listed after it."""
+    reg: Registry = Registry("gadget", group="robustkit.test-gadgets")
+
+    class FakeEP:
+        def __init__(self, name, obj):
+            self.name, self.obj, self.value = name, obj, f"fake:{name}"
+
+        def load(self):
+            if isinstance(self.obj, Exception):
+                raise self.obj
+            return self.obj
+
+    eps = [FakeEP("bad", ImportError("boom\nits second line")), FakeEP("good", lambda: "good")]
+    monkeypatch.setattr("robustkit.registry.entry_points", lambda group: eps)
+    for _ in range(2):
+        with pytest.raises(RobustkitError, match="cannot load gadget plug-in 'bad'") as info:
+            reg.names()
+        assert "\n" not in str(info.value)
+    assert "good" in reg._entries  # (loaded before the error was raised)
