@@ -91,12 +91,16 @@ class Registry(Generic[T]):
         return decorator
 
     def add(self, name: str, obj: T, **metadata: Any) -> None:
-        """Register ``obj`` under ``name``; a name is registered once."""
+        """Register ``obj`` under ``name``; a name is registered once. An attack or defense
+        class that does not set its ``name`` itself gets this one (runs record it)."""
         if not name or name != name.strip():
             raise ValueError(f"invalid {self.kind} name {name!r}")
         existing = self._entries.get(name)
         if existing is not None and existing.obj is not obj:
             raise RobustkitError(f"{self.kind} {name!r} is already registered; pick another name")
+        if isinstance(obj, type) and isinstance(getattr(obj, "name", None), str):
+            if "name" not in vars(obj):  # an attack or defense class is known by this name
+                obj.name = name  # (it ran as "" or as its base's: a PGD subclass as "pgd")
         self._entries[name] = Entry(name, obj, dict(metadata))
 
     # -- lookup -----------------------------------------------------------------------------

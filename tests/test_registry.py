@@ -188,3 +188,34 @@ def test_a_broken_plugin_is_refused_on_every_lookup_and_the_others_still_load(mo
             reg.names()
         assert "\n" not in str(info.value)
     assert "good" in reg._entries  # (loaded before the error was raised)
+
+
+def test_a_registered_class_is_known_by_its_registered_name(monkeypatch):
+    """An attack or defense class that did not set ``name`` itself ran under the name it
+    inherited: ``""`` (a run's attack labelled ``:steps=2``, its defense ``:k=2``) or, for a
+    subclass of PGD, ``pgd`` (its results stored as PGD's)."""
+    from robustkit.attack import Attack
+    from robustkit.defense import Defense
+    from robustkit.specs import build_attack, build_defense
+
+    attacks, defenses = Registry("attack"), Registry("defense")
+    monkeypatch.setattr("robustkit.specs.ATTACKS", attacks)
+    monkeypatch.setattr("robustkit.specs.DEFENSES", defenses)
+
+    @attacks.register("mine")
+    class Mine(Attack):
+        def _attack(self, ctx, x, y, target):
+            return x
+
+    @attacks.register("my-pgd")
+    class MyPGD(ATTACKS.get("pgd")):
+        pass
+
+    @defenses.register("my-defense")
+    class Mine2(Defense):
+        def __init__(self, k: int = 2):
+            self.k = k
+
+    assert Mine().name == "mine" and build_attack("MINE").name == "mine"
+    assert MyPGD(eps=0.1).name == "my-pgd" and ATTACKS.get("pgd").name == "pgd"
+    assert build_defense("my-defense:k=3").name == "my-defense"
