@@ -351,7 +351,9 @@ class AttackResult:
         otherwise.)"""
         robust = self.attacked & (self.adv_pred == self.y)
         if self.threat.eps is None and self.eps is not None:
-            robust = robust | (self.attacked & (self.norms > self.eps))
+            # in float64, as the stored report and the trajectories compare (a float32 norm
+            # and an ε such as 0.1 that rounds up onto it in float32 are not equal)
+            robust = robust | (self.attacked & (self.norms.double() > self.eps))
         return robust
 
     def _threat_text(self) -> str:
@@ -383,7 +385,7 @@ class AttackResult:
         k = int(self.attacked.sum())
         fooled = self.success & self.attacked
         if self.threat.eps is None and self.eps is not None:
-            fooled &= self.norms <= self.eps
+            fooled &= self.norms.double() <= self.eps  # in float64, as robust compares
         return float(fooled.sum()) / k if k else math.nan
 
     def median_norm(self) -> float:

@@ -1374,3 +1374,28 @@ def test_label_only_attacks_warn_of_half_precision_scores(dtype):
     with warnings.catch_warnings():  # float32 scores: quiet
         warnings.simplefilter("error")
         robustkit.get_attack("cgba", max_queries=60)(Linear(), x, Linear()(x).argmax(1))
+
+
+def test_success_at_an_eps_equal_to_a_float32_distance_agrees_everywhere(linear):
+    """A distance is a float32; an ε is a float. Where the ε lies just below a distance but
+    rounds to it in float32 (0.1 does), the result compared them in float32 (fooled within ε,
+    not robust) while the stored report and the trajectories compare them exactly (not within
+    ε): one run, two success rates and a robust accuracy at odds with them."""
+    import dataclasses
+
+    from robustkit.runner import fooled_within_eps
+
+    model, x, y = linear
+    res = robustkit.get_attack("cgba", max_queries=50)(model, x, y)
+    assert res.success.all()
+    d = float(res.norms[0])
+    eps = float(np.nextafter(d, 0.0))  # below the distance, yet the same float32
+    assert eps < d and np.float32(eps) == res.norms[0].numpy()
+    res = dataclasses.replace(res, params={**res.params, "eps": eps})
+    rows = [
+        {"attacked": a, "success": s, "norm": float(n)}
+        for a, s, n in zip(res.attacked.tolist(), res.success.tolist(), res.norms, strict=True)
+    ]
+    stored = sum(fooled_within_eps(res.params, r) for r in rows) / len(rows)
+    assert res.success_rate == stored == success_rate_at(res, eps, [50]).item()
+    assert bool(res.robust[0])  # fooled only beyond ε
