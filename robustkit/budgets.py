@@ -104,6 +104,11 @@ def l2_at_budgets(trajectories: Trajectories, budgets: Sequence[int] | int) -> t
         if t.numel() == 0:
             continue
         t = t.double()
+        if (t[1:, 0] < t[:-1, 0]).any():  # the binary search below needs them in order
+            raise InputError(
+                f"trajectory {i}: its queries go back (rows are (queries spent so far, L2), "
+                "the queries never decreasing)"
+            )
         # Best so far: running minimum, so the value at B is the last row with queries <= B.
         best = torch.cummin(t[:, 1], dim=0).values
         pos = torch.searchsorted(t[:, 0].contiguous(), b, right=True) - 1

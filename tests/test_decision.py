@@ -1399,3 +1399,12 @@ def test_success_at_an_eps_equal_to_a_float32_distance_agrees_everywhere(linear)
     stored = sum(fooled_within_eps(res.params, r) for r in rows) / len(rows)
     assert res.success_rate == stored == success_rate_at(res, eps, [50]).item()
     assert bool(res.robust[0])  # fooled only beyond ε
+
+
+def test_budget_summaries_refuse_trajectories_whose_queries_go_back():
+    """Rows are read by a binary search over the queries, which must not decrease: given
+    [(10, 2.0), (5, 3.0)], "the best within 7 queries" was 2.0, found only at 10."""
+    with pytest.raises(InputError, match="trajectory 1"):
+        l2_at_budgets([torch.tensor([[1.0, 4.0]]), torch.tensor([[10.0, 2.0], [5.0, 3.0]])], [7])
+    repeated = torch.tensor([[5.0, 3.0], [5.0, 2.0], [9.0, 1.0]])  # a step of no new queries
+    assert l2_at_budgets([repeated], [5, 9]).tolist() == [[2.0, 1.0]]
