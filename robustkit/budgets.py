@@ -5,6 +5,10 @@ example so far), one per sample (:attr:`robustkit.attack.AttackResult.trajectori
 with a large budget therefore answers "median L2 at B queries" and "success rate at ε within B
 queries" for every B up to that budget. These functions are pure; the CLI, the store and the
 leaderboards use them.
+
+Pass them the result itself: it keeps its attacked samples only, as the stored report does. Its
+``.trajectories`` hold an empty one for each sample not attacked (already misclassified), which
+a list of trajectories counts as never fooled (``inf``).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def _trajectories(source) -> list[torch.Tensor]:
             what = f"shaped {tuple(t.shape)}" if t is not None else type(item).__name__
             raise InputError(
                 f"trajectory {i} is not a [k, 2] table of (queries, L2) rows: got {what}; pass "
-                "a result's .trajectories (or [k, 2] tensors like them)"
+                "the result itself (or [k, 2] tensors like its .trajectories)"
             )
         out.append(t)
     return out

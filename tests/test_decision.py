@@ -1408,3 +1408,16 @@ def test_budget_summaries_refuse_trajectories_whose_queries_go_back():
         l2_at_budgets([torch.tensor([[1.0, 4.0]]), torch.tensor([[10.0, 2.0], [5.0, 3.0]])], [7])
     repeated = torch.tensor([[5.0, 3.0], [5.0, 2.0], [9.0, 1.0]])  # a step of no new queries
     assert l2_at_budgets([repeated], [5, 9]).tolist() == [[2.0, 1.0]]
+
+
+def test_budget_summaries_steer_to_the_result_not_its_trajectories():
+    """A result's .trajectories hold an empty one for each sample it did not attack (already
+    misclassified), which a list of trajectories counts as never fooled: the median and success
+    rate then differ from the result's and the stored report's. The error and the docs said to
+    pass .trajectories."""
+    import robustkit.budgets as budgets
+
+    with pytest.raises(InputError) as err:
+        l2_at_budgets([torch.zeros(3)], [1])
+    assert "pass the result itself" in str(err.value)
+    assert "not attacked" in budgets.__doc__
