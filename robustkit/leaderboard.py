@@ -334,10 +334,14 @@ def _decision_caption(rows: list[dict[str, Any]], eps_text: str) -> str:
     """What a decision section's columns measure, of which images and how many per model (the
     Markdown and HTML captions alike; the HTML one said only which images)."""
     counts = ", ".join(map(str, sorted({r["n"] for r in rows})))
+    if rows[0]["selection"] == "all":  # the misclassified ones are not attacked, nor counted
+        counts += " per model, those classified correctly: the attacked ones"
+    else:
+        counts += " per model"
     return (
         "Median L2 in [0, 1] pixel space of the best adversarial example within each query "
         f"budget, and the share of images (%) with one of L2 ≤ {eps_text}; images: "
-        f"{rows[0]['selection']} ({counts} per model)"
+        f"{rows[0]['selection']} ({counts})"
     )
 
 

@@ -630,7 +630,7 @@ def test_flagged_decision_rows_give_their_reasons_and_sections_their_selection(t
     md, page = to_markdown(board), to_html(board)
     assert "- all-images, cgba: robust above clean for cgba" in md
     assert '<tr class="flagged" title="robust above clean for cgba">' in page
-    assert "images: all (2 per model)" in md and "images: first correctly classified (2" in md
+    assert "images: all (2 per model," in md and "images: first correctly classified (2" in md
 
 
 def test_a_decision_row_carries_only_the_flags_that_concern_label_only_attacks(tmp_path):
@@ -799,7 +799,10 @@ def test_markdown_captions_name_commands_only_where_runs_recorded_one(tmp_path):
         )
         md = to_markdown(build(store))
     assert "Command(s)" not in md
-    assert "Samples per model: 2.\n" in md and "(2 per model).\n" in md
+    assert (
+        "Samples per model: 2.\n" in md
+        and "(2 per model, those classified correctly: the attacked ones).\n" in md
+    )
 
 
 def test_decision_caption_lists_the_image_counts_in_numeric_order(tmp_path):
@@ -811,7 +814,7 @@ def test_decision_caption_lists_the_image_counts_in_numeric_order(tmp_path):
             row = [(True, False, 1.0, [[5, 1.0]])] * n
             add_run(store, rid, {"cgba": (CGBA, row)}, model=rid, n=n)
         md = to_markdown(build(store))
-    assert "(4, 10 per model)" in md
+    assert "(4, 10 per model," in md
 
 
 def test_preset_run_of_no_cifar10_or_mnist_model_says_which_models_it_takes(tmp_path):
@@ -929,7 +932,7 @@ def test_the_html_decision_caption_says_what_the_markdown_one_says(tmp_path):
     md, page = to_markdown(board), to_html(board)
     caption = next(ln for ln in md.splitlines() if ln.startswith("Median L2"))
     said = caption.partition(" Command(s):")[0]
-    assert "images: all (4, 10 per model)." in said
+    assert "images: all (4, 10 per model, those" in said
     assert f"<p>{said.replace('&', '&amp;')} Command(s): <code>c &lt;&amp;&gt; d</code></p>" in page
 
 
@@ -990,3 +993,15 @@ def test_a_label_only_check_flags_a_robust_accuracy_row_only_with_a_label_only_c
         "m": ["randomized_labels"],
         "l2": ["randomized_labels"],
     }
+
+
+def test_the_decision_caption_of_all_images_counts_the_attacked_ones():
+    """A label-only attack leaves the images the model already gets wrong alone, and its row
+    (images, medians, success shares) is over the others; the caption of an all-images section
+    said "images: all (8 per model)" of a run of 12 images, 4 of them misclassified."""
+    from robustkit.leaderboard import _decision_caption
+
+    said = _decision_caption([{"n": 8, "selection": "all"}], "0.5")
+    assert "images: all (8 per model, those classified correctly: the attacked ones)" in said
+    first = _decision_caption([{"n": 8, "selection": "first correctly classified"}], "0.5")
+    assert first.endswith("images: first correctly classified (8 per model)")
