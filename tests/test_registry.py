@@ -11,6 +11,21 @@ from robustkit.errors import RobustkitError, UnknownNameError
 from robustkit.registry import ATTACKS, DEFENSES, MODELS, Registry
 
 
+class FakeEntryPoint:
+    """An importlib entry point whose load() returns ``obj`` (raises it, if an exception), after
+    calling ``on_load`` (a plug-in module registering its objects on import)."""
+
+    def __init__(self, name, obj, on_load=None):
+        self.name, self.obj, self.value, self.on_load = name, obj, f"fake:{name}", on_load
+
+    def load(self):
+        if self.on_load is not None:
+            self.on_load()
+        if isinstance(self.obj, Exception):
+            raise self.obj
+        return self.obj
+
+
 def make_registry() -> Registry:
     reg: Registry = Registry("widget")
 
@@ -66,25 +81,21 @@ def test_entry_points_plug_in(monkeypatch):
 
     module = types.ModuleType("fake_plugin_module")
 
-    class FakeEP:
-        def __init__(self, name, obj):
-            self.name, self.obj, self.value = name, obj, f"fake:{name}"
+    def registers_itself():
+        reg.add("self-registered", lambda: "module")
 
-        def load(self):
-            if isinstance(self.obj, Exception):
-                raise self.obj
-            if self.obj is module:
-                reg.add("self-registered", lambda: "module")
-            return self.obj
-
-    eps = [FakeEP("plugged", plugin_factory), FakeEP("mod", module)]
+    eps = [
+        FakeEntryPoint("plugged", plugin_factory),
+        FakeEntryPoint("mod", module, on_load=registers_itself),
+    ]
     monkeypatch.setattr("robustkit.registry.entry_points", lambda group: eps)
     assert reg.names() == ["plugged", "self-registered"]
     assert reg.get("plugged")() == "plugged"
 
     broken: Registry = Registry("gadget", group="x")
     monkeypatch.setattr(
-        "robustkit.registry.entry_points", lambda group: [FakeEP("bad", ImportError("boom"))]
+        "robustkit.registry.entry_points",
+        lambda group: [FakeEntryPoint("bad", ImportError("boom"))],
     )
     with pytest.raises(RobustkitError, match="cannot load gadget plug-in 'bad'"):
         broken.names()
@@ -172,16 +183,10 @@ def test_a_broken_plugin_is_refused_on_every_lookup_and_the_others_still_load(mo
     the store that reads on past it) got a registry without the plug-ins listed after it."""
     reg: Registry = Registry("gadget", group="robustkit.test-gadgets")
 
-    class FakeEP:
-        def __init__(self, name, obj):
-            self.name, self.obj, self.value = name, obj, f"fake:{name}"
-
-        def load(self):
-            if isinstance(self.obj, Exception):
-                raise self.obj
-            return self.obj
-
-    eps = [FakeEP("bad", ImportError("boom\nits second line")), FakeEP("good", lambda: "good")]
+    eps = [
+        FakeEntryPoint("bad", ImportError("boom\nits second line")),
+        FakeEntryPoint("good", lambda: "good"),
+    ]
     monkeypatch.setattr("robustkit.registry.entry_points", lambda group: eps)
     for _ in range(2):
         with pytest.raises(RobustkitError, match="cannot load gadget plug-in 'bad'") as info:
