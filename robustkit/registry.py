@@ -93,7 +93,7 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, **metadata: Any) -> None:
         """Register ``obj`` under ``name``; a name is registered once. An attack or defense
         class that does not set its ``name`` itself gets this one (runs record it)."""
-        if not name or name != name.strip():
+        if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"invalid {self.kind} name {name!r}")
         existing = self._entries.get(name)
         if existing is not None and existing.obj is not obj:
@@ -179,6 +179,11 @@ class Registry(Generic[T]):
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the glob ``pattern``, in any case (as names are looked up:
         ``MNIST/*`` lists the ``mnist/`` models)."""
+        if not isinstance(pattern, str):  # (a number failed with an AttributeError)
+            raise RobustkitError(
+                f"a {self.kind} name pattern is text, a glob such as '*' or 'cifar10/*', "
+                f"got {pattern!r}"
+            )
         self._load()
         folded = pattern.casefold()
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n.casefold(), folded))

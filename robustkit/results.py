@@ -252,7 +252,8 @@ class Results:
         eps: float | str | None = None,
     ) -> pd.DataFrame:
         """Median L2 of the best adversarial within each budget, and success rate at ``eps``, for
-        a decision-based (label-only) attack of a run.
+        a decision-based (label-only) attack of a run, over the samples it attacked (those the
+        model classified correctly; as ``robustkit evaluate`` and the leaderboard count them).
 
         Default budgets: 20 steps up to the attack's budget (``max_queries``), which is always
         the last. Default ``eps``: the attack's own, else the run's ε when its threat model is

@@ -629,6 +629,8 @@ def find_run(store: Store, ident: str, see: str = "robustkit runs list") -> str:
     from .tables import names_text
 
     ids = [r["run_id"] for r in store.runs()]
+    if isinstance(ident, str):
+        ident = ident.strip()  # (pasted with a space or a newline)
     if ident in ids:
         return ident
     start = ident.lower() if isinstance(ident, str) else None

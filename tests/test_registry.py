@@ -224,3 +224,15 @@ def test_a_registered_class_is_known_by_its_registered_name(monkeypatch):
     assert Mine().name == "mine" and build_attack("MINE").name == "mine"
     assert MyPGD(eps=0.1).name == "my-pgd" and ATTACKS.get("pgd").name == "pgd"
     assert build_defense("my-defense:k=3").name == "my-defense"
+
+
+def test_a_name_or_pattern_that_is_not_text_is_a_clear_error():
+    """robustkit.list_attacks(5) and ATTACKS.register(5) ended in AttributeError tracebacks
+    ('int' object has no attribute 'casefold' / 'strip')."""
+    reg: Registry = Registry("gadget")
+    with pytest.raises(RobustkitError, match="gadget name pattern is text"):
+        reg.names(5)
+    with pytest.raises(RobustkitError, match="attack name pattern is text"):
+        robustkit.list_attacks(5)
+    with pytest.raises(ValueError, match="invalid gadget name 5"):
+        reg.register(5)(lambda: None)

@@ -78,6 +78,8 @@ def test_a_start_shared_by_two_runs_is_refused():
     ids = ["abcd1111aaaaaaaa", "abcd2222bbbbbbbb"]
     store = SimpleNamespace(path="r.db", runs=lambda: [{"run_id": i} for i in ids])
     assert find_run(store, "ABCD1") == ids[0] and find_run(store, ids[1]) == ids[1]
+    # (an id pasted with a space or a newline around it was "no run")
+    assert find_run(store, f" {ids[1]}\n") == ids[1] and find_run(store, "abcd1 ") == ids[0]
     with pytest.raises(InputError, match="start of 2 runs .*give more of it"):
         find_run(store, "abcd")
 
