@@ -113,6 +113,10 @@ def l2_at_budgets(trajectories: Trajectories, budgets: Sequence[int] | int) -> t
                 f"trajectory {i}: its queries go back (rows are (queries spent so far, L2), "
                 "the queries never decreasing)"
             )
+        if torch.isnan(t).any():  # (a NaN distance spread into every figure as NaN)
+            raise InputError(
+                f"trajectory {i}: it holds NaN (rows are (queries spent so far, L2), both numbers)"
+            )
         # Best so far: running minimum, so the value at B is the last row with queries <= B.
         best = torch.cummin(t[:, 1], dim=0).values
         pos = torch.searchsorted(t[:, 0].contiguous(), b, right=True) - 1

@@ -1408,6 +1408,10 @@ def test_budget_summaries_refuse_trajectories_whose_queries_go_back():
         l2_at_budgets([torch.tensor([[1.0, 4.0]]), torch.tensor([[10.0, 2.0], [5.0, 3.0]])], [7])
     repeated = torch.tensor([[5.0, 3.0], [5.0, 2.0], [9.0, 1.0]])  # a step of no new queries
     assert l2_at_budgets([repeated], [5, 9]).tolist() == [[2.0, 1.0]]
+    # a NaN distance (or query count) spread into every figure as NaN
+    for bad in ([[5.0, math.nan]], [[math.nan, 2.0]]):
+        with pytest.raises(InputError, match="trajectory 0: it holds NaN"):
+            l2_at_budgets([torch.tensor(bad)], [7])
 
 
 def test_budget_summaries_steer_to_the_result_not_its_trajectories():
