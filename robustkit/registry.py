@@ -105,19 +105,15 @@ class Registry(Generic[T]):
 
     # -- lookup -----------------------------------------------------------------------------
     def _load(self) -> None:
-        if self._loaded:
-            if self._broken:  # every lookup, not the first only: a later one read on without it
-                raise RobustkitError(self._broken[0]) from self._broken[1]
-            return
-        self._loaded = True
-        if self.builtin:
-            importlib.import_module(self.builtin)
-        if self.group:
-            for ep in entry_points(group=self.group):  # all of them, the broken one refused last
-                problem = self._load_plugin(ep)
+        if not self._loaded:
+            self._loaded = True
+            if self.builtin:
+                importlib.import_module(self.builtin)
+            for ep in entry_points(group=self.group) if self.group else ():
+                problem = self._load_plugin(ep)  # all of them, a broken one refused after
                 if problem and not self._broken:
                     self._broken = problem
-        if self._broken:
+        if self._broken:  # every lookup, not the first only: a later one read on without it
             raise RobustkitError(self._broken[0]) from self._broken[1]
 
     def _load_plugin(self, ep: Any) -> tuple[str, Exception | None] | None:

@@ -104,7 +104,9 @@ class Results:
     def _run(self, run_id: str) -> dict[str, Any]:
         """The stored run ``run_id`` names: the whole id or a unique start of it (4 characters
         or more), as ``robustkit runs show`` takes it."""
-        run = self.store.get_run(find_run(self.store, run_id, see="Results.runs"))
+        run = self.store.get_run(run_id) if isinstance(run_id, str) else None
+        if run is None:  # a start of an id (find_run reads every run's id), or no such run
+            run = self.store.get_run(find_run(self.store, run_id, see="Results.runs"))
         if run is None:  # deleted by another process since find_run read the ids
             raise InputError(f"no run {run_id!r} in {self.store.path} (see Results.runs)")
         return run

@@ -63,24 +63,31 @@ GRADIENT_CHECKS = frozenset(
 LABEL_ONLY_CHECKS = frozenset({"randomized_labels"})
 
 
+def _items(attacks: Any) -> Any:
+    """The attacks of a run given as a mapping (label -> attack) or a sequence."""
+    return attacks.values() if isinstance(attacks, Mapping) else attacks
+
+
 def _gradient_attacks(attacks: Any) -> list[Any]:
     """The run's white-box attacks, the stages of ensembles (``auto``) included."""
     from .attack import Attack
 
-    items = attacks.values() if isinstance(attacks, Mapping) else attacks
     out = []
-    for a in items:
+    for a in _items(attacks):
         if isinstance(a, Attack) and a.family == "gradient":
             out.append(a)
             out += _gradient_attacks(getattr(a, "_attacks", ()))
     return out
 
 
-def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
+def check_randomized(
+    model: nn.Module, x: torch.Tensor, attacks: Any, change: tuple[bool, float] | None = None
+) -> Check:
     """Flag a model whose outputs change between identical calls, unless a gradient attack of
     the run (``attacks``: the run's attacks, a mapping or a sequence; the stages of ``auto``
     count) averages its gradients over draws (``eot`` > 1). Not checked for a run without a
-    gradient attack (EOT does not apply)."""
+    gradient attack (EOT does not apply). ``change``: :func:`_output_change` of ``model`` on
+    ``x``, where the caller has it."""
     gradient = _gradient_attacks(attacks)
     if not gradient:
         return (
@@ -90,7 +97,7 @@ def check_randomized(model: nn.Module, x: torch.Tensor, attacks: Any) -> Check:
             "draw per query, as a client would, and its examples are judged by the vote where "
             "the model takes votes, else by one draw)",
         )
-    randomized, diff = _output_change(model, x)
+    randomized, diff = change or _output_change(model, x)
     eot = max((int(getattr(g, "eot", 1)) for g in gradient), default=1)
     flagged = randomized and eot <= 1
     if flagged:
@@ -117,14 +124,17 @@ def _output_change(model: nn.Module, x: torch.Tensor) -> tuple[bool, float]:
     return diff > 1e-5 * (1 + float(a.abs().max()) if a.numel() else 1), diff
 
 
-def check_randomized_labels(model: nn.Module, x: torch.Tensor) -> Check:
+def check_randomized_labels(
+    model: nn.Module, x: torch.Tensor, change: tuple[bool, float] | None = None
+) -> Check:
     """For a run with a label-only attack: flag a model whose outputs change between identical
     calls while its labels take a single draw (no ``votes``, :func:`~robustkit.attack.
     prediction_votes`): the attack's verdicts and the fresh re-check of its examples are then
-    single draws, and its success rates and distances depend on them."""
+    single draws, and its success rates and distances depend on them. ``change``: as for
+    :func:`check_randomized`."""
     from .attack import prediction_votes
 
-    randomized, diff = _output_change(model, x)
+    randomized, diff = change or _output_change(model, x)
     votes = prediction_votes(model)
     flagged = randomized and votes == 1
     if flagged:
@@ -457,8 +467,11 @@ def run_checks(
     y = run.y[:sample].to(run.device)
     probe = slice(0, 64)  # the model-behaviour checks need few samples
     gradient = bool(_gradient_attacks(run.attacks))
+    label_only = any(getattr(a, "family", None) == "decision" for a in _items(run.attacks))
+    # (both randomness checks read it: measured once)
+    change = _output_change(run.model, x[probe]) if gradient or label_only else None
     checks = [
-        check_randomized(run.model, x[probe], run.attacks),
+        check_randomized(run.model, x[probe], run.attacks, change),
         check_probabilities(run.model, x[probe])
         if gradient
         else (
@@ -472,9 +485,8 @@ def run_checks(
         check_decision_beats_whitebox(summary),
         check_robust_above_clean(summary),
     ]
-    attacks = run.attacks.values() if isinstance(run.attacks, Mapping) else run.attacks
-    if any(getattr(a, "family", None) == "decision" for a in attacks):
-        checks.append(check_randomized_labels(run.model, x[probe]))
+    if label_only:
+        checks.append(check_randomized_labels(run.model, x[probe], change))
     if gradient:
         target = None if run.target is None else run.target[:sample].to(run.device)
         checks.append(

@@ -11,11 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("decision_bench", ROOT / "benchmarks/decision.py")
+def load_script(name: str):
+    """A fresh module of ``benchmarks/NAME.py``."""
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_benchmark():
+    return load_script("decision")
 
 
 def row(l2: float) -> dict:
@@ -185,11 +190,7 @@ def test_warm_split_times_the_attack_against_the_model_and_a_linear_classifier(c
     forward is unwrapped again afterwards."""
     import robustkit
 
-    spec = importlib.util.spec_from_file_location(
-        "decision_profile", ROOT / "benchmarks/decision_profile.py"
-    )
-    profile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(profile)
+    profile = load_script("decision_profile")
     model, x, y = tiny_classifier(6)
     attack = robustkit.get_attack("cgba", max_queries=60, batch_size=32)
     profile.warm_split(attack, model, x, y, repeats=1)
@@ -423,11 +424,7 @@ def test_a_rerun_with_other_targeted_or_speed_settings_is_not_skipped(tmp_path, 
 def test_bad_profile_command_lines_stop_before_anything_runs(args, needle, capsys):
     """decision_profile.py: --n 0 ended in torch.cat's traceback after loading the model,
     --batch-sizes x in int()'s after timing the raw loop, --threads -1 in torch's."""
-    spec = importlib.util.spec_from_file_location(
-        "decision_profile", ROOT / "benchmarks/decision_profile.py"
-    )
-    profile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(profile)
+    profile = load_script("decision_profile")
     with pytest.raises(SystemExit) as stop:
         profile.main(["--models", "cifar10/resnet4b-at", *args])
     assert stop.value.code == 2
@@ -497,9 +494,7 @@ def test_one_image_at_a_time_is_seeded_from_the_benchmark_seed(monkeypatch):
 def test_whitebox_records_the_command_it_was_given_and_its_note(tmp_path, monkeypatch):
     """whitebox.py recorded the process's sys.argv (pytest's, when main() was called with its
     own arguments) and left --note out of its JSON."""
-    spec = importlib.util.spec_from_file_location("whitebox_bench", ROOT / "benchmarks/whitebox.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("whitebox")
     monkeypatch.setattr(module, "run", lambda args: {"rows": []})
     monkeypatch.setattr(module, "markdown", lambda res: "table")
     out = tmp_path / "wb.json"
@@ -517,11 +512,7 @@ def test_profile_puts_the_oracles_padding_back(monkeypatch):
     import robustkit
     import robustkit.oracle
 
-    spec = importlib.util.spec_from_file_location(
-        "decision_profile", ROOT / "benchmarks/decision_profile.py"
-    )
-    profile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(profile)
+    profile = load_script("decision_profile")
     model, x, y = tiny_classifier(4)
     monkeypatch.setattr(robustkit, "load_model", lambda name, device=None: model)
     monkeypatch.setattr(profile, "first_correct", lambda model, n: (x, y, None))
