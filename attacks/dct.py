@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from robustkit.checks import is_whole_number
+from robustkit.checks import is_whole_number, shown
 from robustkit.errors import InputError
 
 
@@ -40,7 +40,9 @@ class LowFrequencySampler:
 
     def __init__(self, shape: tuple[int, int, int], factor: int, device=None, dtype=torch.float32):
         if not is_whole_number(factor) or factor < 1:
-            raise InputError(f"dim_reduction_factor must be a whole number >= 1, got {factor!r}")
+            raise InputError(
+                f"dim_reduction_factor must be a whole number >= 1, got {shown(factor)}"
+            )
         c, h, w = shape
         if factor > max(h, w):
             raise InputError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robustkit.checks import flag, is_whole_number
+from robustkit.checks import flag, is_whole_number, shown
 from robustkit.defense import Defense
 from robustkit.errors import InputError
 from robustkit.registry import DEFENSES
@@ -52,7 +52,7 @@ class BitDepth(Defense):
 
     def __init__(self, bits: int = 4, bpda: bool = False):
         if not is_whole_number(bits) or not 1 <= bits <= 16:
-            raise InputError(f"bits must be a whole number from 1 to 16, got {bits!r}")
+            raise InputError(f"bits must be a whole number from 1 to 16, got {shown(bits)}")
         self.bits = int(bits)
         self.bpda = flag("bpda", bpda)
 

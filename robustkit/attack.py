@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import is_whole_number
+from .checks import is_whole_number, shown
 from .device import make_generator, model_device
 from .errors import InputError, first_line
 from .modelcheck import HALF_DTYPES, check_model_on, check_scores
@@ -131,7 +131,7 @@ def check_seed(seed: object) -> int:
     """``seed`` as an int, or a one-line error: a seed of 1.9 was silently taken as 1, and one
     outside -2**63..2**63-1 (the store's 64-bit integers) crashed."""
     if not is_whole_number(seed) or not -(2**63) <= seed < 2**63:
-        raise InputError(f"seed must be a whole number from -2**63 to 2**63-1, got {seed!r}")
+        raise InputError(f"seed must be a whole number from -2**63 to 2**63-1, got {shown(seed)}")
     return int(seed)
 
 

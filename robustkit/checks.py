@@ -38,7 +38,7 @@ def shown(value: object) -> str:
 def positive_int(name: str, value: object) -> int:
     """``value`` as a positive Python int, or a one-line error naming the parameter."""
     if not is_whole_number(value) or value < 1:
-        raise InputError(f"{name} must be a positive whole number, got {value!r}")
+        raise InputError(f"{name} must be a positive whole number, got {shown(value)}")
     return int(value)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .attack import Attack, AttackResult, check_seed, predict, validate_inputs
-from .checks import is_whole_number
+from .checks import is_whole_number, shown
 from .device import derive_seed, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
@@ -241,7 +241,7 @@ def label_attacks(attacks: AttackSet | None) -> dict[str, Attack]:
 def iter_shards(n: int, batch_size: int) -> Iterable[tuple[int, int, int]]:
     """``(index, start, stop)`` of consecutive shards of at most ``batch_size`` samples."""
     if not is_whole_number(batch_size) or batch_size <= 0:
-        raise InputError(f"batch size must be a positive whole number, got {batch_size!r}")
+        raise InputError(f"batch size must be a positive whole number, got {shown(batch_size)}")
     for index, start in enumerate(range(0, n, batch_size)):
         yield index, start, min(start + batch_size, n)
 

@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning, one_row_per_image
-from .checks import is_whole_number
+from .checks import is_whole_number, shown
 from .device import accelerator_memory, full_float32
 from .errors import InputError
 from .modelcheck import largest_activation_bytes
@@ -369,10 +369,10 @@ class DecisionAttack(Attack):
         if not is_whole_number(max_queries) or not 0 < max_queries <= MAX_QUERIES:
             raise InputError(
                 f"max_queries must be a positive whole number of queries per image, at most "
-                f"10**12, got {max_queries!r}"
+                f"10**12, got {shown(max_queries)}"
             )
         if batch_size is not None and (not is_whole_number(batch_size) or batch_size <= 0):
-            raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive whole number, got {shown(batch_size)}")
         self.max_queries = int(max_queries)
         self.batch_size = None if batch_size is None else int(batch_size)
         # Kept outside the threat model so the base class does not clip the result to ε.

@@ -25,7 +25,7 @@ import torch
 
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
-from .checks import is_whole_number
+from .checks import is_whole_number, shown
 from .errors import InputError, RobustkitError, first_line
 from .modelcheck import check_model_on
 from .store import Store, defense_names, dumps
@@ -212,7 +212,9 @@ def check_config(config: RunConfig) -> RunConfig:
     ):
         if not is_whole_number(value) or value < least:
             option = "--" + what.replace("_", "-")  # the CLI's name of it
-            raise InputError(f"{what} ({option}) must be {rule} (a whole number), got {value!r}")
+            raise InputError(
+                f"{what} ({option}) must be {rule} (a whole number), got {shown(value)}"
+            )
     return replace(
         config,
         attacks=_specs("attacks", config.attacks, "('fgsm', 'pgd:steps=20')"),

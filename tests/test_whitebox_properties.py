@@ -11,8 +11,11 @@ from torch import nn
 import robustkit
 from robustkit.attacks.apgd import checkpoints
 from robustkit.attacks.auto import stage_robust_accuracy
+from robustkit.attacks.dct import LowFrequencySampler
 from robustkit.attacks.losses import dlr, margin
 from robustkit.errors import InputError
+from robustkit.evaluation import iter_shards
+from robustkit.runner import RunConfig, check_config
 
 from .helpers import Linear, Softmaxed
 
@@ -245,11 +248,37 @@ def test_losses():
         ({"step_size": 10**400}, r"step_size must be a positive number, got 1\.00e\+400$"),
         # just below 2**1024 it still overflows float(): not 309 digits either
         ({"step_size": 2**1024 - 1}, r"step_size must be a positive number, got 1\.80e\+308$"),
+        # a whole-number parameter's error showed the repr: thousands of digits, and past
+        # 4,300 digits repr itself raised ValueError instead of the one-line error
+        ({"steps": -(10**400)}, r"steps must be a positive whole number, got -1\.00e\+400$"),
+        ({"steps": -(10**5000)}, r"steps must be a positive whole number, got -1\.00e\+5000$"),
     ],
 )
 def test_bad_parameters(params, message):
     with pytest.raises(InputError, match=message):
         robustkit.get_attack("pgd", **params)
+
+
+HUGE = 10**5000  # its repr raises ValueError (over 4,300 digits)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: robustkit.get_attack("pgd", seed=-HUGE), "seed must be a whole number"),
+        (lambda: robustkit.get_attack("cgba", max_queries=HUGE), "max_queries must be"),
+        (lambda: robustkit.get_attack("cgba", batch_size=-HUGE), "batch_size must be"),
+        (lambda: LowFrequencySampler((3, 8, 8), -HUGE), "dim_reduction_factor must be"),
+        (lambda: robustkit.get_defense("bit-depth", bits=HUGE), "bits must be"),
+        (lambda: list(iter_shards(10, -HUGE)), "batch size must be"),
+        (lambda: check_config(RunConfig(model="m", n=-HUGE)), r"n \(--n\) must be"),
+    ],
+)
+def test_a_huge_whole_number_is_named_in_three_digits(make, message):
+    """Found by review: these errors showed the value's repr, which fails past 4,300 digits
+    (ValueError instead of the one-line error) and is hundreds of digits before that."""
+    with pytest.raises(InputError, match=message + r".*got -?1\.00e\+5000$"):
+        make()
 
 
 @pytest.mark.parametrize("name", ["apgd-ce", "apgd-dlr", "apgd-t"])
