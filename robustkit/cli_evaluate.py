@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import secrets
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -56,18 +57,39 @@ def save_adversarials(
     if target is not None:
         arrays["target"] = target.numpy()
     path = path.expanduser()
-    tmp = path.with_name(path.name + ".part")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        tmp, fh = part_file(path)
+        with fh:
             np.savez_compressed(fh, **arrays)
         tmp.replace(path)
-    except OSError as exc:  # checked before the run (check_save_adv); changed since
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        # checked before the run (check_save_adv); changed since
         raise RobustkitError(
             f"cannot write --save-adv {path} ({exc.strerror or exc}); the run is stored: "
             "rerun with another --save-adv to get its adversarial examples"
         ) from None
+
+
+def part_file(path: Path) -> tuple[Path, BinaryIO]:
+    """A new, empty file beside ``path`` (opened for writing) to write it through, then
+    ``os.replace`` it onto ``path``: a reader never sees ``path`` half written. Its name is
+    its own (``NAME.<random>.part``) and it is created, never opened (``O_EXCL``): a file or a
+    symlink found at a fixed name (``leaderboard.md.part -> ~/.bashrc``, planted in a shared
+    directory) had its target overwritten, and two processes writing one path wrote into one
+    temporary file. Its permissions are those of any new file (mode 0o666 less the umask)."""
+    while True:
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        return tmp, os.fdopen(fd, "wb")
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -17,10 +17,10 @@ FORMATS = ("markdown", "csv", "json", "html")
 
 
 def check_out(out: Path, db: str | None) -> None:
-    """Refuse an ``--out`` directory that cannot be written, or whose files (and the ``.part``
-    files they are written through) include the results store or SQLite's files beside it
-    (``--db DIR/leaderboard.json --out DIR`` wrote the board over the store, every run in it
-    lost), before anything is computed."""
+    """Refuse an ``--out`` directory that cannot be written, or whose files include the results
+    store or SQLite's files beside it (``--db DIR/leaderboard.json --out DIR`` wrote the board
+    over the store, every run in it lost), before anything is computed. (The temporary files
+    they are written through are new files, never an existing one: see ``part_file``.)"""
     from .cli_evaluate import same_file, store_files
     from .leaderboard import EXTENSIONS
 
@@ -29,32 +29,43 @@ def check_out(out: Path, db: str | None) -> None:
         raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
     for ext in EXTENSIONS.values():
         path = out.expanduser() / f"leaderboard.{ext}"
-        for written in (path, path.with_name(path.name + ".part")):
-            for other, what in store_files(db):
-                if same_file(written, other):
-                    raise RobustkitError(
-                        f"--out {out} would write {written.name} over {what}; pass another "
-                        "--out (or keep the store elsewhere)"
-                    )
+        for other, what in store_files(db):
+            if same_file(path, other):
+                raise RobustkitError(
+                    f"--out {out} would write {path.name} over {what}; pass another "
+                    "--out (or keep the store elsewhere)"
+                )
 
 
 def write_all(board, out: Path, after_runs: bool = False) -> list[Path]:
-    """Write the leaderboard in every format into ``out`` (atomically, file by file);
-    ``after_runs``: it follows runs computed by this command (`leaderboard run`), which a
-    failure to write it says are kept."""
+    """Write the leaderboard in every format into ``out``: each file in full (through a
+    temporary file of its own, :func:`~robustkit.cli_evaluate.part_file`) before any replaces
+    its earlier one, so a write that fails leaves the earlier files whole and alike (not new
+    Markdown beside old JSON) and no temporary file. ``after_runs``: it follows runs computed
+    by this command (`leaderboard run`), which a failure to write it says are kept."""
+    from .cli_evaluate import part_file
     from .leaderboard import EXTENSIONS, RENDERERS
 
     out = out.expanduser()
-    written = []
+    parts: list[tuple[Path, Path]] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
         for fmt_, render in RENDERERS.items():
             path = out / f"leaderboard.{EXTENSIONS[fmt_]}"
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_text(render(board), encoding="utf-8")
+            tmp, fh = part_file(path)
+            parts.append((tmp, path))
+            with fh:
+                fh.write(render(board).encode("utf-8"))
+        written = []
+        for tmp, path in parts:
             tmp.replace(path)
             written.append(path)
-    except OSError as exc:  # checked before (check_out); changed since
+    except BaseException as exc:
+        for tmp, _ in parts:
+            tmp.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        # checked before (check_out); changed since
         kept = " (every run is kept in the store: nothing is computed again)" if after_runs else ""
         raise RobustkitError(
             f"cannot write --out {out} ({exc.strerror or exc}); pass another --out{kept}"

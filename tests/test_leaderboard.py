@@ -740,7 +740,7 @@ def test_each_run_records_the_command_that_reproduces_it(tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("name", ["leaderboard.json", "leaderboard.md.part", "leaderboard.csv"])
+@pytest.mark.parametrize("name", ["leaderboard.json", "leaderboard.csv"])
 @pytest.mark.parametrize("command", [[], ["run"]])
 def test_out_never_writes_over_the_results_store(tmp_path, monkeypatch, name, command):
     """`leaderboard --db DIR/leaderboard.json --out DIR` wrote the JSON board over the store

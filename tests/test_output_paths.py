@@ -3,6 +3,9 @@ name the path, and --save-adv / --out are checked before anything is computed.""
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -115,3 +118,75 @@ def test_save_adv_onto_the_store_or_the_data_is_refused_before_the_run(
     assert not no_computation
     assert db.read_bytes() == stored and data.read_bytes() == b"data"
     assert not default.exists() and not (tmp_path / "r.db-wal").exists()
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def test_outputs_never_write_through_a_file_planted_at_their_temporary_name(tmp_path):
+    """--out and --save-adv wrote through a fixed temporary name (``leaderboard.md.part``,
+    ``adv.npz.part``), following a symlink found there: in a shared directory, anyone could
+    plant ``leaderboard.md.part -> ~/.bashrc`` and have that file overwritten with the board.
+    The temporary files are now new files of their own (never an existing one), none is left
+    behind, and the outputs get the usual permissions."""
+    from .fake_store import LINF, add_run, robust
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        add_run(store, "a" * 16, {"pgd": (LINF, robust("rrff"))})
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("precious\n")
+    for name in ("leaderboard.md.part", "leaderboard.html.part"):
+        (out / name).symlink_to(victim)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"
+    assert (out / "leaderboard.md").read_text().startswith("# robustkit leaderboard")
+    made = sorted(p.name for p in out.iterdir() if not p.is_symlink())
+    assert made == ["leaderboard.csv", "leaderboard.html", "leaderboard.json", "leaderboard.md"]
+    assert {(out / name).stat().st_mode & 0o777 for name in made} == {_umask_mode()}
+
+    adv = tmp_path / "adv.npz"
+    (tmp_path / "adv.npz.part").symlink_to(victim)
+    args = [*EVALUATE, "--n", "2", "--db", str(tmp_path / "e.db"), "--save-adv", str(adv)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"
+    assert np.load(adv, allow_pickle=False)["x_adv"].shape == (2, 1, 28, 28)
+    assert adv.stat().st_mode & 0o777 == _umask_mode()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part") and not p.is_symlink()]
+
+
+def test_a_failed_leaderboard_write_leaves_the_earlier_files_and_no_temporary_ones(
+    tmp_path, monkeypatch
+):
+    """A write that fails part way (a full disk at the third file) left a half-written
+    ``leaderboard.json.part`` behind and a mixed set: Markdown and CSV of the new board beside
+    JSON and HTML of the old one. Now every file is written before any replaces its old one:
+    the old set stays whole, and no temporary file is left."""
+    import robustkit.leaderboard as leaderboard
+
+    from .fake_store import LINF, add_run, robust
+
+    db, out = tmp_path / "r.db", tmp_path / "out"
+    with Store.open(db) as store:
+        add_run(store, "a" * 16, {"pgd": (LINF, robust("rrff"))}, model="old")
+    assert (
+        CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)]).exit_code == 0
+    )
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with Store.open(db) as store:
+        add_run(store, "b" * 16, {"pgd": (LINF, robust("rrrf"))}, model="new")
+
+    def full_disk(board):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(leaderboard.RENDERERS, "json", full_disk)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: cannot write --out" in result.output and "No space left" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
