@@ -19,8 +19,9 @@ FORMATS = ("markdown", "csv", "json", "html")
 def check_out(out: Path, db: str | None) -> None:
     """Refuse an ``--out`` directory that cannot be written, or whose files include the results
     store or SQLite's files beside it (``--db DIR/leaderboard.json --out DIR`` wrote the board
-    over the store, every run in it lost), before anything is computed. (The temporary files
-    they are written through are new files, never an existing one: see ``part_file``.)"""
+    over the store, every run in it lost) or a directory, before anything is computed. (The
+    temporary files they are written through are new files, never an existing one: see
+    ``part_file``.)"""
     from .cli_evaluate import same_file, store_files
     from .leaderboard import EXTENSIONS
 
@@ -29,6 +30,11 @@ def check_out(out: Path, db: str | None) -> None:
         raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
     for ext in EXTENSIONS.values():
         path = out.expanduser() / f"leaderboard.{ext}"
+        if path.is_dir():  # (found only once written, after every run of `leaderboard run`)
+            raise RobustkitError(
+                f"cannot write --out {out}: {path} is a directory; move it away or pass "
+                "another --out"
+            )
         for other, what in store_files(db):
             if same_file(path, other):
                 raise RobustkitError(

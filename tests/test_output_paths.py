@@ -190,3 +190,22 @@ def test_a_failed_leaderboard_write_leaves_the_earlier_files_and_no_temporary_on
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "Error: cannot write --out" in result.output and "No space left" in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_leaderboard_out_holding_a_directory_at_a_file_name_is_refused_before_anything_runs(
+    tmp_path, no_computation
+):
+    """A directory at ``--out DIR/leaderboard.json`` was found only when the board was written,
+    after every run of `leaderboard run` (hours for the full preset), in an error that did not
+    say which file ("Is a directory"), with leaderboard.md and .csv already replaced."""
+    db, out = tmp_path / "r.db", tmp_path / "out"
+    Store.open(db).close()
+    (out / "leaderboard.json").mkdir(parents=True)
+    for args in (
+        ["leaderboard", "--db", str(db), "--out", str(out)],
+        ["leaderboard", "run", "--models", "mnist/cnn-tiny-at", "--db", str(db), "--out", str(out)],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--no-progress"] if "run" in args else args)
+        assert_one_line_error(result, "--out", str(out / "leaderboard.json"), "is a directory")
+    assert not no_computation
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json"]
