@@ -16,7 +16,7 @@ import click
 
 from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json, exit_status
 from .errors import RobustkitError
-from .store import directory_problem
+from .store import directory_problem, special_file
 from .tables import fmt, render
 
 if TYPE_CHECKING:  # loaded by the commands that need them (the CLI starts without them)
@@ -156,6 +156,11 @@ def check_save_adv(
     writes (the results store would be replaced by the examples, every run in it lost), before
     anything is computed."""
     path = Path(save_adv).expanduser()
+    if special_file(path):  # (replaced by the .npz: as root, the system's /dev/stdout)
+        raise RobustkitError(
+            f"--save-adv {save_adv} is not a regular file (a device, pipe or socket); give the "
+            "path of an .npz file to write"
+        )
     problem = directory_problem(path.parent)
     if problem:
         raise RobustkitError(

@@ -11,7 +11,7 @@ import click
 
 from .cli import DB, DEVICE, PROGRESS, cli, exit_status
 from .errors import RobustkitError
-from .store import directory_problem
+from .store import directory_problem, special_file
 
 FORMATS = ("markdown", "csv", "json", "html")
 
@@ -19,9 +19,9 @@ FORMATS = ("markdown", "csv", "json", "html")
 def check_out(out: Path, db: str | None) -> None:
     """Refuse an ``--out`` directory that cannot be written, or whose files include the results
     store or SQLite's files beside it (``--db DIR/leaderboard.json --out DIR`` wrote the board
-    over the store, every run in it lost) or a directory, before anything is computed. (The
-    temporary files they are written through are new files, never an existing one: see
-    ``part_file``.)"""
+    over the store, every run in it lost) or a directory, pipe or device, before anything is
+    computed. (The temporary files they are written through are new files, never an existing
+    one: see ``part_file``.)"""
     from .cli_evaluate import same_file, store_files
     from .leaderboard import EXTENSIONS
 
@@ -30,10 +30,13 @@ def check_out(out: Path, db: str | None) -> None:
         raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
     for ext in EXTENSIONS.values():
         path = out.expanduser() / f"leaderboard.{ext}"
-        if path.is_dir():  # (found only once written, after every run of `leaderboard run`)
+        # (found only once written, after every run of `leaderboard run`; a pipe or a device
+        # was replaced by the file)
+        what = "a directory" if path.is_dir() else None
+        what = "not a regular file" if special_file(path) else what
+        if what:
             raise RobustkitError(
-                f"cannot write --out {out}: {path} is a directory; move it away or pass "
-                "another --out"
+                f"cannot write --out {out}: {path} is {what}; move it away or pass another --out"
             )
         for other, what in store_files(db):
             if same_file(path, other):

@@ -134,6 +134,17 @@ def directory_problem(directory: Path) -> str | None:
     return None
 
 
+def special_file(path: Path) -> bool:
+    """Whether ``path`` is there but is neither a regular file nor a directory (through a
+    symlink): a device (``/dev/null``, ``/dev/stdout``), a pipe or a socket, which an output
+    written through a temporary file would replace (as root, the system's own ``/dev/null``)
+    and SQLite cannot keep a store in."""
+    try:
+        return path.exists() and not path.is_file() and not path.is_dir()
+    except OSError:  # unreachable: directory_problem and the writes say why
+        return False
+
+
 def _write_error(path: Path, exc: sqlite3.OperationalError) -> RobustkitError:
     """A one-line error for a write the store refused; what it holds already is kept."""
     text = str(exc)
@@ -200,6 +211,11 @@ class Store:
             if path.is_dir():
                 raise RobustkitError(
                     f"{path} is a directory, not a results store: pass a file as --db"
+                )
+            if special_file(path):  # (/dev/null: "disk I/O error", and a /dev/null-journal)
+                raise RobustkitError(
+                    f"{path} is not a regular file (a device, pipe or socket), not a results "
+                    "store: pass the path of a .db file as --db"
                 )
             exists = path.exists() and path.stat().st_size > 0
             if not exists and not create:

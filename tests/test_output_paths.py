@@ -209,3 +209,37 @@ def test_leaderboard_out_holding_a_directory_at_a_file_name_is_refused_before_an
         assert_one_line_error(result, "--out", str(out / "leaderboard.json"), "is a directory")
     assert not no_computation
     assert sorted(p.name for p in out.iterdir()) == ["leaderboard.json"]
+
+
+def test_a_pipe_or_device_as_an_output_or_store_is_refused_before_anything_runs(
+    tmp_path, monkeypatch, no_computation
+):
+    """A path that is not a regular file (a FIFO here; ``/dev/null`` or ``/dev/stdout`` for a
+    user who wants no store or the examples on stdout) was taken as a file: --save-adv replaced
+    it with the .npz (as root, ``--save-adv /dev/stdout`` would replace the system's
+    ``/dev/stdout``), --db said "disk I/O error ... what it holds is kept: rerun the same command
+    to resume" (as root, leaving ``/dev/null-journal`` behind), or "no results store" to the
+    read commands. Each is now a one-line error naming it, before anything is computed."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    result = CliRunner().invoke(cli, [*EVALUATE, "--db", str(db), "--save-adv", str(fifo)])
+    assert_one_line_error(result, "--save-adv", str(fifo), "not a regular file")
+    for command in (["runs", "list"], ["leaderboard"]):
+        result = CliRunner().invoke(cli, [*command, "--db", str(fifo)])
+        assert_one_line_error(result, str(fifo), "not a regular file")
+    for create in (True, False):
+        with pytest.raises(RobustkitError, match="not a regular file"):
+            Store.open(fifo, create=create)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "leaderboard.csv")
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
+    assert_one_line_error(result, "--out", str(out / "leaderboard.csv"), "not a regular file")
+    assert not no_computation
+    monkeypatch.undo()  # (the store is opened once the model and data are loaded)
+    result = CliRunner().invoke(cli, [*EVALUATE, "--db", str(fifo)])
+    assert_one_line_error(result, "--db", str(fifo), "not a regular file")
+    assert fifo.is_fifo() and (out / "leaderboard.csv").is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "pipe", "r.db"]
