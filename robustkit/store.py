@@ -118,11 +118,15 @@ def default_db_path() -> Path:
 
 def directory_problem(directory: Path) -> str | None:
     """Why files cannot be written into ``directory`` (created where missing), or None: an
-    existing part of the path that is a file, or the nearest existing directory not writable.
-    Checked before a long computation whose result goes there."""
+    existing part of the path that is a file or a symlink to nothing (an unmounted share: it
+    passed as a directory still to be made, and its making failed with "File exists" once the
+    run was computed), or the nearest existing directory not writable. Checked before a long
+    computation whose result goes there."""
     for part in (directory, *directory.parents):
         try:
             if not part.exists():
+                if part.is_symlink():
+                    return f"{part} is a symlink to {os.readlink(part)}, which does not exist"
                 continue
         except OSError as exc:  # e.g. a name too long, a permission denied higher up
             return f"{part} cannot be reached ({exc.strerror or exc})"

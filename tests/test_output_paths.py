@@ -243,3 +243,32 @@ def test_a_pipe_or_device_as_an_output_or_store_is_refused_before_anything_runs(
     assert_one_line_error(result, "--db", str(fifo), "not a regular file")
     assert fifo.is_fifo() and (out / "leaderboard.csv").is_fifo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "pipe", "r.db"]
+
+
+def test_a_dangling_symlink_in_an_output_path_is_refused_before_anything_runs(
+    tmp_path, no_computation
+):
+    """A symlink to a directory that is not there (an unmounted share, a moved folder) passed
+    the checks made before a run, as a path still to be made: --save-adv and `leaderboard run
+    --out` failed only once every run was computed, with "File exists", which did not say why;
+    --db said its directory "cannot be created (File exists)". Each is now refused first, with
+    the symlink and where it points named."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "unmounted")
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    needles = (str(link), "symlink", str(tmp_path / "unmounted"), "does not exist")
+    for sub in ("", "sub"):
+        out = str(link / sub) if sub else str(link)
+        result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", out])
+        assert_one_line_error(result, "--out", *needles)
+        args = ["leaderboard", "run", "--models", "mnist/cnn-tiny-at", "--db", str(db)]
+        result = CliRunner().invoke(cli, [*args, "--out", out, "--no-progress"])
+        assert_one_line_error(result, "--out", *needles)
+    save_adv = str(link / "adv.npz")
+    result = CliRunner().invoke(cli, [*EVALUATE, "--db", str(db), "--save-adv", save_adv])
+    assert_one_line_error(result, "--save-adv", *needles)
+    with pytest.raises(RobustkitError, match="symlink .* does not exist"):
+        Store.open(link / "r.db")
+    assert not no_computation
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "r.db"]
