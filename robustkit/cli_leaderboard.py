@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .cli import DB, DEVICE, PROGRESS, cli, exit_status
-from .errors import RobustkitError
+from .errors import RobustkitError, StoreWriteError
 from .store import directory_problem, special_file
 
 FORMATS = ("markdown", "csv", "json", "html")
@@ -235,6 +235,11 @@ def run_preset(
                     err=True,
                 )
                 sys.exit(exit_status(exc))
+            except StoreWriteError as exc:  # every later run would compute a shard, then fail
+                raise RobustkitError(
+                    f"stopped at run {k} of {len(configs)} ({config.model}), as every later run "
+                    f"would fail alike: {exc}"
+                ) from None
             except RobustkitError as exc:  # keep going: every finished run is already stored
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)

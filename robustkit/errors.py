@@ -37,3 +37,8 @@ class DataError(RobustkitError):
 
 class InputError(RobustkitError, ValueError):
     """Tensors or parameters an attack or model cannot accept."""
+
+
+class StoreWriteError(RobustkitError):
+    """A results store that refuses writes (read-only, a full disk, an I/O error): what it
+    holds is kept, and every later write to it would fail alike."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import platformdirs
 
-from .errors import InputError, RobustkitError
+from .errors import InputError, RobustkitError, StoreWriteError
 
 APPLICATION_ID = 0x524B5431  # "RKT1"
 SCHEMA_VERSION = 1
@@ -149,7 +149,7 @@ def special_file(path: Path) -> bool:
         return False
 
 
-def _write_error(path: Path, exc: sqlite3.OperationalError) -> RobustkitError:
+def _write_error(path: Path, exc: sqlite3.OperationalError) -> StoreWriteError:
     """A one-line error for a write the store refused; what it holds already is kept."""
     text = str(exc)
     if "readonly" in text or "read-only" in text:
@@ -158,7 +158,7 @@ def _write_error(path: Path, exc: sqlite3.OperationalError) -> RobustkitError:
         why, fix = "the disk is full", "free space and rerun the same command to resume"
     else:
         why, fix = text, "fix that and rerun the same command to resume"
-    return RobustkitError(
+    return StoreWriteError(
         f"cannot write to the results store {path}: {why}; what it holds is kept: {fix}"
     )
 

@@ -1005,3 +1005,55 @@ def test_the_decision_caption_of_all_images_counts_the_attacked_ones():
     assert "images: all (8 per model, those classified correctly: the attacked ones)" in said
     first = _decision_caption([{"n": 8, "selection": "first correctly classified"}], "0.5")
     assert first.endswith("images: first correctly classified (8 per model)")
+
+
+def test_preset_run_stops_at_a_store_it_cannot_write(tmp_path, monkeypatch):
+    """A store that refuses writes (a full disk, a read-only file) failed each run in turn,
+    and `leaderboard run` went on to the next: every later run computed its first shard (for
+    the full preset, minutes of attacks each) only to fail alike. It now stops at the first
+    such run, in one line that says which, with the earlier runs kept; the same command then
+    resumes."""
+    from dataclasses import replace
+
+    from click.testing import CliRunner
+
+    import robustkit.evaluation as evaluation
+    import robustkit.presets as presets
+    import robustkit.store as store_module
+    from robustkit.cli import cli
+
+    configs = [
+        RunConfig(model="mnist/cnn-tiny-at", n=2, batch_size=2, attacks=("fgsm",), seed=s)
+        for s in range(3)
+    ]
+    monkeypatch.setattr(presets, "preset_runs", lambda *a, **k: [replace(c) for c in configs])
+    computed = []
+    real_shard = evaluation.evaluate_shard
+
+    def counted(*args):
+        computed.append(args)
+        return real_shard(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_shard", counted)
+    real_write, writes = Store.write_shard, []
+
+    def full_from_the_second(self, *args):
+        writes.append(1)
+        if len(writes) > 1:
+            with self.transaction():  # (as SQLite refuses the shard's write)
+                raise sqlite3.OperationalError("database or disk is full")
+        return real_write(self, *args)
+
+    db, out = tmp_path / "r.db", tmp_path / "board"
+    args = ["leaderboard", "run", "--db", str(db), "--out", str(out), "--no-progress"]
+    with monkeypatch.context() as m:
+        m.setattr(store_module.Store, "write_shard", full_from_the_second)
+        result = CliRunner().invoke(cli, [*args, "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    error = [ln for ln in result.output.splitlines() if ln.startswith("Error: ")]
+    assert len(error) == 1 and "run 2 of 3" in error[0] and "disk is full" in error[0], error
+    assert len(computed) == 2  # not the third run
+    with Store.open(db) as store:
+        assert [r["status"] for r in store.runs()] == ["finished", "running"]
+    result = CliRunner().invoke(cli, [*args, "--device", "cpu"])
+    assert result.exit_code == 0 and "3 of 3 runs done" in result.output, result.output
