@@ -155,6 +155,10 @@ def check_save_adv(
     """Refuse an ``--save-adv`` path that cannot be written, or that is a file the run reads or
     writes (the results store would be replaced by the examples, every run in it lost), before
     anything is computed."""
+    if not save_adv:  # (taken for no --save-adv: exit status 0, and no file)
+        raise RobustkitError(
+            "--save-adv is empty (an unset variable?); give the path of the .npz file to write"
+        )
     path = Path(save_adv).expanduser()
     if special_file(path):  # (replaced by the .npz: as root, the system's /dev/stdout)
         raise RobustkitError(
@@ -290,7 +294,7 @@ def evaluate(
     from .runner import RunConfig, execute, prepare, stored_note, summarize
     from .store import Store
 
-    if save_adv:  # before anything is loaded or computed
+    if save_adv is not None:  # before anything is loaded or computed
         check_save_adv(save_adv, db, dataset, split, model_name, weights)
     config = RunConfig(
         model=model_name,

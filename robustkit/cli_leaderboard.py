@@ -16,7 +16,7 @@ from .store import directory_problem, special_file
 FORMATS = ("markdown", "csv", "json", "html")
 
 
-def check_out(out: Path, db: str | None) -> None:
+def check_out(out: str, db: str | None) -> None:
     """Refuse an ``--out`` directory that cannot be written, or whose files include the results
     store or SQLite's files beside it (``--db DIR/leaderboard.json --out DIR`` wrote the board
     over the store, every run in it lost) or a directory, pipe or device, before anything is
@@ -25,11 +25,16 @@ def check_out(out: Path, db: str | None) -> None:
     from .cli_evaluate import same_file, store_files
     from .leaderboard import EXTENSIONS
 
-    problem = directory_problem(out.expanduser())
+    if not out:  # (taken for no --out: no file written, or the default directory)
+        raise RobustkitError(
+            "--out is empty (an unset variable?); give the directory to write the leaderboard "
+            "into, or leave --out out"
+        )
+    problem = directory_problem(Path(out).expanduser())
     if problem:
         raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
     for ext in EXTENSIONS.values():
-        path = out.expanduser() / f"leaderboard.{ext}"
+        path = Path(out).expanduser() / f"leaderboard.{ext}"
         # (found only once written, after every run of `leaderboard run`; a pipe or a device
         # was replaced by the file)
         what = "a directory" if path.is_dir() else None
@@ -133,13 +138,13 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
     from .leaderboard import RENDERERS, build
     from .store import Store
 
-    if out:
-        check_out(Path(out), db)
+    if out is not None:
+        check_out(out, db)
     with Store.open(db, create=False) as store:
         board = build(store)
         note_unfinished(store, db)
     click.echo(RENDERERS[fmt_ or "markdown"](board))
-    if out:
+    if out is not None:
         for path in write_all(board, Path(out)):
             click.echo(f"wrote {path}", err=True)
 
@@ -203,8 +208,9 @@ def run_preset(
     db = _passed_on(ctx, "db", db, "--db")
     out = _passed_on(ctx, "out", out, "--out")
     fmt_ = _passed_on(ctx, "fmt_", fmt_, "--format") or "markdown"
-    target = Path(out or f"leaderboard-{preset}")
-    check_out(target, db)  # before hours of runs
+    out = out if out is not None else f"leaderboard-{preset}"
+    check_out(out, db)  # before hours of runs
+    target = Path(out)
     resolve_device(device)  # a device that is not there: one error, not one failure per run
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:

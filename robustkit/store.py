@@ -210,6 +210,11 @@ class Store:
                 f"a results store is a file path, got {type(path).__name__} {path!r:.40}; "
                 "pass the path of the .db file"
             )
+        if path is not None and os.fspath(path) in ("", b""):  # (Path("") is the directory ".")
+            raise RobustkitError(
+                "the results store's path is empty (an unset variable?); pass the path of a .db "
+                "file as --db, or leave --db out for the default store"
+            )
         path = Path(path).expanduser() if path is not None else default_db_path()
         try:
             if path.is_dir():

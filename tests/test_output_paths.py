@@ -272,3 +272,31 @@ def test_a_dangling_symlink_in_an_output_path_is_refused_before_anything_runs(
         Store.open(link / "r.db")
     assert not no_computation
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "r.db"]
+
+
+def test_an_empty_output_or_store_path_is_refused_not_ignored(
+    tmp_path, monkeypatch, no_computation
+):
+    """``--save-adv "$ADV"`` or ``--out "$DIR"`` with the variable unset (an empty path) was
+    taken as no option at all: the run ended with exit status 0 and no file written, nor a
+    word (`leaderboard run` wrote to its default directory instead); ``--db ""`` said ". is a
+    directory". Each is now a one-line error saying the path is empty, before anything runs."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    result = CliRunner().invoke(cli, [*EVALUATE, "--db", str(db), "--save-adv", ""])
+    assert_one_line_error(result, "--save-adv", "empty")
+    for args in (
+        ["leaderboard", "--db", str(db), "--out", ""],
+        ["leaderboard", "run", "--models", "mnist/cnn-tiny-at", "--db", str(db), "--out", ""],
+        ["leaderboard", "--out", "", "run", "--models", "mnist/cnn-tiny-at", "--db", str(db)],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--no-progress"] if "run" in args else args)
+        assert_one_line_error(result, "--out", "empty")
+    for args in (["runs", "list"], ["leaderboard"]):
+        result = CliRunner().invoke(cli, [*args, "--db", ""])
+        assert_one_line_error(result, "--db", "empty")
+    with pytest.raises(RobustkitError, match="empty"):
+        Store.open("")
+    assert not no_computation
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
