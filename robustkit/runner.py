@@ -203,7 +203,8 @@ def check_config(config: RunConfig) -> RunConfig:
     error before anything is loaded or stored: ``n="10"`` and ``batch_size=None`` crashed with
     a TypeError, ``batch_size=2.5`` left an empty run marked running in the store,
     ``queries=100.5`` ran 100 queries, and ``batch_size=np.int64(250)`` gave another run id
-    than 250 (the identity wrote it as text)."""
+    than 250 (the identity wrote it as text). An empty ``dataset`` or ``weights`` path is an
+    error too."""
     for what, value, rule, least in (
         ("n", config.n, "a positive number of samples", 1),
         ("offset", config.offset, "the index of the first sample, 0 or more", 0),
@@ -214,6 +215,17 @@ def check_config(config: RunConfig) -> RunConfig:
             option = "--" + what.replace("_", "-")  # the CLI's name of it
             raise InputError(
                 f"{what} ({option}) must be {rule} (a whole number), got {shown(value)}"
+            )
+    # An empty path (an unset variable: --data "$DATA") was taken for none: the model's own
+    # data set was evaluated instead, without a word.
+    for what, value, option, expected, default in (
+        ("dataset", config.dataset, "--data", "a data set name or an .npz path", "data set"),
+        ("weights", config.weights, "--weights", "a checkpoint path", "checkpoint"),
+    ):
+        if isinstance(value, str) and not value.strip():
+            raise InputError(
+                f"{what} ({option}) is empty (an unset variable?); give {expected}, or leave "
+                f"{option} out for the model's own {default}"
             )
     return replace(
         config,

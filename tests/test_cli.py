@@ -1068,3 +1068,30 @@ def test_save_adv_says_which_attack_comes_first_when_the_table_lists_them_by_nam
     report = json.loads(run(*args, "--format", "json").output)
     assert report["saved_adversarials_order"] == ["pgd:steps=3", "fgsm"]
     assert "in the order given" in " ".join(run("evaluate", "--help").output.split())
+
+
+def test_an_empty_data_or_weights_path_is_refused_not_replaced_by_the_models_own(
+    tmp_path, monkeypatch
+):
+    """``--data "$DATA"`` with the variable unset (an empty path) evaluated the model on its own
+    data set instead, without a word, and stored that run; ``--weights ""`` said "weights file
+    . does not exist". Both are one-line errors saying the option is empty, before anything
+    is loaded (from Python too: RunConfig(dataset=""))."""
+    import robustkit.zoo as zoo
+    from robustkit.errors import InputError
+    from robustkit.runner import RunConfig, prepare
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loaded a model for an empty path")
+
+    monkeypatch.setattr(zoo, "load_model", refuse)
+    db = tmp_path / "r.db"
+    base = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "2", "--attack", "fgsm"]
+    base += ["--db", str(db), "--no-progress", "--device", "cpu"]
+    for option in ("--data", "--weights"):
+        assert_one_line_error(run(*base, option, ""), option, "empty")
+    for field in ("dataset", "weights"):
+        config = RunConfig(model="mnist/cnn-tiny-at", n=2, **{field: ""})
+        with pytest.raises(InputError, match="empty"):
+            prepare(config)
+    assert not db.exists()
