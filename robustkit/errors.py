@@ -41,4 +41,11 @@ class InputError(RobustkitError, ValueError):
 
 class StoreWriteError(RobustkitError):
     """A results store that refuses writes (read-only, a full disk, an I/O error): what it
-    holds is kept, and every later write to it would fail alike."""
+    holds is kept, and every later write to it would fail alike. ``reason`` says why (``the
+    disk is full``) and ``remedy`` what to do before resuming (``free space``), for a message
+    that says what a stopped run has stored (the runner's)."""
+
+    def __init__(self, message: str, reason: str = "", remedy: str = "fix that"):
+        super().__init__(message)
+        self.reason = reason
+        self.remedy = remedy

@@ -26,7 +26,7 @@ import torch
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
 from .checks import is_whole_number, shown
-from .errors import InputError, RobustkitError, first_line
+from .errors import InputError, RobustkitError, StoreWriteError, first_line
 from .modelcheck import check_model_on
 from .store import Store, defense_names, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
@@ -665,6 +665,12 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
         ):
             raise  # nothing computed is at stake
         kept, go_on = stored_note(run, store, fresh)
+        if isinstance(exc, StoreWriteError):  # (its own advice ignores --fresh and the shards)
+            message = (
+                f"cannot write to the results store {store.path}: {exc.reason}; {kept}: "
+                f"{exc.remedy} and {go_on}"
+            )
+            raise StoreWriteError(message, exc.reason, exc.remedy) from exc
         if where is None:
             message = f"{first_line(exc)}; {kept}: fix that and {go_on}"
             try:

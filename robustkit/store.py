@@ -153,13 +153,17 @@ def _write_error(path: Path, exc: sqlite3.OperationalError) -> StoreWriteError:
     """A one-line error for a write the store refused; what it holds already is kept."""
     text = str(exc)
     if "readonly" in text or "read-only" in text:
-        why, fix = "it is read-only", "pass a writable --db"
+        why, remedy, fix = "it is read-only", "make it writable", "pass a writable --db"
     elif "full" in text:
-        why, fix = "the disk is full", "free space and rerun the same command to resume"
+        why, remedy = "the disk is full", "free space"
+        fix = f"{remedy} and rerun the same command to resume"
     else:
-        why, fix = text, "fix that and rerun the same command to resume"
+        why, remedy = text, "fix that"
+        fix = f"{remedy} and rerun the same command to resume"
     return StoreWriteError(
-        f"cannot write to the results store {path}: {why}; what it holds is kept: {fix}"
+        f"cannot write to the results store {path}: {why}; what it holds is kept: {fix}",
+        reason=why,
+        remedy=remedy,
     )
 
 

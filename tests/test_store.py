@@ -557,3 +557,35 @@ def test_a_store_path_that_cannot_be_reached_is_a_one_line_error(tmp_path, creat
     with pytest.raises(RobustkitError, match="cannot be read .File name too long.") as info:
         Store.open(db, create=create)
     assert "pass another --db" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_store_write_failing_mid_run_says_once_how_to_resume(tmp_path, monkeypatch):
+    """A store write refused after some shards were stored (a disk filling up) gave the store's
+    advice and the run's one after the other, and they disagreed on a --fresh run: "...what it
+    holds is kept: free space and rerun the same command to resume; 1 of 2 shards of run ... are
+    stored in ...: fix that and rerun the same command without --fresh to resume" (the same
+    command, --fresh included, deletes the shards just stored). It now says it once, right."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    db = tmp_path / "r.db"
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "8", "--batch-size", "4"]
+    args += ["--attack", "fgsm", "--device", "cpu", "--no-progress", "--db", str(db)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    real_write = Store.write_shard
+
+    def full_at_the_second_shard(self, run_id, shard, *rest):
+        if shard == 1:
+            with self.transaction():  # (as SQLite refuses the shard's write)
+                raise sqlite3.OperationalError("database or disk is full")
+        return real_write(self, run_id, shard, *rest)
+
+    monkeypatch.setattr(Store, "write_shard", full_at_the_second_shard)
+    for fresh, go_on in ((["--fresh"], "the same command without --fresh"), ([], "the same")):
+        result = CliRunner().invoke(cli, args + fresh)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert line.startswith("Error: cannot write to the results store") and str(db) in line
+        assert "the disk is full" in line and "1 of 2 shards of run" in line, line
+        assert line.count("rerun") == 1 and f"free space and rerun {go_on}" in line, line
