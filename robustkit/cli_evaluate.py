@@ -162,8 +162,8 @@ def check_save_adv(
     path = Path(save_adv).expanduser()
     if special_file(path):  # (replaced by the .npz: as root, the system's /dev/stdout)
         raise RobustkitError(
-            f"--save-adv {save_adv} is not a regular file (a device, pipe or socket); give the "
-            "path of an .npz file to write"
+            f"--save-adv {save_adv} is not a regular file (a device, pipe, socket or stream); "
+            "give the path of an .npz file to write"
         )
     problem = directory_problem(path.parent)
     if problem:

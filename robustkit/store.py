@@ -140,10 +140,15 @@ def directory_problem(directory: Path) -> str | None:
 
 def special_file(path: Path) -> bool:
     """Whether ``path`` is there but is neither a regular file nor a directory (through a
-    symlink): a device (``/dev/null``, ``/dev/stdout``), a pipe or a socket, which an output
-    written through a temporary file would replace (as root, the system's own ``/dev/null``)
-    and SQLite cannot keep a store in."""
+    symlink): a device (``/dev/null``), a pipe or a socket, which an output written through a
+    temporary file would replace (as root, the system's own ``/dev/null``) and SQLite cannot
+    keep a store in; or a stream of this process, through /proc (``/dev/stdout``,
+    ``/dev/fd/1``), whatever it leads to (redirected to a file, the symlink was replaced)."""
     try:
+        if os.path.realpath(path.parent).startswith("/proc/"):
+            return True
+        if path.is_symlink() and os.readlink(path).startswith("/proc/"):
+            return True
         return path.exists() and not path.is_file() and not path.is_dir()
     except OSError:  # unreachable: directory_problem and the writes say why
         return False
@@ -227,8 +232,8 @@ class Store:
                 )
             if special_file(path):  # (/dev/null: "disk I/O error", and a /dev/null-journal)
                 raise RobustkitError(
-                    f"{path} is not a regular file (a device, pipe or socket), not a results "
-                    "store: pass the path of a .db file as --db"
+                    f"{path} is not a regular file (a device, pipe, socket or stream), not a "
+                    "results store: pass the path of a .db file as --db"
                 )
             exists = path.exists() and path.stat().st_size > 0
             if not exists and not create:

@@ -4,6 +4,7 @@ name the path, and --save-adv / --out are checked before anything is computed.""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +301,22 @@ def test_an_empty_output_or_store_path_is_refused_not_ignored(
         Store.open("")
     assert not no_computation
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
+
+
+def test_a_stream_of_the_process_as_an_output_or_store_is_refused(tmp_path, no_computation):
+    """``--save-adv /dev/stdout`` with stdout redirected to a file passed the check for pipes
+    and devices (its target is a regular file), so the examples' file replaced the symlink
+    itself: as root, the system's /dev/stdout became a plain file. A path that leads into
+    /proc (/dev/stdout, /dev/fd/1, /proc/self/fd/1; here a symlink in tmp_path to
+    /proc/self/fd/1, which pytest redirects to a file) is refused like a pipe."""
+    stdout = tmp_path / "stdout.npz"
+    stdout.symlink_to("/proc/self/fd/1")
+    db = tmp_path / "r.db"
+    Store.open(db).close()
+    for target in (stdout, Path("/proc/self/fd/1")):
+        result = CliRunner().invoke(cli, [*EVALUATE, "--db", str(db), "--save-adv", str(target)])
+        assert_one_line_error(result, "--save-adv", str(target), "not a regular file")
+        with pytest.raises(RobustkitError, match="not a regular file"):
+            Store.open(target)
+    assert not no_computation and stdout.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "stdout.npz"]
