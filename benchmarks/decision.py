@@ -39,6 +39,7 @@ import robustkit
 from robustkit.budgets import l2_at_budgets, median_l2_at
 from robustkit.data import dataset_size
 from robustkit.device import full_float32, model_device
+from robustkit.jsonsafe import json_safe
 from robustkit.oracle import default_batch_size
 
 ROOT = Path(__file__).resolve().parent
@@ -688,10 +689,22 @@ def acceptance(report: dict) -> list[str]:
     return out
 
 
+def _infinities(obj):
+    """``obj`` as read from a result file, with the infinite distances it holds as ``"inf"``
+    (json_safe's strict JSON: the token Infinity is not JSON) as floats again."""
+    if isinstance(obj, str) and obj in ("inf", "-inf"):
+        return float(obj)
+    if isinstance(obj, dict):
+        return {k: _infinities(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_infinities(v) for v in obj]
+    return obj
+
+
 def read_result(path: Path, what: str) -> dict:
     """A result file of this benchmark, or a one-line error naming ``what`` it was given as."""
     try:
-        report = json.loads(path.read_text())
+        report = _infinities(json.loads(path.read_text()))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SystemExit(f"{what} {path}: not a readable result file ({exc})") from None
     if not isinstance(report, dict) or not isinstance(report.get("models"), dict):
@@ -914,7 +927,7 @@ def main(argv=None) -> None:
         # through a temporary file: a run stopped while writing keeps the rows saved before
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".part")
-        tmp.write_text(json.dumps(report, indent=1))
+        tmp.write_text(json.dumps(json_safe(report), indent=1))
         os.replace(tmp, out)
 
     report.setdefault("speed", {})

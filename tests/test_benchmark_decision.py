@@ -520,3 +520,33 @@ def test_profile_puts_the_oracles_padding_back(monkeypatch):
     assert robustkit.oracle.PAD_ON_GPU
     profile.main(["--models", "tiny", "--pad", "off", "--repeats", "1", "--queries", "20"])
     assert robustkit.oracle.PAD_ON_GPU
+
+
+def test_result_files_are_strict_json_and_keep_infinite_distances(tmp_path, capsys):
+    """An attack that found no adversarial example within a budget for half the images has an
+    infinite median there; the result file wrote it as the token ``Infinity`` (as the published
+    decision.json did, three times), which strict JSON readers (JavaScript, jq) refuse. It is
+    written ``"inf"``, as robustkit's own JSON outputs write it, and read back as infinity."""
+    bench = load_benchmark()
+    out = tmp_path / "decision.json"
+    found_late = row(0.3)
+    found_late["median_l2"]["100"] = float("inf")
+    found_late["curve"]["median_l2"][0] = float("inf")
+    merged = tmp_path / "part.json"
+    merged.write_text(json.dumps(part("cgba run", {"cgba": found_late})))
+    common = ["--n", "2", "--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    common += ["--speed-repeats", "0", "--serial-images", "0", "--out", str(out), "--plot="]
+    bench.main([*common, "--merge", str(merged)])
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    report = json.loads(out.read_text(), parse_constant=refuse)
+    cgba = report["models"]["m"]["attacks"]["cgba"]
+    assert cgba["median_l2"]["100"] == "inf" and cgba["curve"]["median_l2"] == ["inf", 0.3]
+    assert bench.read_result(out, "--out")["models"]["m"]["attacks"]["cgba"]["median_l2"] == {
+        "100": float("inf")
+    }
+    capsys.readouterr()
+    bench.main(common)  # rendered again from the file
+    assert "| ∞ |" in capsys.readouterr().out
