@@ -16,6 +16,9 @@ os.environ.setdefault("ROBUSTKIT_WEIGHTS", str(SHARED / "models"))
 # started: some tests, and the example notebook, run in another directory.
 for _key in ("ROBUSTKIT_DATA", "ROBUSTKIT_WEIGHTS"):
     os.environ[_key] = str(Path(os.environ[_key]).expanduser().absolute())
+#: The directory of the real checkpoints the tests use (``$ROBUSTKIT_WEIGHTS`` where it is set:
+#: ``SHARED / "models"`` was missing for a checkout elsewhere, e.g. a git worktree).
+WEIGHTS = Path(os.environ["ROBUSTKIT_WEIGHTS"])
 # Results stores of the tests never land in the user's own store.
 os.environ["ROBUSTKIT_HOME"] = tempfile.mkdtemp(prefix="robustkit-tests-")
 

@@ -16,7 +16,7 @@ from robustkit.cli import cli
 from robustkit.store import Store
 from robustkit.zoo import model_info
 
-from .conftest import SHARED
+from .conftest import WEIGHTS
 from .helpers import at_shard, interrupt, switchable_model_file
 
 
@@ -478,7 +478,7 @@ def test_missing_weights_and_bad_sha(tmp_path):
     result = run("evaluate", "--model", "mnist/lenet5", "--n", "5", env=env)
     assert_one_line_error(result, info["file"], "not found", "ROBUSTKIT_WEIGHTS")
     bad = tmp_path / info["file"]
-    shutil.copy(SHARED / "models" / "MadryCNN_no_maxpool_tiny.pt", bad)
+    shutil.copy(WEIGHTS / "MadryCNN_no_maxpool_tiny.pt", bad)
     result = run("evaluate", "--model", "mnist/lenet5", "--n", "5", env=env)
     assert_one_line_error(result, "sha256 mismatch", "was not used")
     assert bad.exists()  # the user's file is left for them to inspect

@@ -13,12 +13,12 @@ from robustkit.errors import WeightsError
 from robustkit.weights import resolve_weights, sha256_file
 from robustkit.zoo import model_info
 
-from .conftest import SHARED
+from .conftest import WEIGHTS
 from .helpers import unreadable
 
 NAME = "mnist/cnn-tiny-at"  # the smallest checkpoint
 INFO = model_info(NAME)
-ORIGINAL = SHARED / "models" / INFO["file"]
+ORIGINAL = WEIGHTS / INFO["file"]
 
 
 def test_local_directory_is_used_when_sha_matches(monkeypatch, tmp_path):
