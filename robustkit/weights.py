@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -119,6 +120,15 @@ def _umask() -> int:
     return mask
 
 
+def _content_length(resp: Any) -> int | None:
+    """The byte count a reply announces (``Content-Length``), or None where it gives none."""
+    value = resp.headers.get("Content-Length") if getattr(resp, "headers", None) else None
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _download(url: str, dest: Path, sha256: str, timeout: float, prefix: bool, fix: str) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -135,12 +145,23 @@ def _download(url: str, dest: Path, sha256: str, timeout: float, prefix: bool, f
         # a fresh opener per download: urlopen's shared one keeps the proxy settings of the
         # process's first request, so a later change of http(s)_proxy went unseen
         opener = urllib.request.build_opener()
+        received = 0
         with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as resp:
+            length = _content_length(resp)
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
             out.flush()
             os.fsync(out.fileno())
+        if length is not None and received < length:
+            # (http.client ends a short read without an error: this was "sha256 mismatch ...
+            # download it by hand", as if the server's file were the wrong one)
+            raise WeightsError(
+                f"the download of {dest.name} from {url} was cut off after {received} of "
+                f"{length} bytes (the connection dropped); the partial file was discarded: "
+                f"try again, or {fix}"
+            )
         got = digest.hexdigest()
         if not (got.startswith(sha256) if prefix else got == sha256):
             expected = f"{sha256}…" if prefix else sha256

@@ -200,3 +200,21 @@ def test_an_unreadable_weights_file_is_a_one_line_error(monkeypatch, tmp_path):
     with pytest.raises(WeightsError, match="cannot read weights file .*Permission denied") as e:
         robustkit.load_model(NAME, device="cpu")
     assert "\n" not in str(e.value) and f"chmod a+r {local}" in str(e.value)
+
+
+def test_a_download_cut_off_before_its_length_says_so(monkeypatch, tmp_path):
+    """A reply that ended before its Content-Length (the connection dropped) was reported as
+    a sha256 mismatch, "download it by hand", as if the server's file were the wrong one: it
+    is an interrupted download, to try again. Nothing is left behind."""
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path / "w"))
+    _no_proxy(monkeypatch)
+    body = ORIGINAL.read_bytes()
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    server = _Replies([head + body[:1000]])
+    try:
+        with pytest.raises(WeightsError, match="cut off after 1000 of") as e:
+            resolve_weights(INFO["file"], server.url, INFO["sha256"])
+    finally:
+        server.close()
+    assert "\n" not in str(e.value) and "sha256 mismatch" not in str(e.value)
+    assert "try again" in str(e.value) and not (tmp_path / "w").exists()
