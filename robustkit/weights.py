@@ -182,6 +182,13 @@ def _download(url: str, dest: Path, sha256: str, timeout: float, prefix: bool, f
             tmp.unlink()
 
 
+def refuse_a_directory(path: Path, fix: str) -> None:
+    """A one-line :class:`WeightsError` where ``path``, the place of a checkpoint file, is a
+    directory (a download into it failed only at its end, and "does not exist" misled)."""
+    if path.is_dir():
+        raise WeightsError(f"{path} is a directory, not a checkpoint file; {fix}")
+
+
 def resolve_weights(
     filename: str,
     url: str | None,
@@ -192,10 +199,12 @@ def resolve_weights(
     """Find (or fetch) the checkpoint ``filename`` and return its verified path."""
     if path is not None:
         explicit = Path(path).expanduser()
+        refuse_a_directory(explicit, "give the path of the checkpoint file in it")
         if not explicit.is_file():
             raise WeightsError(f"weights file {explicit} does not exist; check the path")
         return explicit
     local = weights_dir() / filename
+    refuse_a_directory(local, f"remove it or move it away, then put {filename} there")
     if local.is_file():
         if sha256 is None:
             return local

@@ -218,3 +218,21 @@ def test_a_download_cut_off_before_its_length_says_so(monkeypatch, tmp_path):
         server.close()
     assert "\n" not in str(e.value) and "sha256 mismatch" not in str(e.value)
     assert "try again" in str(e.value) and not (tmp_path / "w").exists()
+
+
+def test_a_directory_in_place_of_the_weights_file_is_named(monkeypatch, tmp_path):
+    """A directory under the checkpoint's name in $ROBUSTKIT_WEIGHTS was downloaded over (the
+    download failed at the end, "cannot download ... Is a directory", and offline the file was
+    "not found" there); a directory given as the weights path "does not exist"."""
+    (tmp_path / INFO["file"]).mkdir()
+    monkeypatch.setenv("ROBUSTKIT_WEIGHTS", str(tmp_path))
+    url = ORIGINAL.resolve().as_uri()  # a download that would succeed, but for the directory
+    for allow_download in (True, False):
+        with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
+            resolve_weights(INFO["file"], url, INFO["sha256"], None, allow_download)
+        assert "\n" not in str(e.value) and f"{tmp_path / INFO['file']}" in str(e.value)
+        assert "cannot download" not in str(e.value)
+    assert [p.name for p in tmp_path.iterdir()] == [INFO["file"]]  # no temporary file left
+    with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
+        robustkit.load_model(NAME, device="cpu", weights=tmp_path)
+    assert "does not exist" not in str(e.value)

@@ -613,3 +613,16 @@ def test_unreadable_torchvision_weights_are_a_one_line_error(monkeypatch, tmp_pa
     with pytest.raises(WeightsError, match="cannot read weights file .*Permission denied") as e:
         robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
     assert "\n" not in str(e.value) and str(cached) in str(e.value)
+
+
+def test_a_directory_in_place_of_torchvision_weights_is_named(monkeypatch, tmp_path):
+    """A directory under the weights file's name in $TORCH_HOME was downloaded over (failing
+    at its end with "Is a directory") or, offline, "not in" the directory that held it."""
+    from robustkit.zoo.torchvision_models import cached_checkpoint
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("ROBUSTKIT_OFFLINE", "1")
+    cached_checkpoint("squeezenet1_1").mkdir(parents=True)
+    with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    assert "\n" not in str(e.value) and "squeezenet1_1-" in str(e.value)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import UnknownNameError, WeightsError
 from ..registry import MODELS
-from ..weights import download, offline, sha256_of_weights
+from ..weights import download, offline, refuse_a_directory, sha256_of_weights
 from .architectures import Normalized
 from .catalog import IMAGENET_STATS
 
@@ -172,6 +172,7 @@ def load(
     prefix = hash_prefix(path.name)
     fix = "delete it (robustkit downloads it again) or replace it with torchvision's file"
     where = f"put {path.name} in {path.parent} ($TORCH_HOME) or run where it can be downloaded"
+    refuse_a_directory(path, f"remove it, then {where}")
     if not path.is_file():
         if offline():
             raise WeightsError(
