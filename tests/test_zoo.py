@@ -626,3 +626,30 @@ def test_a_directory_in_place_of_torchvision_weights_is_named(monkeypatch, tmp_p
     with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
         robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
     assert "\n" not in str(e.value) and "squeezenet1_1-" in str(e.value)
+
+
+def test_an_error_in_a_plugin_factory_is_a_one_line_error_naming_its_line(tmp_path):
+    """A registered model's factory that raised (a wrong --weights file, a path it expects)
+    ended the CLI in a traceback; a file.py:factory model's error was one line naming its line."""
+    import inspect
+
+    def needs_its_file(weights_path=None):
+        if weights_path is None:
+            raise FileNotFoundError("no checkpoint at /data/ckpt.pt\nsecond line")
+        return torch.nn.Linear(4, 2)
+
+    line = inspect.getsourcelines(needs_its_file)[1] + 2
+    MODELS.add("test/plugin-raises", needs_its_file, dataset="cifar10")
+    try:
+        with pytest.raises(robustkit.RobustkitError) as e:
+            robustkit.load_model("test/plugin-raises", device="cpu")
+        text = str(e.value)
+        assert "\n" not in text and "test/plugin-raises" in text
+        assert "FileNotFoundError: no checkpoint at /data/ckpt.pt" in text
+        assert f"{__file__} line {line}" in text
+        assert isinstance(e.value.__cause__, FileNotFoundError)  # kept for a traceback
+        result = CliRunner().invoke(cli, ["evaluate", "--model", "test/plugin-raises"])
+        assert result.exit_code != 0 and result.output.count("\n") == 1
+        assert "Traceback" not in result.output and "test/plugin-raises" in result.output
+    finally:
+        MODELS._entries.pop("test/plugin-raises")

@@ -325,6 +325,27 @@ def _takes(factory: Any, *args: Any) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _errors_of_plugin(name: str, factory: Any) -> Iterator[None]:
+    """Turn an exception raised by a registered model's factory into one line that names the
+    model and the last line of the factory's own file it passed through (where its author
+    looks), as for a ``file.py:factory`` model; a :class:`RobustkitError` passes unchanged.
+    The exception stays chained to it, for a traceback in Python."""
+    try:
+        yield
+    except RobustkitError:
+        raise
+    except Exception as exc:
+        code = getattr(inspect.unwrap(factory), "__code__", None)
+        file = code.co_filename if code is not None else None
+        here = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == file]
+        where = f" at {file} line {here[-1].lineno}" if here else ""
+        message = f": {first_line(exc)}" if str(exc).strip() else ""
+        raise RobustkitError(
+            f"model {name}'s factory raised {type(exc).__name__}{message}{where}"
+        ) from exc
+
+
 def _load_plugin(
     name: str, factory: Any, weights: str | os.PathLike[str] | None
 ) -> tuple[nn.Module, str | None]:
@@ -333,7 +354,8 @@ def _load_plugin(
     documents); weights it cannot take, a weights path that is not there, and a factory that
     returns no ``nn.Module`` are one-line errors."""
     if weights is None:
-        model = factory() if _takes(factory) else factory(None)
+        with _errors_of_plugin(name, factory):
+            model = factory() if _takes(factory) else factory(None)
     elif not _takes(factory, weights):
         raise RobustkitError(
             f"model {name} takes no weights file (its factory has no parameter for one); "
@@ -342,7 +364,8 @@ def _load_plugin(
     elif not os.path.exists(weights):  # (hashing it after the factory said "make it readable")
         raise WeightsError(f"weights file {weights} does not exist; check the path")
     else:
-        model = factory(weights)
+        with _errors_of_plugin(name, factory):
+            model = factory(weights)
     if not isinstance(model, nn.Module):  # (model.eval() raised an AttributeError)
         raise RobustkitError(
             f"model {name}'s factory returned {type(model).__name__}, not a torch.nn.Module; "
