@@ -211,7 +211,7 @@ def _cached_raw(name: str, split: str, download: bool) -> tuple[np.ndarray, np.n
     return _CACHE[key][1]
 
 
-def _described(name: str, split: str) -> str:
+def described(name: str, split: str) -> str:
     """How a message names the data: ``cifar10/test`` for a named set, the path alone for a
     data file (which has no splits: ``mine.npz/test`` read as a path that is not there)."""
     return name if is_data_file(name) else f"{name}/{split}"
@@ -238,7 +238,7 @@ def load_dataset(
             raise DataError(f"{what} must be a whole number of samples, got {value!r}")
     n, offset = (None if n is None else int(n)), int(offset)
     x, y = _cached_raw(name, split, download)
-    total, source = len(y), _described(str(name), split)
+    total, source = len(y), described(str(name), split)
     if indices is not None:
         if n is not None or offset:  # (they were ignored without a word)
             raise DataError("give either indices or n/offset, not both")

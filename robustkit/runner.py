@@ -26,7 +26,7 @@ import torch
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
 from .checks import is_whole_number, shown
-from .errors import InputError, RobustkitError, StoreWriteError, first_line
+from .errors import DataError, InputError, RobustkitError, StoreWriteError, first_line
 from .modelcheck import check_model_on
 from .store import Store, defense_names, dumps
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
@@ -125,9 +125,15 @@ def first_correct_indices(
     vote, drawn from the run's seeded generator: reproducible, but a sample near a tie can be
     voted wrong by the shard's own clean pass, which then reports it as already misclassified
     (so a run's clean accuracy there can be just under 100%)."""
-    from .data import dataset_size, load_dataset
+    from .data import dataset_size, described, load_dataset
 
     total, found, start = dataset_size(dataset, split), [], offset
+    source = described(dataset, split)
+    if offset >= total:  # ("only 0 correctly classified samples from offset ...")
+        raise DataError(
+            f"offset={offset} is past the end of {source} ({total} samples); "
+            f"use an offset below {total}"
+        )
     while len(found) < n and start < total:
         stop = min(start + 500, total)
         x, y = load_dataset(dataset, split, n=stop - start, offset=start)
@@ -135,7 +141,11 @@ def first_correct_indices(
         found.extend(ok.tolist())
         start = stop
     if len(found) < n:
-        raise InputError(f"only {len(found)} correctly classified samples from offset {offset}")
+        raise InputError(
+            f"{source} has {total} samples: {len(found)} of the {total - offset} samples from "
+            f"offset {offset} are classified correctly, {n} asked; use n <= {len(found)} or a "
+            "smaller offset"
+        )
     return found[:n]
 
 

@@ -204,3 +204,28 @@ def test_named_set_follows_the_data_directory(monkeypatch, tmp_path):
     assert robustkit.load_dataset("mnist")[1].tolist() == [3, 4]
     monkeypatch.undo()
     assert torch.equal(robustkit.load_dataset("mnist", n=5)[1], full)
+
+
+def test_too_few_correct_samples_say_how_many_the_data_has(tmp_path):
+    """``correct_only`` runs: an offset past the end said "only 0 correctly classified samples
+    from offset 20", and a data set with too few correct samples gave no count of samples nor
+    a fix."""
+    from robustkit.errors import InputError
+    from robustkit.runner import first_correct_indices
+
+    x = np.zeros((6, 1, 2, 2), np.uint8)
+    y = np.array([0, 1, 0, 1, 0, 1])
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    always_0 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        always_0[1].weight.zero_()
+        always_0[1].bias.copy_(torch.tensor([1.0, 0.0]))
+    path = str(tmp_path / "d.npz")
+    assert first_correct_indices(always_0, path, "test", 2, 1, "cpu") == [2, 4]
+    with pytest.raises(DataError, match=r"offset=20 is past the end of .*d.npz \(6 samples\)"):
+        first_correct_indices(always_0, path, "test", 2, 20, "cpu")
+    with pytest.raises(InputError) as e:
+        first_correct_indices(always_0, path, "test", 3, 1, "cpu")
+    text = str(e.value)
+    assert "2 of the 5 samples from offset 1" in text and "6 samples" in text
+    assert "n <= 2" in text and "\n" not in text
