@@ -142,9 +142,10 @@ def _registry_listing(registry, pattern: str, fmt_: str, columns: list[str]) -> 
 def models(pattern: str, fmt_: str) -> None:
     """List registered models whose names match PATTERN (a glob, e.g. 'cifar10/*').
 
-    The JSON format gives every metadata field of the zoo models: data set, architecture,
-    training, threat model, source URL, sha256, licence, and published and measured clean
-    accuracy (torchvision/* names show placeholders: robustkit.zoo.model_info gives theirs).
+    The table shows each model's licence and source; the JSON format gives every metadata
+    field of the zoo models: data set, architecture, training, threat model, source URL,
+    sha256, licence, and published and measured clean accuracy (torchvision/* names show
+    placeholders: robustkit.zoo.model_info gives theirs).
     """
     _registry_listing(
         MODELS,
@@ -157,6 +158,7 @@ def models(pattern: str, fmt_: str) -> None:
             "threat_model",
             "clean_accuracy_measured",
             "licence",
+            "source",
         ],
     )
 

@@ -76,6 +76,10 @@ def test_models_cli_json_lists_all_metadata():
     assert all(FIELDS <= set(r) for r in rows if r["name"] in ZOO)
     table = CliRunner().invoke(cli, ["models", "mnist/*"])
     assert table.exit_code == 0 and "mnist/lenet5-at" in table.output and "LGPL" in table.output
+    # each model's licence and its source, whose terms the licence is (the table showed the
+    # licence alone: "BSD-3-Clause" of whom?)
+    lenet = next(line for line in table.output.splitlines() if "mnist/lenet5-at" in line)
+    assert "LGPL-3.0" in lenet and "github.com/BorealisAI/advertorch" in lenet
 
 
 def _accuracy(model, x, y, batch=100, channels_last=False):
