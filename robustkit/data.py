@@ -129,6 +129,18 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _download_failure(exc: BaseException) -> str:
+    """One line of why torchvision's download failed: its message's first line, and, where
+    that line only introduces the others ("Error downloading train-images-idx3-ubyte.gz:"),
+    the last one too, which holds the cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
+
+
 def _read_torchvision(name: str, split: str, root: Path, download: bool):
     import torchvision  # imported here: only this path needs it
 
@@ -136,7 +148,7 @@ def _read_torchvision(name: str, split: str, root: Path, download: bool):
     try:
         ds = cls(str(root), train=(split == "train"), download=download)
     except Exception as exc:  # torchvision raises RuntimeError or URLError variants
-        why = f"download failed: {str(exc).splitlines()[0]}" if download else "downloads are off"
+        why = f"download failed: {_download_failure(exc)}" if download else "downloads are off"
         raise DataError(
             f"data set {name}/{split} not found in {root} (expected {name}_{split}.npz or "
             f"torchvision's files; {why}); set ROBUSTKIT_DATA to a directory that has it"

@@ -229,3 +229,28 @@ def test_too_few_correct_samples_say_how_many_the_data_has(tmp_path):
     text = str(e.value)
     assert "2 of the 5 samples from offset 1" in text and "6 samples" in text
     assert "n <= 2" in text and "\n" not in text
+
+
+def test_a_failed_torchvision_download_names_its_cause(monkeypatch, tmp_path):
+    """torchvision's MNIST reports a failed download over several lines, the first being
+    "Error downloading train-images-idx3-ubyte.gz:": that line alone was the message's reason,
+    without the cause (no network, say)."""
+    import torchvision
+
+    from robustkit import data
+
+    def no_network(*args, **kwargs):
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried https://a.example/mnist/, "
+            "got:\n<urlopen error [Errno -2] Name or service not known>\n"
+        )
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", no_network)
+    monkeypatch.setattr(data, "_CACHE", {})
+    monkeypatch.setenv("ROBUSTKIT_DATA", str(tmp_path))
+    monkeypatch.delenv("ROBUSTKIT_OFFLINE", raising=False)
+    with pytest.raises(DataError) as e:
+        robustkit.load_dataset("mnist", n=5)
+    text = str(e.value)
+    assert "\n" not in text and "Name or service not known" in text
+    assert "train-images-idx3-ubyte.gz" in text
