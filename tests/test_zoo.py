@@ -657,3 +657,26 @@ def test_an_error_in_a_plugin_factory_is_a_one_line_error_naming_its_line(tmp_pa
         assert "Traceback" not in result.output and "test/plugin-raises" in result.output
     finally:
         MODELS._entries.pop("test/plugin-raises")
+
+
+def test_a_checkpoint_of_another_form_says_what_it_holds(tmp_path):
+    """A checkpoint holding a tensor or a list, or a 'state_dict' that is no dict, was "not in
+    the checkpoint format of cifar10/resnet20 (no too many indices for tensor of dimension 1)",
+    after a torch UserWarning about indexing a tensor."""
+    import warnings
+
+    cases = {
+        "tensor.pt": (torch.zeros(3), "it holds a Tensor, not a dict"),
+        "list.pt": ([1, 2], "it holds a list, not a dict"),
+        "sd-list.pt": ({"state_dict": [1, 2]}, "its 'state_dict' is a list, not a dict"),
+        "other.pt": ({"weights": {}}, "no 'state_dict'"),
+    }
+    for file, (obj, says) in cases.items():
+        torch.save(obj, tmp_path / file)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(WeightsError, match="not in the checkpoint format") as e:
+                robustkit.load_model("cifar10/resnet20", device="cpu", weights=tmp_path / file)
+        assert f"({says})" in str(e.value) and "\n" not in str(e.value), file
+    with pytest.raises(WeightsError, match=r"\(its 'state_dict' is a list without a state dict"):
+        robustkit.load_model("cifar10/convsmall-at", device="cpu", weights=tmp_path / "sd-list.pt")

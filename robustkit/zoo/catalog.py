@@ -7,7 +7,7 @@ accuracies) is what ``robustkit models --format json`` prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,25 +52,58 @@ class ZooSpec:
     std: tuple[float, ...] | None
 
 
-def _strip_module(ckpt: Any) -> dict[str, Any]:
-    return {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
+class CheckpointFormatError(ValueError):
+    """A checkpoint whose structure is not its zoo model's; the message says what it holds
+    instead (``no 'state_dict'``, ``its 'state_dict' is a list, not a dict``)."""
+
+
+def _a(obj: Any) -> str:
+    return f"a {type(obj).__name__}"
+
+
+def _dict(ckpt: Any) -> Mapping[str, Any]:
+    """``ckpt`` itself, the dict every zoo checkpoint is at its top."""
+    if not isinstance(ckpt, Mapping):
+        raise CheckpointFormatError(f"it holds {_a(ckpt)}, not a dict")
+    return ckpt
+
+
+def _under_state_dict(ckpt: Any) -> Any:
+    ckpt = _dict(ckpt)
+    if "state_dict" not in ckpt:
+        raise CheckpointFormatError("no 'state_dict'")
+    return ckpt["state_dict"]
 
 
 def _state_dict_key(ckpt: Any) -> dict[str, Any]:
-    return dict(ckpt["state_dict"])
+    inner = _under_state_dict(ckpt)
+    if not isinstance(inner, Mapping):
+        raise CheckpointFormatError(f"its 'state_dict' is {_a(inner)}, not a dict")
+    return dict(inner)
+
+
+def _strip_module(ckpt: Any) -> dict[str, Any]:
+    return {k.removeprefix("module."): v for k, v in _state_dict_key(ckpt).items()}
 
 
 def _plain(ckpt: Any) -> dict[str, Any]:
-    return dict(ckpt)
+    return dict(_dict(ckpt))
 
 
 def _plain_without_masks(ckpt: Any) -> dict[str, Any]:
     """cifar_wide_adv carries all-zero ``linear_masked_relu*`` buffers the network has not."""
-    return {k: v for k, v in ckpt.items() if not k.startswith("linear_masked_relu")}
+    return {k: v for k, v in _dict(ckpt).items() if not str(k).startswith("linear_masked_relu")}
 
 
 def _first_of_list(ckpt: Any) -> dict[str, Any]:
-    return dict(ckpt["state_dict"][0])
+    inner = _under_state_dict(ckpt)
+    if not isinstance(inner, (list, tuple)):
+        raise CheckpointFormatError(
+            f"its 'state_dict' is {_a(inner)}, not a list holding the state dict"
+        )
+    if not inner or not isinstance(inner[0], Mapping):
+        raise CheckpointFormatError("its 'state_dict' is a list without a state dict first")
+    return dict(inner[0])
 
 
 def _register(name: str, spec: ZooSpec, **metadata: Any) -> None:

@@ -42,7 +42,7 @@ from ..registry import MODELS
 from ..weights import resolve_weights, sha256_of_weights
 from . import torchvision_models
 from .architectures import Normalized
-from .catalog import ZooSpec
+from .catalog import CheckpointFormatError, ZooSpec
 
 _UNSAFE_HINT = "If you trust it, pass allow_unsafe=True (CLI: --unsafe-load)"
 
@@ -175,9 +175,12 @@ def _load_zoo(
     else:
         try:
             state = spec.read_state(checkpoint)
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (CheckpointFormatError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # (what it holds instead; a KeyError's text was read as "no <key>", any other
+            # exception's too: "(no too many indices for tensor of dimension 1)")
+            detail = str(exc) if isinstance(exc, CheckpointFormatError) else _first_line(exc)
             raise WeightsError(
-                f"{path} is not in the checkpoint format of {name} (no {exc}); "
+                f"{path} is not in the checkpoint format of {name} ({detail}); "
                 f"use the file {meta['file']} from {meta['url']}"
             ) from None
         _load_state(net, state, path, name)
