@@ -246,7 +246,7 @@ def load_dataset(
     ``y`` int64. ``n=None`` takes every sample from ``offset``.
     """
     for what, value in (("n", n), ("offset", offset)):
-        if value is not None and not is_whole_number(value):
+        if (value is not None or what == "offset") and not is_whole_number(value):
             raise DataError(f"{what} must be a whole number of samples, got {value!r}")
     n, offset = (None if n is None else int(n)), int(offset)
     x, y = _cached_raw(name, split, download)

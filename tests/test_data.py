@@ -49,8 +49,9 @@ def test_errors():
     for bad in (1.5, "10", True):
         with pytest.raises(DataError, match="n must be a whole number"):
             robustkit.load_dataset("mnist", n=bad)
-    with pytest.raises(DataError, match="offset must be a whole number"):
-        robustkit.load_dataset("mnist", n=2, offset=0.5)
+    for bad in (0.5, None):  # (None ended in a TypeError from int(None))
+        with pytest.raises(DataError, match="offset must be a whole number"):
+            robustkit.load_dataset("mnist", n=2, offset=bad)
     assert robustkit.load_dataset("mnist", n=np.int64(2), offset=np.int32(1))[1].tolist() == [2, 1]
 
 
