@@ -141,10 +141,14 @@ def first_correct_indices(
         found.extend(ok.tolist())
         start = stop
     if len(found) < n:
+        fix = (
+            f"use n <= {len(found)} or a smaller offset"
+            if found
+            else "is it the model for these images and labels?"
+        )
         raise InputError(
             f"{source} has {total} samples: {len(found)} of the {total - offset} samples from "
-            f"offset {offset} are classified correctly, {n} asked; use n <= {len(found)} or a "
-            "smaller offset"
+            f"offset {offset} are classified correctly, {n} asked; {fix}"
         )
     return found[:n]
 

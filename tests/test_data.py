@@ -230,6 +230,13 @@ def test_too_few_correct_samples_say_how_many_the_data_has(tmp_path):
     text = str(e.value)
     assert "2 of the 5 samples from offset 1" in text and "6 samples" in text
     assert "n <= 2" in text and "\n" not in text
+    with torch.no_grad():
+        always_0[1].bias.copy_(torch.tensor([0.0, 1.0]))  # always class 1 now
+    x[:] = 0
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(6, np.int64))  # every label 0: none correct
+    with pytest.raises(InputError, match="0 of the 6 samples .*the model for these images") as e:
+        first_correct_indices(always_0, path, "test", 1, 0, "cpu")
+    assert "n <= 0" not in str(e.value)
 
 
 def test_a_failed_torchvision_download_names_its_cause(monkeypatch, tmp_path):
