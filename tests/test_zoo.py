@@ -336,6 +336,11 @@ def test_a_plugin_without_a_module_or_its_weights_is_a_one_line_error(tmp_path):
             robustkit.load_model("test/plugin-str", device="cpu")
         with pytest.raises(WeightsError, match="missing.pt does not exist; check the path"):
             robustkit.load_model("test/plugin-str", weights=tmp_path / "missing.pt", device="cpu")
+        # a directory was passed to the factory, then "cannot read weights file ... (Is a
+        # directory); make it readable (chmod a+r ...)"
+        with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
+            robustkit.load_model("test/plugin-str", weights=tmp_path, device="cpu")
+        assert "chmod" not in str(e.value)
     finally:
         MODELS._entries.pop("test/plugin-str")
 

@@ -39,7 +39,7 @@ from torch import nn
 from ..device import resolve_device
 from ..errors import InputError, RobustkitError, WeightsError, first_line
 from ..registry import MODELS
-from ..weights import resolve_weights, sha256_of_weights
+from ..weights import refuse_a_directory, resolve_weights, sha256_of_weights
 from . import torchvision_models
 from .architectures import Normalized
 from .catalog import CheckpointFormatError, ZooSpec
@@ -367,6 +367,9 @@ def _load_plugin(
     elif not os.path.exists(weights):  # (hashing it after the factory said "make it readable")
         raise WeightsError(f"weights file {weights} does not exist; check the path")
     else:
+        # (as for every model: its sha256 is recorded, and a directory has none; hashing it
+        # after the factory said "make it readable (chmod a+r ...)")
+        refuse_a_directory(Path(weights), "give the path of the checkpoint file in it")
         with _errors_of_plugin(name, factory):
             model = factory(weights)
     if not isinstance(model, nn.Module):  # (model.eval() raised an AttributeError)
