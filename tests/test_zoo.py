@@ -685,3 +685,17 @@ def test_a_checkpoint_of_another_form_says_what_it_holds(tmp_path):
         assert f"({says})" in str(e.value) and "\n" not in str(e.value), file
     with pytest.raises(WeightsError, match=r"\(its 'state_dict' is a list without a state dict"):
         robustkit.load_model("cifar10/convsmall-at", device="cpu", weights=tmp_path / "sd-list.pt")
+
+
+def test_model_info_is_the_callers_copy():
+    """model_info returned the registry's own lists and dicts: a notebook's
+    ``info["input_shape"].insert(0, 8)`` (a batch shape) changed the zoo's metadata for the
+    session, and every later load of the model refused its own data set's images."""
+    info = model_info("mnist/cnn-tiny-at")
+    info["input_shape"].insert(0, 8)
+    info["normalization"] = None
+    model_info("cifar10/resnet20")["normalization"]["mean"].append(0.0)
+    assert model_info("mnist/cnn-tiny-at")["input_shape"] == [1, 28, 28]
+    assert len(model_info("cifar10/resnet20")["normalization"]["mean"]) == 3
+    model = robustkit.load_model("mnist/cnn-tiny-at", device="cpu")
+    assert model.robustkit_input_shape == (1, 28, 28)

@@ -21,6 +21,7 @@ images to.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib.util
 import inspect
@@ -490,7 +491,13 @@ def model_info(name: str) -> dict[str, Any]:
         details = torchvision_models.describe(arch)
         return {"name": name, **torchvision_models.metadata(arch), **details}
     entry = MODELS.entry(name)
-    return {"name": entry.name, **entry.metadata}
+    # a copy to the last list: the caller's changes (info["input_shape"].insert(0, batch))
+    # changed the registry's, and so every later load_model of the name
+    try:
+        metadata = copy.deepcopy(entry.metadata)
+    except Exception:  # a plug-in's object that cannot be copied: the top level at least
+        metadata = dict(entry.metadata)
+    return {"name": entry.name, **metadata}
 
 
 def weights_sha256(name_or_model: str | nn.Module) -> str | None:
