@@ -385,11 +385,12 @@ def test_a_model_file_imports_the_modules_beside_it(monkeypatch, tmp_path):
 
 def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, tmp_path):
     """Found by review: only the zoo's and torchvision's cached files were hashed behind the
-    one-line error; a plug-in's weights (here a directory, which its factory accepts) and a
-    checkpoint that turns unreadable once loaded ended in an OSError traceback."""
+    one-line error; a plug-in's weights (here a directory, which its factory accepts: now
+    refused before it runs, as a directory has no sha256 to record) and a checkpoint that
+    turns unreadable once loaded ended in an OSError traceback."""
     MODELS.add("test/plugin-dir", lambda weights: torch.nn.Linear(4, 2), dataset="none")
     try:
-        with pytest.raises(WeightsError, match="cannot read weights file") as e:
+        with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
             robustkit.load_model("test/plugin-dir", weights=tmp_path, device="cpu")
     finally:
         MODELS._entries.pop("test/plugin-dir")
