@@ -15,6 +15,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -63,6 +64,19 @@ def constructor_signature(cls: type) -> dict[str, inspect.Parameter]:
     return params
 
 
+def _redefined(old: object, new: object) -> bool:
+    """Whether ``new`` is ``old``'s definition run again: a function or class of the same
+    module and qualified name (lambdas are all ``<lambda>``: never the same definition)."""
+    key = [(getattr(o, "__module__", None), getattr(o, "__qualname__", None)) for o in (old, new)]
+    module, qualname = key[0]
+    return (
+        key[0] == key[1]
+        and isinstance(module, str)
+        and isinstance(qualname, str)
+        and "<lambda>" not in qualname
+    )
+
+
 class Registry(Generic[T]):
     """A named collection of objects of one kind.
 
@@ -92,11 +106,19 @@ class Registry(Generic[T]):
 
     def add(self, name: str, obj: T, **metadata: Any) -> None:
         """Register ``obj`` under ``name``; a name is registered once. An attack or defense
-        class that does not set its ``name`` itself gets this one (runs record it)."""
+        class that does not set its ``name`` itself gets this one (runs record it).
+
+        The built-in objects are registered first (their module is imported here, where it
+        was not yet), so that a name of theirs is refused at the user's registration, not in
+        the middle of theirs. The same definition run again (a notebook cell, a reloaded
+        module: an object of the same module and qualified name, not a lambda) replaces its
+        entry."""
         if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"invalid {self.kind} name {name!r}")
+        if self.builtin and self.builtin not in sys.modules:  # (importing puts it there first)
+            importlib.import_module(self.builtin)
         existing = self._entries.get(name)
-        if existing is not None and existing.obj is not obj:
+        if existing is not None and existing.obj is not obj and not _redefined(existing.obj, obj):
             raise RobustkitError(f"{self.kind} {name!r} is already registered; pick another name")
         if isinstance(obj, type) and isinstance(getattr(obj, "name", None), str):
             if "name" not in vars(obj):  # an attack or defense class is known by this name

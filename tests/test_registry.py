@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
+import torch
 
 import robustkit
 from robustkit.errors import RobustkitError, UnknownNameError
@@ -236,3 +238,48 @@ def test_a_name_or_pattern_that_is_not_text_is_a_clear_error():
         robustkit.list_attacks(5)
     with pytest.raises(ValueError, match="invalid gadget name 5"):
         reg.register(5)(lambda: None)
+
+
+def test_a_name_of_a_builtin_is_refused_before_the_builtins_load(monkeypatch, tmp_path):
+    """A user's registration under a built-in name, made before the first lookup, was taken;
+    the first lookup then imported the built-ins, whose own registration of that name failed
+    ("already registered") halfway through: every later listing lacked the built-ins after it
+    (`robustkit.list_models('cifar10/*')` gave the user's model alone)."""
+    holder = types.ModuleType("rk_test_widget_holder")
+    holder.REG = Registry("widget", builtin="rk_test_builtin_widgets")
+    monkeypatch.setitem(sys.modules, "rk_test_widget_holder", holder)
+    (tmp_path / "rk_test_builtin_widgets.py").write_text(
+        "import rk_test_widget_holder as h\n"
+        "h.REG.add('w/first', 'built-in 1')\n"
+        "h.REG.add('w/second', 'built-in 2')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "rk_test_builtin_widgets", raising=False)
+    with pytest.raises(RobustkitError, match="widget 'w/first' is already registered"):
+        holder.REG.add("w/first", "the user's")
+    holder.REG.add("w/mine", "the user's")
+    assert holder.REG.names() == ["w/first", "w/mine", "w/second"]
+    assert holder.REG.get("w/first") == "built-in 1"
+    sys.modules.pop("rk_test_builtin_widgets", None)
+
+
+def test_a_notebook_cell_run_again_registers_its_model_again():
+    """A cell that defines and registers a model, run a second time (after an edit), was
+    refused: "model 'test/cell' is already registered; pick another name", until a restart of
+    the kernel. The same definition (module and qualified name) replaces its entry; another
+    object under a taken name is still refused."""
+    namespace: dict = {"__name__": "__main__", "MODELS": MODELS, "torch": torch}
+    cell = (
+        "@MODELS.register('test/cell', dataset='none', version={v})\n"
+        "def build(weights=None):\n"
+        "    return torch.nn.Linear(4, {v})\n"
+    )
+    try:
+        exec(cell.format(v=2), namespace)
+        exec(cell.format(v=3), namespace)  # edited and run again
+        assert MODELS.entry("test/cell").metadata["version"] == 3
+        assert robustkit.load_model("test/cell", device="cpu").out_features == 3
+        with pytest.raises(RobustkitError, match="already registered"):
+            MODELS.add("test/cell", lambda weights=None: torch.nn.Linear(4, 2))
+    finally:
+        MODELS._entries.pop("test/cell", None)
