@@ -355,8 +355,9 @@ def _load_plugin(
 ) -> tuple[nn.Module, str | None]:
     """A plug-in's model: ``factory(weights)``, or without weights ``factory()`` (``factory(None)``
     for one whose weights path is required, the signature :data:`~robustkit.registry.MODELS`
-    documents); weights it cannot take, a weights path that is not there, and a factory that
-    returns no ``nn.Module`` are one-line errors."""
+    documents); weights it cannot take, a weights path that is not there or is a directory,
+    an exception the factory raises, and a factory that returns no ``nn.Module`` are one-line
+    errors."""
     if weights is None:
         with _errors_of_plugin(name, factory):
             model = factory() if _takes(factory) else factory(None)
