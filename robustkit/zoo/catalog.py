@@ -58,7 +58,8 @@ class CheckpointFormatError(ValueError):
 
 
 def _a(obj: Any) -> str:
-    return f"a {type(obj).__name__}"
+    kind = type(obj).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 def _dict(ckpt: Any) -> Mapping[str, Any]:

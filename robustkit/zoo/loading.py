@@ -158,6 +158,17 @@ def _wrapped_state(checkpoint: Any, net: nn.Module) -> dict[str, Any] | None:
     return dict(checkpoint)
 
 
+def _networks_state(checkpoint: Any, net: nn.Module) -> Any:
+    """The state dict in a user's ``checkpoint`` (plain, under ``state_dict``, or with
+    DataParallel's ``module.`` prefixes, as a ``file.py:factory`` model takes it) where its keys
+    are exactly ``net``'s, else None: a zoo checkpoint's own layout is then not required (it
+    was, so ``torch.save(net.state_dict(), f)`` loaded into some zoo models and not others)."""
+    state = _state_dict_of(checkpoint)
+    if not isinstance(state, Mapping) or {str(k) for k in state} != set(net.state_dict()):
+        return None
+    return state
+
+
 def _load_zoo(
     name: str,
     spec: ZooSpec,
@@ -171,8 +182,11 @@ def _load_zoo(
     model = Normalized(net, spec.mean, spec.std)  # holds net: loading either loads both
     checkpoint = safe_load(path, allow_unsafe)
     wrapped = None if weights is None else _wrapped_state(checkpoint, net)
+    own = None if weights is None or wrapped is not None else _networks_state(checkpoint, net)
     if wrapped is not None:  # saved from a model robustkit loaded: load_model(name).state_dict()
         _load_state(model, wrapped, path, name)
+    elif own is not None:  # the network's state dict, as a training script saves it
+        _load_state(net, own, path, name)
     else:
         try:
             state = spec.read_state(checkpoint)
