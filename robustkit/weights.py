@@ -98,6 +98,7 @@ def download(
     timeout: float = 60.0,
     prefix: bool = False,
     fix: str | None = None,
+    unwritable: str | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, refusing a file whose sha256 is not ``sha256``
     (``prefix=True``: does not start with it, for files known by the leading hex digits their
@@ -107,11 +108,17 @@ def download(
     place, readable as the umask allows (as any file the user makes), so an interrupted or
     corrupted download never leaves a half-written ``dest`` (nor, when it fails, a directory
     made for it). ``fix``: what a failed download's error tells the user to do instead
-    (default: put the file at ``dest`` or point ROBUSTKIT_WEIGHTS at a directory that has it).
+    (default: put the file at ``dest`` or point ROBUSTKIT_WEIGHTS at a directory that has it);
+    ``unwritable``: what to do where ``dest``'s directory cannot be written (default: set
+    ROBUSTKIT_WEIGHTS to one that can be).
     """
     fix = fix or (f"put the file at {dest} or point ROBUSTKIT_WEIGHTS at a directory that has it")
+    unwritable = unwritable or (
+        f"set ROBUSTKIT_WEIGHTS to a directory you can write, or put {dest.name} in one and "
+        "point ROBUSTKIT_WEIGHTS at it"
+    )
     with no_new_empty_dirs(dest.parent):
-        return _download(url, dest, sha256, timeout, prefix, fix)
+        return _download(url, dest, sha256, timeout, prefix, fix, unwritable)
 
 
 def _umask() -> int:
@@ -129,15 +136,22 @@ def _content_length(resp: Any) -> int | None:
         return None
 
 
-def _download(url: str, dest: Path, sha256: str, timeout: float, prefix: bool, fix: str) -> Path:
+def _download(
+    url: str,
+    dest: Path,
+    sha256: str,
+    timeout: float,
+    prefix: bool,
+    fix: str,
+    unwritable: str,
+) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     except OSError as exc:
         raise WeightsError(
-            f"cannot write the weights directory {dest.parent} ({exc.strerror or exc}); set "
-            f"ROBUSTKIT_WEIGHTS to a directory you can write, or put {dest.name} in one and "
-            "point ROBUSTKIT_WEIGHTS at it"
+            f"cannot write the weights directory {dest.parent} ({exc.strerror or exc}); "
+            f"{unwritable}"
         ) from None
     tmp = Path(tmp_name)
     try:

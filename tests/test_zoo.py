@@ -722,3 +722,14 @@ def test_the_networks_own_state_dict_loads_into_every_zoo_model(tmp_path):
     torch.save({"state_dict": lenet.net.state_dict()}, tmp_path / "lenet.pt")
     again = robustkit.load_model("mnist/lenet5", device="cpu", weights=tmp_path / "lenet.pt")
     assert torch.equal(again.net.conv1.weight, lenet.net.conv1.weight)
+
+
+def test_an_unwritable_torch_home_names_torch_home(monkeypatch):
+    """torchvision's weights go to $TORCH_HOME/hub/checkpoints, but where that could not be
+    written the error said "set ROBUSTKIT_WEIGHTS to a directory you can write", which
+    torchvision's weights do not use."""
+    monkeypatch.setenv("TORCH_HOME", "/proc/robustkit-torch-home")
+    monkeypatch.delenv("ROBUSTKIT_OFFLINE", raising=False)
+    with pytest.raises(WeightsError, match="cannot write .*set TORCH_HOME to a directory") as e:
+        robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
+    assert "ROBUSTKIT_WEIGHTS" not in str(e.value) and "\n" not in str(e.value)

@@ -185,7 +185,15 @@ def load(
                 f"torchvision's weights for {arch} are not in {path.parent}; {where}"
             )
         try:
-            download(weights.url, path, prefix, prefix=True, fix=where)
+            download(
+                weights.url,
+                path,
+                prefix,
+                prefix=True,
+                fix=where,
+                unwritable=f"set TORCH_HOME to a directory you can write (torchvision's weights "
+                f"go to its hub/checkpoints), or put {path.name} in {path.parent}",
+            )
         except WeightsError as exc:
             raise WeightsError(f"cannot get torchvision's weights for {arch}: {exc}") from None
     sha = sha256_of_weights(path)
