@@ -31,8 +31,10 @@ _CHUNK = 1 << 20
 
 
 def offline() -> bool:
-    """True when ``ROBUSTKIT_OFFLINE`` is set (to anything but 0/false): never download."""
-    return os.environ.get("ROBUSTKIT_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+    """True when ``ROBUSTKIT_OFFLINE`` is set (to anything but 0, false, no or off): never
+    download."""
+    value = os.environ.get("ROBUSTKIT_OFFLINE", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
 
 
 def weights_dir() -> Path:

@@ -236,3 +236,16 @@ def test_a_directory_in_place_of_the_weights_file_is_named(monkeypatch, tmp_path
     with pytest.raises(WeightsError, match="is a directory, not a checkpoint file") as e:
         robustkit.load_model(NAME, device="cpu", weights=tmp_path)
     assert "does not exist" not in str(e.value)
+
+
+def test_robustkit_offline_reads_as_a_switch(monkeypatch):
+    """ROBUSTKIT_OFFLINE=off (or =False, =no, =0, empty) means online; it was read as offline,
+    as any value but 0, false and no was, and every download was refused."""
+    from robustkit.weights import offline
+
+    for value in ("1", "true", "yes", "on", "TRUE"):
+        monkeypatch.setenv("ROBUSTKIT_OFFLINE", value)
+        assert offline(), value
+    for value in ("", "0", "false", "False", "no", "off", "OFF", " 0 "):
+        monkeypatch.setenv("ROBUSTKIT_OFFLINE", value)
+        assert not offline(), value
