@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import RobustkitError
+from .errors import InputError, RobustkitError
 from .threat import check_norm
 
 if TYPE_CHECKING:
@@ -46,8 +46,15 @@ def robust_accuracy_vs_eps(
     one norm; an ``ax`` given takes one panel only.
     """
     from .leaderboard import build, norm_title
+    from .results import given
 
     plt = _plt()
+    for value, what, example in (
+        (model, "a model name", "mnist/cnn-tiny-at"),
+        (attack, "an attack label", "pgd"),
+    ):
+        if value is not None and not isinstance(value, str):  # (failed in value.lower())
+            raise InputError(f"{what} is text, such as {example!r}, got {given(value)}")
     board = build(results.store, decision=False)
     tables = board["tables"]
     what = "finished run with an untargeted white-box attack at an ε"
@@ -129,6 +136,13 @@ def median_l2_vs_queries(
     summary = results.summary(run_id)
     if isinstance(attacks, str):  # one label, not one attack per letter ("no attack 'c'")
         attacks = [attacks]
+    elif attacks is not None and not isinstance(attacks, (list, tuple)):  # (a number: TypeError)
+        from .results import given
+
+        raise InputError(
+            "an attack label is text, or a list of labels (the attacks in run "
+            f"{summary['run_id']}: {', '.join(summary['attacks'])}), got {given(attacks)}"
+        )
     names = attacks or [k for k, v in summary["attacks"].items() if v["family"] == "decision"]
     if not names:
         raise RobustkitError(f"run {run_id} has no decision-based attack")

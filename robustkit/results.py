@@ -80,6 +80,21 @@ CHECK_COLUMNS = ["run_id", "name", "flagged", "detail"]
 _BOOL_RESULT_COLUMNS = ("attacked", "success", "robust", "success_within_eps")
 
 
+def given(value: object) -> str:
+    """What a one-line error says a wrong argument was: ``None``, ``a Series of 4 values``
+    (a column passed where one value is meant), ``int 5``."""
+    if value is None:
+        return "None"
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+        try:
+            n = len(value)  # type: ignore[arg-type]
+        except TypeError:  # (a 0-d array)
+            n = None
+        if n is not None:
+            return f"a {type(value).__name__} of {n} value{'s' if n != 1 else ''}"
+    return f"{type(value).__name__} {value!r:.40}"
+
+
 def _empty(columns: builtins.list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
@@ -103,8 +118,14 @@ class Results:
     # -- identities ---------------------------------------------------------------------------
     def _run(self, run_id: str) -> dict[str, Any]:
         """The stored run ``run_id`` names: the whole id or a unique start of it (4 characters
-        or more), as ``robustkit runs show`` takes it."""
-        run = self.store.get_run(run_id) if isinstance(run_id, str) else None
+        or more), as ``robustkit runs show`` takes it. Anything but text (the ``run_id`` column
+        where one of its values is meant) is a one-line error."""
+        if not isinstance(run_id, str):  # (a Series met `if` in pandas, an array SQLite)
+            raise InputError(
+                "a run id is text (one value of Results.runs.run_id, such as "
+                f"runs.run_id.iloc[0]), got {given(run_id)}"
+            )
+        run = self.store.get_run(run_id)
         if run is None:  # a start of an id (find_run reads every run's id), or no such run
             run = self.store.get_run(find_run(self.store, run_id, see="Results.runs"))
         if run is None:  # deleted by another process since find_run read the ids
@@ -121,6 +142,11 @@ class Results:
         labels: builtins.list[str] = []
         for run in runs:
             labels += [k for k in json.loads(run["attacks"]) if k not in labels]
+        if not isinstance(attack, str):  # (a list or a number failed in attack.lower())
+            raise InputError(
+                f"an attack label is text (the attacks in {where}: {names_text(labels)}), "
+                f"got {given(attack)}"
+            )
         for label in labels:
             if label.lower() == attack.lower():
                 return label

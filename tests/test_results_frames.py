@@ -316,3 +316,43 @@ def test_every_method_taking_a_run_id_takes_a_start_of_it_as_runs_show_does(stor
             call("ab")
     with pytest.raises(InputError, match="start of 2 runs"):
         res.decision_curve("abcd", "cgba")
+
+
+def test_a_run_id_or_attack_label_that_is_not_text_is_a_one_line_error(store):
+    """A notebook passes a column where one value is meant: ``res.results(runs.run_id)`` (or a
+    filtered one-row Series) ended in pandas' "truth value of a Series is ambiguous", an array
+    in an SQLite binding error, and an attack label given as a list or a number (here and in the
+    plots) in AttributeError/TypeError tracebacks. Each is now an InputError naming what to pass."""
+    add_run(
+        store,
+        "r1",
+        {"fgsm": (LINF, robust("rf")), "cgba": (CGBA, [(True, False, 1.0, [[4, 1.0]])] * 2)},
+        n=2,
+    )
+    res = rr.Results(store)
+    ids = res.runs["run_id"]
+    for bad in (ids, ids.to_numpy(), 5):
+        for call in (res.results, res.samples, res.checks, res.summary):
+            with pytest.raises(InputError, match=r"^a run id is text .*iloc\[0\]"):
+                call(bad)
+        with pytest.raises(InputError, match=r"^a run id is text"):
+            res.decision_curve(bad, "cgba")
+    with pytest.raises(InputError, match=r"^a run id is text .*got a Series of 1 value"):
+        res.results(ids[ids == "r1"])
+    for call in (res.summary, lambda r: res.decision_curve(r, "cgba")):
+        with pytest.raises(InputError, match=r"^a run id is text .*got None"):
+            call(None)
+    for bad in (["fgsm"], 5):
+        with pytest.raises(InputError, match=r"^an attack label is text .*cgba, fgsm"):
+            res.results("r1", bad)
+        with pytest.raises(InputError, match=r"^an attack label is text .*cgba, fgsm"):
+            res.decision_curve("r1", bad)
+    with pytest.raises(InputError, match=r"^an attack label is text .*cgba, fgsm"):
+        res.decision_curve("r1", None)
+    with pytest.raises(InputError, match=r"^an attack label is text"):
+        plots.median_l2_vs_queries(res, "r1", attacks=5)
+    with pytest.raises(InputError, match=r"^an attack label is text"):
+        plots.median_l2_vs_queries(res, "r1", attacks=["cgba", 5])
+    for kw in ({"attack": ["fgsm"]}, {"attack": 5}, {"model": 5}):
+        with pytest.raises(InputError, match=r"^an? (attack label|model name) is text"):
+            plots.robust_accuracy_vs_eps(res, **kw)
