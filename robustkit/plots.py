@@ -131,7 +131,12 @@ def median_l2_vs_queries(
     results: Results, run_id: str, attacks: str | list[str] | None = None, ax: Axes | None = None
 ) -> Figure:
     """Median L2 of the best adversarial example against the query budget, one line per
-    decision-based attack of the run, or per label in ``attacks`` (one label, or a list)."""
+    decision-based attack of the run, or per label in ``attacks`` (one label, or a list).
+
+    The median is over the images the attack attacked (those classified correctly), an image
+    not yet fooled counting as infinitely far: it is infinite, and not drawn, at budgets where
+    fewer than half are fooled (a line with no point at all says so in the legend). A run that
+    attacked no image has no curve: a one-line error."""
     plt = _plt()
     summary = results.summary(run_id)
     if isinstance(attacks, str):  # one label, not one attack per letter ("no attack 'c'")
@@ -152,6 +157,18 @@ def median_l2_vs_queries(
         curve = results.decision_curve(run_id, name)
         # labelled as stored (a label is matched in any case: CGBA is cgba)
         label = next((k for k in summary["attacks"] if k.lower() == name.lower()), name)
+        report = summary["attacks"][label]
+        attacked = report["decision"]["n"]
+        if not attacked:  # every median NaN: an empty axis said nothing of why
+            raise RobustkitError(
+                f"run {summary['run_id']}: {label} attacked no image (the model misclassified "
+                f"all {summary['n']} images); there is no curve to plot"
+            )
+        if not np.isfinite(curve["median_l2"].to_numpy()).any():  # every median inf: no line
+            label += (
+                f" (fewer than half of {attacked} images fooled within "
+                f"{report['params']['max_queries']} queries)"
+            )
         ax.plot(curve["queries"], curve["median_l2"], label=label)
     ax.set_xlabel("queries")
     ax.set_ylabel("median L2")

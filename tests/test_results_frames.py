@@ -356,3 +356,54 @@ def test_a_run_id_or_attack_label_that_is_not_text_is_a_one_line_error(store):
     for kw in ({"attack": ["fgsm"]}, {"attack": 5}, {"model": 5}):
         with pytest.raises(InputError, match=r"^an? (attack label|model name) is text"):
             plots.robust_accuracy_vs_eps(res, **kw)
+
+
+def _misclassified_run(store: Store, rid: str, n: int = 2) -> None:
+    """A finished CGBA run whose ``n`` images the model got wrong: none attacked."""
+    import json
+
+    from robustkit.store import dumps
+
+    specs = {"cgba": {"name": "cgba", "params": {**CGBA, "eps": None}}}
+    store.start_run(
+        rid,
+        {
+            "config": "{}",
+            "model": "m",
+            "weights_sha256": None,
+            "dataset": "mnist",
+            "split": "test",
+            "indices": json.dumps(list(range(n))),
+            "norm": "l2",
+            "eps": 1.0,
+            "attacks": dumps(specs),
+            "defenses": dumps({}),
+            "seed": 0,
+            "device": "cpu",
+            "versions": "{}",
+            "training": "standard",
+            "command": "robustkit evaluate --model m",
+        },
+    )
+    rows = [("cgba", i, 0, 0, 0, 1, 0.0, 0.0, 0.0, 0, 0, "[]", None) for i in range(n)]
+    store.write_shard(rid, 0, 0, n, 0.1, {"cgba": 0.1}, [(i, 0, 1) for i in range(n)], rows)
+    store.finish_run(rid)
+
+
+def test_median_l2_plot_says_when_there_is_no_curve_to_draw(store):
+    """A run whose images the model all got wrong (nothing attacked: every median NaN), or
+    where fewer than half of them were fooled at every budget (every median inf), drew an empty
+    axis with the attack in its legend and no word of why. Nothing attacked is now a one-line
+    error; a curve with no finite point says so in its legend."""
+    _misclassified_run(store, "mis")
+    nothing = [(False, True, 0.0, [])] * 2 + [(True, False, 2.0, [[50, 2.0]])]
+    add_run(store, "hard", {"cgba": (CGBA, nothing)}, n=3)
+    res = rr.Results(store)
+    with pytest.raises(RobustkitError, match=r"^run mis: cgba attacked no image .*2 images"):
+        plots.median_l2_vs_queries(res, "mis")
+    ax = plots.median_l2_vs_queries(res, "hard").axes[0]
+    (line,) = ax.get_lines()
+    assert np.isinf(line.get_ydata()).all()
+    assert ax.get_legend().get_texts()[0].get_text() == (
+        "cgba (fewer than half of 3 images fooled within 60 queries)"
+    )
