@@ -173,7 +173,9 @@ def median_l2_vs_queries(
     ax.set_xlabel("queries")
     ax.set_ylabel("median L2")
     ax.set_yscale("log")
-    ax.set_title(summary["model"])
+    # with its defenses, as the robust-accuracy plot's legend names a defended model
+    defenses = ", ".join(summary["defenses"])
+    ax.set_title(summary["model"] + (f" + {defenses}" if defenses else ""))
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax.figure

@@ -407,3 +407,15 @@ def test_median_l2_plot_says_when_there_is_no_curve_to_draw(store):
     assert ax.get_legend().get_texts()[0].get_text() == (
         "cgba (fewer than half of 3 images fooled within 60 queries)"
     )
+
+
+def test_median_l2_plot_names_the_defended_model_in_its_title(store):
+    """The title named the model only: the curve of a model behind a defense looked like the
+    undefended model's (the robust-accuracy plot names the defenses in its legend)."""
+    traj = [[3, 5.0], [30, 1.0]]
+    defenses = {"bit-depth:bits=4": {"bits": 4}}
+    add_run(store, "d", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)}, n=3, defenses=defenses)
+    add_run(store, "p", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)}, n=3)
+    res = rr.Results(store)
+    assert plots.median_l2_vs_queries(res, "d").axes[0].get_title() == "m + bit-depth:bits=4"
+    assert plots.median_l2_vs_queries(res, "p").axes[0].get_title() == "m"
