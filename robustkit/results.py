@@ -7,8 +7,9 @@ res.results(run_id)                  # one row per (sample, attack)
 res.summary(run_id)                  # the report `robustkit evaluate` prints
 res.decision_curve(run_id, "cgba")   # median L2 and success at ε against queries
 
-Every frame has its fixed columns even when it has no rows (an empty store, a run without
-checks), so that column access and ``query`` work the same on every store. A run id may be given
+Every frame has its fixed columns, its numbers, booleans and times typed as such, even when it
+has no rows (an empty store, a run without checks), so that column access, ``query`` and ``.dt``
+work the same on every store. A run id may be given
 whole or as a unique start of it (4 characters or more, in any case), as ``robustkit runs show``
 takes it. A run id or attack label that the store does not hold is an
 :class:`~robustkit.errors.InputError` naming the valid ones (as is a start too short or shared by
@@ -77,7 +78,41 @@ RESULT_COLUMNS = [
 #: Columns of :meth:`Results.checks`.
 CHECK_COLUMNS = ["run_id", "name", "flagged", "detail"]
 
-_BOOL_RESULT_COLUMNS = ("attacked", "success", "robust", "success_within_eps")
+#: The number, boolean and time columns of each frame, typed so even when no row sets them
+#: (an empty store; ``robust_accuracy`` of minimum-norm runs alone, None in their reports).
+_RUN_TYPES = {
+    "eps": "float64",
+    "targeted": "bool",
+    "n": "int64",
+    "clean_accuracy": "float64",
+    "robust_accuracy": "float64",
+    "seed": "int64",
+    "started": "datetime64[ns]",
+    "finished": "datetime64[ns]",
+}
+_SAMPLE_TYPES = {
+    "idx": "int64",
+    "shard": "int64",
+    "y": "int64",
+    "clean_pred": "int64",
+    "clean_correct": "bool",
+}
+_RESULT_TYPES = {
+    "idx": "int64",
+    "attacked": "bool",
+    "success": "bool",
+    "robust": "bool",
+    "adv_pred": "int64",
+    "norm": "float64",
+    "l2": "float64",
+    "linf": "float64",
+    "queries": "int64",
+    "gradients": "int64",
+    "threat_eps": "float64",
+    "attack_eps": "float64",
+    "success_within_eps": "bool",
+}
+_CHECK_TYPES = {"flagged": "bool"}
 
 
 def given(value: object) -> str:
@@ -95,8 +130,9 @@ def given(value: object) -> str:
     return f"{type(value).__name__} {value!r:.40}"
 
 
-def _empty(columns: builtins.list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+def _empty(columns: builtins.list[str], types: dict[str, str]) -> pd.DataFrame:
+    """A frame of no rows with ``columns``, typed as a frame with rows is (the rest: objects)."""
+    return pd.DataFrame({c: pd.Series(dtype=types.get(c, object)) for c in columns})
 
 
 class Results:
@@ -155,8 +191,9 @@ class Results:
     # -- frames -------------------------------------------------------------------------------
     @property
     def runs(self) -> pd.DataFrame:
-        """One row per run: identity, threat model, accuracies (worst case), flags, times
-        (columns :data:`RUN_COLUMNS`), from one snapshot of the store (a run another process
+        """One row per run: identity, threat model, accuracies (worst case; NaN for a run
+        without an attack that has an ε), flags, times (columns :data:`RUN_COLUMNS`), from one
+        snapshot of the store (a run another process
         deletes meanwhile is read as it was)."""
         from .runner import summarize
 
@@ -188,7 +225,10 @@ class Results:
                     else pd.NaT,
                 }
             )
-        return pd.DataFrame(rows, columns=RUN_COLUMNS) if rows else _empty(RUN_COLUMNS)
+        if not rows:
+            return _empty(RUN_COLUMNS, _RUN_TYPES)
+        # (robust_accuracy None made an object column; finished NaT alone datetime64[s])
+        return pd.DataFrame(rows, columns=RUN_COLUMNS).astype(_RUN_TYPES)
 
     def samples(self, run_id: str | None = None) -> pd.DataFrame:
         """Per sample: data-set index, label, clean prediction, shard (for one run or all;
@@ -196,7 +236,7 @@ class Results:
         frames = [pd.DataFrame(self.store.samples(r)) for r in self._run_ids(run_id)]
         frames = [f for f in frames if len(f)]
         if not frames:
-            return _empty(SAMPLE_COLUMNS)
+            return _empty(SAMPLE_COLUMNS, _SAMPLE_TYPES)
         frame = pd.concat(frames, ignore_index=True)
         frame["clean_correct"] = frame["y"] == frame["clean_pred"]
         return frame[SAMPLE_COLUMNS]
@@ -250,7 +290,7 @@ class Results:
             frame["success_within_eps"] = [fooled_within_eps(params[r["attack"]], r) for r in rows]
             frames.append(frame)
         if not frames:
-            return _empty(RESULT_COLUMNS)
+            return _empty(RESULT_COLUMNS, _RESULT_TYPES)
         frame = pd.concat(frames, ignore_index=True)
         return frame[RESULT_COLUMNS]
 
@@ -269,7 +309,7 @@ class Results:
             for c in self.store.checks(r)
         ]
         if not rows:
-            return _empty(CHECK_COLUMNS).astype({"flagged": bool})
+            return _empty(CHECK_COLUMNS, _CHECK_TYPES)
         return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
     def decision_curve(

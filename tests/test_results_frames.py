@@ -419,3 +419,32 @@ def test_median_l2_plot_names_the_defended_model_in_its_title(store):
     res = rr.Results(store)
     assert plots.median_l2_vs_queries(res, "d").axes[0].get_title() == "m + bit-depth:bits=4"
     assert plots.median_l2_vs_queries(res, "p").axes[0].get_title() == "m"
+
+
+def test_frames_keep_their_column_types_on_any_store(store):
+    """Numbers and times were typeless where no row set them: an empty store's ``started`` had
+    no ``.dt`` (AttributeError) and its counts and norms were objects, and a store of
+    minimum-norm runs alone (no worst case) had a ``robust_accuracy`` of None, an object column
+    whose ``.round(2)`` raised TypeError. Every frame now has the same number, boolean and time
+    types whatever the store holds."""
+    res = rr.Results(store)
+    frames = {
+        "runs": lambda: res.runs,
+        "samples": res.samples,
+        "results": res.results,
+        "checks": res.checks,
+    }
+    empty = {name: get() for name, get in frames.items()}
+    assert empty["runs"]["started"].dt.date.empty
+    traj = [[4, 1.0]]
+    add_run(store, "mn", {"cgba": (CGBA, [(True, False, 1.0, traj), (False, True, 0.0, [])])}, n=2)
+    runs = res.runs
+    assert runs["robust_accuracy"].dtype == float and runs["robust_accuracy"].isna().all()
+    assert runs["robust_accuracy"].round(2).isna().all()
+    add_run(store, "w", {"fgsm": (LINF, robust("rf"))}, n=2, finished=False)
+    full = {name: get() for name, get in frames.items()}
+    for name, frame in full.items():
+        typed = [c for c in frame.columns if frame[c].dtype.kind in "biufM"]
+        assert typed, name
+        for col in typed:
+            assert empty[name][col].dtype == frame[col].dtype, (name, col)
