@@ -246,10 +246,16 @@ class Results:
 
         - ``attacked``: the sample was classified correctly, so the attack ran on it;
         - ``success``: the attack fooled the model (re-predicted at ``x_adv``), at any distance
-          for a minimum-norm attack; ``robust``: correct and not fooled within the threat model;
+          for a minimum-norm attack; ``robust``: correct and not fooled within the threat model
+          (its mean over an attack's rows is that attack's robust accuracy) - except for a
+          minimum-norm attack without an ε (``attack_eps`` NaN), which has no threat model:
+          there it is "not fooled at any distance", and its mean is no robust accuracy (the
+          report's is NaN; select ``attack_eps.notna()`` before averaging ``robust``);
         - ``norm``: the perturbation's size in the attack's norm (float; ``l2``, ``linf``: both);
         - ``queries``, ``gradients``: forward passes (label queries) and gradients spent;
-        - ``trajectory`` (decision attacks: JSON ``[[queries, L2], ...]``), ``stage`` (ensembles);
+        - ``trajectory`` (decision attacks: JSON ``[[queries, L2], ...]``), ``stage`` (an
+          ensemble such as ``auto``: the index in its ``stages`` of the stage that fooled the
+          sample, -1 for none; missing for other attacks);
         - ``model``, ``dataset``, ``threat_norm``, ``threat_eps``: the run's model, data set and
           threat model (``linf``/``l2`` and its ε); ``defenses``: the run's defenses as text,
           innermost first (``"input-noise:sigma=0.1,votes=25, bit-depth:bits=4,bpda=false"``;
