@@ -169,7 +169,8 @@ def median_l2_vs_queries(
                 f" (fewer than half of {attacked} images fooled within "
                 f"{report['params']['max_queries']} queries)"
             )
-        ax.plot(curve["queries"], curve["median_l2"], label=label)
+        # marked: a median finite at one budget only (inf before it) has no segment to draw
+        ax.plot(curve["queries"], curve["median_l2"], marker=".", label=label)
     ax.set_xlabel("queries")
     ax.set_ylabel("median L2")
     ax.set_yscale("log")

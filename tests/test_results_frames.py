@@ -448,3 +448,15 @@ def test_frames_keep_their_column_types_on_any_store(store):
         assert typed, name
         for col in typed:
             assert empty[name][col].dtype == frame[col].dtype, (name, col)
+
+
+def test_median_l2_plot_shows_a_median_found_at_one_budget_only(store):
+    """Where more than half of the images are fooled only within the last budget, the median
+    is finite at that one point and inf before: a line without markers drew nothing there (a
+    lone point has no segment), though the legend named the attack."""
+    late = [(True, False, 2.0, [[59, 2.0]])] * 2 + [(False, True, 0.0, [])]
+    add_run(store, "late", {"cgba": (CGBA, late)}, n=3)
+    ax = plots.median_l2_vs_queries(rr.Results(store), "late").axes[0]
+    (line,) = ax.get_lines()
+    assert np.isfinite(line.get_ydata()).sum() == 1
+    assert line.get_marker() not in ("None", "", " ", None)
