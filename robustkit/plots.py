@@ -4,12 +4,14 @@ calls ``plt.show``."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .errors import InputError, RobustkitError
+from .results import given
 from .threat import check_norm
 
 if TYPE_CHECKING:
@@ -46,7 +48,6 @@ def robust_accuracy_vs_eps(
     one norm; an ``ax`` given takes one panel only.
     """
     from .leaderboard import build, norm_title
-    from .results import given
 
     plt = _plt()
     for value, what, example in (
@@ -142,8 +143,6 @@ def median_l2_vs_queries(
     if isinstance(attacks, str):  # one label, not one attack per letter ("no attack 'c'")
         attacks = [attacks]
     elif attacks is not None and not isinstance(attacks, (list, tuple)):  # (a number: TypeError)
-        from .results import given
-
         raise InputError(
             "an attack label is text, or a list of labels (the attacks in run "
             f"{summary['run_id']}: {', '.join(summary['attacks'])}), got {given(attacks)}"
@@ -201,13 +200,31 @@ def _images(what: str, images: Any) -> torch.Tensor:
     return out.detach().cpu()
 
 
+def _is_index(value: Any) -> bool:
+    """Whether ``value`` is a class index: a whole number (``3``, ``np.int64(3)``, ``3.0``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and int(value) == value
+
+
 def _titles(what: str, labels: Any, n: int, classes: list[str] | None) -> list[str] | None:
     """The titles of the first ``n`` images from their labels (class names where ``classes``
     is given), or a one-line error: too few labels, or a label with no class name, was an
     IndexError."""
     if labels is None:
         return None
-    values = [int(k) for k in list(labels)[:n]]
+    try:  # a tensor or an array as its numbers (a 0-d one as one number: no labels)
+        raw = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    except TypeError:  # (one number: int() and iteration failed with tracebacks)
+        raw = None
+    if isinstance(raw, list):  # a list of 0-d tensors or arrays: their numbers
+        raw = [k.item() if getattr(k, "ndim", None) == 0 else k for k in raw]
+    if not isinstance(raw, list) or not all(_is_index(k) for k in raw):
+        raise RobustkitError(
+            f"adversarial_grid: {what} must be class indices, one whole number per image (a "
+            f"list, a tensor or an array; class names go in classes=), got {given(labels)}"
+        )
+    values = [int(k) for k in raw[:n]]
     if len(values) < n:
         raise RobustkitError(
             f"adversarial_grid: {what} has {len(values)} labels for {n} images; pass one per image"
@@ -236,6 +253,11 @@ def adversarial_grid(
     ``x`` and ``x_adv``: N×C×H×W images in [0, 1], as tensors or NumPy arrays (the ``x_adv``
     of a ``--save-adv`` file)."""
     plt = _plt()
+    # ("8" or None failed in a comparison, 2.5 inside matplotlib)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise RobustkitError(
+            f"adversarial_grid: n is the number of images to show, a whole number, got {given(n)}"
+        )
     x, x_adv = _images("x", x), _images("x_adv", x_adv)
     if x.shape[0] == 0 or n < 1:
         raise RobustkitError(

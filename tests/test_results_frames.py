@@ -460,3 +460,23 @@ def test_median_l2_plot_shows_a_median_found_at_one_budget_only(store):
     (line,) = ax.get_lines()
     assert np.isfinite(line.get_ydata()).sum() == 1
     assert line.get_marker() not in ("None", "", " ", None)
+
+
+@pytest.mark.parametrize("n", ["8", 2.5, None, True])
+def test_adversarial_grid_n_that_is_no_count_is_a_one_line_error(n):
+    """``n="8"`` or ``n=None`` failed comparing it with 0 (TypeError), ``n=2.5`` deep in
+    matplotlib ("Number of columns must be a positive integer")."""
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.raises(RobustkitError, match=r"^adversarial_grid: n is the number of images"):
+        plots.adversarial_grid(x, x, n=n)
+
+
+@pytest.mark.parametrize(
+    "labels", [["a", "b", "c", "d"], 3, torch.tensor(3), torch.tensor([[1, 2], [3, 4]]), [0.5] * 4]
+)
+def test_adversarial_grid_labels_that_are_no_class_indices_are_one_line_errors(labels):
+    """Class names given as ``y``, one number, a 0-d or a 2-D tensor ended in ValueError or
+    TypeError tracebacks from ``int()`` or iteration (and 0.5 was shown as class 0)."""
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.raises(RobustkitError, match=r"^adversarial_grid: y must be class indices"):
+        plots.adversarial_grid(x, x, y=labels)
