@@ -29,6 +29,18 @@ def _plt():
     return plt
 
 
+def _check_results(results: Any) -> None:
+    """A one-line error unless ``results`` is an opened store: a path to it, the Store or one
+    of its frames (``res.runs``) ended in AttributeError tracebacks."""
+    from .results import Results
+
+    if not isinstance(results, Results):
+        raise RobustkitError(
+            "the plots take the opened results store, robustkit.results.open(db) (or open() "
+            f"for the default one), got {given(results)}"
+        )
+
+
 def robust_accuracy_vs_eps(
     results: Results,
     model: str | None = None,
@@ -50,6 +62,7 @@ def robust_accuracy_vs_eps(
     from .leaderboard import build, norm_title
 
     plt = _plt()
+    _check_results(results)
     for value, what, example in (
         (model, "a model name", "mnist/cnn-tiny-at"),
         (attack, "an attack label", "pgd"),
@@ -139,6 +152,7 @@ def median_l2_vs_queries(
     fewer than half are fooled (a line with no point at all says so in the legend). A run that
     attacked no image has no curve: a one-line error."""
     plt = _plt()
+    _check_results(results)
     summary = results.summary(run_id)
     if isinstance(attacks, str):  # one label, not one attack per letter ("no attack 'c'")
         attacks = [attacks]

@@ -126,7 +126,8 @@ def given(value: object) -> str:
         except TypeError:  # (a 0-d array)
             n = None
         if n is not None:
-            return f"a {type(value).__name__} of {n} value{'s' if n != 1 else ''}"
+            unit = "row" if isinstance(value, pd.DataFrame) else "value"
+            return f"a {type(value).__name__} of {n} {unit}{'s' if n != 1 else ''}"
     return f"{type(value).__name__} {value!r:.40}"
 
 

@@ -480,3 +480,15 @@ def test_adversarial_grid_labels_that_are_no_class_indices_are_one_line_errors(l
     x = torch.rand(4, 1, 8, 8)
     with pytest.raises(RobustkitError, match=r"^adversarial_grid: y must be class indices"):
         plots.adversarial_grid(x, x, y=labels)
+
+
+def test_plots_given_no_opened_store_say_what_to_pass(store, tmp_path):
+    """The plots take the opened store (``robustkit.results.open(db)``); a path to it, the
+    Store or a frame of it (``res.runs``) ended in AttributeError ('str' object has no
+    attribute 'store')."""
+    add_run(store, "r1", {"cgba": (CGBA, [(True, True, 1.0, [[3, 1.0]])] * 2)}, n=2)
+    res = rr.Results(store)
+    for bad in (str(tmp_path / "r.db"), tmp_path / "r.db", store, res.runs):
+        for plot in (plots.robust_accuracy_vs_eps, lambda r: plots.median_l2_vs_queries(r, "r1")):
+            with pytest.raises(RobustkitError, match=r"^the plots take the opened results .*open"):
+                plot(bad)
