@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, RobustkitError
 from .store import Store, defense_names, find_run
 from .tables import names_text
 
@@ -140,11 +140,25 @@ class Results:
     """Read-only DataFrame views of a results store."""
 
     def __init__(self, store: Store):
-        self.store = store
+        self._store = store
+        self._closed = False
+
+    @property
+    def store(self) -> Store:
+        """The open store, or a one-line error once it was closed (a read then ended in
+        sqlite3.ProgrammingError: a ``with`` block's end closes it, a later cell reads on)."""
+        if self._closed:
+            raise RobustkitError(
+                f"the results store {self._store.path} is closed (a `with` block around "
+                "robustkit.results.open ended, or close() was called); open it again: "
+                "robustkit.results.open(db)"
+            )
+        return self._store
 
     def close(self) -> None:
         """Close the results store (also done on leaving a ``with`` block)."""
-        self.store.close()
+        self._store.close()
+        self._closed = True
 
     def __enter__(self) -> Results:
         return self

@@ -492,3 +492,27 @@ def test_plots_given_no_opened_store_say_what_to_pass(store, tmp_path):
         for plot in (plots.robust_accuracy_vs_eps, lambda r: plots.median_l2_vs_queries(r, "r1")):
             with pytest.raises(RobustkitError, match=r"^the plots take the opened results .*open"):
                 plot(bad)
+
+
+def test_a_closed_results_store_is_a_one_line_error(tmp_path):
+    """``with rr.open(db) as res:`` closes the store at the block's end; reading it in a later
+    notebook cell ended in sqlite3.ProgrammingError ("Cannot operate on a closed database")."""
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        add_run(store, "r1", {"cgba": (CGBA, [(True, True, 1.0, [[3, 1.0]])] * 2)}, n=2)
+    with rr.open(db) as res:
+        assert len(res.runs) == 1
+    calls = [
+        lambda: res.runs,
+        res.samples,
+        res.results,
+        res.checks,
+        lambda: res.summary("r1"),
+        lambda: res.decision_curve("r1", "cgba"),
+        lambda: plots.robust_accuracy_vs_eps(res),
+        lambda: plots.median_l2_vs_queries(res, "r1"),
+    ]
+    for call in calls:
+        with pytest.raises(RobustkitError, match=r"^the results store .*r\.db is closed.*open\("):
+            call()
+    res.close()  # closing twice is no error
