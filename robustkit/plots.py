@@ -56,8 +56,9 @@ def robust_accuracy_vs_eps(
     latest (:func:`robustkit.leaderboard.build`). It plots the run's worst-case robust accuracy,
     or with ``attack=`` (a label as stored, any case) that attack's, skipping runs without it;
     attacks that do not count in the worst case (minimum-norm, label-only attacks without an ε)
-    have no robust accuracy at an ε and are never plotted. ``norm=`` (``linf`` or ``l2``) keeps
-    one norm; an ``ax`` given takes one panel only.
+    have no robust accuracy at an ε and are never plotted. A point whose run the sanity checks
+    flag (UNRELIABLE in the leaderboard; :meth:`Results.checks` says why) is crossed out in
+    red. ``norm=`` (``linf`` or ``l2``) keeps one norm; an ``ax`` given takes one panel only.
     """
     from .leaderboard import build, norm_title
 
@@ -108,7 +109,8 @@ def robust_accuracy_vs_eps(
             if acc is None or (isinstance(acc, float) and math.isnan(acc)):
                 continue
             line = panels.setdefault((t["dataset"], t["norm"]), {})
-            line.setdefault((r["model"], r["defenses"]), []).append((t["eps"], acc))
+            point = (t["eps"], acc, bool(r["flags"]))  # flagged: UNRELIABLE in the leaderboard
+            line.setdefault((r["model"], r["defenses"]), []).append(point)
     if not panels:
         raise RobustkitError(
             f"no {what}"
@@ -128,10 +130,21 @@ def robust_accuracy_vs_eps(
     else:
         axes = [ax]
     for a, key in zip(axes, keys, strict=True):
+        flagged: list[tuple[float, float]] = []
         for (name, defenses), values in sorted(panels[key].items()):
-            eps, acc = zip(*sorted(values), strict=True)
+            eps, acc, flags = zip(*sorted(values), strict=True)
             label = name + (f" + {defenses}" if defenses else "")
             a.plot(eps, [100 * v for v in acc], marker="o", label=label)
+            flagged += [(e, 100 * v) for e, v, f in zip(eps, acc, flags, strict=True) if f]
+        if flagged:
+            a.plot(
+                *zip(*flagged, strict=True),
+                linestyle="none",
+                marker="x",
+                markersize=10,
+                color="red",
+                label="flagged by sanity checks (unreliable)",
+            )
         a.set_title(norm_title(*key))
         a.set_xlabel("ε" + (" (L∞)" if key[1] == "linf" else " (L2)"))
         a.set_ylabel("robust accuracy (%)" + (f", {attack}" if attack else ", worst case"))

@@ -516,3 +516,20 @@ def test_a_closed_results_store_is_a_one_line_error(tmp_path):
         with pytest.raises(RobustkitError, match=r"^the results store .*r\.db is closed.*open\("):
             call()
     res.close()  # closing twice is no error
+
+
+def test_robust_accuracy_plot_marks_the_points_the_leaderboard_marks_unreliable(store):
+    """A run its sanity checks flag (gradient masking, as behind bit-depth without BPDA) is
+    marked UNRELIABLE in every leaderboard, but the plot drew its point like any
+    other. Flagged points now carry a mark of their own, named in the legend."""
+    add_run(store, "ok", {"fgsm": (LINF, robust("rrff"))}, eps=0.1)
+    add_run(store, "ok3", {"fgsm": (LINF, robust("rfff"))}, eps=0.3)
+    add_run(store, "masked", {"fgsm": (LINF, robust("rrff"))}, eps=0.2, checks=False)
+    store.write_checks("masked", [("gradient_masking", True, "input gradients are zero")])
+    lines = _lines(plots.robust_accuracy_vs_eps(rr.Results(store)))["MNIST, L∞"]
+    assert lines["m"] == [(0.1, 50.0), (0.2, 50.0), (0.3, 25.0)]
+    flagged = [k for k in lines if k.startswith("flagged")]
+    assert flagged == ["flagged by sanity checks (unreliable)"]
+    assert lines[flagged[0]] == [(0.2, 50.0)]
+    plain = _lines(plots.robust_accuracy_vs_eps(rr.Results(store), norm="linf"))
+    assert len(plain["MNIST, L∞"]) == 2  # one flagged-mark entry per panel, not per point
