@@ -151,6 +151,8 @@ def robust_accuracy_vs_eps(
         a.set_ylim(0, 100)
         a.legend(fontsize="small")
         a.grid(alpha=0.3)
+    if ax is None:  # laid out, or savefig cut the ε label off (a given ax: the caller's)
+        axes[0].figure.tight_layout()
     return axes[0].figure
 
 
@@ -167,6 +169,7 @@ def median_l2_vs_queries(
     plt = _plt()
     _check_results(results)
     summary = results.summary(run_id)
+    own = ax is None
     if isinstance(attacks, str):  # one label, not one attack per letter ("no attack 'c'")
         attacks = [attacks]
     elif attacks is not None and not isinstance(attacks, (list, tuple)):  # (a number: TypeError)
@@ -205,6 +208,8 @@ def median_l2_vs_queries(
     ax.set_title(summary["model"] + (f" + {defenses}" if defenses else ""))
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+    if own:  # laid out, or savefig cut the "queries" label off (a given ax: the caller's)
+        ax.figure.tight_layout()
     return ax.figure
 
 

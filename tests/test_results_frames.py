@@ -533,3 +533,25 @@ def test_robust_accuracy_plot_marks_the_points_the_leaderboard_marks_unreliable(
     assert lines[flagged[0]] == [(0.2, 50.0)]
     plain = _lines(plots.robust_accuracy_vs_eps(rr.Results(store), norm="linf"))
     assert len(plain["MNIST, L∞"]) == 2  # one flagged-mark entry per panel, not per point
+
+
+def _inside(fig) -> bool:
+    """Whether every axis label and title of ``fig`` lies inside it (as saved, no bbox)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    w, h = fig.canvas.get_width_height()
+    texts = [t for ax in fig.axes for t in (ax.xaxis.label, ax.yaxis.label, ax.title)]
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+    return all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= w and b.y1 <= h for b in boxes)
+
+
+def test_plots_saved_with_savefig_keep_their_axis_labels(store):
+    """``fig.savefig("plot.png")`` (no bbox_inches, as outside a notebook) cut the x label
+    ("ε (L∞)", "queries") off the bottom of both plots: the figures were not laid out."""
+    add_run(store, "a", {"fgsm": (LINF, robust("rrff"))}, eps=0.1)
+    add_run(store, "b", {"fgsm": (LINF, robust("rfff"))}, eps=0.3)
+    add_run(store, "l2", {"pgd": ({"norm": "l2"}, robust("rrff"))}, norm="l2", eps=1.0)
+    add_run(store, "d", {"cgba": (CGBA, [(True, True, 1.0, [[3, 5.0], [30, 1.0]])] * 3)}, n=3)
+    res = rr.Results(store)
+    assert _inside(plots.robust_accuracy_vs_eps(res))
+    assert _inside(plots.median_l2_vs_queries(res, "d"))
