@@ -401,6 +401,10 @@ def test_median_l2_plot_says_when_there_is_no_curve_to_draw(store):
     res = rr.Results(store)
     with pytest.raises(RobustkitError, match=r"^run mis: cgba attacked no image .*2 images"):
         plots.median_l2_vs_queries(res, "mis")
+    fields = {k: v for k, v in store.get_run("mis").items() if k not in ("run_id", "started")}
+    store.start_run("new", {**fields, "status": "running", "finished": None})  # no shard yet
+    with pytest.raises(RobustkitError, match=r"^run new has no stored results yet \(running"):
+        plots.median_l2_vs_queries(res, "new")
     ax = plots.median_l2_vs_queries(res, "hard").axes[0]
     (line,) = ax.get_lines()
     assert np.isinf(line.get_ydata()).all()
