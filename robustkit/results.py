@@ -207,8 +207,9 @@ class Results:
     @property
     def runs(self) -> pd.DataFrame:
         """One row per run: identity, threat model, accuracies (worst case; NaN for a run
-        without an attack that has an ε), flags, times (columns :data:`RUN_COLUMNS`), from one
-        snapshot of the store (a run another process
+        without an attack that has an ε), flags, times (columns :data:`RUN_COLUMNS`;
+        ``defenses`` as text, as :meth:`results` has it, ``attacks`` and ``flags`` as lists of
+        labels and check names), from one snapshot of the store (a run another process
         deletes meanwhile is read as it was)."""
         from .runner import summarize
 
@@ -226,7 +227,8 @@ class Results:
                     "eps": run["eps"],
                     "targeted": s["threat_model"]["targeted"],
                     "attacks": list(s["attacks"]),
-                    "defenses": s["defenses"],
+                    # as text, as in results(): a list made any groupby or pivot on it fail
+                    "defenses": ", ".join(s["defenses"]),
                     "n": s["n"],
                     "clean_accuracy": s["clean_accuracy"],
                     "robust_accuracy": s["robust_accuracy"],

@@ -887,7 +887,7 @@ def test_runs_of_one_defense_stored_before_and_after_full_digit_texts_read_alike
     assert "rising_with_eps" in tables[0.3]["rows"][0]["flags"]
     assert "rising_with_eps" in rows["a"]["flags"]
     assert listed == {rid: [exact] for rid in ("old-a", "new-a", "old-b", "new-b")}
-    assert frame_runs == listed
+    assert frame_runs == {rid: ", ".join(texts) for rid, texts in listed.items()}  # as text
     assert frame_results == {exact}
 
 

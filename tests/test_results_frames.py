@@ -559,3 +559,23 @@ def test_plots_saved_with_savefig_keep_their_axis_labels(store):
     res = rr.Results(store)
     assert _inside(plots.robust_accuracy_vs_eps(res))
     assert _inside(plots.median_l2_vs_queries(res, "d"))
+
+
+def test_the_runs_frame_names_defenses_as_the_results_frame_does(store):
+    """``Results.runs`` held each run's defenses as a list, so the natural table of robust
+    accuracy by model and ε, ``runs.pivot_table(index=["model", "defenses"], columns="eps",
+    ...)`` (or any groupby on defenses), raised TypeError: unhashable type: 'list'. It is now
+    the text the per-sample frame has ('' for none), one key for both frames."""
+    bits = {"bit-depth:bits=4": {"bits": 4}}
+    add_run(store, "p1", {"fgsm": (LINF, robust("rrff"))}, eps=0.1)
+    add_run(store, "p3", {"fgsm": (LINF, robust("rfff"))}, eps=0.3)
+    add_run(store, "d1", {"fgsm": (LINF, robust("rrrr"))}, eps=0.1, defenses=bits)
+    res = rr.Results(store)
+    runs = res.runs
+    table = runs.pivot_table(
+        index=["model", "defenses"], columns="eps", values="robust_accuracy"
+    ).to_dict("index")
+    assert table[("m", "")] == {0.1: 0.5, 0.3: 0.25}
+    assert table[("m", "bit-depth:bits=4")][0.1] == 1.0
+    per_sample = res.results().drop_duplicates("run_id").set_index("run_id")["defenses"]
+    assert runs.set_index("run_id")["defenses"].to_dict() == per_sample.to_dict()
