@@ -34,12 +34,14 @@ RUN_COLUMNS = [
     "run_id",
     "model",
     "dataset",
+    "split",
     "norm",
     "eps",
     "targeted",
     "attacks",
     "defenses",
     "n",
+    "correct_only",
     "clean_accuracy",
     "robust_accuracy",
     "status",
@@ -84,6 +86,7 @@ _RUN_TYPES = {
     "eps": "float64",
     "targeted": "bool",
     "n": "int64",
+    "correct_only": "bool",
     "clean_accuracy": "float64",
     "robust_accuracy": "float64",
     "seed": "int64",
@@ -206,11 +209,12 @@ class Results:
     # -- frames -------------------------------------------------------------------------------
     @property
     def runs(self) -> pd.DataFrame:
-        """One row per run: identity, threat model, accuracies (worst case; NaN for a run
-        without an attack that has an ε), flags, times (columns :data:`RUN_COLUMNS`;
-        ``defenses`` as text, as :meth:`results` has it, ``attacks`` and ``flags`` as lists of
-        labels and check names), from one snapshot of the store (a run another process
-        deletes meanwhile is read as it was)."""
+        """One row per run: identity, data split, threat model, whether only the correctly
+        classified images were taken (``correct_only``: clean accuracy 1 by selection),
+        accuracies (worst case; NaN for a run without an attack that has an ε), flags, times
+        (columns :data:`RUN_COLUMNS`; ``defenses`` as text, as :meth:`results` has it,
+        ``attacks`` and ``flags`` as lists of labels and check names), from one snapshot of
+        the store (a run another process deletes meanwhile is read as it was)."""
         from .runner import summarize
 
         with self.store.snapshot():
@@ -223,6 +227,7 @@ class Results:
                     "run_id": run["run_id"],
                     "model": run["model"],
                     "dataset": run["dataset"],
+                    "split": run["split"],
                     "norm": run["norm"],
                     "eps": run["eps"],
                     "targeted": s["threat_model"]["targeted"],
@@ -230,6 +235,9 @@ class Results:
                     # as text, as in results(): a list made any groupby or pivot on it fail
                     "defenses": ", ".join(s["defenses"]),
                     "n": s["n"],
+                    # its clean accuracy is 1 by selection (the leaderboard's robust tables
+                    # leave such runs out, as runs on another split than test)
+                    "correct_only": bool(s["correct_only"]),
                     "clean_accuracy": s["clean_accuracy"],
                     "robust_accuracy": s["robust_accuracy"],
                     "status": run["status"],

@@ -579,3 +579,18 @@ def test_the_runs_frame_names_defenses_as_the_results_frame_does(store):
     assert table[("m", "bit-depth:bits=4")][0.1] == 1.0
     per_sample = res.results().drop_duplicates("run_id").set_index("run_id")["defenses"]
     assert runs.set_index("run_id")["defenses"].to_dict() == per_sample.to_dict()
+
+
+def test_the_runs_frame_tells_runs_of_correct_images_only_and_of_another_split(store):
+    """A run of the correctly classified images only (``correct_only``, as the example
+    notebook's CGBA run) showed clean accuracy 1.0 like a model right on every image, and a
+    run on the train split looked like a test-set run: the frame had neither fact, which the
+    leaderboard uses to leave such runs out of its robust-accuracy tables."""
+    add_run(store, "all", {"fgsm": (LINF, robust("rf"))}, n=2)
+    add_run(store, "sel", {"fgsm": (LINF, robust("rf"))}, n=2, config={"correct_only": True})
+    add_run(store, "train", {"fgsm": (LINF, robust("rf"))}, n=2, split="train")
+    runs = rr.Results(store).runs.set_index("run_id")
+    assert runs["correct_only"].to_dict() == {"all": False, "sel": True, "train": False}
+    assert runs["split"].to_dict() == {"all": "test", "sel": "test", "train": "train"}
+    assert runs["correct_only"].dtype == bool
+    assert rr.Results(store).runs.columns.tolist() == rr.RUN_COLUMNS
