@@ -311,11 +311,11 @@ def adversarial_grid(
     delta = x_adv[:n] - x[:n]
     scale = delta.abs().amax().clamp_min(1e-12)
 
-    def show(ax, img):
+    def show(ax, img):  # as arrays: a tensor's __array__ takes no copy= (NumPy 2 warned)
         if img.shape[0] == 1:
-            ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
         else:
-            ax.imshow(img.permute(1, 2, 0).clamp(0, 1))
+            ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
         ax.set_xticks([])
         ax.set_yticks([])
 

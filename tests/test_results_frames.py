@@ -594,3 +594,15 @@ def test_the_runs_frame_tells_runs_of_correct_images_only_and_of_another_split(s
     assert runs["split"].to_dict() == {"all": "test", "sel": "test", "train": "train"}
     assert runs["correct_only"].dtype == bool
     assert rr.Results(store).runs.columns.tolist() == rr.RUN_COLUMNS
+
+
+def test_adversarial_grid_hands_matplotlib_arrays_not_tensors():
+    """The images went to imshow as tensors, whose __array__ takes no ``copy``: NumPy 2 warned
+    (DeprecationWarning, an error under ``-W error`` and in NumPy's future) on every image."""
+    import warnings
+
+    x = torch.rand(2, 3, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.adversarial_grid(x, x.flip(-1))
+        plots.adversarial_grid(x[:, :1], x[:, :1].flip(-1))
