@@ -21,6 +21,15 @@ from robustkit.store import Store  # noqa: E402
 from .fake_store import CGBA, LINF, add_run, robust  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Each test's figures are closed after it (pyplot keeps them: past 20 it warns)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture
 def store(tmp_path):
     s = Store.open(tmp_path / "r.db")
