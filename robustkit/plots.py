@@ -180,6 +180,11 @@ def median_l2_vs_queries(
     names = attacks or [k for k, v in summary["attacks"].items() if v["family"] == "decision"]
     if not names:
         raise RobustkitError(f"run {run_id} has no decision-based attack")
+    if not summary["n"]:  # (said "the model misclassified all 0 images")
+        raise RobustkitError(
+            f"run {summary['run_id']} has no stored results yet ({summary['status']}: "
+            "rerun its command to resume it); there is no curve to plot"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     for name in names:
@@ -188,11 +193,6 @@ def median_l2_vs_queries(
         label = next((k for k in summary["attacks"] if k.lower() == name.lower()), name)
         report = summary["attacks"][label]
         attacked = report["decision"]["n"]
-        if not summary["n"]:  # (said "the model misclassified all 0 images")
-            raise RobustkitError(
-                f"run {summary['run_id']} has no stored results yet ({summary['status']}: "
-                "rerun its command to resume it); there is no curve to plot"
-            )
         if not attacked:  # every median NaN: an empty axis said nothing of why
             raise RobustkitError(
                 f"run {summary['run_id']}: {label} attacked no image (the model misclassified "

@@ -9,11 +9,11 @@ res.decision_curve(run_id, "cgba")   # median L2 and success at ε against queri
 
 Every frame has its fixed columns, its numbers, booleans and times typed as such, even when it
 has no rows (an empty store, a run without checks), so that column access, ``query`` and ``.dt``
-work the same on every store. A run id may be given
-whole or as a unique start of it (4 characters or more, in any case), as ``robustkit runs show``
-takes it. A run id or attack label that the store does not hold is an
-:class:`~robustkit.errors.InputError` naming the valid ones (as is a start too short or shared by
-several runs); attack labels match in any case (they are stored in their registered spelling).
+work the same on every store. A run id may be given whole or as a unique start of it (4
+characters or more, in any case), as ``robustkit runs show`` takes it. A run id or attack label
+that the store does not hold, or one that is not text, is an :class:`~robustkit.errors.InputError`
+naming the valid ones (as is a start too short or shared by several runs); attack labels match
+in any case (they are stored in their registered spelling).
 """
 
 from __future__ import annotations
