@@ -94,6 +94,7 @@ def robust_accuracy_vs_eps(
         model = match[0]
     panels: dict[tuple, dict[tuple, list]] = {}
     labels: set[str] = set()
+    stored = attack
     for t in tables:
         for r in t["rows"]:
             if model is not None and r["model"] != model:
@@ -106,6 +107,7 @@ def robust_accuracy_vs_eps(
                 if not hit:
                     continue  # this run lacks the attack: no point rather than another figure
                 acc = r["robust"][hit[0]]
+                stored = hit[0]  # the label as stored, for the axis (not as typed)
             if acc is None or (isinstance(acc, float) and math.isnan(acc)):
                 continue
             line = panels.setdefault((t["dataset"], t["norm"]), {})
@@ -147,7 +149,7 @@ def robust_accuracy_vs_eps(
             )
         a.set_title(norm_title(*key))
         a.set_xlabel("ε" + (" (L∞)" if key[1] == "linf" else " (L2)"))
-        a.set_ylabel("robust accuracy (%)" + (f", {attack}" if attack else ", worst case"))
+        a.set_ylabel("robust accuracy (%)" + (f", {stored}" if attack else ", worst case"))
         a.set_ylim(0, 100)
         a.legend(fontsize="small")
         a.grid(alpha=0.3)

@@ -615,3 +615,10 @@ def test_adversarial_grid_hands_matplotlib_arrays_not_tensors():
         warnings.simplefilter("error")
         plots.adversarial_grid(x, x.flip(-1))
         plots.adversarial_grid(x[:, :1], x[:, :1].flip(-1))
+
+
+def test_robust_accuracy_plot_labels_an_attack_as_stored(store):
+    """``attack="PGD"`` plotted the stored ``pgd`` but labelled the axis "PGD", as typed."""
+    add_run(store, "a", {"pgd": (LINF, robust("rrff"))}, eps=0.1)
+    fig = plots.robust_accuracy_vs_eps(rr.Results(store), attack="PGD")
+    assert fig.axes[0].get_ylabel() == "robust accuracy (%), pgd"
