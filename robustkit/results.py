@@ -357,6 +357,11 @@ class Results:
         Default budgets: 20 steps up to the attack's budget (``max_queries``), which is always
         the last. Default ``eps``: the attack's own, else the run's ε when its threat model is
         L2 (as ``robustkit evaluate`` reports it); without either there is no success column.
+        The ε used is ``frame.attrs["eps"]`` (None without one).
+
+        An image not yet fooled within a budget counts as infinitely far, so ``median_l2`` is
+        ``inf`` where fewer than half are fooled; every figure is NaN where no image was
+        attacked (the model misclassified them all).
         """
         from .budgets import check_budgets
         from .runner import decision_eps, decision_figures, is_decision
@@ -382,6 +387,7 @@ class Results:
         frame = pd.DataFrame({"queries": budgets, "median_l2": fig["median_l2"]})
         if eps is not None:
             frame["success_rate_at_eps"] = fig["success_rate_at_eps"]
+        frame.attrs["eps"] = eps  # (the default one was nowhere in the frame)
         return frame
 
 

@@ -622,3 +622,17 @@ def test_robust_accuracy_plot_labels_an_attack_as_stored(store):
     add_run(store, "a", {"pgd": (LINF, robust("rrff"))}, eps=0.1)
     fig = plots.robust_accuracy_vs_eps(rr.Results(store), attack="PGD")
     assert fig.axes[0].get_ylabel() == "robust accuracy (%), pgd"
+
+
+def test_decision_curve_says_the_eps_its_success_rate_is_at(store):
+    """The default ε of ``success_rate_at_eps`` (the attack's own, else the run's L2 ε) was
+    nowhere in the frame: a notebook printing it could not tell at which ε the rate was."""
+    traj = [[3, 5.0], [30, 1.0]]
+    add_run(store, "own", {"cgba": ({**CGBA, "eps": 0.5}, [(True, True, 1.0, traj)] * 2)}, n=2)
+    add_run(store, "run", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 2)}, n=2, norm="l2", eps=2.0)
+    add_run(store, "none", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 2)}, n=2)
+    res = rr.Results(store)
+    assert res.decision_curve("own", "cgba").attrs["eps"] == 0.5
+    assert res.decision_curve("run", "cgba").attrs["eps"] == 2.0
+    assert res.decision_curve("run", "cgba", eps="1/2").attrs["eps"] == 0.5
+    assert res.decision_curve("none", "cgba").attrs["eps"] is None
