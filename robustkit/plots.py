@@ -210,9 +210,10 @@ def median_l2_vs_queries(
     ax.set_xlabel("queries")
     ax.set_ylabel("median L2")
     ax.set_yscale("log")
-    # with its defenses, as the robust-accuracy plot's legend names a defended model
-    defenses = ", ".join(summary["defenses"])
-    ax.set_title(summary["model"] + (f" + {defenses}" if defenses else ""))
+    # with its defenses, as the robust-accuracy plot's legend names a defended model, one a
+    # line and smaller (a zoo name and a defense's full text in one line ran off the figure)
+    defenses = [f"+ {d}" for d in summary["defenses"]]
+    ax.set_title("\n".join([summary["model"], *defenses]), fontsize="medium" if defenses else None)
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     if own:  # laid out, or savefig cut the "queries" label off (a given ax: the caller's)

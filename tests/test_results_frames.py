@@ -430,8 +430,24 @@ def test_median_l2_plot_names_the_defended_model_in_its_title(store):
     add_run(store, "d", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)}, n=3, defenses=defenses)
     add_run(store, "p", {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)}, n=3)
     res = rr.Results(store)
-    assert plots.median_l2_vs_queries(res, "d").axes[0].get_title() == "m + bit-depth:bits=4"
+    assert plots.median_l2_vs_queries(res, "d").axes[0].get_title() == "m\n+ bit-depth:bits=4"
     assert plots.median_l2_vs_queries(res, "p").axes[0].get_title() == "m"
+
+
+def test_median_l2_plot_keeps_a_long_defended_title_inside_the_figure(store):
+    """A zoo name and a defense's full text in one title line ran off the figure's right edge
+    ("cifar10/resnet20 + input-noise:sigma=0.02,votes" in a saved figure)."""
+    traj = [[3, 5.0], [30, 1.0]]
+    defenses = {"input-noise:sigma=0.0313725490196,votes=25": {"sigma": 8 / 255, "votes": 25}}
+    add_run(
+        store,
+        "d",
+        {"cgba": (CGBA, [(True, True, 1.0, traj)] * 3)},
+        n=3,
+        model="cifar10/resnet20",
+        defenses=defenses,
+    )
+    assert _inside(plots.median_l2_vs_queries(rr.Results(store), "d"))
 
 
 def test_frames_keep_their_column_types_on_any_store(store):
