@@ -271,7 +271,9 @@ class Results:
 
         - ``attacked``: the sample was classified correctly, so the attack ran on it;
         - ``success``: the attack fooled the model (re-predicted at ``x_adv``), at any distance
-          for a minimum-norm attack; ``robust``: correct and not fooled within the threat model
+          for a minimum-norm attack; a sample not attacked (``x_adv`` is its clean image,
+          already misclassified) reads True for an untargeted attack, so count successes over
+          the ``attacked`` rows, as ``success_within_eps`` below; ``robust``: correct and not fooled within the threat model
           (its mean over an attack's rows is that attack's robust accuracy) - except for a
           minimum-norm attack without an ε (``attack_eps`` NaN), which has no threat model:
           there it is "not fooled at any distance", and its mean is no robust accuracy (the
