@@ -212,7 +212,8 @@ class Results:
         """One row per run: identity, data split, threat model, whether only the correctly
         classified images were taken (``correct_only``: clean accuracy 1 by selection),
         accuracies (worst case; NaN for a run without an attack that has an ε), flags, times
-        (columns :data:`RUN_COLUMNS`; ``defenses`` as text, as :meth:`results` has it,
+        (``started``, ``finished``: in UTC, as ``robustkit runs list`` shows them, without a
+        time zone; NaT while unfinished) (columns :data:`RUN_COLUMNS`; ``defenses`` as text, as :meth:`results` has it,
         ``attacks`` and ``flags`` as lists of labels and check names), from one snapshot of
         the store (a run another process deletes meanwhile is read as it was)."""
         from .runner import summarize
