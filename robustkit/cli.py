@@ -1,7 +1,8 @@
 """The ``robustkit`` command line: a thin shell over the Python API.
 
 Every command's ``--help`` documents it. A user's mistake (unknown name, missing file, bad
-parameter) ends with a one-line ``Error: ...`` and exit status 1 or 2, never a traceback.
+parameter) ends with a one-line ``Error: ...`` and exit status 2, as click's own usage errors
+do, never a traceback (exit status 1 is left to robustkit's own bugs).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from .errors import RobustkitError
 from .jsonsafe import json_safe
 from .registry import ATTACKS, DEFENSES, MODELS
 from .tables import fmt, render
+
+#: The exit status of a user's mistake (a one-line ``Error: ...``), as click's usage errors.
+USER_ERROR = 2
 
 
 class Terminated(KeyboardInterrupt):
@@ -40,7 +44,9 @@ def exit_status(exc: KeyboardInterrupt) -> int:
 
 
 class RobustkitGroup(click.Group):
-    """A click group that turns :class:`RobustkitError` into a one-line error message, and a
+    """A click group that turns :class:`RobustkitError` into a one-line error message with exit
+    status 2 (that of click's own usage errors: ``--n abc`` exited with 2 and ``--n 0`` with 1,
+    so a script could not tell a mistake by its status), and a
     Ctrl-C or SIGTERM outside the commands' own handlers (loading a model, printing a report)
     into one line and exit status 130 or 143, as those handlers end (click's own "Aborted!"
     exits with 1). While a command runs, SIGTERM raises :class:`Terminated` (where it was not
@@ -54,7 +60,9 @@ class RobustkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RobustkitError as exc:
-            raise click.ClickException(str(exc)) from None
+            error = click.ClickException(str(exc))
+            error.exit_code = USER_ERROR
+            raise error from None
         except KeyboardInterrupt as exc:
             click.echo("interrupted", err=True)
             sys.exit(exit_status(exc))

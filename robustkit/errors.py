@@ -2,8 +2,8 @@
 
 Every error a user can cause (a bad name, a missing file, a bad parameter) is a
 :class:`RobustkitError`. Its message is one line that names the problem and the fix; the CLI
-prints it without a traceback and exits with status 1 (click's own usage errors: 2). Anything
-else is a bug and keeps its traceback.
+prints it without a traceback and exits with status 2, as for click's own usage errors.
+Anything else is a bug and keeps its traceback (exit status 1).
 """
 
 from __future__ import annotations

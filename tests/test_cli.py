@@ -26,7 +26,7 @@ def run(*args, env=None):
 
 
 def assert_one_line_error(result, *needles):
-    assert result.exit_code != 0, result.output
+    assert result.exit_code == 2, result.output  # a user's mistake, as click's usage errors
     assert (
         "Traceback" not in result.output
         and result.exception is None
@@ -394,7 +394,7 @@ def test_a_robustkit_error_in_a_later_shard_says_what_is_stored(tmp_path, monkey
     )
     # NaN from the first shard on: nothing stored, nothing to say about it
     first = run(*args, "--db", str(tmp_path / "other.db"))
-    assert first.exit_code == 1 and "NaN or infinite" in first.output
+    assert first.exit_code == 2 and "NaN or infinite" in first.output
     assert "shards of run" not in first.output
 
 
@@ -769,7 +769,7 @@ def test_own_model_files_that_exit_or_name_no_factory(tmp_path):
     leave.write_text("def build():\n    raise SystemExit(3)\n")
     common = ["evaluate", "--no-progress", "--n", "2", "--data", "cifar10", "--model"]
     result = run(*common, f"{parse}:build")  # argparse's own usage lines come first
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
     assert "exited (SystemExit: 2)" in last and "__name__ == '__main__'" in last
     assert_one_line_error(run(*common, f"{leave}:build"), "build() exited (SystemExit: 3)")
@@ -1095,3 +1095,18 @@ def test_an_empty_data_or_weights_path_is_refused_not_replaced_by_the_models_own
         with pytest.raises(InputError, match="empty"):
             prepare(config)
     assert not db.exists()
+
+
+def test_user_mistakes_exit_with_status_2_as_clicks_own_usage_errors(tmp_path):
+    """`--n abc` (click's check) exited with 2 and `--n 0` (robustkit's) with 1, `--weights DIR`
+    with 2 and `--data DIR` with 1: a script could not tell a mistake by its exit status. Every
+    one-line error of a user's mistake exits with 2 now; 1 is left to robustkit's own bugs."""
+    common = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--db", str(tmp_path / "r")]
+    assert run(*common, "--n", "abc").exit_code == 2  # click's own
+    for args in (["--n", "0"], ["--data", str(tmp_path)], ["--attack", "pgdd"], ["--eps", "8/0"]):
+        result = run(*common, *args)
+        assert_one_line_error(result)
+        assert result.exit_code == 2, (args, result.output)
+    missing = str(tmp_path / "none.db")
+    for args in (["runs", "show", "abcd", "--db", missing], ["leaderboard", "--db", missing]):
+        assert run(*args).exit_code == 2

@@ -244,7 +244,7 @@ def test_group_options_before_run_are_passed_on_or_refused(tmp_path, monkeypatch
         result = CliRunner().invoke(
             cli, ["leaderboard", option, outer, "run", option, inner, "--no-progress"]
         )
-        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert result.exit_code == 2 and "Traceback" not in result.output
         (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
         assert line.startswith("Error: ") and option in line and "give it once" in line, line
     assert not (tmp_path / "other.db").exists()
@@ -761,7 +761,7 @@ def test_out_never_writes_over_the_results_store(tmp_path, monkeypatch, name, co
     before = db.read_bytes()
     args = ["leaderboard", *command, "--db", str(db), "--out", str(tmp_path)]
     result = CliRunner().invoke(cli, args + (["--no-progress"] if command else []))
-    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
     assert line.startswith("Error: ") and "--out" in line and str(db) in line, line
     assert db.read_bytes() == before
@@ -781,7 +781,7 @@ def test_preset_run_refuses_a_device_that_is_not_there_before_any_run(tmp_path):
     for device in ("gpu", "cuda:99"):
         args = ["leaderboard", "run", "--models", "mnist/*", "--device", device]
         result = CliRunner().invoke(cli, [*args, "--out", str(out), "--db", str(db)])
-        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.exit_code == 2 and "Traceback" not in result.output
         (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
         assert line.startswith("Error: ") and repr(device) in line, line
         assert not out.exists() and not db.exists()
@@ -833,7 +833,7 @@ def test_preset_run_of_no_cifar10_or_mnist_model_says_which_models_it_takes(tmp_
         str(tmp_path / "r.db"),
     ]
     result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "board")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
     assert "no CIFAR-10 or MNIST zoo model matches 'torchvision/resnet18'" in line, line
 
@@ -954,7 +954,7 @@ def test_out_failing_after_its_check_says_what_fits_the_command(tmp_path, monkey
     monkeypatch.setattr(cli_lb, "check_out", lambda out, db: None)  # (it changed since)
     args = ["leaderboard", "--db", str(db), "--out", str(blocker / "board")]
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("Error: cannot write --out") and "pass another --out" in line
     assert "computed" not in line

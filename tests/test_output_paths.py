@@ -17,7 +17,7 @@ from robustkit.store import Store
 
 
 def assert_one_line_error(result, *needles):
-    assert result.exit_code != 0, result.output
+    assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output, result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]

@@ -192,7 +192,7 @@ def test_refuses_corrupt_and_foreign_files(tmp_path):
 
     result = CliRunner().invoke(click_cli, ["leaderboard", "--db", str(junk)])
     assert (
-        result.exit_code != 0
+        result.exit_code == 2
         and result.output.startswith("Error: ")
         and "Traceback" not in result.output
     )
