@@ -7,6 +7,7 @@ every parameter the spec leaves out and the attack accepts.
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -50,8 +51,18 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
     """Split ``NAME[:k=v,...]`` into the attack (or defense: ``kind="defense"``) name and its
     parameters."""
     name, _, rest = spec.strip().partition(":")
+    name = name.strip()  # (`pgd : steps=3` was "unknown attack 'pgd '")
     if not name:
         raise InputError(f"empty name in {spec!r}; write NAME or NAME:key=value,...")
+    if "=" in name:  # parameters without the colon (`pgd;steps=3` was an unknown attack)
+        head = re.split(r"[\s;,]", name, maxsplit=1)[0]
+        given = spec.strip()[len(head) :].lstrip(" \t;,")  # the parameters, as written
+        if "stages=" not in given:  # (a ; joins an auto stage's own parameters)
+            given = re.sub(r"\s*;\s*", ",", given)
+        fix = f"{head}:{given}" if head != name and "=" not in head else "NAME:key=value,..."
+        raise InputError(
+            f"{kind} parameters go after a colon, but {spec!r} has none before them; write {fix}"
+        )
     params: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")

@@ -167,3 +167,24 @@ def test_two_runs_that_differ_in_a_float_parameter_are_told_apart_where_they_are
     assert [format_eps(e) for e in (8 / 255, 2 / 255, 0.3, 0.5, 2.0, 1e-6, 0.0313725)] == [
         "8/255", "2/255", "0.3", "0.5", "2", "1e-06", "0.0313725"
     ]  # fmt: skip
+
+
+def test_a_spec_with_spaces_around_its_name_or_parameters_without_a_colon():
+    """`pgd : steps = 3` said "unknown attack 'pgd '" (the spaces around the parameters were
+    taken, not those around the name); `pgd;steps=3` (a semicolon for the colon) said "unknown
+    attack 'pgd;steps=3'" with no word on where parameters go."""
+    assert build_attack(" pgd : steps = 3 ").params["steps"] == 3
+    for spec, fix in [
+        ("pgd;steps=3", "pgd:steps=3"),
+        ("pgd,steps=3,restarts=2", "pgd:steps=3,restarts=2"),
+        ("pgd steps=3", "pgd:steps=3"),
+        ("pgd;steps=3;restarts=2", "pgd:steps=3,restarts=2"),
+        ("auto;stages=pgd:steps=5;restarts=2", "auto:stages=pgd:steps=5;restarts=2"),
+    ]:
+        with pytest.raises(InputError, match=re.escape(f"write {fix}")) as info:
+            build_attack(spec)
+        assert "parameters go after a colon" in str(info.value)
+    with pytest.raises(InputError, match=re.escape("write bit-depth:bits=4")):
+        build_defense("bit-depth;bits=4")
+    with pytest.raises(InputError, match=re.escape("write NAME:key=value")):
+        build_attack("steps=3")
