@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
+from click.core import ParameterSource
 
 from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json, exit_status
 from .errors import RobustkitError
@@ -178,6 +179,24 @@ def check_save_adv(
             )
 
 
+def check_queries_used(queries: int, attack_specs: Sequence[str]) -> None:
+    """Refuse a ``--queries`` that no attack takes (white-box attacks alone, or label-only ones
+    that each set ``max_queries`` themselves): it was dropped without a word, as an ``--eps``
+    that no attack uses is refused. (It is no part of a run's identity: the same command
+    without it resumes a run stored with it.)"""
+    from .specs import parse_attack_spec, takes_run_queries
+
+    if any(takes_run_queries(spec) for spec in attack_specs):
+        return
+    own = [spec for spec in attack_specs if "max_queries" in parse_attack_spec(spec)[1]]
+    why = (
+        f"{', '.join(own)} set{'s its' if len(own) == 1 else ' their'} own max_queries"
+        if own
+        else "it is the budget of label-only attacks (cgba, cgba-h, hsja, geoda) and none runs"
+    )
+    raise RobustkitError(f"--queries {queries} is used by no attack here: {why}; drop --queries")
+
+
 @cli.command()
 @click.option("--model", "model_name", required=True, help="Zoo name or path/to/file.py:factory.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Explicit checkpoint file.")
@@ -227,14 +246,16 @@ def check_save_adv(
 @click.option(
     "--targeted",
     is_flag=True,
-    help="Targeted attacks, with a random target per sample (refused without --attack).",
+    help="Targeted attacks, with a random target per sample (refused where no attack is "
+    "targeted: without --attack, or with only specs that set targeted=false).",
 )
 @click.option(
     "--queries",
     type=int,
     default=1000,
     show_default=True,
-    help="Query budget per sample for decision-based attacks.",
+    help="Query budget per sample for decision-based attacks (refused where no attack takes "
+    "it: white-box attacks alone, or label-only ones that set max_queries in their spec).",
 )
 @click.option(
     "--save-adv",
@@ -319,6 +340,11 @@ def evaluate(
     # goes to stderr: stdout carries the report alone, so --format json stays valid JSON.
     with contextlib.redirect_stdout(sys.stderr):
         run = prepare(config)
+        if (
+            click.get_current_context().get_parameter_source("queries")
+            is ParameterSource.COMMANDLINE
+        ):
+            check_queries_used(queries, attack_specs)
         with Store.open(db) as store:
             try:
                 evaluation = execute(

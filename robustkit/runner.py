@@ -322,6 +322,13 @@ def prepare(config: RunConfig) -> Run:
             f"{flag} is used by no attack: without --attack a run measures clean accuracy "
             f"only; add an --attack or drop {flag}"
         )
+    elif config.targeted and not any(a.targeted for a in attacks.values()):
+        # every spec says targeted=false: a run headed "targeted" with no targeted attack in it
+        # (refused for a new run, as above; one stored before 2026-11-29 still resumes)
+        unused_flag = (
+            f"--targeted is used by no attack: every attack here is set untargeted "
+            f"({', '.join(attacks)}); drop --targeted, or targeted=false from a spec"
+        )
     unused_eps = None
     if config.eps is not None and attacks and all(a.eps is None for a in attacks.values()):
         # label-only attacks in an L∞ run are minimum-norm: an ε given for them is ignored

@@ -176,6 +176,15 @@ def build_attack(
     return instantiate(ATTACKS, name, params)
 
 
+def takes_run_queries(spec: str) -> bool:
+    """Whether the attack of ``spec`` takes its query budget from the run's (``--queries``):
+    it has a budget (``max_queries``) that the spec leaves out."""
+    name, params = parse_attack_spec(spec)
+    return (
+        "max_queries" in constructor_parameters(ATTACKS.get(name)) and "max_queries" not in params
+    )
+
+
 def build_defense(spec: str) -> Defense:
     """A configured defense from ``NAME[:key=value,...]``."""
     name, params = parse_attack_spec(spec, DEFENSES.kind)

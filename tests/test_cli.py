@@ -1110,3 +1110,33 @@ def test_user_mistakes_exit_with_status_2_as_clicks_own_usage_errors(tmp_path):
     missing = str(tmp_path / "none.db")
     for args in (["runs", "show", "abcd", "--db", missing], ["leaderboard", "--db", missing]):
         assert run(*args).exit_code == 2
+
+
+def test_queries_and_targeted_that_no_attack_uses_are_refused(tmp_path):
+    """`--attack pgd --queries 100` ran PGD and dropped the budget without a word (as
+    `--queries 100` beside `cgba:max_queries=300`), and `--targeted --attack
+    pgd:targeted=false` stored a run headed "targeted" whose one attack was untargeted: each
+    a setting used by no attack, refused as --eps is, naming the fix."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "2", "--db", db]
+    assert_one_line_error(
+        run(*common, "--attack", "pgd:steps=2", "--queries", "100"),
+        "--queries 100 is used by no attack here",
+        "drop --queries",
+    )
+    assert_one_line_error(
+        run(*common, "--attack", "cgba:max_queries=30", "--queries", "100"),
+        "--queries 100 is used by no attack here",
+        "cgba:max_queries=30 sets its own",
+    )
+    assert_one_line_error(
+        run(*common, "--attack", "pgd:steps=2,targeted=false", "--targeted"),
+        "--targeted is used by no attack",
+        "drop --targeted",
+    )
+    with Store.open(db) as store:
+        assert store.runs() == []  # nothing stored
+    both = run(*common, "--attack", "pgd:steps=2", "--attack", "cgba", "--queries", "10")
+    assert both.exit_code == 0, both.output
+    # the default budget, or --queries left out, stays fine for white-box runs
+    assert run(*common, "--attack", "pgd:steps=2").exit_code == 0
