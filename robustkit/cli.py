@@ -43,6 +43,59 @@ def exit_status(exc: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
+def user_error(message: str) -> click.ClickException:
+    """The one-line ``Error: message`` of a user's mistake, with its exit status."""
+    error = click.ClickException(message)
+    error.exit_code = USER_ERROR
+    return error
+
+
+def refuse_repeated_options(command: click.Command, args: list[str], interspersed: bool) -> None:
+    """Refuse an option that takes one value given twice with two values (``--eps 8/255 ...
+    --eps 4/255``): click keeps the last without a word, so a run was stored at another ε, or
+    of another model, than the command line's first mention. ``interspersed``: the command
+    takes arguments between its options (a group's first argument is its subcommand, whose
+    options are its own)."""
+    single = {
+        opt: param
+        for param in command.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for opt in param.opts
+    }
+    given: dict[str, list[tuple[str, str]]] = {}
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            break
+        name, eq, value = token.partition("=")
+        param = single.get(name) if token.startswith("--") else single.get(token)
+        if param is None:
+            if not token.startswith("-") and not interspersed:
+                break  # (a group's subcommand)
+            continue  # a flag, an argument, or what click itself refuses
+        if not eq:
+            value = next(tokens, None)  # its value, even one that starts with "-"
+            if value is None:
+                break  # (click says the value is missing)
+        if not param.multiple:
+            given.setdefault(param.name, []).append((name if eq else token, value))
+    for values in given.values():
+        if len({value for _, value in values}) > 1:
+            times = "twice" if len(values) == 2 else f"{len(values)} times"
+            raise user_error(
+                f"{values[0][0]} is given {times} ({', '.join(v for _, v in values)}); give it once"
+            )
+
+
+class RobustkitCommand(click.Command):
+    """A click command that refuses an option given twice with two values
+    (:func:`refuse_repeated_options`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        refuse_repeated_options(self, args, interspersed=True)
+        return super().parse_args(ctx, args)
+
+
 class RobustkitGroup(click.Group):
     """A click group that turns :class:`RobustkitError` into a one-line error message with exit
     status 2 (that of click's own usage errors: ``--n abc`` exited with 2 and ``--n 0`` with 1,
@@ -52,6 +105,13 @@ class RobustkitGroup(click.Group):
     exits with 1). While a command runs, SIGTERM raises :class:`Terminated` (where it was not
     set to be ignored, and in the main thread only, where Python runs signal handlers)."""
 
+    command_class = RobustkitCommand
+    group_class = type  # (its groups, `runs` and `leaderboard`, are RobustkitGroups too)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        refuse_repeated_options(self, args, interspersed=False)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         previous = None
         if threading.current_thread() is threading.main_thread():
@@ -60,9 +120,7 @@ class RobustkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RobustkitError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = USER_ERROR
-            raise error from None
+            raise user_error(str(exc)) from None
         except KeyboardInterrupt as exc:
             click.echo("interrupted", err=True)
             sys.exit(exit_status(exc))

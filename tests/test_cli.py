@@ -384,8 +384,8 @@ def test_a_robustkit_error_in_a_later_shard_says_what_is_stored(tmp_path, monkey
     at_shard(monkeypatch, 2, lambda: monkeypatch.setenv("NAN", "1"))
     db = tmp_path / "results.db"
     args = ["evaluate", "--model", f"{src}:net", "--data", "mnist", "--n", "16"]
-    args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress", "--db", str(db)]
-    result = run(*args, "--fresh")
+    args += ["--batch-size", "4", "--attack", "fgsm", "--no-progress"]
+    result = run(*args, "--db", str(db), "--fresh")
     assert_one_line_error(
         result,
         "NaN or infinite",
@@ -1140,3 +1140,26 @@ def test_queries_and_targeted_that_no_attack_uses_are_refused(tmp_path):
     assert both.exit_code == 0, both.output
     # the default budget, or --queries left out, stays fine for white-box runs
     assert run(*common, "--attack", "pgd:steps=2").exit_code == 0
+
+
+def test_an_option_given_twice_with_two_values_is_refused(tmp_path):
+    """`--eps 8/255 ... --eps 4/255` (a command line built up by a script, say) ran and stored
+    a run at 4/255 without a word, and `--model a --model b` evaluated b alone: click keeps the
+    last value. An option that takes one value, given two, is a one-line error now (the same
+    value twice is no conflict), in every command; repeatable options stay repeatable."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--no-progress", "--n", "2", "--db", db]
+    assert_one_line_error(
+        run(*common, "--model", "mnist/lenet5", "--model=mnist/lenet5-at"),
+        "--model is given twice (mnist/lenet5, mnist/lenet5-at); give it once",
+    )
+    args = [*common, "--model", "mnist/lenet5", "--attack", "fgsm", "--attack", "pgd:steps=2"]
+    assert_one_line_error(run(*args, "--eps", "0.3", "--eps", "0.1"), "--eps is given twice")
+    assert_one_line_error(run(*args, "--n", "3"), "--n is given twice (2, 3)")
+    assert_one_line_error(run("runs", "list", "--db", db, "--db", db + "x"), "--db is given")
+    assert_one_line_error(run("leaderboard", "run", "--seed", "1", "--seed", "2"), "--seed is")
+    assert not os.path.exists(db)
+    # a value that looks like an option is the option's value, not another option
+    same = run(*args, "--n", "2", "--seed", "-1", "--format", "json")
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.output)["seed"] == -1
