@@ -76,11 +76,15 @@ def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> No
     for, status and start time (UTC)."""
     with Store.open(db, create=False) as store:
         rows = run_rows(store, pattern, status)
+        total = len(store.runs()) if not rows else len(rows)
     if fmt_ == "json":
         echo_json(rows)
         return
-    if not rows:
-        click.echo(f"no stored run of a model matching {pattern!r}")
+    if not rows:  # (with --status running it said "no stored run", beside finished ones)
+        click.echo(
+            f"no {status or 'stored'} run of a model matching {pattern!r} "
+            f"({total} stored run{'s' if total != 1 else ''} in all)"
+        )
         return
     headers = ["run_id", "model", "data", "threat", "attacks", "defenses", "samples", "status"]
     table = [

@@ -237,3 +237,17 @@ def test_a_run_deleted_by_another_process_meanwhile_is_not_a_traceback(tmp_path,
     monkeypatch.setattr(Store, "sample_counts", counts_while_another_deletes)
     result = run("runs", "delete", "0123", "--db", str(path), "--yes")
     assert result.exit_code == 0 and "deleted 0 runs" in result.output, result.output
+
+
+def test_an_empty_listing_names_the_status_it_filtered_on(tmp_path):
+    """`runs list --status running` over a store of finished runs said "no stored run of a
+    model matching '*'", as if the store held none."""
+    from .fake_store import LINF, add_run
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        add_run(store, "a" * 16, {"fgsm": (LINF, [(False, True, 0.1)] * 4)}, model="mnist/lenet5")
+    out = run("runs", "list", "--status", "running", "--db", str(db)).output.strip()
+    assert out == "no running run of a model matching '*' (1 stored run in all)", out
+    out = run("runs", "list", "cifar10/*", "--db", str(db)).output.strip()
+    assert out == "no stored run of a model matching 'cifar10/*' (1 stored run in all)", out
