@@ -260,7 +260,8 @@ def check_queries_used(queries: int, attack_specs: Sequence[str]) -> None:
 @click.option(
     "--save-adv",
     type=click.Path(dir_okay=False),
-    help="Write adversarial examples to this .npz file (array x_adv): per sample the worst-case "
+    help="Write adversarial examples to this .npz file (refused without --attack; array "
+    "x_adv): per sample the worst-case "
     "one (of the first attack with an ε that broke it, in the order given with --attack; the "
     "report lists attacks by name), else the closest a minimum-norm attack found, else the clean "
     "image; with y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, linf, and "
@@ -316,6 +317,11 @@ def evaluate(
     from .store import Store
 
     if save_adv is not None:  # before anything is loaded or computed
+        if not attack_specs:  # (it wrote the clean images as "adversarial examples")
+            raise RobustkitError(
+                "--save-adv is used by no attack: without --attack a run makes no adversarial "
+                "examples; add an --attack or drop --save-adv"
+            )
         check_save_adv(save_adv, db, dataset, split, model_name, weights)
     config = RunConfig(
         model=model_name,

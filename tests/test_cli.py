@@ -1163,3 +1163,15 @@ def test_an_option_given_twice_with_two_values_is_refused(tmp_path):
     same = run(*args, "--n", "2", "--seed", "-1", "--format", "json")
     assert same.exit_code == 0, same.output
     assert json.loads(same.output)["seed"] == -1
+
+
+def test_save_adv_without_an_attack_is_refused(tmp_path):
+    """`evaluate --model M --save-adv adv.npz` (no --attack) wrote the clean images as
+    "adversarial examples saved to adv.npz" and exited 0: refused now, as --eps is there."""
+    out, db = tmp_path / "adv.npz", tmp_path / "r.db"
+    result = run(
+        "evaluate", "--model", "mnist/lenet5", "--n", "2", "--save-adv", str(out),
+        "--db", str(db), "--no-progress",
+    )  # fmt: skip
+    assert_one_line_error(result, "--save-adv", "no attack", "add an --attack or drop --save-adv")
+    assert not out.exists() and not db.exists()
