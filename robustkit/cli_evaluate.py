@@ -383,6 +383,8 @@ def render_report(report: dict[str, Any]) -> str:
 
     tm = report["threat_model"]
     threat = f"{tm['norm']} {tm['eps_text']}" + (" targeted" if tm.get("targeted") else "")
+    if not report["attacks"]:  # (the data set's default ε, which nothing used, was shown)
+        threat = "none (clean accuracy only)"
     if report.get("correct_only"):  # not a range: the first ones the model gets right
         samples = f"first {report.get('n_asked', report['n'])} correct from {report['offset']}"
     else:

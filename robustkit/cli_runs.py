@@ -32,13 +32,15 @@ def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> lis
         if not fnmatch.fnmatch(str(run["model"]).lower(), pattern.lower()):
             continue
         eps = "min-norm" if run["eps"] is None else format_eps(run["eps"])
+        attacks = list(json.loads(run["attacks"] or "{}"))
         rows.append(
             {
                 "run_id": run["run_id"],
                 "model": run["model"],
                 "data": f"{run['dataset']}/{run['split']}",
-                "threat": f"{run['norm']} {eps}",
-                "attacks": list(json.loads(run["attacks"] or "{}")),
+                # (a clean-accuracy run has none: it showed the default ε nothing used)
+                "threat": f"{run['norm']} {eps}" if attacks else "-",
+                "attacks": attacks,
                 "defenses": defense_names(run["defenses"]),
                 "stored": counts.get(run["run_id"], 0),
                 "n": len(json.loads(run["indices"] or "[]")),

@@ -251,3 +251,15 @@ def test_an_empty_listing_names_the_status_it_filtered_on(tmp_path):
     assert out == "no running run of a model matching '*' (1 stored run in all)", out
     out = run("runs", "list", "cifar10/*", "--db", str(db)).output.strip()
     assert out == "no stored run of a model matching 'cifar10/*' (1 stored run in all)", out
+
+
+def test_a_clean_accuracy_run_states_no_threat_model(tmp_path):
+    """A run without --attack was headed "threat linf 0.3" (the data set's default ε, which
+    nothing used) in its report and in `runs list`, as if it had been evaluated at it."""
+    db = str(tmp_path / "r.db")
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "2", "--db", db, "--no-progress"]
+    report = run(*args)
+    assert report.exit_code == 0, report.output
+    assert "| threat none (clean accuracy only) |" in report.output, report.output
+    (row,) = json.loads(run("runs", "list", "--db", db, "--format", "json").output)
+    assert row["threat"] == "-" and row["attacks"] == []
