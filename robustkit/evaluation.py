@@ -227,8 +227,14 @@ def label_attacks(attacks: AttackSet | None) -> dict[str, Attack]:
                     "make it with robustkit.get_attack(...)"
                 )
         return dict(attacks)
+    if isinstance(attacks, str):  # (one name: not a sequence of attacks)
+        attacks = [attacks]
     labelled: dict[str, Attack] = {}
     for atk in attacks:
+        if isinstance(atk, str):  # a name or spec (it said only "... got str")
+            name, _, params = atk.partition(":")
+            example = f"robustkit.get_attack({name.strip()!r}{', ...' if params else ''})"
+            raise InputError(f"expected robustkit attacks, got str {atk!r}; make it with {example}")
         if not isinstance(atk, Attack):
             raise InputError(f"expected robustkit attacks, got {type(atk).__name__}")
         label, k = atk.name, 2

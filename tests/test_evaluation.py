@@ -246,6 +246,13 @@ def test_evaluate_gives_one_line_errors_for_wrong_arguments(data):
     model, x, y = data
     with pytest.raises(InputError, match="attack 'a' is a str, not a robustkit attack"):
         evaluate(model, {"a": "pgd"}, x, y)
+    # an attack's name for the attack said only "expected robustkit attacks, got str"
+    with pytest.raises(
+        InputError, match=r"got str 'pgd'; make it with robustkit.get_attack\('pgd'\)"
+    ):
+        evaluate(model, "pgd", x, y)
+    with pytest.raises(InputError, match=r"got str 'pgd:steps=5'.*get_attack\('pgd', \.\.\.\)"):
+        evaluate(model, [RandomSign(), "pgd:steps=5"], x, y)
     with pytest.raises(InputError, match="x must be a torch.Tensor of images, got ndarray"):
         evaluate(model, [RandomSign()], x.numpy(), y)
     with pytest.raises(InputError, match="batch size must be a positive whole number, got 2.5"):
