@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
+import sys
 from typing import Any
 
 import click
 
-from .cli import DB, FORMAT, cli, echo_json
+from .cli import DB, FORMAT, cli, echo_json, exit_status
+from .errors import RobustkitError
 from .store import Store, defense_names, find_run
 from .tables import render
 
@@ -124,6 +126,23 @@ def show_run(run_id: str, db: str | None, fmt_: str) -> None:
         click.echo(render_report(report))
 
 
+def _confirmed(question: str) -> bool:
+    """The user's yes or no to ``question`` (on stderr). Input that ends before an answer (a
+    script without --yes) is a one-line error naming --yes, and a Ctrl-C ends as every other
+    does (one line, exit status 130): both ended with click's "Aborted!" and status 1."""
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort as exc:
+        click.echo("", err=True)  # (ends the question's line)
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("interrupted: nothing deleted", err=True)
+            sys.exit(exit_status(exc.__context__))
+        raise RobustkitError(
+            f"no answer to {question!r} (the input ended); nothing deleted: pass --yes to "
+            "delete without asking"
+        ) from None
+
+
 @runs.command("delete")
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
@@ -144,8 +163,8 @@ def delete_runs(run_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
                 f"{r['stored']}/{r['n']} samples  {r['status']}",
                 err=True,
             )
-        if not yes and not click.confirm(
-            f"delete {len(ids)} run{'s' if len(ids) != 1 else ''} from {store.path}?", err=True
+        if not yes and not _confirmed(
+            f"delete {len(ids)} run{'s' if len(ids) != 1 else ''} from {store.path}?"
         ):
             click.echo("nothing deleted", err=True)
             return

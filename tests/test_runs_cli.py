@@ -263,3 +263,29 @@ def test_a_clean_accuracy_run_states_no_threat_model(tmp_path):
     assert "| threat none (clean accuracy only) |" in report.output, report.output
     (row,) = json.loads(run("runs", "list", "--db", db, "--format", "json").output)
     assert row["threat"] == "-" and row["attacks"] == []
+
+
+def test_deleting_without_an_answer_or_with_ctrl_c_at_the_question(db, monkeypatch):
+    """`runs delete ID` from a script (no --yes, its input closed) ended with click's
+    "Aborted!" and exit status 1, which named neither that nothing was deleted nor --yes; a
+    Ctrl-C at the question did the same, where every other Ctrl-C exits with 130."""
+    import click
+
+    stopped = _listed(db, "--status", "running")[0]["run_id"]
+    closed = run("runs", "delete", stopped, "--db", str(db), input="")
+    assert closed.exit_code == 2, closed.output
+    last = closed.output.strip().splitlines()[-1]
+    assert last.startswith("Error: no answer") and "nothing deleted" in last and "--yes" in last
+    assert "Aborted" not in closed.output
+
+    def ctrl_c(*args, **kwargs):  # as click.confirm takes a Ctrl-C
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+
+    monkeypatch.setattr(click, "confirm", ctrl_c)
+    stopped_now = run("runs", "delete", stopped, "--db", str(db))
+    assert stopped_now.exit_code == 130, stopped_now.output
+    assert stopped_now.output.strip().splitlines()[-1] == "interrupted: nothing deleted"
+    assert len(_listed(db)) == 2
