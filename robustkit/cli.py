@@ -50,12 +50,13 @@ def user_error(message: str) -> click.ClickException:
     return error
 
 
-def refuse_repeated_options(command: click.Command, args: list[str], interspersed: bool) -> None:
-    """Refuse an option that takes one value given twice with two values (``--eps 8/255 ...
-    --eps 4/255``): click keeps the last without a word, so a run was stored at another ε, or
-    of another model, than the command line's first mention. ``interspersed``: the command
-    takes arguments between its options (a group's first argument is its subcommand, whose
-    options are its own)."""
+def check_option_values(command: click.Command, args: list[str], interspersed: bool) -> None:
+    """Refuse an option given an empty value (``--save-adv "$OUT"`` with OUT unset: an empty
+    path read as no option, so the run saved nothing without a word) and one that takes one
+    value given twice with two values (``--eps 8/255 ... --eps 4/255``: click keeps the last
+    without a word, so a run was stored at another ε, or of another model, than the command
+    line's first mention). ``interspersed``: the command takes arguments between its options
+    (a group's first argument is its subcommand, whose options are its own)."""
     single = {
         opt: param
         for param in command.params
@@ -77,8 +78,11 @@ def refuse_repeated_options(command: click.Command, args: list[str], intersperse
             value = next(tokens, None)  # its value, even one that starts with "-"
             if value is None:
                 break  # (click says the value is missing)
+        shown = name if eq else token
+        if not value.strip():
+            raise user_error(f"{shown} is given an empty value; give one, or leave {shown} out")
         if not param.multiple:
-            given.setdefault(param.name, []).append((name if eq else token, value))
+            given.setdefault(param.name, []).append((shown, value))
     for values in given.values():
         if len({value for _, value in values}) > 1:
             times = "twice" if len(values) == 2 else f"{len(values)} times"
@@ -88,11 +92,11 @@ def refuse_repeated_options(command: click.Command, args: list[str], intersperse
 
 
 class RobustkitCommand(click.Command):
-    """A click command that refuses an option given twice with two values
-    (:func:`refuse_repeated_options`)."""
+    """A click command that refuses an option given an empty value, or twice with two values
+    (:func:`check_option_values`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        refuse_repeated_options(self, args, interspersed=True)
+        check_option_values(self, args, interspersed=True)
         return super().parse_args(ctx, args)
 
 
@@ -109,7 +113,7 @@ class RobustkitGroup(click.Group):
     group_class = type  # (its groups, `runs` and `leaderboard`, are RobustkitGroups too)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        refuse_repeated_options(self, args, interspersed=False)
+        check_option_values(self, args, interspersed=False)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -1175,3 +1175,19 @@ def test_save_adv_without_an_attack_is_refused(tmp_path):
     )  # fmt: skip
     assert_one_line_error(result, "--save-adv", "no attack", "add an --attack or drop --save-adv")
     assert not out.exists() and not db.exists()
+
+
+def test_an_empty_option_value_is_refused(tmp_path):
+    """`--save-adv "$OUT"` with OUT unset ran and stored the run, saved nothing and said
+    nothing (an empty path read as no option), as `leaderboard --out ""` wrote no files,
+    `--data ""` took the model's data set and `--device ""` the default; `--weights ""`
+    said "weights file . does not exist"."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--no-progress", "--model", "mnist/lenet5", "--n", "2", "--db", db]
+    for option in ("--save-adv", "--data", "--device", "--weights"):
+        assert_one_line_error(
+            run(*common, "--attack", "fgsm", option, ""),
+            f"{option} is given an empty value; give one, or leave {option} out",
+        )
+    assert not os.path.exists(db)
+    assert_one_line_error(run("leaderboard", "--db", db, "--out="), "--out is given an empty")
