@@ -234,12 +234,13 @@ def check_queries_used(queries: int, attack_specs: Sequence[str]) -> None:
     multiple=True,
     help="ATTACK[:key=value,...], repeatable, e.g. pgd:steps=20,restarts=2 (see `robustkit "
     "attacks`); auto's stages are joined with + and a stage's parameters with ; "
-    "(auto:stages=pgd:steps=5;restarts=2+apgd-t).",
+    "(auto:stages=pgd:steps=5;restarts=2+apgd-t). [default: none: without --attack, clean "
+    "accuracy only]",
 )
 @click.option("--norm", default="linf", show_default=True, help="Threat-model norm: linf or l2.")
 @click.option(
     "--eps",
-    help="Perturbation budget, e.g. 8/255 [default: the data set's: CIFAR-10 8/255 L∞, 0.5 L2; "
+    help="Perturbation budget on the [0, 1] pixel scale, e.g. 8/255 [default: the data set's: CIFAR-10 8/255 L∞, 0.5 L2; "
     "MNIST 0.3, 2.0; other data 8/255, 0.5]. Refused where no attack would use it (no "
     "--attack, or only label-only attacks, which are L2 and minimum-norm in an L∞ run).",
 )

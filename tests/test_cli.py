@@ -1191,3 +1191,10 @@ def test_an_empty_option_value_is_refused(tmp_path):
         )
     assert not os.path.exists(db)
     assert_one_line_error(run("leaderboard", "--db", db, "--out="), "--out is given an empty")
+
+
+def test_evaluate_help_says_what_no_attack_and_the_eps_scale_mean():
+    """--help said neither what a run without --attack measures nor on what scale --eps is."""
+    text = " ".join(run("evaluate", "--help").output.split())
+    assert "without --attack, clean accuracy only" in text, text
+    assert "on the [0, 1] pixel scale" in text, text
