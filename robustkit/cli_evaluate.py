@@ -240,9 +240,10 @@ def check_queries_used(queries: int, attack_specs: Sequence[str]) -> None:
 @click.option("--norm", default="linf", show_default=True, help="Threat-model norm: linf or l2.")
 @click.option(
     "--eps",
-    help="Perturbation budget on the [0, 1] pixel scale, e.g. 8/255 [default: the data set's: CIFAR-10 8/255 L∞, 0.5 L2; "
-    "MNIST 0.3, 2.0; other data 8/255, 0.5]. Refused where no attack would use it (no "
-    "--attack, or only label-only attacks, which are L2 and minimum-norm in an L∞ run).",
+    help="Perturbation budget on the [0, 1] pixel scale, e.g. 8/255 [default: the data set's: "
+    "CIFAR-10 8/255 L∞, 0.5 L2; MNIST 0.3, 2.0; other data 8/255, 0.5]. Refused where no attack "
+    "would use it (no --attack, or only label-only attacks, which are L2 and minimum-norm in an "
+    "L∞ run).",
 )
 @click.option(
     "--targeted",
@@ -262,8 +263,8 @@ def check_queries_used(queries: int, attack_specs: Sequence[str]) -> None:
     "--save-adv",
     type=click.Path(dir_okay=False),
     help="Write adversarial examples to this .npz file (refused without --attack; array "
-    "x_adv): per sample the worst-case "
-    "one (of the first attack with an ε that broke it, in the order given with --attack; the "
+    "x_adv): per sample the worst-case one (of the first attack with an ε that broke it, in "
+    "the order given with --attack; the "
     "report lists attacks by name), else the closest a minimum-norm attack found, else the clean "
     "image; with y, clean_pred, adv_pred, attack (its label, '' for none), index, l2, linf, and "
     "target where an attack is targeted. The store keeps no images: on a stored run the attacks "

@@ -80,7 +80,7 @@ def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> No
     for, status and start time (UTC)."""
     with Store.open(db, create=False) as store:
         rows = run_rows(store, pattern, status)
-        total = len(store.runs()) if not rows else len(rows)
+        total = 0 if rows else len(store.runs())  # (for a listing without rows)
     if fmt_ == "json":
         echo_json(rows)
         return
