@@ -401,9 +401,15 @@ def render_report(report: dict[str, Any]) -> str:
     unfinished = report.get("status", "finished") != "finished"
     if unfinished:  # (runs show of a run stopped early: its figures cover what is stored)
         asked = report.get("n_asked", report["n"])
+        # (it said "rerun the run's command" without showing the command the store keeps)
+        rerun = (
+            f"rerun its command to resume it: {report['command']}"
+            if report.get("command")
+            else "rerun the run's command to resume it"
+        )
         lines.append(
             f"UNFINISHED: {report['n']} of {asked} samples stored; every figure here covers "
-            "those only (rerun the run's command to resume it)"
+            f"those only ({rerun})"
         )
     if report["attacks"]:
         rows = [

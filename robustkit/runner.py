@@ -840,6 +840,8 @@ def _summarize(store: Store, run_id: str) -> dict[str, Any]:
         "n_asked": len(json.loads(run["indices"])),
         "device": run["device"],
         "seed": run["seed"],
+        # the command line that made it (None from Python): what resumes an unfinished run
+        "command": run["command"],
         "defenses": defense_names(run["defenses"]),
         "threat_model": {
             "norm": run["norm"],

@@ -289,3 +289,16 @@ def test_deleting_without_an_answer_or_with_ctrl_c_at_the_question(db, monkeypat
     assert stopped_now.exit_code == 130, stopped_now.output
     assert stopped_now.output.strip().splitlines()[-1] == "interrupted: nothing deleted"
     assert len(_listed(db)) == 2
+
+
+def test_an_unfinished_run_shows_the_command_that_resumes_it(db):
+    """`runs show` of a stopped run said "rerun the run's command to resume it" but showed no
+    command, though the store keeps it (the JSON report had none either)."""
+    stopped = _listed(db, "--status", "running")[0]["run_id"]
+    with Store.open(db) as store:
+        command = store.get_run(stopped)["command"]
+    assert command  # (sys.argv's: pytest's here)
+    text = run("runs", "show", stopped, "--db", str(db)).output
+    assert f"rerun its command to resume it: {command}" in " ".join(text.split()), text
+    report = json.loads(run("runs", "show", stopped, "--db", str(db), "--format", "json").output)
+    assert report["command"] == command
