@@ -94,11 +94,12 @@ def note_unfinished(store, db: str | None) -> None:
         return
     n = len(store.runs(status="running"))
     if n:
-        listing = "robustkit runs list" + (f" --db {shlex.quote(db)}" if db else "")
+        where = f" --db {shlex.quote(db)}" if db else ""
         click.echo(
             f"note: {store.path} holds {n} unfinished run{'s' if n != 1 else ''} and no finished "
             f"one, so the leaderboard has no rows; rerun the command of each to finish it "
-            f"({listing} lists them)",
+            f"(robustkit runs list{where} lists them, robustkit runs show ID{where} shows one's "
+            "command)",
             err=True,
         )
 

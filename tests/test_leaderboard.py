@@ -913,6 +913,8 @@ def test_a_store_of_unfinished_runs_only_says_so_and_how_to_finish_them(tmp_path
     assert len(notes) == 1, result.stderr
     assert "2 unfinished runs and no finished one" in notes[0]
     assert "rerun" in notes[0] and f"robustkit runs list --db {db}" in notes[0]
+    # (runs list shows no command; runs show ID does)
+    assert f"robustkit runs show ID --db {db} shows one's command" in notes[0], notes[0]
     with Store.open(db) as store:
         add_run(store, "c", {"fgsm": ({"norm": "linf"}, robust("rf"))}, n=2)
     result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
