@@ -1198,3 +1198,10 @@ def test_evaluate_help_says_what_no_attack_and_the_eps_scale_mean():
     text = " ".join(run("evaluate", "--help").output.split())
     assert "without --attack, clean accuracy only" in text, text
     assert "on the [0, 1] pixel scale" in text, text
+
+
+def test_models_help_gives_the_unit_of_its_clean_accuracies():
+    """`models --format json` gives clean accuracies in percent (91.73) where `evaluate`'s JSON
+    gives fractions (0.9173); --help did not say which."""
+    text = " ".join(run("models", "--help").output.split())
+    assert "clean accuracy in percent" in text, text
