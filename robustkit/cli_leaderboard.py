@@ -153,7 +153,7 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
 @leaderboard.command("run")
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "full"]),
+    type=click.Choice(["quick", "full"], case_sensitive=False),
     default="quick",
     show_default=True,
     help="Which set of runs (see robustkit/presets.py).",

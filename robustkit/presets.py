@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from .errors import InputError
 from .registry import MODELS
 from .runner import RunConfig
 
@@ -26,6 +27,10 @@ def preset_runs(
     name: str, pattern: str = "*", device: str = "auto", seed: int = 0
 ) -> list[RunConfig]:
     """The run configurations of a preset, cheapest first within each group."""
+    if not isinstance(name, str) or name.casefold() not in PRESETS:
+        # (a bare ValueError before; names match in any case, as elsewhere in robustkit)
+        raise InputError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+    name = name.casefold()
     models = zoo_models(pattern)
     common = {"device": device, "seed": seed}
     runs: list[RunConfig] = []
@@ -94,4 +99,4 @@ def preset_runs(
                 )
             )
         return runs
-    raise ValueError(f"unknown preset {name!r}")
+    raise AssertionError(f"preset {name!r} has no runs")  # (every name in PRESETS has)

@@ -1051,7 +1051,7 @@ def test_preset_run_stops_at_a_store_it_cannot_write(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(store_module.Store, "write_shard", full_from_the_second)
         result = CliRunner().invoke(cli, [*args, "--device", "cpu"])
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     error = [ln for ln in result.output.splitlines() if ln.startswith("Error: ")]
     assert len(error) == 1 and "run 2 of 3" in error[0] and "disk is full" in error[0], error
     assert len(computed) == 2  # not the third run
@@ -1059,3 +1059,14 @@ def test_preset_run_stops_at_a_store_it_cannot_write(tmp_path, monkeypatch):
         assert [r["status"] for r in store.runs()] == ["finished", "running"]
     result = CliRunner().invoke(cli, [*args, "--device", "cpu"])
     assert result.exit_code == 0 and "3 of 3 runs done" in result.output, result.output
+
+
+def test_an_unknown_preset_in_python_is_a_one_line_robustkit_error():
+    """preset_runs("Quick") raised a bare ValueError ("unknown preset 'Quick'") that named
+    neither the presets there are nor that names match in any case elsewhere."""
+    from robustkit.errors import InputError
+    from robustkit.presets import preset_runs
+
+    with pytest.raises(InputError, match="unknown preset 'fast'; use one of quick, full"):
+        preset_runs("fast")
+    assert [c.model for c in preset_runs("QUICK", "mnist/lenet5")] == ["mnist/lenet5"] * 2

@@ -191,7 +191,7 @@ def test_a_failed_leaderboard_write_leaves_the_earlier_files_and_no_temporary_on
 
     monkeypatch.setitem(leaderboard.RENDERERS, "json", full_disk)
     result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     assert "Error: cannot write --out" in result.output and "No space left" in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 

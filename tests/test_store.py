@@ -584,7 +584,7 @@ def test_a_store_write_failing_mid_run_says_once_how_to_resume(tmp_path, monkeyp
     monkeypatch.setattr(Store, "write_shard", full_at_the_second_shard)
     for fresh, go_on in ((["--fresh"], "the same command without --fresh"), ([], "the same")):
         result = CliRunner().invoke(cli, args + fresh)
-        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
         assert line.startswith("Error: cannot write to the results store") and str(db) in line
         assert "the disk is full" in line and "1 of 2 shards of run" in line, line
