@@ -391,8 +391,12 @@ def render_report(report: dict[str, Any]) -> str:
         samples = f"first {report.get('n_asked', report['n'])} correct from {report['offset']}"
     else:
         samples = f"[{report['offset']}, {report['offset'] + report['n']})"
+    from .data import is_data_file
+
+    # a data file has no split ("d.npz/test" read as a path that does not exist)
+    data = report["data"] if is_data_file(report["data"]) else f"{report['data']}/{report['split']}"
     lines = [
-        f"model {report['model']} | data {report['data']}/{report['split']} "
+        f"model {report['model']} | data {data} "
         f"{samples} | threat {threat} "
         f"| device {report['device']} | seed {report['seed']}"
         + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),

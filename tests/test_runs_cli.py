@@ -302,3 +302,22 @@ def test_an_unfinished_run_shows_the_command_that_resumes_it(db):
     assert f"rerun its command to resume it: {command}" in " ".join(text.split()), text
     report = json.loads(run("runs", "show", stopped, "--db", str(db), "--format", "json").output)
     assert report["command"] == command
+
+
+def test_a_data_file_is_named_without_a_split(tmp_path):
+    """A run on --data d.npz was shown as "data /path/d.npz/test" (a path that does not
+    exist: a data file has no split) in its report and in `runs list`."""
+    import numpy as np
+
+    from robustkit.data import load_dataset
+
+    x, y = load_dataset("mnist", n=4)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x.numpy(), y=y.numpy())
+    db = str(tmp_path / "r.db")
+    args = ["evaluate", "--model", "mnist/lenet5", "--data", str(data), "--n", "2"]
+    report = run(*args, "--attack", "fgsm", "--db", db, "--no-progress")
+    assert report.exit_code == 0, report.output
+    assert f"| data {data} [0, 2) |" in report.output, report.output
+    (row,) = json.loads(run("runs", "list", "--db", db, "--format", "json").output)
+    assert row["data"] == str(data)
