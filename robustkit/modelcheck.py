@@ -260,29 +260,45 @@ def check_training_mode(model) -> str | None:
     overwrite the layers' running statistics. Return a warning's text when Dropout layers are
     in training mode (predictions at random, which may be meant), else None. BatchNorm layers
     without running statistics (``track_running_stats=False``) are refused in eval mode too:
-    they normalize by the batch there as well."""
+    they normalize by the batch there as well. A layer of a ``torch.jit.trace`` model (loaded
+    from a file or not) runs in the mode it was traced in, whatever its flag says since: its
+    graph's mode is judged (:func:`_traced_mode`)."""
     if not isinstance(model, torch.nn.Module):
         return None
     batchnorm, dropout = torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd
-    live = [m for m in model.modules() if m.training]
-    if any(_is_layer(m, batchnorm) for m in live):
+    norms = [m for m in model.modules() if _is_layer(m, batchnorm)]
+    drops = [m for m in model.modules() if _is_layer(m, dropout)]
+    traced_norms = [m for m in norms if _traced_mode(m) is not None]
+    if any(_traced_mode(m) and not _traced_without_statistics(m) for m in traced_norms):
+        raise InputError(
+            "the model's BatchNorm layers were traced in training mode (torch.jit.trace keeps "
+            "that mode: model.eval() afterwards does not change it): predictions would depend "
+            "on the batch and every forward pass would change the model's running statistics; "
+            "call model.eval() before torch.jit.trace and trace it again"
+        )
+    if any(m.training for m in norms if m not in traced_norms):
         raise InputError(
             "the model's BatchNorm layers are in training mode: predictions would depend on the "
             "batch and every forward pass would change the model's running statistics; call "
             "model.eval() before attacking it"
         )
-    if any(
-        _is_layer(m, batchnorm)
-        and getattr(m, "running_mean", None) is None
-        and getattr(m, "running_var", None) is None
-        for m in model.modules()
+    if any(_traced_without_statistics(m) for m in traced_norms) or any(
+        getattr(m, "running_mean", None) is None and getattr(m, "running_var", None) is None
+        for m in norms
+        if m not in traced_norms
     ):
         raise InputError(
             "the model's BatchNorm layers keep no running statistics (track_running_stats="
             "False), so even in eval mode each prediction depends on the rest of the batch; "
             "give them running statistics (estimated on training data) before attacking it"
         )
-    if any(_is_layer(m, dropout) for m in live):
+    if any(_traced_mode(m) for m in drops):
+        return (
+            "the model's Dropout layers were traced in training mode, so its predictions are "
+            "random (model.eval() does not change a traced model); trace it after model.eval() "
+            "unless that randomness is the defense"
+        )
+    if any(m.training for m in drops if _traced_mode(m) is None):
         return (
             "the model's Dropout layers are in training mode, so its predictions are random; "
             "call model.eval() before attacking unless that randomness is the defense"
@@ -290,14 +306,62 @@ def check_training_mode(model) -> str | None:
     return None
 
 
+#: The calls a traced BatchNorm or Dropout layer's graph makes, with the position of the
+#: argument that holds the mode it was traced in.
+_MODE_ARGUMENT = {
+    "aten::batch_norm": 5,
+    "aten::dropout": 2,
+    "aten::feature_dropout": 2,
+    "aten::alpha_dropout": 2,
+    "aten::feature_alpha_dropout": 2,
+}
+
+
+def _traced_call(module: torch.nn.Module):
+    """The BatchNorm or Dropout call in the graph of a traced layer, whose mode argument is a
+    constant (fixed when it was traced); None for any other module (a scripted layer's graph
+    calls a function that reads the layer's ``training`` flag)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return None
+    try:
+        nodes = list(module.graph.nodes())
+    except (RuntimeError, AttributeError):  # (a scripted module without a forward method)
+        return None
+    for node in nodes:
+        position = _MODE_ARGUMENT.get(node.kind())
+        if position is not None:
+            mode = list(node.inputs())[position]
+            return node if mode.node().kind() == "prim::Constant" else None
+    return None
+
+
+def _traced_mode(module: torch.nn.Module) -> bool | None:
+    """Whether a traced layer runs in training mode (its graph's constant), or None where the
+    layer is not traced (its ``training`` flag says its mode)."""
+    node = _traced_call(module)
+    if node is None:
+        return None
+    return bool(list(node.inputs())[_MODE_ARGUMENT[node.kind()]].toIValue())
+
+
+def _traced_without_statistics(module: torch.nn.Module) -> bool:
+    """Whether a traced BatchNorm layer normalizes without running statistics (traced with
+    ``track_running_stats=False``: its graph passes None for them)."""
+    node = _traced_call(module)
+    if node is None or node.kind() != "aten::batch_norm":
+        return False
+    running_mean = list(node.inputs())[3]
+    return running_mean.node().kind() == "prim::Constant" and running_mean.toIValue() is None
+
+
 def _is_layer(module: torch.nn.Module, kind: type) -> bool:
-    """Whether ``module`` is a layer of ``kind`` (or of a subclass), scripted or not: a layer
-    of a torch.jit.script model is a RecursiveScriptModule that keeps its class's name as
-    ``original_name`` (and its ``training`` flag, buffers and attributes, which the checks
-    read). A traced layer runs the mode it was traced in, whatever its flag: not judged."""
+    """Whether ``module`` is a layer of ``kind`` (or of a subclass), scripted, traced or not:
+    a layer of a torch.jit.script or torch.jit.trace model is a ScriptModule that keeps its
+    class's name as ``original_name`` (a scripted one its ``training`` flag, buffers and
+    attributes too, which the checks read; a traced one's mode is in its graph)."""
     if isinstance(module, kind):
         return True
-    if not isinstance(module, torch.jit.RecursiveScriptModule):  # traced layers are not
+    if not isinstance(module, torch.jit.ScriptModule):
         return False
     name = getattr(module, "original_name", None)
     kinds, names = [kind], set()

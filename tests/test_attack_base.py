@@ -176,6 +176,52 @@ def test_the_training_mode_checks_see_scripted_layers(data):
             RandomSign()(quiet.eval(), x, y)
 
 
+def _reloaded(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """``module`` saved with torch.jit.save and loaded back (as a user's model file is)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+@pytest.mark.parametrize("saved", [False, True])
+def test_the_training_mode_checks_see_traced_layers(data, saved):
+    """torch.jit.trace fixes each layer's mode in its graph: model.eval() afterwards flips the
+    flag, not what runs. A model traced in training mode was attacked after .eval() with its
+    BatchNorm still normalizing by the batch (and rewriting its running statistics), traced
+    Dropout stayed live without a word, traced BatchNorm without running statistics passed;
+    loaded from a file, a model traced in eval mode was refused once .train() flipped its flags.
+    """
+    model, x, y = data
+
+    def traced(*layers, mode="train"):
+        net = getattr(torch.nn.Sequential(model, *layers), mode)()
+        out = torch.jit.trace(net, x[:4], check_trace=False)
+        return _reloaded(out) if saved else out
+
+    train_bn = traced(torch.nn.BatchNorm1d(10)).eval()
+    stats = getattr(train_bn, "1").running_mean.clone()
+    with pytest.raises(InputError, match=r"BatchNorm layers were traced in training mode.*trace"):
+        RandomSign()(train_bn, x, y)
+    assert torch.equal(getattr(train_bn, "1").running_mean, stats)
+    no_stats = traced(torch.nn.BatchNorm1d(10, track_running_stats=False), mode="eval")
+    with pytest.raises(InputError, match="BatchNorm layers keep no running statistics"):
+        RandomSign()(no_stats, x, y)
+    dropout = traced(torch.nn.Dropout(0.1)).eval()
+    with pytest.warns(RobustkitWarning, match="Dropout layers were traced in training mode"):
+        RandomSign()(dropout, x, y)
+    # traced in eval mode: attacked quietly, whatever its flags say since
+    for layer in (torch.nn.BatchNorm1d(10), torch.nn.Dropout(0.1)):
+        quiet = traced(layer, mode="eval").train()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(quiet, x, y)
+
+
 def test_inputs_of_another_dtype_or_with_a_graph(data):
     model, x, y = data
     with pytest.raises(InputError, match=r"cannot classify torch.float64 images.*x\.to\(torch"):
