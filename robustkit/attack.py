@@ -693,13 +693,21 @@ class Attack(ABC):
                 )
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
-        if self.family == "decision" and clean_logits.dtype in HALF_DTYPES:
+        if clean_logits.dtype in HALF_DTYPES:
             # (the model check's scores: no pass of the attack pays for this look)
+            harm = (
+                "label-only attacks read labels from rounded scores (ties between classes are "
+                "likely), so their distances differ from the model's in float32"
+                if self.family == "decision"
+                # float16 scores of a confident model: cross-entropy 0, its gradient exactly 0
+                else "gradient attacks follow the loss of rounded scores, which saturates where "
+                "the model is confident (in float16 its gradients underflow to exactly zero), so "
+                "robust accuracy can be overstated"
+            )
             warnings.warn(
-                f"the model returns {clean_logits.dtype} scores for {x.dtype} images: label-only "
-                "attacks read labels from rounded scores (ties between classes are likely), so "
-                "their distances differ from the model's in float32; run the model in float32 "
-                "(no .half() or autocast) unless that precision is what is evaluated",
+                f"the model returns {clean_logits.dtype} scores for {x.dtype} images: {harm}; "
+                "run the model in float32 (no .half() or autocast) unless that precision is what "
+                "is evaluated",
                 RobustkitWarning,
                 stacklevel=2,
             )

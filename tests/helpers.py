@@ -42,6 +42,19 @@ class Softmaxed(nn.Module):
         return self.model(x).softmax(dim=1)
 
 
+class HalfScores(nn.Module):
+    """Float32 images in, scores rounded to a half-precision type out (as a model ending in
+    autocast or .half() returns them);
+    ``scale`` multiplies the logits (a confident model)."""
+
+    def __init__(self, dtype, scale=1.0):
+        super().__init__()
+        self.model, self.dtype, self.scale = Linear(), dtype, scale
+
+    def forward(self, x):
+        return (self.scale * self.model(x)).to(self.dtype)
+
+
 class RandomSign(Attack):
     """One random ±ε step (L∞) or a random direction of norm ε (L2): enough to test the base."""
 

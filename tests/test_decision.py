@@ -18,7 +18,7 @@ from robustkit.budgets import l2_at_budgets, median_l2_at, outcomes, success_rat
 from robustkit.errors import InputError
 from robustkit.oracle import BestTracker, BudgetExceeded, LabelOracle
 from robustkit.threat import ThreatModel
-from tests.helpers import Linear, one_intra_op_thread
+from tests.helpers import HalfScores, Linear, one_intra_op_thread
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -1346,18 +1346,6 @@ def test_geoda_jump_does_not_label_a_saturated_point_again(monkeypatch):
     attack = robustkit.get_attack("geoda", max_queries=300, targeted=True, batch_size=64)
     result = attack(net, x, y, (y + 1) % 4)
     assert int(result.queries.sum()) > 0 and repeats == []
-
-
-class HalfScores(nn.Module):
-    """Float32 images in, scores rounded to a half-precision type out (as a model ending in
-    autocast or .half() returns them)."""
-
-    def __init__(self, dtype):
-        super().__init__()
-        self.model, self.dtype = Linear(), dtype
-
-    def forward(self, x):
-        return self.model(x).to(self.dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
