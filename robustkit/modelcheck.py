@@ -260,7 +260,9 @@ def check_training_mode(model) -> str | None:
     overwrite the layers' running statistics. Return a warning's text when Dropout layers are
     in training mode (predictions at random, which may be meant), else None. BatchNorm layers
     without running statistics (``track_running_stats=False``) are refused in eval mode too:
-    they normalize by the batch there as well. A layer of a ``torch.jit.trace`` model (loaded
+    they normalize by the batch there as well. InstanceNorm layers with running statistics
+    are refused in training mode (every pass would change those statistics). A layer of a
+    ``torch.jit.trace`` model (loaded
     from a file or not) runs in the mode it was traced in, whatever its flag says since: its
     graph's mode is judged (:func:`_traced_mode`)."""
     if not isinstance(model, torch.nn.Module):
@@ -281,6 +283,22 @@ def check_training_mode(model) -> str | None:
             "the model's BatchNorm layers are in training mode: predictions would depend on the "
             "batch and every forward pass would change the model's running statistics; call "
             "model.eval() before attacking it"
+        )
+    # InstanceNorm does not mix images, but in training mode with running statistics it
+    # normalizes otherwise than in eval mode and every pass rewrites those statistics
+    instance = torch.nn.modules.instancenorm._InstanceNorm
+    if any(
+        (_traced_mode(m) and not _traced_without_statistics(m))
+        if _traced_mode(m) is not None
+        else m.training and getattr(m, "running_mean", None) is not None
+        for m in model.modules()
+        if _is_layer(m, instance)
+    ):
+        raise InputError(
+            "the model's InstanceNorm layers are in training mode with running statistics "
+            "(track_running_stats=True): they normalize otherwise than in eval mode and every "
+            "forward pass would change the model's running statistics; call model.eval() before "
+            "attacking it (before torch.jit.trace for a traced model)"
         )
     if any(_traced_without_statistics(m) for m in traced_norms) or any(
         getattr(m, "running_mean", None) is None and getattr(m, "running_var", None) is None
@@ -306,10 +324,11 @@ def check_training_mode(model) -> str | None:
     return None
 
 
-#: The calls a traced BatchNorm or Dropout layer's graph makes, with the position of the
+#: The calls a traced BatchNorm, InstanceNorm or Dropout layer's graph makes, with the position of the
 #: argument that holds the mode it was traced in.
 _MODE_ARGUMENT = {
     "aten::batch_norm": 5,
+    "aten::instance_norm": 5,  # (use_input_stats: training, or no running statistics)
     "aten::dropout": 2,
     "aten::feature_dropout": 2,
     "aten::alpha_dropout": 2,
@@ -318,7 +337,7 @@ _MODE_ARGUMENT = {
 
 
 def _traced_call(module: torch.nn.Module):
-    """The BatchNorm or Dropout call in the graph of a traced layer, whose mode argument is a
+    """The BatchNorm, InstanceNorm or Dropout call in the graph of a traced layer, whose mode argument is a
     constant (fixed when it was traced); None for any other module (a scripted layer's graph
     calls a function that reads the layer's ``training`` flag)."""
     if not isinstance(module, torch.jit.ScriptModule):
@@ -345,10 +364,10 @@ def _traced_mode(module: torch.nn.Module) -> bool | None:
 
 
 def _traced_without_statistics(module: torch.nn.Module) -> bool:
-    """Whether a traced BatchNorm layer normalizes without running statistics (traced with
-    ``track_running_stats=False``: its graph passes None for them)."""
+    """Whether a traced BatchNorm or InstanceNorm layer normalizes without running statistics
+    (traced with ``track_running_stats=False``: its graph passes None for them)."""
     node = _traced_call(module)
-    if node is None or node.kind() != "aten::batch_norm":
+    if node is None or node.kind() not in ("aten::batch_norm", "aten::instance_norm"):
         return False
     running_mean = list(node.inputs())[3]
     return running_mean.node().kind() == "prim::Constant" and running_mean.toIValue() is None

@@ -153,6 +153,29 @@ def test_batchnorm_without_running_statistics_is_refused_in_eval_mode(data):
         robustkit.evaluate(bn, None, x, y)
 
 
+def test_instance_norm_keeping_running_statistics_in_training_mode_is_refused(data):
+    """InstanceNorm made with track_running_stats=True, left in training mode, normalizes by
+    each image's own statistics (the eval-mode model uses the running ones) and every forward
+    pass rewrote the running statistics: an attack changed the user's model without a word.
+    Without running statistics, or in eval mode, it is attacked (it does not mix images)."""
+    model, x, y = data
+    tracking = torch.nn.Sequential(torch.nn.InstanceNorm2d(3, track_running_stats=True), model)
+    stats = tracking[0].running_mean.clone()
+    for attack in (RandomSign(), robustkit.get_attack("cgba", max_queries=20)):
+        with pytest.raises(InputError, match=r"InstanceNorm layers are in training mode.*eval\(\)"):
+            attack(tracking, x, y)
+    assert torch.equal(tracking[0].running_mean, stats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.jit.trace's deprecation)
+        traced = torch.jit.trace(tracking, x[:2], check_trace=False).eval()
+    with pytest.raises(InputError, match="InstanceNorm layers are in training mode"):
+        RandomSign()(traced, x, y)  # traced in training mode: .eval() does not change it
+    for quiet in (tracking.eval(), torch.nn.Sequential(torch.nn.InstanceNorm2d(3), model)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(quiet, x, y)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_the_training_mode_checks_see_scripted_layers(data):
     """torch.jit.script turns each layer into a RecursiveScriptModule, which isinstance checks
