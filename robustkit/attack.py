@@ -152,8 +152,10 @@ def looks_like_probabilities(logits: torch.Tensor) -> bool:
 def prediction_votes(model: nn.Module) -> int:
     """Draws a prediction of ``model`` takes: the largest ``votes`` attribute among its modules
     (a randomized defense such as input-noise sets it, wherever it sits in a stack of
-    wrappers), else 1."""
-    return max([int(getattr(m, "votes", 1) or 1) for m in model.modules()] + [1])
+    wrappers), else 1. Only a whole number counts: a user's module may have a ``votes`` of
+    its own (a method of a voting classifier, a tensor), which int() failed on in every attack."""
+    counts = [getattr(m, "votes", None) for m in model.modules()]
+    return max([int(c) for c in counts if is_whole_number(c)] + [1])
 
 
 def predict(model: nn.Module, x: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:

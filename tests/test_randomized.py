@@ -38,6 +38,32 @@ def test_predict_takes_the_majority_of_the_votes_a_model_asks_for():
     assert prediction_votes(stacked) == 7 and prediction_votes(Linear()) == 1
 
 
+class VotingMethod(nn.Module):
+    """A user's classifier with a ``votes`` attribute of its own (a method, a tensor, ...)."""
+
+    def __init__(self, votes: object):
+        super().__init__()
+        self.model, self.votes = Linear(), votes
+
+    def forward(self, x):
+        return self.model(x)
+
+
+@pytest.mark.parametrize(
+    "votes", [lambda x: x, torch.tensor([1.0, 2.0]), "many", 2.5, True, -3, 0], ids=repr
+)
+def test_a_votes_attribute_that_is_no_number_of_draws_is_not_read_as_one(votes):
+    """Every attack read any ``votes`` attribute of any module as its number of draws: a
+    user's model with a votes() method (a voting classifier) ended every attack in int()'s
+    TypeError traceback, one holding a tensor in a RuntimeError. Only a whole number of draws
+    (1 or more) is the randomized defenses' protocol; anything else is the model's own."""
+    model = VotingMethod(votes).eval()
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(1)
+    assert prediction_votes(model) == 1
+    assert torch.equal(robustkit.get_attack("fgsm")(model, x, y).clean_pred, y)
+
+
 def test_input_noise_labels_are_votes_and_its_parameters_are_checked():
     noisy = robustkit.get_defense("input-noise", sigma=0.2, votes=9).apply(Linear())
     assert prediction_votes(noisy) == 9
