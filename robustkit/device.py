@@ -94,17 +94,22 @@ def derive_seed(seed: int, *parts: object) -> int:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of a model's first parameter or buffer (CPU for a model with neither).
-    Raises :class:`~robustkit.errors.InputError` for a model that is not an ``nn.Module``."""
+    Raises :class:`~robustkit.errors.InputError` for a model that is not an ``nn.Module``, and
+    for one whose weights are on the meta device (shapes without values: never loaded)."""
     if not isinstance(model, torch.nn.Module):
         raise InputError(
             f"the model must be a torch.nn.Module, got {type(model).__name__}; wrap a function "
             "in a module whose forward calls it"
         )
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
+    device = next(itertools.chain(model.parameters(), model.buffers()), None)
+    device = torch.device("cpu") if device is None else device.device
+    if device.type == "meta":  # (every attack ended in aten::equal's NotImplementedError)
+        raise InputError(
+            "the model's weights are on the meta device (shapes without values: they were "
+            "never loaded); load them, e.g. model.load_state_dict(state, assign=True), or "
+            "model.to_empty(device='cpu') and then load_state_dict"
+        )
+    return device
 
 
 def accelerator_memory(device: torch.device | str) -> int | None:

@@ -108,3 +108,23 @@ def test_a_model_of_another_dtype_than_the_images_is_told_both_ways_to_convert()
     model = nn.Sequential(nn.Flatten(), nn.Linear(192, 10)).double().eval()
     with pytest.raises(InputError, match=r"x.to\(torch.float64\)\) or the model \(model.to\("):
         check_classifier(model, torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["fgsm", "cgba", None])
+def test_a_model_whose_weights_were_never_loaded_off_the_meta_device_is_one_line(name):
+    """A model built on the meta device (its weights never loaded, e.g. built under
+    torch.device("meta") and load_state_dict without assign=True) ended every attack and
+    evaluate() in a raw NotImplementedError from aten::equal on meta tensors."""
+    import robustkit
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(192, 10)).eval()
+    x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(InputError, match=r"weights are on the meta device.*assign=True") as info:
+        if name is None:
+            robustkit.evaluate(model, None, x, y)
+        else:
+            robustkit.get_attack(name)(model, x, y)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="meta device"):
+        robustkit.get_defense("ensemble", members="cifar10/resnet20").apply(model)
