@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .checks import is_whole_number, shown
-from .device import make_generator, model_device
+from .device import float_dtypes, make_generator, model_device
 from .errors import InputError, first_line
 from .modelcheck import HALF_DTYPES, check_model_on, check_scores
 from .registry import constructor_parameters
@@ -695,8 +695,15 @@ class Attack(ABC):
                 )
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
-        if clean_logits.dtype in HALF_DTYPES:
-            # (the model check's scores: no pass of the attack pays for this look)
+        # (the model check's scores and the model's dtypes: no pass of the attack pays for this)
+        half_weights = [d for d in float_dtypes(model) if d in HALF_DTYPES]
+        if clean_logits.dtype in HALF_DTYPES or half_weights:
+            what = (
+                f"returns {clean_logits.dtype} scores"
+                if clean_logits.dtype in HALF_DTYPES
+                # (images cast in, scores cast out: rounded inside all the same)
+                else f"computes in {half_weights[0]} (its weights' dtype)"
+            )
             harm = (
                 "label-only attacks read labels from rounded scores (ties between classes are "
                 "likely), so their distances differ from the model's in float32"
@@ -707,9 +714,8 @@ class Attack(ABC):
                 "robust accuracy can be overstated"
             )
             warnings.warn(
-                f"the model returns {clean_logits.dtype} scores for {x.dtype} images: {harm}; "
-                "run the model in float32 (no .half() or autocast) unless that precision is what "
-                "is evaluated",
+                f"the model {what} for {x.dtype} images: {harm}; run the model in float32 (no "
+                ".half() or autocast) unless that precision is what is evaluated",
                 RobustkitWarning,
                 stacklevel=2,
             )

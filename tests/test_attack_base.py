@@ -554,6 +554,35 @@ def test_gradient_attacks_warn_of_half_precision_scores(dtype):
         robustkit.get_attack("pgd", steps=3)(HalfScores(torch.float32), x, y)
 
 
+class HalfWeights(torch.nn.Module):
+    """Half-precision weights behind a float32 interface: images cast in, scores cast out."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.model, self.dtype = Linear().to(dtype), dtype
+
+    def forward(self, x):
+        return (100.0 * self.model(x.to(self.dtype))).float()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_attacks_warn_of_a_model_computing_in_half_precision_behind_float32_scores(dtype):
+    """A model whose weights are float16/bfloat16, casting float32 images in and its scores
+    back to float32, was attacked without a word: its gradients underflow inside the model
+    as they do on half scores (PGD's robust accuracy on 64 images of a float16 Linear with
+    logits ×100: 53%, against 36% for the same model in float32)."""
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    model = HalfWeights(dtype)
+    y = model(x).argmax(1)
+    for attack in (
+        robustkit.get_attack("pgd", steps=2),
+        robustkit.get_attack("cgba", max_queries=20),
+    ):
+        with pytest.warns(RobustkitWarning, match=f"computes in {dtype} .its weights") as record:
+            attack(model, x, y)
+        assert len([w for w in record if "computes in" in str(w.message)]) == 1
+
+
 def test_evaluate_checks_its_inputs_with_or_without_attacks(data):
     """evaluate() with no attack took images in [0, 255] (clean accuracy 30%), and uint8 or
     3-D images got raw errors from inside the model; a fractional seed was taken as its
