@@ -257,8 +257,9 @@ def largest_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int | N
 def check_training_mode(model) -> str | None:
     """Refuse a model whose BatchNorm layers are in training mode (:class:`InputError`): each
     prediction would depend on the rest of the batch, and every forward pass of the attack would
-    overwrite the layers' running statistics. Return a warning's text when Dropout layers are
-    in training mode (predictions at random, which may be meant), else None. BatchNorm layers
+    overwrite the layers' running statistics. Return a warning's text when Dropout or
+    stochastic-depth layers (torchvision's StochasticDepth, timm's DropPath) are in training mode
+    at a rate above 0 (predictions at random, which may be meant), else None. BatchNorm layers
     without running statistics (``track_running_stats=False``) are refused in eval mode too:
     they normalize by the batch there as well. InstanceNorm layers with running statistics
     are refused in training mode (every pass would change those statistics). A layer of a
@@ -310,18 +311,57 @@ def check_training_mode(model) -> str | None:
             "False), so even in eval mode each prediction depends on the rest of the batch; "
             "give them running statistics (estimated on training data) before attacking it"
         )
-    if any(_traced_mode(m) for m in drops):
-        return (
-            "the model's Dropout layers were traced in training mode, so its predictions are "
-            "random (model.eval() does not change a traced model); trace it after model.eval() "
-            "unless that randomness is the defense"
-        )
-    if any(m.training for m in drops if _traced_mode(m) is None):
-        return (
-            "the model's Dropout layers are in training mode, so its predictions are random; "
-            "call model.eval() before attacking unless that randomness is the defense"
-        )
+    depths = [m for m in model.modules() if _is_stochastic_depth(m)]
+    for word, layers in (("Dropout", drops), ("stochastic-depth", depths)):
+        if any(_traced_randomness(m) for m in layers):
+            return (
+                f"the model's {word} layers were traced in training mode, so its predictions "
+                "are random (model.eval() does not change a traced model); trace it after "
+                "model.eval() unless that randomness is the defense"
+            )
+        if any(m.training and _drop_rate(m) != 0 for m in layers if _traced_randomness(m) is None):
+            return (
+                f"the model's {word} layers are in training mode, so its predictions are random; "
+                "call model.eval() before attacking unless that randomness is the defense"
+            )
     return None
+
+
+#: Stochastic-depth layers (drop a residual branch at random in training mode): torchvision's
+#: (ConvNeXt, Swin, EfficientNet) and timm's, known by class name (neither is imported here).
+_STOCHASTIC_DEPTH = frozenset({"StochasticDepth", "DropPath"})
+
+
+def _is_stochastic_depth(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is a stochastic-depth layer (of a subclass too; scripted or traced)."""
+    names = {cls.__name__ for cls in type(module).__mro__}
+    names.add(getattr(module, "original_name", ""))
+    return bool(names & _STOCHASTIC_DEPTH)
+
+
+def _drop_rate(module: torch.nn.Module) -> object:
+    """A Dropout or stochastic-depth layer's rate (``p``, timm's ``drop_prob``), where it has
+    one: at 0 the layer is deterministic in training mode too."""
+    return getattr(module, "p", getattr(module, "drop_prob", None))
+
+
+def _traced_randomness(module: torch.nn.Module) -> bool | None:
+    """Whether a traced Dropout or stochastic-depth layer draws at random (traced in training
+    mode at a rate above 0), or None for a layer that is not traced (its flag says)."""
+    node = _traced_call(module)
+    if node is not None:
+        rate = list(node.inputs())[1]
+        fixed = rate.node().kind() == "prim::Constant"
+        return bool(_traced_mode(module)) and not (fixed and rate.toIValue() == 0)
+    if not isinstance(module, torch.jit.ScriptModule) or not _is_stochastic_depth(module):
+        return None
+    try:
+        nodes = list(module.graph.nodes())
+    except (RuntimeError, AttributeError):
+        return None
+    if any(n.kind() == "prim::GetAttr" and n.s("name") == "training" for n in nodes):
+        return None  # scripted: it reads its flag
+    return any(n.kind().startswith("aten::bernoulli") for n in nodes)  # traced: drawn or not
 
 
 #: The calls a traced BatchNorm, InstanceNorm or Dropout layer's graph makes, with the position of the

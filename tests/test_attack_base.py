@@ -153,6 +153,39 @@ def test_batchnorm_without_running_statistics_is_refused_in_eval_mode(data):
         robustkit.evaluate(bn, None, x, y)
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+def test_stochastic_depth_in_training_mode_warns_and_dropout_of_rate_zero_does_not(data):
+    """torchvision's StochasticDepth (in ConvNeXt, Swin, EfficientNet) drops residual branches
+    at random in training mode: a ConvNeXt not put in eval mode (no BatchNorm, no Dropout)
+    gave random predictions without a word. Dropout of rate 0 in training mode is
+    deterministic, yet was warned of as random predictions."""
+    from torchvision.ops import StochasticDepth
+
+    model, x, y = data
+
+    def net(layer, mode="train"):
+        return getattr(torch.nn.Sequential(model, layer), mode)()
+
+    def quiet(m):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(m, x, y)
+
+    depth = StochasticDepth(0.5, "row")
+    for drops in (net(depth), torch.jit.script(net(depth))):
+        with pytest.warns(RobustkitWarning, match="stochastic-depth layers are in training mode"):
+            RandomSign()(drops, x, y)
+        quiet(drops.eval())
+    traced = torch.jit.trace(net(depth), x[:4], check_trace=False).eval()
+    with pytest.warns(RobustkitWarning, match="stochastic-depth layers were traced in training"):
+        RandomSign()(traced, x, y)
+    quiet(torch.jit.trace(net(depth, "eval"), x[:4], check_trace=False).train())
+    quiet(net(StochasticDepth(0.0, "row")))
+    for m in (net(torch.nn.Dropout(0.0)), torch.jit.trace(net(torch.nn.Dropout(0.0)), x[:4])):
+        quiet(m)
+
+
 def test_instance_norm_keeping_running_statistics_in_training_mode_is_refused(data):
     """InstanceNorm made with track_running_stats=True, left in training mode, normalizes by
     each image's own statistics (the eval-mode model uses the running ones) and every forward
