@@ -196,7 +196,19 @@ def logits_loss_grad(
     pass, nothing counted); ``loss_fn`` maps logits to a per-sample loss (shape ``[N]``)."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        logits = one_row_per_image(model(xg), x.shape[0])
+        try:
+            out = model(xg)
+        except RuntimeError as exc:
+            # an in-place op that left the values as they were (x.clamp_(0, 1) on images in
+            # [0, 1]) passed the model check, which looks at the values
+            if "leaf Variable that requires grad is being used in an in-place" not in str(exc):
+                raise
+            raise InputError(
+                "the model writes into the images it is given in place (e.g. x.clamp_(0, 1)), "
+                "which gradient attacks cannot differentiate; compute on a copy instead "
+                "(x = x.clamp(0, 1))"
+            ) from exc
+        logits = one_row_per_image(out, x.shape[0])
         loss = loss_fn(logits)
         if not loss.requires_grad:
             raise InputError(

@@ -436,6 +436,31 @@ def test_a_model_that_changes_its_input_is_refused_before_it_does(data, spec):
     assert torch.equal(x, before)
 
 
+class _ClampsInPlace(torch.nn.Module):
+    """Writes into its input, leaving images in [0, 1] as they were (a safety clamp_)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Linear()
+
+    def forward(self, x):
+        return self.net(x.clamp_(0.0, 1.0))
+
+
+@pytest.mark.parametrize("spec", ["fgsm", "pgd:steps=2", "apgd-ce:steps=3"])
+def test_a_model_writing_into_its_input_without_changing_it_is_one_line_for_gradients(data, spec):
+    """x.clamp_(0, 1) leaves images in [0, 1] as they were, so the model check let it pass,
+    and every gradient attack ended in autograd's raw RuntimeError ('a leaf Variable that
+    requires grad is being used in an in-place operation')."""
+    _, x, y = data
+    name, _, rest = spec.partition(":")
+    params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
+    attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
+    with pytest.raises(InputError, match=r"writes into the images it is given.*x.clamp\(") as info:
+        attack(_ClampsInPlace().eval(), x, y)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("model", [_RowsPerBatch, _TwoRowsPerImage])
 def test_a_model_with_a_row_count_other_than_the_images_is_refused(data, model):
     _, x, y = data
