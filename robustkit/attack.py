@@ -199,15 +199,23 @@ def logits_loss_grad(
         try:
             out = model(xg)
         except RuntimeError as exc:
-            # an in-place op that left the values as they were (x.clamp_(0, 1) on images in
-            # [0, 1]) passed the model check, which looks at the values
-            if "leaf Variable that requires grad is being used in an in-place" not in str(exc):
-                raise
-            raise InputError(
-                "the model writes into the images it is given in place (e.g. x.clamp_(0, 1)), "
-                "which gradient attacks cannot differentiate; compute on a copy instead "
-                "(x = x.clamp(0, 1))"
-            ) from exc
+            # what the model check's pass, without gradients, could not meet: an in-place op
+            # that left the values as they were (x.clamp_(0, 1) on images in [0, 1]), or a
+            # preprocessing in NumPy (a JPEG-compression defense through PIL)
+            if "leaf Variable that requires grad is being used in an in-place" in str(exc):
+                raise InputError(
+                    "the model writes into the images it is given in place (e.g. "
+                    "x.clamp_(0, 1)), which gradient attacks cannot differentiate; compute on a "
+                    "copy instead (x = x.clamp(0, 1))"
+                ) from exc
+            if "Can't call numpy() on Tensor that requires grad" in str(exc):
+                raise InputError(
+                    "the model takes its input through NumPy (x.numpy()), outside autograd, so "
+                    "gradient attacks cannot run; use a label-only attack (cgba, hsja, geoda), "
+                    "or BPDA (a forward through NumPy, a backward of the identity) for a "
+                    "non-differentiable preprocessing"
+                ) from exc
+            raise
         logits = one_row_per_image(out, x.shape[0])
         loss = loss_fn(logits)
         if not loss.requires_grad:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -459,6 +460,34 @@ def test_a_model_writing_into_its_input_without_changing_it_is_one_line_for_grad
     with pytest.raises(InputError, match=r"writes into the images it is given.*x.clamp\(") as info:
         attack(_ClampsInPlace().eval(), x, y)
     assert "\n" not in str(info.value)
+
+
+class _ThroughNumPy(torch.nn.Module):
+    """Preprocesses in NumPy (as a JPEG-compression defense through PIL does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Linear()
+
+    def forward(self, x):
+        squeezed = np.round(x.numpy() * 15) / 15
+        return self.net(torch.from_numpy(squeezed).to(x.dtype))
+
+
+@pytest.mark.parametrize("spec", ["fgsm", "pgd:steps=2"])
+def test_a_model_that_goes_through_numpy_is_one_line_for_gradient_attacks(data, spec):
+    """A model preprocessing its input in NumPy runs without gradients (the model check and
+    label-only attacks take it), but every gradient attack ended in torch's raw RuntimeError
+    "Can't call numpy() on Tensor that requires grad"; it now says what a model without a
+    gradient path is told: use a label-only attack, or BPDA."""
+    _, x, y = data
+    name, _, rest = spec.partition(":")
+    params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
+    attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
+    with pytest.raises(InputError, match=r"through NumPy.*label-only attack.*BPDA") as info:
+        attack(_ThroughNumPy().eval(), x, y)
+    assert "\n" not in str(info.value)
+    robustkit.get_attack("cgba", max_queries=20)(_ThroughNumPy().eval(), x, y)
 
 
 @pytest.mark.parametrize("model", [_RowsPerBatch, _TwoRowsPerImage])
