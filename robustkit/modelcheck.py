@@ -369,10 +369,12 @@ def _traced_randomness(module: torch.nn.Module) -> bool | None:
 _MODE_ARGUMENT = {
     "aten::batch_norm": 5,
     "aten::instance_norm": 5,  # (use_input_stats: training, or no running statistics)
-    "aten::dropout": 2,
-    "aten::feature_dropout": 2,
-    "aten::alpha_dropout": 2,
-    "aten::feature_alpha_dropout": 2,
+    # Dropout's kinds, each also in place (inplace=True): dropout_ and so on
+    **{
+        f"aten::{kind}{inplace}": 2
+        for kind in ("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout")
+        for inplace in ("", "_")
+    },
 }
 
 

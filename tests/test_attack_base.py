@@ -268,9 +268,10 @@ def test_the_training_mode_checks_see_traced_layers(data, saved):
     no_stats = traced(torch.nn.BatchNorm1d(10, track_running_stats=False), mode="eval")
     with pytest.raises(InputError, match="BatchNorm layers keep no running statistics"):
         RandomSign()(no_stats, x, y)
-    dropout = traced(torch.nn.Dropout(0.1)).eval()
-    with pytest.warns(RobustkitWarning, match="Dropout layers were traced in training mode"):
-        RandomSign()(dropout, x, y)
+    for layer in (torch.nn.Dropout(0.1), torch.nn.Dropout(0.1, inplace=True)):
+        dropout = traced(layer).eval()  # (in place: another op in the graph, dropout_)
+        with pytest.warns(RobustkitWarning, match="Dropout layers were traced in training mode"):
+            RandomSign()(dropout, x, y)
     # traced in eval mode: attacked quietly, whatever its flags say since
     for layer in (torch.nn.BatchNorm1d(10), torch.nn.Dropout(0.1)):
         quiet = traced(layer, mode="eval").train()
