@@ -433,6 +433,22 @@ def _is_layer(module: torch.nn.Module, kind: type) -> bool:
     return name in names
 
 
+def _buffer_versions(model) -> dict[str, tuple[int, int]]:
+    """Each buffer of ``model`` by name: which tensor it is and how many times it was written
+    in place (its version counter); a forward pass that changes either changed the model's
+    state. (No copy of any buffer is made; a buffer made under torch.inference_mode keeps no
+    version and is left out.)"""
+    if not isinstance(model, torch.nn.Module):
+        return {}
+    versions = {}
+    for name, buffer in model.named_buffers():
+        try:
+            versions[name] = (id(buffer), buffer._version)
+        except RuntimeError:  # (an inference tensor)
+            continue
+    return versions
+
+
 def check_model_on(
     model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
 ) -> tuple[str | None, torch.Tensor]:
@@ -440,13 +456,27 @@ def check_model_on(
     device):
     :func:`check_training_mode`, :func:`check_classifier` and :func:`check_labels` for ``y``
     (and ``target``, the target labels of a targeted attack). Raises :class:`InputError`;
-    returns the Dropout warning's text (or None), for the caller to warn with, and the
-    model's scores for those images."""
+    returns the text of a warning (or None), for the caller to warn with: random layers in
+    training mode (Dropout, stochastic depth), or buffers the check's forward pass changed
+    (state that every pass of an attack would change again); and the model's scores for
+    those images."""
     warning = check_training_mode(model)
     check_input_shape(model, x)
+    before = _buffer_versions(model)
     # two images where there are: a model that mixes images (a wrong reshape, a pooling over
     # the batch) returns the wrong number of rows for them
     scores = check_classifier(model, x[:2].to(model_device(model)))
+    changed = [
+        name for name, version in _buffer_versions(model).items() if before.get(name) != version
+    ]
+    if changed:
+        state = (
+            f"the model changes its buffer {changed[0]!r} in a forward pass (a layer left in "
+            "training mode, e.g. spectral_norm's power iteration, or state of its own), so "
+            "every pass of the attack changes the model and its predictions depend on the "
+            "passes before; call model.eval() before attacking unless that state is the defense"
+        )
+        warning = state if warning is None else f"{warning}; and {state}"
     check_labels(y, scores.shape[1])
     if target is not None:
         check_labels(target, scores.shape[1], "target labels")

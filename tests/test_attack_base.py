@@ -187,6 +187,35 @@ def test_stochastic_depth_in_training_mode_warns_and_dropout_of_rate_zero_does_n
         quiet(m)
 
 
+class _RunningMean(torch.nn.Module):
+    """A layer of the user's own that keeps a running mean of its inputs on every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("seen", torch.zeros(()))
+
+    def forward(self, x):
+        self.seen.mul_(0.9).add_(0.1 * x.mean())
+        return x
+
+
+def test_a_model_that_changes_its_buffers_on_a_forward_pass_warns(data):
+    """spectral_norm left in training mode runs a power iteration on every call, rewriting
+    its u and v buffers (so do layers of the user's own that keep running statistics): every
+    pass of an attack changed the model and its predictions drifted, without a word. It warns
+    (a stateful model may be the defense); in eval mode spectral_norm is quiet."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    model, x, y = data
+    normed = torch.nn.Sequential(torch.nn.Flatten(), spectral_norm(torch.nn.Linear(192, 10)))
+    for stateful in (normed, torch.nn.Sequential(_RunningMean(), model)):
+        with pytest.warns(RobustkitWarning, match=r"changes its buffer .* forward pass.*eval\(\)"):
+            RandomSign()(stateful, x, normed(x).argmax(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RandomSign()(normed.eval(), x, y)
+
+
 def test_instance_norm_keeping_running_statistics_in_training_mode_is_refused(data):
     """InstanceNorm made with track_running_stats=True, left in training mode, normalizes by
     each image's own statistics (the eval-mode model uses the running ones) and every forward
