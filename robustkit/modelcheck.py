@@ -263,9 +263,8 @@ def check_training_mode(model) -> str | None:
     without running statistics (``track_running_stats=False``) are refused in eval mode too:
     they normalize by the batch there as well. InstanceNorm layers with running statistics
     are refused in training mode (every pass would change those statistics). A layer of a
-    ``torch.jit.trace`` model (loaded
-    from a file or not) runs in the mode it was traced in, whatever its flag says since: its
-    graph's mode is judged (:func:`_traced_mode`)."""
+    ``torch.jit.trace`` model (loaded from a file or not) runs in the mode it was traced in,
+    whatever its flag says since: its graph's mode is judged (:func:`_traced_mode`)."""
     if not isinstance(model, torch.nn.Module):
         return None
     batchnorm, dropout = torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd
@@ -364,8 +363,8 @@ def _traced_randomness(module: torch.nn.Module) -> bool | None:
     return any(n.kind().startswith("aten::bernoulli") for n in nodes)  # traced: drawn or not
 
 
-#: The calls a traced BatchNorm, InstanceNorm or Dropout layer's graph makes, with the position of the
-#: argument that holds the mode it was traced in.
+#: The calls a traced BatchNorm, InstanceNorm or Dropout layer's graph makes, with the position
+#: of the argument that holds the mode it was traced in.
 _MODE_ARGUMENT = {
     "aten::batch_norm": 5,
     "aten::instance_norm": 5,  # (use_input_stats: training, or no running statistics)
@@ -379,9 +378,9 @@ _MODE_ARGUMENT = {
 
 
 def _traced_call(module: torch.nn.Module):
-    """The BatchNorm, InstanceNorm or Dropout call in the graph of a traced layer, whose mode argument is a
-    constant (fixed when it was traced); None for any other module (a scripted layer's graph
-    calls a function that reads the layer's ``training`` flag)."""
+    """The BatchNorm, InstanceNorm or Dropout call in the graph of a traced layer, whose mode
+    argument is a constant (fixed when it was traced); None for any other module (a scripted
+    layer's graph calls a function that reads the layer's ``training`` flag)."""
     if not isinstance(module, torch.jit.ScriptModule):
         return None
     try:
