@@ -9,6 +9,9 @@ A label of the defended model, for the clean input and for an attack's answer al
 frequent top class over ``votes`` draws (:func:`robustkit.attack.predict`; Cohen et al.'s
 prediction without abstention): with one draw per label, a sample near a tie flips between the
 clean check and the success check, and a perturbation of 1e-6 "fools" a fifth of the samples.
+
+The noise comes from torch's global generator: :func:`robustkit.evaluate` seeds it per shard
+and attack; a direct ``attack(model, x, y)`` call repeats once it is seeded (``torch.manual_seed``).
 """
 
 from __future__ import annotations

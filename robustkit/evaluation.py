@@ -278,8 +278,10 @@ def evaluate_shard(
 
     The clean labels (majority votes for a randomized defense, see :func:`predict`) are taken
     once and handed to every attack, so all judge the same samples correct. The global random
-    state a randomized model draws its noise from is seeded per shard (and restored after),
-    so a shard gives the same numbers in a resumed run."""
+    state a randomized model draws its noise from is seeded per shard for the clean labels and
+    per shard and attack for each attack (and restored after), so a shard gives the same
+    numbers in a resumed run, and an attack the same whatever attacks run beside it, in
+    whatever order (a run's identity ignores that order)."""
     t0 = time.perf_counter()
     device = model_device(model)
     xb, yb = x.to(device), y.to(device)
@@ -289,6 +291,8 @@ def evaluate_shard(
         clean_pred = predict(model, xb)
         results = {}
         for label, atk in attacks.items():
+            # (seeded once per shard, an attack drew the noise the attacks before it left)
+            torch.manual_seed(derive_seed(seed, index, label, "model noise"))
             shard_attack = atk.with_seed(derive_seed(seed, index, label))
             tb = target if atk.targeted else None
             results[label] = shard_attack(model, xb, yb, tb, clean_pred=clean_pred)
