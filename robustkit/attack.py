@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .checks import is_whole_number, shown
-from .device import float_dtypes, make_generator, model_device
+from .device import make_generator, model_device
 from .errors import InputError, first_line
 from .modelcheck import HALF_DTYPES, check_model_on, check_scores
 from .registry import constructor_parameters
@@ -716,7 +716,7 @@ class Attack(ABC):
         if dropout_live:
             warnings.warn(dropout_live, RobustkitWarning, stacklevel=2)
         # (the model check's scores and the model's dtypes: no pass of the attack pays for this)
-        half_weights = [d for d in float_dtypes(model) if d in HALF_DTYPES]
+        half_weights = [p.dtype for p in model.parameters() if p.dtype in HALF_DTYPES]
         if clean_logits.dtype in HALF_DTYPES or half_weights:
             what = (
                 f"returns {clean_logits.dtype} scores"

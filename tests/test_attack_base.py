@@ -698,6 +698,11 @@ def test_attacks_warn_of_a_model_computing_in_half_precision_behind_float32_scor
         with pytest.warns(RobustkitWarning, match=f"computes in {dtype} .its weights") as record:
             attack(model, x, y)
         assert len([w for w in record if "computes in" in str(w.message)]) == 1
+    table = Linear().eval()  # float32 weights beside a half-precision buffer: quiet
+    table.register_buffer("lookup", torch.zeros(4, dtype=dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        robustkit.get_attack("pgd", steps=2)(table, x, table(x).argmax(1))
 
 
 def test_evaluate_checks_its_inputs_with_or_without_attacks(data):
