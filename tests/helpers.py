@@ -44,8 +44,7 @@ class Softmaxed(nn.Module):
 
 class HalfScores(nn.Module):
     """Float32 images in, scores rounded to a half-precision type out (as a model ending in
-    autocast or .half() returns them);
-    ``scale`` multiplies the logits (a confident model)."""
+    autocast or .half() returns them); ``scale`` multiplies the logits (a confident model)."""
 
     def __init__(self, dtype, scale=1.0):
         super().__init__()
