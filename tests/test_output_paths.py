@@ -156,11 +156,11 @@ def test_outputs_never_write_through_a_file_planted_at_their_temporary_name(tmp_
 
     adv = tmp_path / "adv.npz"
     (tmp_path / "adv.npz.part").symlink_to(victim)
-    args = [*EVALUATE, "--n", "2", "--db", str(tmp_path / "e.db"), "--save-adv", str(adv)]
+    args = [*EVALUATE, "--db", str(tmp_path / "e.db"), "--save-adv", str(adv)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "precious\n"
-    assert np.load(adv, allow_pickle=False)["x_adv"].shape == (2, 1, 28, 28)
+    assert np.load(adv, allow_pickle=False)["x_adv"].shape == (5, 1, 28, 28)
     assert adv.stat().st_mode & 0o777 == _umask_mode()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part") and not p.is_symlink()]
 
