@@ -2,8 +2,8 @@
 Evaluating Adversarial Robustness", 2019). Each returns ``(name, flagged, detail)``; a flagged run
 is marked unreliable in every leaderboard, with the detail saying why.
 
-Model checks look at a few samples of the run: randomized outputs (flagged unless a gradient
-attack of the run averages over draws, ``eot`` > 1), outputs that look like probabilities, zero or
+Model checks look at a few samples of the run: randomized outputs (flagged unless every
+gradient attack of the run averages over draws, ``eot`` > 1; the detail names those that do not), outputs that look like probabilities, zero or
 NaN input gradients (gradient masking; of the whole model, or of one member of an ensemble: partial
 masking). They judge the run's gradient attacks: a run without one has them not checked (a
 label-only attack sees neither scores nor gradients). A run with a label-only attack has its own
@@ -80,15 +80,46 @@ def _gradient_attacks(attacks: Any) -> list[Any]:
     return out
 
 
+def _labelled(attacks: Any) -> list[tuple[str, Any]]:
+    """The run's attacks with their labels (a sequence's by their names)."""
+    if isinstance(attacks, Mapping):
+        return list(attacks.items())
+    return [(getattr(a, "name", str(a)), a) for a in attacks]
+
+
+def _eot(atk: Any) -> int:
+    """How many draws a gradient attack averages each gradient over (1: none, no EOT)."""
+    return int(getattr(atk, "eot", 1) or 1)
+
+
+def _without_eot(label: str, atk: Any) -> str | None:
+    """How to name a gradient attack of the run that takes a single draw of a randomized model
+    per gradient (its figure is not adaptive): its label; for an ensemble (``auto``), its label
+    with the stages that do so (``auto (its stage fgsm)``). None for one that averages."""
+    stages = getattr(atk, "_attacks", None)
+    if stages is None:
+        return label if _eot(atk) <= 1 else None
+    lacking = [s.name for s in _gradient_attacks(stages) if _eot(s) <= 1]
+    if not lacking:
+        return None
+    return f"{label} (its stage{'s' if len(lacking) > 1 else ''} {', '.join(lacking)})"
+
+
 def check_randomized(
     model: nn.Module, x: torch.Tensor, attacks: Any, change: tuple[bool, float] | None = None
 ) -> Check:
-    """Flag a model whose outputs change between identical calls, unless a gradient attack of
-    the run (``attacks``: the run's attacks, a mapping or a sequence; the stages of ``auto``
-    count) averages its gradients over draws (``eot`` > 1). Not checked for a run without a
+    """Flag a model whose outputs change between identical calls unless every gradient attack
+    of the run (``attacks``: the run's attacks, a mapping label -> attack or a sequence; every
+    stage of ``auto``) averages its gradients over draws (``eot`` > 1): an attack that takes one
+    draw per gradient is not adaptive, and its figure overstates robustness; one such attack
+    beside an EOT one is named (by its label) in the detail, so that a reader of the flag knows
+    which figure is not adaptive (the row, worst case included, carries the flag: the worst case
+    then rests on the EOT attacks alone for adaptivity). Not checked for a run without a
     gradient attack (EOT does not apply). ``change``: :func:`_output_change` of ``model`` on
     ``x``, where the caller has it."""
-    gradient = _gradient_attacks(attacks)
+    gradient = [
+        (label, a) for label, a in _labelled(attacks) if getattr(a, "family", None) == "gradient"
+    ]
     if not gradient:
         return (
             "randomized_outputs",
@@ -98,13 +129,24 @@ def check_randomized(
             "the model takes votes, else by one draw)",
         )
     randomized, diff = change or _output_change(model, x)
-    eot = max((int(getattr(g, "eot", 1)) for g in gradient), default=1)
-    flagged = randomized and eot <= 1
-    if flagged:
+    lacking = [n for n in (_without_eot(label, a) for label, a in gradient) if n is not None]
+    averaging = [label for label, a in gradient if _without_eot(label, a) is None]
+    eot = max((_eot(g) for g in _gradient_attacks(attacks)), default=1)
+    flagged = randomized and bool(lacking)
+    if flagged and not averaging:
         detail = (
             f"outputs change between identical calls (max difference {diff:.3g}): the model is "
             "randomized and no gradient attack of the run averages over its draws; evaluate "
             "with EOT (e.g. --attack pgd:eot=10)"
+        )
+    elif flagged:
+        some = "s" if len(lacking) > 1 else ""
+        detail = (
+            f"outputs change between identical calls (max difference {diff:.3g}): the model is "
+            f"randomized and {', '.join(lacking)} did not average over its draws (no EOT; "
+            f"only {', '.join(averaging)} did): {'their figures are' if some else 'its figure is'} "
+            f"not adaptive, and the worst case is adaptive through {', '.join(averaging)} alone; "
+            "evaluate every gradient attack with EOT (e.g. --attack pgd:eot=10)"
         )
     elif randomized:
         detail = (

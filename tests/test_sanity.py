@@ -207,7 +207,7 @@ def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
     for attacks in ([pgd], [robustkit.get_attack("fgsm")], [pgd, cgba], {"pgd": pgd}):
         name, flagged, detail = check_randomized(noisy, x, attacks)
         assert name == "randomized_outputs" and flagged and "EOT" in detail, attacks
-    for attacks, eot in (([pgd, eot_pgd], 10), ({"auto": auto_eot, "cgba": cgba}, 4)):
+    for attacks, eot in (([eot_pgd], 10), ({"auto": auto_eot, "cgba": cgba}, 4)):
         flagged, detail = check_randomized(noisy, x, attacks)[1:]
         assert not flagged and f"randomized; evaluated with EOT={eot}" in detail, attacks
     for attacks in ([cgba], []):
@@ -215,6 +215,31 @@ def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
         assert not flagged and not was_checked(detail) and "no gradient attack" in detail
     flagged, detail = check_randomized(Linear(), x, [eot_pgd])[1:]
     assert not flagged and detail == "outputs are deterministic"
+
+
+def test_a_gradient_attack_without_eot_is_named_beside_one_with_it():
+    """One gradient attack with EOT cleared the whole run: with fgsm:eot=4 beside plain PGD on a
+    randomized model, PGD's figure (not adaptive) and the worst case it enters were shown as
+    reliable. The check flags the run and names the attacks without EOT by their labels (an
+    auto stage too), and those with it."""
+    noisy = Noisy(Linear())
+    x = torch.rand(32, 3, 8, 8)
+    attacks = {
+        "fgsm:eot=4": robustkit.get_attack("fgsm", eot=4),
+        "pgd": robustkit.get_attack("pgd"),
+        "cgba": robustkit.get_attack("cgba", max_queries=100),
+    }
+    name, flagged, detail = check_randomized(noisy, x, attacks)
+    assert name == "randomized_outputs" and flagged, detail
+    assert "pgd did not average over" in detail and "only fgsm:eot=4 did" in detail, detail
+    assert "cgba" not in detail and "pgd:eot=10" in detail
+    mixed = robustkit.get_attack("auto", stages="pgd:steps=5;eot=4+fgsm")
+    eot_pgd = robustkit.get_attack("pgd", eot=2)
+    flagged, detail = check_randomized(noisy, x, {"auto": mixed, "pgd:eot=2": eot_pgd})[1:]
+    assert flagged and "auto (its stage fgsm) did not" in detail, detail
+    assert "only pgd:eot=2 did" in detail, detail
+    # the same attacks on a deterministic model: nothing to average
+    assert not check_randomized(Linear(), x, attacks)[1]
 
 
 def _linear_robust_in_ball(model: Linear, x: torch.Tensor, y: torch.Tensor, eps: float):
