@@ -13,7 +13,13 @@ from robustkit.registry import DEFENSES
 
 class AverageLogits(nn.Module):
     """Mean of the members' logits; all members take the same [0, 1] input. ``names``: what
-    to call each member in an error (default: member 0, 1, ...)."""
+    to call each member in an error (default: member 0, 1, ...).
+
+    A member that returns probabilities beside members that return logits is refused on the
+    first call (InputError naming it): its outputs in [0, 1] would count for almost nothing in
+    the mean, so the ensemble would not be the one asked for. Members that all return
+    probabilities average to probabilities, which the attacks warn about and the sanity checks
+    flag (``probability_outputs``)."""
 
     def __init__(self, members: list[nn.Module], names: list[str] | None = None):
         super().__init__()
@@ -21,6 +27,9 @@ class AverageLogits(nn.Module):
         self.names = (
             list(names) if names is not None else [f"member {i}" for i in range(len(members))]
         )
+        # whether the members' outputs were looked at for probabilities (once: a member
+        # returns probabilities on every input or on none)
+        self._outputs_checked = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [
@@ -36,7 +45,27 @@ class AverageLogits(nn.Module):
                     f"{widths[0]} classes but {name} has {width}; pick members trained on the "
                     "same classes as the defended model"
                 )
+        if not self._outputs_checked and all(o.numel() for o in outs):
+            self._refuse_probabilities(outs)
+            self._outputs_checked = True
         return torch.stack(outs).mean(dim=0)
+
+    def _refuse_probabilities(self, outs: list[torch.Tensor]) -> None:
+        """Raise InputError for a member whose outputs look like probabilities beside one whose
+        outputs look like logits."""
+        from robustkit.attack import looks_like_probabilities
+
+        with torch.no_grad():
+            probabilities = [looks_like_probabilities(o.detach()) for o in outs]
+        if all(probabilities) or not any(probabilities):
+            return
+        name = self.names[probabilities.index(True)]
+        other = self.names[probabilities.index(False)]
+        raise InputError(
+            f"ensemble member {name} returns probabilities (non-negative rows summing to 1), not "
+            f"logits: the ensemble averages logits, where they count for almost nothing beside "
+            f"those of {other}; make {name} return its logits (before the softmax)"
+        )
 
 
 @DEFENSES.register(

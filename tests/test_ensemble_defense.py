@@ -120,3 +120,25 @@ def test_a_defended_model_returning_aux_heads_is_told_what_to_return():
     ) as info:
         robustkit.get_attack("fgsm", eps=0.1)(defended, torch.rand(2, 1, 28, 28), [1, 2])
     assert "images shaped" not in str(info.value)
+
+
+def test_a_member_returning_probabilities_beside_logits_is_named():
+    """A member that returns probabilities (the user's softmaxed model) added outputs in [0, 1]
+    to the mean of logits: it counted for almost nothing, and neither the attack's warning nor
+    the probability check saw it (the mean does not look like probabilities). It is named now,
+    on the first call; members that all return probabilities average to probabilities, which
+    those tools flag already, and are left to them."""
+    from robustkit.defenses.ensemble import AverageLogits
+
+    from .helpers import Linear, Softmaxed
+
+    x = torch.rand(4, 3, 8, 8)
+    mixed = AverageLogits([Linear(), Softmaxed(Linear())], ["the defended model", "mine.py:net"])
+    with pytest.raises(
+        InputError, match=r"^ensemble member mine.py:net returns probabilities .*its logits"
+    ) as info:
+        robustkit.get_attack("fgsm", eps=0.1)(mixed, x, [1, 2, 3, 4])
+    assert "\n" not in str(info.value)
+    both = AverageLogits([Softmaxed(Linear()), Softmaxed(Linear())])
+    assert torch.allclose(both(x).sum(1), torch.ones(4))
+    assert AverageLogits([Linear(), Linear()])(x).shape == (4, 10)
