@@ -259,7 +259,9 @@ def check_training_mode(model) -> str | None:
     prediction would depend on the rest of the batch, and every forward pass of the attack would
     overwrite the layers' running statistics. Return a warning's text when Dropout or
     stochastic-depth layers (torchvision's StochasticDepth, timm's DropPath) are in training mode
-    at a rate above 0 (predictions at random, which may be meant), else None. BatchNorm layers
+    at a rate above 0 (predictions at random, which may be meant), and so for other layers that
+    draw at random in training mode (:func:`_random_in_training`: MultiheadAttention, RNN, LSTM,
+    GRU with dropout, RReLU), else None. BatchNorm layers
     without running statistics (``track_running_stats=False``) are refused in eval mode too:
     they normalize by the batch there as well. InstanceNorm layers with running statistics
     are refused in training mode (every pass would change those statistics). A layer of a
@@ -323,7 +325,63 @@ def check_training_mode(model) -> str | None:
                 f"the model's {word} layers are in training mode, so its predictions are random; "
                 "call model.eval() before attacking unless that randomness is the defense"
             )
+    for module in model.modules():
+        why = _random_in_training(module)
+        if why is not None:
+            return (
+                f"the model's {_layer_name(module)} layers are in training mode ({why}), so its "
+                "predictions are random; call model.eval() before attacking unless that "
+                "randomness is the defense"
+            )
     return None
+
+
+def _layer_name(module: torch.nn.Module) -> str:
+    """A layer's class name (a scripted layer's ``original_name``)."""
+    return getattr(module, "original_name", None) or type(module).__name__
+
+
+def _random_in_training(module: torch.nn.Module) -> str | None:
+    """Why a layer other than Dropout and stochastic depth draws at random in its training mode
+    (MultiheadAttention with dropout on its attention weights, an RNN, LSTM or GRU with dropout
+    between its layers, RReLU's random slope), or None for one that does not: in eval mode, at
+    rate 0, an RNN of one layer (it drops nothing), an RReLU with ``lower == upper``. A traced
+    layer (its mode in its graph, whatever its flag says) is left out."""
+    if not module.training:
+        return None
+    why = None
+    if _is_layer(module, torch.nn.MultiheadAttention):
+        rate = getattr(module, "dropout", 0)
+        why = f"dropout={rate:g} on the attention weights" if _positive(rate) else None
+    elif _is_layer(module, torch.nn.RNNBase):
+        rate, layers = getattr(module, "dropout", 0), getattr(module, "num_layers", 1)
+        why = f"dropout={rate:g} between its layers" if _positive(rate) and layers > 1 else None
+    elif _is_layer(module, torch.nn.RReLU):
+        lower, upper = getattr(module, "lower", 0), getattr(module, "upper", 0)
+        why = f"a slope drawn from [{lower:g}, {upper:g}]" if lower != upper else None
+    if why is not None and isinstance(module, torch.jit.ScriptModule):
+        return why if _reads_training_flag(module) else None  # (traced: mode unknown here)
+    return why
+
+
+def _positive(rate: object) -> bool:
+    """Whether a layer's dropout rate is a number above 0."""
+    return isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0
+
+
+def _reads_training_flag(module: torch.jit.ScriptModule) -> bool:
+    """Whether a scripted layer reads its ``training`` flag in one of its methods, in nested
+    blocks too (an LSTM's in ``forward__0``: it has no ``forward``); a traced one's graph has its
+    mode as a constant instead."""
+    try:
+        graphs = [module._c._get_method(name).graph for name in module._c._method_names()]
+    except (RuntimeError, AttributeError):
+        return False
+    return any(
+        node.s("name") == "training"
+        for graph in graphs
+        for node in graph.findAllNodes("prim::GetAttr")
+    )
 
 
 #: Stochastic-depth layers (drop a residual branch at random in training mode): torchvision's

@@ -187,6 +187,60 @@ def test_stochastic_depth_in_training_mode_warns_and_dropout_of_rate_zero_does_n
         quiet(m)
 
 
+class _Sequenced(torch.nn.Module):
+    """The model's logits as a sequence of one token through ``layer`` (attention or an RNN)."""
+
+    def __init__(self, model, layer):
+        super().__init__()
+        self.model, self.layer = model, layer
+
+    def forward(self, x):
+        z = self.model(x).unsqueeze(1)
+        attention = isinstance(self.layer, torch.nn.MultiheadAttention)
+        return self.layer(z, z, z)[0][:, -1] if attention else self.layer(z)[0][:, -1]
+
+
+@pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_other_random_layers_in_training_mode_warn(data):
+    """MultiheadAttention with dropout, RNN/LSTM/GRU with dropout between layers and RReLU draw at
+    random in training mode as Dropout does: a model left in training mode gave random
+    predictions without a word. They warn, naming the layer; at rate 0 (an RNN of one layer
+    drops nothing, an RReLU with lower == upper has a fixed slope) or in eval mode, quiet."""
+    model, x, y = data
+
+    def attention(p):
+        return _Sequenced(model, torch.nn.MultiheadAttention(10, 2, dropout=p, batch_first=True))
+
+    def recurrent(kind, p, layers=2):
+        return _Sequenced(model, kind(10, 10, num_layers=layers, dropout=p, batch_first=True))
+
+    for random, name in (
+        (attention(0.5), "MultiheadAttention"),
+        (recurrent(torch.nn.LSTM, 0.5), "LSTM"),
+        (recurrent(torch.nn.GRU, 0.5), "GRU"),
+        (recurrent(torch.nn.RNN, 0.5), "RNN"),
+        (torch.nn.Sequential(model, torch.nn.RReLU()), "RReLU"),
+        (torch.jit.script(torch.nn.Sequential(model, torch.nn.RReLU())), "RReLU"),
+    ):
+        with pytest.warns(
+            RobustkitWarning, match=rf"{name} layers are in training mode .*eval\(\)"
+        ):
+            RandomSign()(random, x, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(random.eval(), x, y)
+    for quiet in (
+        attention(0.0),
+        recurrent(torch.nn.LSTM, 0.0),
+        recurrent(torch.nn.LSTM, 0.5, layers=1),
+        torch.nn.Sequential(model, torch.nn.RReLU(0.2, 0.2)),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            RandomSign()(quiet.train(), x, y)
+
+
 class _RunningMean(torch.nn.Module):
     """A layer of the user's own that keeps a running mean of its inputs on every call."""
 
