@@ -104,6 +104,41 @@ def note_unfinished(store, db: str | None) -> None:
         )
 
 
+def note_left_off(store, db: str | None) -> None:
+    """Say (on stderr, in one line) how many finished runs make no row of the board and why
+    (:func:`~robustkit.leaderboard.why_left_off`): where none makes one, it printed the page's
+    header alone with no word why; there the line says too what run makes a row. Nothing where
+    every finished run makes a row (one that a larger or later run replaced makes one)."""
+    from .leaderboard import why_left_off
+
+    finished = store.runs(status="finished")
+    counts: dict[str, int] = {}
+    for run in finished:
+        why = why_left_off(run)
+        if why is not None:
+            counts[why] = counts.get(why, 0) + 1
+    if not counts:
+        return
+    reasons = ", ".join(f"{k} {why}" for why, k in counts.items())
+    left, n = sum(counts.values()), len(finished)
+    if left == n:
+        click.echo(
+            f"note: {store.path} holds {n} finished run{'s' if n != 1 else ''} and none makes a "
+            f"row of the leaderboard: {reasons}; a run on the test split (the default) of all "
+            "its images (no --correct-only) with an untargeted white-box attack (e.g. --attack "
+            "pgd) makes a row of the robust-accuracy tables, one with a label-only attack (e.g. "
+            "--attack cgba) a row of the decision-based table",
+            err=True,
+        )
+    else:
+        where = f" --db {shlex.quote(db)}" if db else ""
+        click.echo(
+            f"note: {left} of {n} finished runs make{'s' if left == 1 else ''} no row of the "
+            f"leaderboard: {reasons} (robustkit runs list{where} lists them)",
+            err=True,
+        )
+
+
 def _passed_on(ctx: click.Context, name: str, value, option: str):
     """A ``leaderboard`` group option given before the subcommand, merged with the subcommand's
     own: either may give it; both, only with the same value."""
@@ -144,6 +179,7 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
     with Store.open(db, create=False) as store:
         board = build(store)
         note_unfinished(store, db)
+        note_left_off(store, db)
     click.echo(RENDERERS[fmt_ or "markdown"](board))
     if out is not None:
         for path in write_all(board, Path(out)):
@@ -252,6 +288,7 @@ def run_preset(
                 click.echo(f"  failed: {exc}", err=True)
         board = build(store)
         note_unfinished(store, db)
+        note_left_off(store, db)
     click.echo(RENDERERS[fmt_](board))
     for path in write_all(board, target, after_runs=True):
         click.echo(f"wrote {path}", err=True)

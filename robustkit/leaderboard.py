@@ -106,9 +106,7 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
         flags, reasons = [c["name"] for c in row_flagged], [c["detail"] for c in row_flagged]
         # ... and on all its images: a run of only the correctly classified ones has a clean
         # accuracy of 100% and a robust accuracy of another population
-        if not summary["correct_only"] and any(
-            v["family"] == "gradient" and not v["params"].get("targeted") for v in bounded.values()
-        ):
+        if _robust_row(summary["correct_only"], [v["params"] for v in bounded.values()]):
             key = (
                 summary["data"],
                 summary["threat_model"]["norm"],
@@ -199,6 +197,33 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
         ordered.append(t)
     decision = sorted(decision_rows.values(), key=lambda r: (r["data"], r["attack"], r["model"]))
     return {"tables": ordered, "decision": decision}
+
+
+def _robust_row(correct_only: bool, params: list[dict[str, Any]]) -> bool:
+    """Whether a test-split run (its ``correct_only`` and its attacks' parameters) makes a row of
+    the robust-accuracy tables: on all its images, with an untargeted white-box attack."""
+    from .runner import is_decision
+
+    return not correct_only and any(not is_decision(p) and not p.get("targeted") for p in params)
+
+
+def why_left_off(run: dict[str, Any]) -> str | None:
+    """Why a finished run (its row of the store's ``runs`` table) makes no row of any table of
+    :func:`build` (with the decision table), as a phrase that follows a count of runs ("2 on the
+    train split"); None where it makes one. Read from the run's row alone: no result is read."""
+    from .runner import is_decision
+
+    if run["split"] != "test":
+        return f"on the {run['split']} split"
+    params = [spec["params"] for spec in json.loads(run["attacks"]).values()]
+    correct_only = bool(json.loads(run["config"]).get("correct_only", False))
+    if any(is_decision(p) for p in params) or _robust_row(correct_only, params):
+        return None
+    if not params:
+        return "without an attack (clean accuracy only)"
+    if correct_only:
+        return "of only the correctly classified images (--correct-only)"
+    return "of targeted attacks only (they only bound robustness above)"
 
 
 def _own_checkpoint(summary: dict[str, Any]) -> bool:

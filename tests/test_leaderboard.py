@@ -1070,3 +1070,54 @@ def test_an_unknown_preset_in_python_is_a_one_line_robustkit_error():
     with pytest.raises(InputError, match="unknown preset 'fast'; use one of quick, full"):
         preset_runs("fast")
     assert [c.model for c in preset_runs("QUICK", "mnist/lenet5")] == ["mnist/lenet5"] * 2
+
+
+def test_a_store_whose_finished_runs_make_no_row_says_why_and_what_run_would(tmp_path):
+    """`robustkit leaderboard` over a store whose finished runs are all left off the tables (a
+    train-split run, one of only the correctly classified images, a targeted one, one without
+    an attack) printed the page's header alone, with no word why; it says so in one line on
+    stderr, with how many runs each reason leaves off and what run makes a row. A store where
+    some runs are left off says how many and why; one where every run makes a row says nothing."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    from .fake_store import CGBA, LINF, add_run, robust
+
+    db = tmp_path / "x.db"
+    targeted = {"norm": "linf", "targeted": True}
+    with Store.open(db) as store:
+        add_run(store, "train", {"fgsm": (LINF, robust("rf"))}, n=2, split="train")
+        add_run(store, "train2", {"cgba": (CGBA, robust("rf"))}, n=2, split="train")
+        add_run(
+            store, "correct", {"fgsm": (LINF, robust("rf"))}, n=2, config={"correct_only": True}
+        )
+        add_run(store, "targeted", {"pgd": (targeted, robust("rf"))}, n=2)
+        add_run(store, "clean", {}, n=2)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"tables": [], "decision": []}
+    (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
+    assert "5 finished runs and none makes a row" in note, note
+    for why in (
+        "2 on the train split",
+        "1 of only the correctly classified images (--correct-only)",
+        "1 of targeted attacks only",
+        "1 without an attack",
+    ):
+        assert why in note, (why, note)
+    assert "--attack pgd" in note and "--attack cgba" in note, note
+    # some runs make rows: the note counts the others
+    with Store.open(db) as store:
+        add_run(store, "ok", {"fgsm": (LINF, robust("rf"))}, n=2)
+        add_run(store, "cgba", {"cgba": (CGBA, robust("rf"))}, n=2, norm="l2", eps=2.0)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
+    assert note.startswith("note: 5 of 7 finished runs make no row"), note
+    assert "2 on the train split" in note and "1 without an attack" in note, note
+    # every run makes a row: no note
+    with Store.open(db) as store:
+        store.delete_runs(["train", "train2", "correct", "targeted", "clean"])
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
+    assert result.exit_code == 0 and "note" not in result.stderr, result.stderr
