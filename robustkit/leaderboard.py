@@ -110,7 +110,7 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
             key = (
                 summary["data"],
                 summary["threat_model"]["norm"],
-                round(summary["threat_model"]["eps"], 10),
+                _table_eps(summary["threat_model"]["eps"]),
                 summary["model"],
                 defenses,
             )
@@ -197,6 +197,16 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
         ordered.append(t)
     decision = sorted(decision_rows.values(), key=lambda r: (r["data"], r["attack"], r["model"]))
     return {"tables": ordered, "decision": decision}
+
+
+def _table_eps(eps: float) -> float:
+    """The ε of a run's table: the one its title shows (:func:`~robustkit.threat.format_eps`),
+    so that runs at ε = 8/255 and at 8/255 as a float32 (0.0313725508…, shown as 8/255 too)
+    share one table rather than make two of one title; else ε itself (to 10 decimals)."""
+    text = format_eps(eps)
+    if text.endswith("/255"):
+        eps = int(text[: -len("/255")]) / 255
+    return round(eps, 10)
 
 
 def _robust_row(correct_only: bool, params: list[dict[str, Any]]) -> bool:

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from robustkit.leaderboard import build, to_csv, to_html, to_json, to_markdown
@@ -1121,3 +1122,27 @@ def test_a_store_whose_finished_runs_make_no_row_says_why_and_what_run_would(tmp
         store.delete_runs(["train", "train2", "correct", "targeted", "clean"])
     result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
     assert result.exit_code == 0 and "note" not in result.stderr, result.stderr
+
+
+def test_runs_at_the_same_shown_eps_share_one_table(tmp_path):
+    """ε = 8/255 given as a float32 (0.0313725508…, as ``torch.tensor(8 / 255).item()`` gives
+    it) made a table of its own beside the 8/255 one, both titled "CIFAR-10, L∞ ε = 8/255":
+    the models were not compared. A table is the ε its title shows; one a few digits apart is
+    another table."""
+    from .fake_store import LINF, add_run, robust
+
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(
+            store, "a", {"pgd": (LINF, robust("rrff"))}, model="a", dataset="cifar10", eps=8 / 255
+        )
+        f32 = float(np.float32(8 / 255))
+        add_run(store, "b", {"pgd": (LINF, robust("rfff"))}, model="b", dataset="cifar10", eps=f32)
+        add_run(
+            store, "c", {"pgd": (LINF, robust("ffff"))}, model="c", dataset="cifar10", eps=0.0314
+        )
+        tables = build(store)["tables"]
+    assert [(t["title"], [r["model"] for r in t["rows"]]) for t in tables] == [
+        ("CIFAR-10, L∞ ε = 8/255", ["a", "b"]),
+        ("CIFAR-10, L∞ ε = 0.0314", ["c"]),
+    ]
+    assert tables[0]["eps"] == round(8 / 255, 10)
