@@ -89,12 +89,20 @@ def write_all(board, out: Path, after_runs: bool = False) -> list[Path]:
 
 def note_unfinished(store, db: str | None) -> None:
     """Say (on stderr) why a store whose runs are all unfinished makes a board without rows, and
-    how to finish them: it printed the page's header alone, as for an empty store."""
+    how to finish them, or one without runs, and how to add one: it printed the page's header
+    alone, with no word why."""
     if store.runs(status="finished"):
         return
     n = len(store.runs(status="running"))
-    if n:
-        where = f" --db {shlex.quote(db)}" if db else ""
+    where = f" --db {shlex.quote(db)}" if db else ""
+    if not n:
+        click.echo(
+            f"note: {store.path} holds no run, so the leaderboard has no rows; robustkit evaluate"
+            f"{where} --model NAME --attack pgd adds one (robustkit leaderboard run{where} "
+            "evaluates the zoo)",
+            err=True,
+        )
+    else:
         click.echo(
             f"note: {store.path} holds {n} unfinished run{'s' if n != 1 else ''} and no finished "
             f"one, so the leaderboard has no rows; rerun the command of each to finish it "
@@ -121,17 +129,25 @@ def note_left_off(store, db: str | None) -> None:
         return
     reasons = ", ".join(f"{k} {why}" for why, k in counts.items())
     left, n = sum(counts.values()), len(finished)
+    where = f" --db {shlex.quote(db)}" if db else ""
     if left == n:
+        running = len(store.runs(status="running"))
+        unfinished = (
+            f"; its {running} unfinished run{'s' if running != 1 else ''} make"
+            f"{'s' if running == 1 else ''} none until finished (rerun the command of each: "
+            f"robustkit runs show ID{where} shows it)"
+            if running
+            else ""
+        )
         click.echo(
             f"note: {store.path} holds {n} finished run{'s' if n != 1 else ''} and none makes a "
             f"row of the leaderboard: {reasons}; a run on the test split (the default) of all "
             "its images (no --correct-only) with an untargeted white-box attack (e.g. --attack "
             "pgd) makes a row of the robust-accuracy tables, one with a label-only attack (e.g. "
-            "--attack cgba) a row of the decision-based table",
+            f"--attack cgba) a row of the decision-based table{unfinished}",
             err=True,
         )
     else:
-        where = f" --db {shlex.quote(db)}" if db else ""
         click.echo(
             f"note: {left} of {n} finished runs make{'s' if left == 1 else ''} no row of the "
             f"leaderboard: {reasons} (robustkit runs list{where} lists them)",

@@ -1146,3 +1146,32 @@ def test_runs_at_the_same_shown_eps_share_one_table(tmp_path):
         ("CIFAR-10, L∞ ε = 0.0314", ["c"]),
     ]
     assert tables[0]["eps"] == round(8 / 255, 10)
+
+
+def test_an_empty_store_and_unfinished_runs_beside_left_off_ones_say_why_there_is_no_row(
+    tmp_path,
+):
+    """A store without runs (every one deleted) printed the page's header alone with no word
+    why; and over finished runs that make no row beside unfinished ones, the note said what run
+    would make a row but not that the unfinished ones would, once finished."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    from .fake_store import LINF, add_run, robust
+
+    db = tmp_path / "x.db"
+    with Store.open(db) as store:
+        add_run(store, "gone", {"fgsm": (LINF, robust("rf"))}, n=2)
+        store.delete_runs(["gone"])
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
+    assert f"{db} holds no run" in note and "robustkit evaluate" in note, note
+    with Store.open(db) as store:
+        add_run(store, "train", {"fgsm": (LINF, robust("rf"))}, n=2, split="train")
+        add_run(store, "running", {"fgsm": (LINF, robust("rf"))}, n=2, finished=False)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
+    (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
+    assert "1 finished run and none makes a row" in note, note
+    assert "1 unfinished run" in note and "rerun" in note, note
