@@ -1,6 +1,7 @@
 """Leaderboards generated from the results store.
 
-:func:`build` reads every finished run and makes one table per (data set, threat model) with a
+:func:`build` reads every finished run and makes one table per (data set, threat model; an ε as
+its title shows it, so 8/255 as a float32 is 8/255) with a
 row per model (and defense): clean accuracy, robust accuracy per attack, worst-case robust
 accuracy (the table's sort key), the number of samples, sanity flags and training; plus one
 decision-based table (median L2 at query budgets and success rate at ε within them; its rows
