@@ -248,8 +248,9 @@ def check_queries_used(queries: int, attack_specs: Sequence[str]) -> None:
 @click.option(
     "--targeted",
     is_flag=True,
-    help="Targeted attacks, with a random target per sample (refused where no attack is "
-    "targeted: without --attack, or with only specs that set targeted=false).",
+    help="Targeted attacks, with a random target per sample: pgd, fgsm and the label-only "
+    "attacks (refused with an attack that takes no target, apgd-* or auto, and where no attack "
+    "is targeted: without --attack, or with only specs that set targeted=false).",
 )
 @click.option(
     "--queries",
