@@ -214,9 +214,9 @@ def models(pattern: str, fmt_: str) -> None:
 
     The table shows each model's licence and source; the JSON format gives every metadata
     field of the zoo models: data set, architecture, training, threat model, source URL,
-    sha256, licence, and published and measured clean accuracy in percent (91.73; `evaluate`
-    reports fractions, 0.9173) (torchvision/* names show placeholders: robustkit.zoo.model_info
-    gives theirs).
+    sha256, licence, and published and measured clean accuracy in percent (91.73; `evaluate
+    --format json` gives fractions, 0.9173) (torchvision/* names show placeholders:
+    robustkit.zoo.model_info gives theirs).
     """
     _registry_listing(
         MODELS,
