@@ -7,7 +7,9 @@ do, never a traceback (exit status 1 is left to robustkit's own bugs).
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -146,8 +148,37 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+class OutputError(RobustkitError):
+    """Standard output that cannot be written (a full disk, ``> /dev/full``, an I/O error)."""
+
+
+def echo(message: str) -> None:
+    """Print ``message`` and a newline on standard output, as ``click.echo``; a write that fails
+    is an :class:`OutputError` (one line, exit status 2) where it ended in a traceback. A closed
+    pipe (``| head -1``) is left to click, which ends quietly. What stays buffered of stdout is
+    dropped (stdout is pointed at os.devnull): Python's flush at exit failed on it again, with
+    a second message."""
+    try:
+        click.echo(message)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # (not a file: nothing to flush at exit)
+            fd = None
+        if fd is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        raise OutputError(
+            f"cannot write the output to stdout ({exc.strerror or exc}); send it where it can "
+            "be written"
+        ) from None
+
+
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(json_safe(data), indent=2, default=_json_default))
+    echo(json.dumps(json_safe(data), indent=2, default=_json_default))
 
 
 FORMAT = click.option(
@@ -189,9 +220,9 @@ def version() -> None:
     """Print the versions of robustkit, torch and Python."""
     import torch
 
-    click.echo(f"robustkit {__version__}")
-    click.echo(f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})")
-    click.echo(f"python {sys.version.split()[0]}")
+    echo(f"robustkit {__version__}")
+    echo(f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})")
+    echo(f"python {sys.version.split()[0]}")
 
 
 def _registry_listing(registry, pattern: str, fmt_: str, columns: list[str]) -> None:
@@ -200,10 +231,10 @@ def _registry_listing(registry, pattern: str, fmt_: str, columns: list[str]) -> 
         echo_json([{"name": e.name, **e.metadata} for e in entries])
         return
     if not entries:
-        click.echo(f"no {registry.kind} matches {pattern!r}")
+        echo(f"no {registry.kind} matches {pattern!r}")
         return
     rows = [[e.name] + [fmt(e.metadata.get(c)) for c in columns] for e in entries]
-    click.echo(render(rows, ["name"] + columns))
+    echo(render(rows, ["name"] + columns))
 
 
 @cli.command()

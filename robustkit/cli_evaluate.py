@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 from click.core import ParameterSource
 
-from .cli import DB, DEVICE, FORMAT, PROGRESS, cli, echo_json, exit_status
+from .cli import DB, DEVICE, FORMAT, PROGRESS, OutputError, cli, echo, echo_json, exit_status
 from .errors import RobustkitError
 from .store import directory_problem, special_file
 from .tables import fmt, render
@@ -372,10 +372,17 @@ def evaluate(
             order = [label for label, atk in run.attacks.items() if atk.eps is not None]
             if len(order) > 1:
                 report["saved_adversarials_order"] = order
-    if fmt_ == "json":
-        echo_json(report)
-    else:
-        click.echo(render_report(report))
+    try:
+        if fmt_ == "json":
+            echo_json(report)
+        else:
+            echo(render_report(report))
+    except OutputError as exc:  # (it said nothing of the run, stored before the report)
+        where = f" --db {shlex.quote(db)}" if db else ""
+        raise RobustkitError(
+            f"{exc}; run {run.run_id} is stored in {report['db']}: robustkit runs show "
+            f"{run.run_id}{where} prints its report"
+        ) from None
 
 
 def render_report(report: dict[str, Any]) -> str:

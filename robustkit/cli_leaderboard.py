@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import DB, DEVICE, PROGRESS, cli, exit_status
+from .cli import DB, DEVICE, PROGRESS, OutputError, cli, echo, exit_status
 from .errors import RobustkitError, StoreWriteError
 from .store import directory_problem, special_file
 
@@ -196,7 +196,7 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
         board = build(store)
         note_unfinished(store, db)
         note_left_off(store, db)
-    click.echo(RENDERERS[fmt_ or "markdown"](board))
+    echo(RENDERERS[fmt_ or "markdown"](board))
     if out is not None:
         for path in write_all(board, Path(out)):
             click.echo(f"wrote {path}", err=True)
@@ -305,9 +305,20 @@ def run_preset(
         board = build(store)
         note_unfinished(store, db)
         note_left_off(store, db)
-    click.echo(RENDERERS[fmt_](board))
+    try:
+        echo(RENDERERS[fmt_](board))
+    except OutputError as exc:  # the runs are stored, and --out can still be written
+        unprinted: OutputError | None = exc
+    else:
+        unprinted = None
     for path in write_all(board, target, after_runs=True):
         click.echo(f"wrote {path}", err=True)
+    if unprinted is not None:
+        where = f" --db {shlex.quote(db)}" if db else ""
+        raise RobustkitError(
+            f"{unprinted}; the runs are stored in {store.path}: robustkit leaderboard{where} "
+            "prints the leaderboard"
+        )
     click.echo(
         f"{len(configs) - len(failures)} of {len(configs)} runs done in {time.perf_counter() - t0:.0f} s",
         err=True,

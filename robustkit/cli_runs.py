@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .cli import DB, FORMAT, cli, echo_json, exit_status
+from .cli import DB, FORMAT, cli, echo, echo_json, exit_status
 from .errors import RobustkitError
 from .store import Store, defense_names, find_run
 from .tables import render
@@ -89,7 +89,7 @@ def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> No
         echo_json(rows)
         return
     if not rows:  # (with --status running it said "no stored run", beside finished ones)
-        click.echo(
+        echo(
             f"no {status or 'stored'} run of a model matching {pattern!r} "
             f"({total} stored run{'s' if total != 1 else ''} in all)"
         )
@@ -109,7 +109,7 @@ def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> No
         ]
         for r in rows
     ]
-    click.echo(render(table, [*headers, "started"]))
+    echo(render(table, [*headers, "started"]))
 
 
 @runs.command("show")
@@ -127,7 +127,7 @@ def show_run(run_id: str, db: str | None, fmt_: str) -> None:
     if fmt_ == "json":
         echo_json(report)
     else:
-        click.echo(render_report(report))
+        echo(render_report(report))
 
 
 def _confirmed(question: str) -> bool:

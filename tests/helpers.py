@@ -141,3 +141,19 @@ def one_intra_op_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def full_stdout(monkeypatch):
+    """click.echo to stdout fails as on a full disk (stderr is still written)."""
+    import errno
+
+    import click
+
+    real = click.echo
+
+    def echo(message=None, file=None, nl=True, err=False, color=None):
+        if not err and file is None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(message, file=file, nl=nl, err=err, color=color)
+
+    monkeypatch.setattr(click, "echo", echo)

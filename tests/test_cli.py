@@ -17,7 +17,7 @@ from robustkit.store import Store
 from robustkit.zoo import model_info
 
 from .conftest import WEIGHTS
-from .helpers import at_shard, interrupt, switchable_model_file
+from .helpers import at_shard, full_stdout, interrupt, switchable_model_file
 
 
 def run(*args, env=None):
@@ -1205,3 +1205,44 @@ def test_models_help_gives_the_unit_of_its_clean_accuracies():
     gives fractions (0.9173); --help did not say which."""
     text = " ".join(run("models", "--help").output.split())
     assert "clean accuracy in percent" in text, text
+
+
+def test_stdout_that_cannot_be_written_is_one_line_not_a_traceback():
+    """`robustkit models > /dev/full` (a full disk) ended in an OSError traceback, and a second
+    message from Python's flush at exit; it is a one-line error and exit status 2."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "robustkit", "models"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot write the output"), lines
+    assert "No space left on device" in lines[0]
+
+
+@pytest.mark.parametrize("fmt_", ["table", "json"])
+def test_a_report_that_cannot_be_printed_says_the_run_is_stored(tmp_path, monkeypatch, fmt_):
+    db = tmp_path / "r.db"
+    full_stdout(monkeypatch)
+    result = run(
+        "evaluate", "--model", "mnist/lenet5", "--n", "2", "--attack", "fgsm",
+        "--no-progress", "--db", str(db), "--format", fmt_,
+    )  # fmt: skip
+    assert_one_line_error(result, "No space left on device", "is stored in", "runs show")
+    with Store.open(str(db), create=False) as store:
+        (stored,) = store.runs(status="finished")
+    assert f"run {stored['run_id']} is stored" in result.output
+
+
+def test_runs_list_to_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    db = tmp_path / "r.db"
+    Store.open(str(db)).close()
+    full_stdout(monkeypatch)
+    assert_one_line_error(run("runs", "list", "--db", str(db)), "cannot write the output")

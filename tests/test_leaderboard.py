@@ -1154,6 +1154,13 @@ def test_an_empty_store_and_unfinished_runs_beside_left_off_ones_say_why_there_i
     """A store without runs (every one deleted) printed the page's header alone with no word
     why; and over finished runs that make no row beside unfinished ones, the note said what run
     would make a row but not that the unfinished ones would, once finished."""
+
+
+def test_a_leaderboard_run_that_cannot_print_its_board_writes_out_and_says_runs_are_stored(
+    tmp_path, monkeypatch
+):
+    """`leaderboard run > /dev/full` ended in a traceback after every run was stored, without
+    writing --out: it writes --out and says the runs are stored and how to print the board."""
     from click.testing import CliRunner
 
     from robustkit.cli import cli
@@ -1175,3 +1182,15 @@ def test_an_empty_store_and_unfinished_runs_beside_left_off_ones_say_why_there_i
     (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
     assert "1 finished run and none makes a row" in note, note
     assert "1 unfinished run" in note and "rerun" in note, note
+
+    from .helpers import full_stdout
+
+    out, db = tmp_path / "board", tmp_path / "results.db"
+    args = ["leaderboard", "run", "--preset", "quick", "--models", "mnist/cnn-tiny-at"]
+    args += ["--out", str(out), "--db", str(db), "--no-progress", "--device", "cpu"]
+    full_stdout(monkeypatch)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    (error,) = [ln for ln in result.output.splitlines() if ln.startswith("Error: ")]
+    assert "No space left on device" in error and f"runs are stored in {db}" in error, error
+    assert (out / "leaderboard.md").is_file()
