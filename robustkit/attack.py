@@ -28,6 +28,7 @@ from .device import make_generator, model_device
 from .errors import InputError, first_line
 from .modelcheck import HALF_DTYPES, check_model_on, check_scores
 from .registry import constructor_parameters
+from .tables import counted
 from .threat import NORMS, ThreatModel, flat_norm
 
 if TYPE_CHECKING:
@@ -697,7 +698,8 @@ class Attack(ABC):
             clean_pred = given.long().flatten()
             if clean_pred.shape != y.shape:
                 raise InputError(
-                    f"clean_pred has {clean_pred.numel()} labels for {y.numel()} samples"
+                    f"clean_pred has {counted(clean_pred.numel(), 'label')} for "
+                    f"{counted(y.numel(), 'sample')}"
                 )
         device = model_device(model)
         x, y = x.to(device), y.to(device)

@@ -22,6 +22,7 @@ import torch
 
 from .checks import is_real_number
 from .errors import InputError
+from .tables import counted
 from .threat import parse_eps
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ def check_budgets(
         raise InputError(f"budgets must be non-negative whole numbers of queries, got {budgets!r}")
     if max_queries is not None and max(values) > max_queries:
         raise InputError(
-            f"budget {int(max(values))} is above the {max_queries} queries {attack} ran with "
+            f"budget {int(max(values))} is above the {counted(max_queries, 'query', 'queries')} "
+            f"{attack} ran with "
             f"(nothing was measured past them); use budgets up to {max_queries}"
         )
     return [int(b) for b in values]

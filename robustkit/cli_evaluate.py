@@ -18,7 +18,7 @@ from click.core import ParameterSource
 from .cli import DB, DEVICE, FORMAT, PROGRESS, OutputError, cli, echo, echo_json, exit_status
 from .errors import RobustkitError
 from .store import directory_problem, special_file
-from .tables import fmt, render
+from .tables import counted, fmt, render
 
 if TYPE_CHECKING:  # loaded by the commands that need them (the CLI starts without them)
     import numpy as np
@@ -408,7 +408,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"{samples} | threat {threat} "
         f"| device {report['device']} | seed {report['seed']}"
         + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),
-        f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({report['n']} samples)",
+        f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({counted(report['n'], 'sample')})",
     ]
     unfinished = report.get("status", "finished") != "finished"
     if unfinished:  # (runs show of a run stopped early: its figures cover what is stored)
@@ -420,7 +420,7 @@ def render_report(report: dict[str, Any]) -> str:
             else "rerun the run's command to resume it"
         )
         lines.append(
-            f"UNFINISHED: {report['n']} of {asked} samples stored; every figure here covers "
+            f"UNFINISHED: {report['n']} of {counted(asked, 'sample')} stored; every figure here covers "
             f"those only ({rerun})"
         )
     if report["attacks"]:

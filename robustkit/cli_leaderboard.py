@@ -12,6 +12,7 @@ import click
 from .cli import DB, DEVICE, PROGRESS, OutputError, cli, echo, exit_status
 from .errors import RobustkitError, StoreWriteError
 from .store import directory_problem, special_file
+from .tables import counted
 
 FORMATS = ("markdown", "csv", "json", "html")
 
@@ -282,7 +283,7 @@ def run_preset(
     t0 = time.perf_counter()
     with Store.open(db) as store:
         for k, config in enumerate(configs, 1):
-            what = f"[{k}/{len(configs)}] {config.model}: {', '.join(config.attacks)} ({config.norm} {config.eps or 'default ε'}, {config.n} images)"
+            what = f"[{k}/{len(configs)}] {config.model}: {', '.join(config.attacks)} ({config.norm} {config.eps or 'default ε'}, {counted(config.n, 'image')})"
             click.echo(what, err=True)
             config.extra["command"] = shlex.join(command)
             try:
@@ -320,8 +321,8 @@ def run_preset(
             "prints the leaderboard"
         )
     click.echo(
-        f"{len(configs) - len(failures)} of {len(configs)} runs done in {time.perf_counter() - t0:.0f} s",
+        f"{len(configs) - len(failures)} of {counted(len(configs), 'run')} done in {time.perf_counter() - t0:.0f} s",
         err=True,
     )
     if failures:
-        raise RobustkitError(f"{len(failures)} run(s) failed; first: {failures[0]}")
+        raise RobustkitError(f"{counted(len(failures), 'run')} failed; first: {failures[0]}")

@@ -18,7 +18,7 @@ import click
 from .cli import DB, FORMAT, cli, echo, echo_json, exit_status
 from .errors import RobustkitError
 from .store import Store, defense_names, find_run
-from .tables import render
+from .tables import counted, render
 
 
 def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> list[dict[str, Any]]:
@@ -164,7 +164,7 @@ def delete_runs(run_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
             r = rows[run_id]
             click.echo(
                 f"{run_id}  {r['model']}  {r['threat']}  {', '.join(r['attacks']) or '-'}  "
-                f"{r['stored']}/{r['n']} samples  {r['status']}",
+                f"{r['stored']}/{counted(r['n'], 'sample')}  {r['status']}",
                 err=True,
             )
         if not yes and not _confirmed(

@@ -20,6 +20,7 @@ import torch
 
 from .checks import is_whole_number
 from .errors import DataError
+from .tables import counted
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path} holds no images; give a file with at least one")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(x) != len(y):
         raise DataError(
-            f"{path}: 'y' must be one whole-number label per image of 'x' ({len(x)} images), "
+            f"{path}: 'y' must be one whole-number label per image of 'x' ({counted(len(x), 'image')}), "
             f"got {y.dtype} labels shaped {y.shape}"
         )
     return x, y
@@ -269,7 +270,7 @@ def load_dataset(
         raise DataError(f"offset must be >= 0, got {offset}")
     if offset >= total:
         raise DataError(
-            f"offset={offset} is past the end of {source} ({total} samples); "
+            f"offset={offset} is past the end of {source} ({counted(total, 'sample')}); "
             f"use an offset below {total}"
         )
     if n is None:
@@ -278,7 +279,7 @@ def load_dataset(
         raise DataError(f"n must be a positive number of samples, got {n}")
     if offset + n > total:
         raise DataError(
-            f"{source} has {total} samples; n={n} from offset={offset} asks for "
+            f"{source} has {counted(total, 'sample')}; n={n} from offset={offset} asks for "
             f"{offset + n}. Use n <= {max(total - offset, 0)}"
         )
     return _to_tensors(x[offset : offset + n], y[offset : offset + n], name)

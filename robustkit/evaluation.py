@@ -23,6 +23,7 @@ from .checks import is_whole_number, shown
 from .device import derive_seed, model_device
 from .errors import InputError
 from .modelcheck import check_model_on
+from .tables import counted
 from .threat import ThreatModel
 
 if TYPE_CHECKING:
@@ -171,7 +172,8 @@ class Evaluation:
         if len(x) != self.n:
             if self.sample is None or not self.n or len(x) <= int(self.positions.max()):
                 raise InputError(
-                    f"x has {len(x)} images but this evaluation covers {self.n}; pass the "
+                    f"x has {counted(len(x), 'image')} but this evaluation covers {self.n}; "
+                    "pass the "
                     "images given to evaluate()"
                 )
             x = x[self.positions]

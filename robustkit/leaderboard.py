@@ -35,6 +35,7 @@ from typing import Any
 
 from .jsonsafe import json_safe
 from .store import Store
+from .tables import counted
 from .threat import format_eps
 
 DECISION_BUDGETS = (250, 500, 1000, 2000, 5000)
@@ -392,7 +393,7 @@ def _decision_titles(groups: list[tuple[str, list[dict[str, Any]]]]) -> list[str
         title = f"Decision-based attacks, {DATASET_TITLES.get(data, data)} (label-only, L2)"
         if per_data[data] > 1:
             title += (
-                f", up to {rows[0]['budgets'][-1]} queries, ε = {format_eps(rows[0]['eps'])}, "
+                f", up to {counted(rows[0]['budgets'][-1], 'query', 'queries')}, ε = {format_eps(rows[0]['eps'])}, "
                 f"images: {rows[0]['selection']}"
             )
         titles.append(title)

@@ -18,6 +18,7 @@ import torch
 
 from .device import float_dtypes, model_device
 from .errors import InputError, RobustkitError, first_line
+from .tables import counted
 
 #: What a forward pass raises on images it cannot take (wrong shape, channels or dtype): shape
 #: checks raise RuntimeError (most layers), ValueError (BatchNorm1d on 4-D input), TypeError,
@@ -72,7 +73,8 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
         )
     if scores.shape[0] != n:
         raise InputError(
-            f"the model returned {scores.shape[0]} rows of scores for {n} images; it must "
+            f"the model returned {counted(scores.shape[0], 'row')} of scores for "
+            f"{counted(n, 'image')}; it must "
             "return one row per image (check its reshapes: flatten with x.flatten(1))"
         )
     if scores.shape[1] < 2:  # its top class would always be 0: never fooled, never robust
@@ -90,7 +92,7 @@ def check_scores(scores: object, n: int) -> torch.Tensor:
     if not finite.all():
         bad = (~finite).nonzero().flatten()
         raise InputError(
-            f"the model returns NaN or infinite outputs for {bad.numel()} of {n} images (the "
+            f"the model returns NaN or infinite outputs for {bad.numel()} of {counted(n, 'image')} (the "
             f"first: image {int(bad[0])} of the batch), so it cannot classify them; fix the "
             "model (or its inputs) before attacking it"
         )

@@ -29,6 +29,7 @@ from .checks import is_whole_number, shown
 from .device import accelerator_memory, full_float32
 from .errors import InputError
 from .modelcheck import largest_activation_bytes
+from .tables import counted
 from .threat import check_norm, flat_norm, parse_eps
 
 #: Whether a :class:`LabelOracle` left to choose (``pad=None``) pads its passes on a GPU.
@@ -168,7 +169,8 @@ def _refuted_by_recheck(result: AttackResult, x: torch.Tensor) -> AttackResult:
     if not refuted.any():
         return result
     warnings.warn(
-        f"{int(refuted.sum())} of {int(has_path.sum())} examples {result.attack} found were not "
+        f"{int(refuted.sum())} of {counted(int(has_path.sum()), 'example')} {result.attack} found "
+        "were not "
         "adversarial on the fresh re-check (a randomized model, or nondeterministic "
         "arithmetic): reported as not found",
         RobustkitWarning,

@@ -12,6 +12,7 @@ import torch
 
 from .errors import InputError, RobustkitError
 from .results import given
+from .tables import counted
 from .threat import check_norm
 
 if TYPE_CHECKING:
@@ -198,12 +199,12 @@ def median_l2_vs_queries(
         if not attacked:  # every median NaN: an empty axis said nothing of why
             raise RobustkitError(
                 f"run {summary['run_id']}: {label} attacked no image (the model misclassified "
-                f"all {summary['n']} images); there is no curve to plot"
+                f"all {counted(summary['n'], 'image')}); there is no curve to plot"
             )
         if not np.isfinite(curve["median_l2"].to_numpy()).any():  # every median inf: no line
             label += (
-                f" (fewer than half of {attacked} images fooled within "
-                f"{report['params']['max_queries']} queries)"
+                f" (fewer than half of {counted(attacked, 'image')} fooled within "
+                f"{counted(report['params']['max_queries'], 'query', 'queries')})"
             )
         # marked: a median finite at one budget only (inf before it) has no segment to draw
         ax.plot(curve["queries"], curve["median_l2"], marker=".", label=label)
@@ -267,7 +268,8 @@ def _titles(what: str, labels: Any, n: int, classes: list[str] | None) -> list[s
     values = [int(k) for k in raw[:n]]
     if len(values) < n:
         raise RobustkitError(
-            f"adversarial_grid: {what} has {len(values)} labels for {n} images; pass one per image"
+            f"adversarial_grid: {what} has {counted(len(values), 'label')} for "
+            f"{counted(n, 'image')}; pass one per image"
         )
     if classes:
         bad = [k for k in values if not 0 <= k < len(classes)]
@@ -301,7 +303,7 @@ def adversarial_grid(
     x, x_adv = _images("x", x), _images("x_adv", x_adv)
     if x.shape[0] == 0 or n < 1:
         raise RobustkitError(
-            f"adversarial_grid needs at least one image (got {x.shape[0]} images, n={n})"
+            f"adversarial_grid needs at least one image (got {counted(x.shape[0], 'image')}, n={n})"
         )
     if tuple(x_adv.shape) != tuple(x.shape):
         raise RobustkitError(

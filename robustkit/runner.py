@@ -29,6 +29,7 @@ from .checks import is_whole_number, shown
 from .errors import DataError, InputError, RobustkitError, StoreWriteError, first_line
 from .modelcheck import check_model_on
 from .store import Store, defense_names, dumps
+from .tables import counted
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 from .weights import sha256_file
 
@@ -131,7 +132,7 @@ def first_correct_indices(
     source = described(dataset, split)
     if offset >= total:  # ("only 0 correctly classified samples from offset ...")
         raise DataError(
-            f"offset={offset} is past the end of {source} ({total} samples); "
+            f"offset={offset} is past the end of {source} ({counted(total, 'sample')}); "
             f"use an offset below {total}"
         )
     while len(found) < n and start < total:
@@ -147,7 +148,8 @@ def first_correct_indices(
             else "is it the model for these images and labels?"
         )
         raise InputError(
-            f"{source} has {total} samples: {len(found)} of the {total - offset} samples from "
+            f"{source} has {counted(total, 'sample')}: {len(found)} of the "
+            f"{counted(total - offset, 'sample')} from "
             f"offset {offset} are classified correctly, {n} asked; {fix}"
         )
     return found[:n]
@@ -655,8 +657,9 @@ def stored_note(run: Run, store: Store, fresh: bool) -> tuple[str, str]:
     stored = len(store.finished_shards(run.run_id))
     total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
     how = "the same command without --fresh" if fresh else "the same command"
-    return f"{stored} of {total} shards of run {run.run_id} are stored in {store.path}", (
-        f"rerun {how} to resume"
+    return (
+        f"{stored} of {counted(total, 'shard')} of run {run.run_id} are stored in {store.path}",
+        (f"rerun {how} to resume"),
     )
 
 

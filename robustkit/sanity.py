@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .tables import counted
+
 Check = tuple[str, bool, str]
 
 #: How the detail of a check that could not be made on a run begins (it is not a pass).
@@ -408,7 +410,7 @@ def _describe(atk) -> str:
     if "steps" not in atk.params:
         return atk.name
     restarts = getattr(atk, "restarts", 1)
-    return f"{atk.name} with {atk.steps} steps" + (
+    return f"{atk.name} with {counted(atk.steps, 'step')}" + (
         f" and {restarts} restarts" if restarts > 1 else ""
     )
 
@@ -456,7 +458,7 @@ def check_more_steps(
             torch.manual_seed(derive_seed(seed, "more steps", "survivors", "model noise"))
             survivors = atk(run.model, x, y, target).robust
         who = (
-            f"the samples that survived {atk.steps} steps"
+            f"the samples that survived {counted(atk.steps, 'step')}"
             if "steps" in atk.params
             else f"the samples that survived {_describe(atk)}"
         )

@@ -22,6 +22,12 @@ def fmt(value: Any, percent: bool = False, digits: int = 4) -> str:
     return str(value)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun`` in the number it takes: "1 sample", "0 samples", "2 samples"
+    (``plural`` where adding an s is not the plural)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def render(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """Left-aligned columns separated by two spaces, with a rule under the header."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]

@@ -578,9 +578,9 @@ def test_a_model_that_goes_through_numpy_is_one_line_for_gradient_attacks(data, 
 def test_a_model_with_a_row_count_other_than_the_images_is_refused(data, model):
     _, x, y = data
     for attack in (robustkit.get_attack("pgd", steps=1), robustkit.get_attack("cgba")):
-        with pytest.raises(InputError, match=r"returned \d+ rows of scores for 2 images"):
+        with pytest.raises(InputError, match=r"returned (1 row|\d+ rows) of scores for 2 images"):
             attack(model().eval(), x, y)
-    with pytest.raises(InputError, match="rows of scores"):
+    with pytest.raises(InputError, match="rows? of scores"):
         robustkit.evaluate(model().eval(), [robustkit.get_attack("fgsm")], x, y)
 
 

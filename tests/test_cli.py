@@ -1246,3 +1246,18 @@ def test_runs_list_to_a_full_disk_is_one_line(tmp_path, monkeypatch):
     Store.open(str(db)).close()
     full_stdout(monkeypatch)
     assert_one_line_error(run("runs", "list", "--db", str(db)), "cannot write the output")
+
+
+def test_counts_of_one_are_singular_in_reports(tmp_path):
+    """The report said "(1 samples)" and `runs list` "1/1 samples"."""
+    from robustkit.tables import counted
+
+    assert [counted(n, "sample") for n in (0, 1, 2)] == ["0 samples", "1 sample", "2 samples"]
+    db = tmp_path / "r.db"
+    result = run(
+        "evaluate", "--model", "mnist/lenet5", "--n", "1", "--no-progress", "--db", str(db)
+    )
+    assert result.exit_code == 0, result.output
+    assert "(1 sample)" in result.output and "samples" not in result.output, result.output
+    deleted = run("runs", "delete", "--yes", "--db", str(db), result.output.split("run ")[-1][:8])
+    assert "1/1 sample " in deleted.output and "samples" not in deleted.output, deleted.output
