@@ -68,10 +68,13 @@ class Auto(Attack):
                 f"auto stages must be attack specs joined by +, got {stages!r}; "
                 "e.g. stages=apgd-ce+apgd-t"
             )
-        self.stages = tuple(stages)
-        if not self.stages:
+        if not stages:
             raise InputError("auto needs at least one stage, e.g. stages=apgd-ce+apgd-t")
-        self._attacks = [self._build(spec) for spec in self.stages]
+        from robustkit.specs import registered_stage
+
+        self._attacks = [self._build(spec) for spec in stages]
+        # by registered name (APGD-CE is apgd-ce: one run, as names are everywhere else)
+        self.stages = tuple(registered_stage(spec) for spec in stages)
 
     def _build(self, spec: str) -> Attack:
         from robustkit.specs import build_attack, parse_attack_spec

@@ -106,9 +106,30 @@ def canonical_spec(name: str, params: dict[str, Any], exact: bool = False) -> st
 
 def registered_spec(spec: str, name: str) -> str:
     """``spec`` under the registered ``name`` of what it builds (``PGD:steps=5`` is stored as
-    ``pgd:steps=5``): names match in any case, a run records one spelling."""
+    ``pgd:steps=5``), and auto's stages under theirs (``auto:stages=APGD-CE`` as
+    ``auto:stages=apgd-ce``): names match in any case, a run records one spelling."""
     rest = spec.strip().partition(":")[2]
+    rest = re.sub(r"(\bstages\s*=)([^,]*)", lambda m: m[1] + registered_stages(m[2]), rest)
     return f"{name}:{rest}" if rest else name
+
+
+def registered_stage(stage: str) -> str:
+    """An auto stage's spec with its attack's name in its registered spelling (``APGD-CE:steps=5``
+    is ``apgd-ce:steps=5``), the rest as written (spaces included: a stage written with
+    them is stored so since runs began, and its run keeps its id). An unknown name stays as
+    written, for the error that names it."""
+    head, colon, rest = stage.partition(":")
+    name = head.strip()
+    entry = ATTACKS.find(name) if name else None
+    if entry is None or entry.name == name:
+        return stage
+    return head.replace(name, entry.name, 1) + colon + rest
+
+
+def registered_stages(stages: str) -> str:
+    """Auto's ``stages`` text (specs joined by ``+``) with each stage's name registered
+    (:func:`registered_stage`)."""
+    return "+".join(registered_stage(stage) for stage in stages.split("+"))
 
 
 def build_attack(

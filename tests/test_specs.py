@@ -188,3 +188,22 @@ def test_a_spec_with_spaces_around_its_name_or_parameters_without_a_colon():
         build_defense("bit-depth;bits=4")
     with pytest.raises(InputError, match=re.escape("write NAME:key=value")):
         build_attack("steps=3")
+
+
+def test_auto_stores_its_stages_by_their_registered_names():
+    """`auto:stages=APGD-CE` stored the stage as typed, a run apart from `auto:stages=apgd-ce`
+    (names match in any case and are stored in their registered spelling); runs written with
+    the registered names keep their ids."""
+    from robustkit.runner import RunConfig, prepare
+    from robustkit.specs import registered_spec
+
+    atk = robustkit.get_attack("auto", stages="APGD-CE:steps=5+Apgd-T:steps=5;n_target_classes=2")
+    assert atk.stages == ("apgd-ce:steps=5", "apgd-t:steps=5;n_target_classes=2")
+    assert registered_spec("AUTO:stages=APGD-CE+PGD", "auto") == "auto:stages=apgd-ce+pgd"
+    ids = {}
+    for spec in ("auto:stages=APGD-CE", "auto:stages=apgd-ce", "auto", "auto:stages=pgd + fgsm"):
+        run = prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu"))
+        ids[spec] = run.run_id
+    assert ids["auto:stages=APGD-CE"] == ids["auto:stages=apgd-ce"] == "3858d13c45e9e804"
+    assert ids["auto"] == "ccef1a599425a1a4"  # (as stored before this change)
+    assert ids["auto:stages=pgd + fgsm"] == "0da2528585e0e39f"
