@@ -29,6 +29,11 @@ from .errors import InputError, RobustkitError
 from .store import Store, defense_names, find_run
 from .tables import names_text
 
+#: What ``from robustkit.results import *`` gives. Not ``open``: the store opener is
+#: ``robustkit.results.open`` (``rr.open``), and a star import of it replaced Python's built-in
+#: ``open`` (a notebook's next ``open("notes.txt")`` opened a store).
+__all__ = ["CHECK_COLUMNS", "RESULT_COLUMNS", "RUN_COLUMNS", "SAMPLE_COLUMNS", "Results"]
+
 #: Columns of :attr:`Results.runs`.
 RUN_COLUMNS = [
     "run_id",

@@ -191,3 +191,27 @@ def test_example_notebook_executes(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert os.path.exists(tmp_path / "nb.db")
+
+
+def test_a_star_import_of_results_leaves_the_builtin_open_alone():
+    """`from robustkit.results import *` replaced the built-in `open` with the store opener
+    (the module had no __all__): a notebook's next `open("notes.txt")` opened a store. The
+    opener stays `rr.open`, as documented; a star import gives the other public names."""
+    import builtins
+
+    namespace: dict = {}
+    exec("from robustkit.results import *", namespace)
+    assert "open" not in namespace and namespace["Results"] is rr.Results
+    assert namespace["RUN_COLUMNS"] is rr.RUN_COLUMNS
+    assert set(rr.__all__) <= set(vars(rr)) and not set(rr.__all__) & set(dir(builtins))
+    # nor does any other public module put a name of its own over a built-in
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(robustkit.__path__, "robustkit."):
+        module = importlib.import_module(info.name)
+        exported = getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")])
+        clashes = [
+            n for n in exported if hasattr(builtins, n) and vars(module)[n] is not vars(builtins)[n]
+        ]
+        assert not clashes, (info.name, clashes)
