@@ -80,6 +80,12 @@ class Auto(Attack):
         from robustkit.specs import build_attack, parse_attack_spec
 
         # inside a CLI spec, a stage's own parameters are separated by ';' (',' ends the stage list)
+        name, _, rest = spec.partition(":")
+        items = [item.strip() for item in rest.split(";")] if rest.strip() else []
+        if not all(items):  # (said of the ',' it became: "empty parameter in 'pgd:steps=2,'")
+            given = ";".join(filter(None, items))
+            fix = f"{name.strip()}:{given}" if given else name.strip()
+            raise InputError(f"empty parameter in auto stage {spec!r} (a stray ;); write {fix!r}")
         text = spec.replace(";", ",")
         if "seed" in {k.lower() for k in parse_attack_spec(text)[1]}:
             # (it was ignored without a word: the stage's draws come from auto's seed)

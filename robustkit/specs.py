@@ -64,7 +64,12 @@ def parse_attack_spec(spec: str, kind: str = "attack") -> tuple[str, dict[str, A
             f"{kind} parameters go after a colon, but {spec!r} has none before them; write {fix}"
         )
     params: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
+    items = [part.strip() for part in rest.split(",")] if rest.strip() else []
+    if not all(items):  # (`pgd:,`, `pgd:steps=2,`: taken as a run apart from pgd, pgd:steps=2)
+        given = ",".join(filter(None, items))
+        fix = f"{name}:{given}" if given else name
+        raise InputError(f"empty {kind} parameter in {spec!r} (a stray comma); write {fix!r}")
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             example = _SPEC_EXAMPLES.get(kind, _SPEC_EXAMPLES["attack"])

@@ -207,3 +207,31 @@ def test_auto_stores_its_stages_by_their_registered_names():
     assert ids["auto:stages=APGD-CE"] == ids["auto:stages=apgd-ce"] == "3858d13c45e9e804"
     assert ids["auto"] == "ccef1a599425a1a4"  # (as stored before this change)
     assert ids["auto:stages=pgd + fgsm"] == "0da2528585e0e39f"
+
+
+def test_an_empty_parameter_is_a_one_line_error_and_an_empty_list_is_the_bare_name():
+    """`pgd:,` (or a stray comma: `pgd:steps=2,`) was taken with the label as typed, a run apart
+    from `pgd` (`pgd:steps=2`) though the attack is the same; it is a one-line error showing
+    the spec without it. `pgd:` (no parameter after the colon) stays the run of `pgd`."""
+    from robustkit.runner import RunConfig, prepare
+
+    for spec, fix in [
+        ("pgd:,", "write 'pgd'"),
+        ("pgd:steps=2,", "write 'pgd:steps=2'"),
+        ("pgd: , steps=2", "write 'pgd:steps=2'"),
+        ("pgd:steps=2,,restarts=1", "write 'pgd:steps=2,restarts=1'"),
+        ("bit-depth:bits=4,", "write 'bit-depth:bits=4'"),
+    ]:
+        kind = "defense" if spec.startswith("bit") else "attack"
+        with pytest.raises(InputError, match=f"empty {kind} parameter in") as info:
+            parse_attack_spec(spec, kind)
+        assert fix in str(info.value) and "\n" not in str(info.value), info.value
+    assert parse_attack_spec("pgd:") == parse_attack_spec("pgd: ") == ("pgd", {})
+    # in auto's stages, whose parameters are joined by ;, it is said of the stage as written
+    with pytest.raises(InputError, match=r"auto stage 'pgd:steps=2;'.*write 'pgd:steps=2'"):
+        build_attack("auto:stages=pgd:steps=2;+fgsm")
+    ids = {
+        spec: prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu")).run_id
+        for spec in ("pgd", "pgd:")
+    }
+    assert ids == {"pgd": "bd66d7e679b28c94", "pgd:": "bd66d7e679b28c94"}  # (as stored before)
