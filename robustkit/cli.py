@@ -99,7 +99,7 @@ class RobustkitCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         check_option_values(self, args, interspersed=True)
-        return super().parse_args(ctx, args)
+        return parse_printing(super().parse_args, ctx, args)
 
 
 class RobustkitGroup(click.Group):
@@ -116,7 +116,7 @@ class RobustkitGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         check_option_values(self, args, interspersed=False)
-        return super().parse_args(ctx, args)
+        return parse_printing(super().parse_args, ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         previous = None
@@ -152,29 +152,45 @@ class OutputError(RobustkitError):
     """Standard output that cannot be written (a full disk, ``> /dev/full``, an I/O error)."""
 
 
+def output_error(exc: OSError) -> OutputError:
+    """The one-line error of a write to stdout that failed with ``exc`` (not a closed pipe,
+    click's own quiet exit). What stays buffered of stdout is dropped (stdout is pointed at
+    os.devnull): Python's flush at exit failed on it again, with a second message."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # (not a file: nothing to flush at exit)
+        fd = None
+    if fd is not None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return OutputError(
+        f"cannot write the output to stdout ({exc.strerror or exc}); send it where it can be "
+        "written"
+    )
+
+
 def echo(message: str) -> None:
     """Print ``message`` and a newline on standard output, as ``click.echo``; a write that fails
     is an :class:`OutputError` (one line, exit status 2) where it ended in a traceback. A closed
-    pipe (``| head -1``) is left to click, which ends quietly. What stays buffered of stdout is
-    dropped (stdout is pointed at os.devnull): Python's flush at exit failed on it again, with
-    a second message."""
+    pipe (``| head -1``) is left to click, which ends quietly."""
     try:
         click.echo(message)
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             raise
-        try:
-            fd = sys.stdout.fileno()
-        except (AttributeError, OSError, ValueError):  # (not a file: nothing to flush at exit)
-            fd = None
-        if fd is not None:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, fd)
-            os.close(devnull)
-        raise OutputError(
-            f"cannot write the output to stdout ({exc.strerror or exc}); send it where it can "
-            "be written"
-        ) from None
+        raise output_error(exc) from None
+
+
+def parse_printing(parse: Any, ctx: click.Context, args: list[str]) -> list[str]:
+    """``parse(ctx, args)``, a command's click parsing, where --help and --version print (as
+    click, outside :func:`echo`): a write of theirs that fails is a one-line error too."""
+    try:
+        return parse(ctx, args)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        raise user_error(str(output_error(exc))) from None
 
 
 def echo_json(data: Any) -> None:

@@ -1207,15 +1207,17 @@ def test_models_help_gives_the_unit_of_its_clean_accuracies():
     assert "clean accuracy in percent" in text, text
 
 
-def test_stdout_that_cannot_be_written_is_one_line_not_a_traceback():
+@pytest.mark.parametrize("args", [["models"], ["--help"], ["--version"], ["runs", "list", "-h"]])
+def test_stdout_that_cannot_be_written_is_one_line_not_a_traceback(args):
     """`robustkit models > /dev/full` (a full disk) ended in an OSError traceback, and a second
-    message from Python's flush at exit; it is a one-line error and exit status 2."""
+    message from Python's flush at exit; it is a one-line error and exit status 2, also for
+    the help and version click prints itself."""
     import subprocess
     import sys
 
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [sys.executable, "-m", "robustkit", "models"],
+            [sys.executable, "-m", "robustkit", *args],
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
