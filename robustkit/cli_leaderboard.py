@@ -197,10 +197,17 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
         board = build(store)
         note_unfinished(store, db)
         note_left_off(store, db)
-    echo(RENDERERS[fmt_ or "markdown"](board))
+    try:
+        echo(RENDERERS[fmt_ or "markdown"](board))
+    except OutputError as exc:  # --out can still be written
+        unprinted: OutputError | None = exc
+    else:
+        unprinted = None
     if out is not None:
         for path in write_all(board, Path(out)):
             click.echo(f"wrote {path}", err=True)
+    if unprinted is not None:
+        raise unprinted
 
 
 @leaderboard.command("run")

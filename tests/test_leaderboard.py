@@ -1194,3 +1194,19 @@ def test_a_leaderboard_run_that_cannot_print_its_board_writes_out_and_says_runs_
     (error,) = [ln for ln in result.output.splitlines() if ln.startswith("Error: ")]
     assert "No space left on device" in error and f"runs are stored in {db}" in error, error
     assert (out / "leaderboard.md").is_file()
+
+
+def test_a_leaderboard_that_cannot_be_printed_still_writes_out(tmp_path, monkeypatch):
+    """`robustkit leaderboard --out DIR > /dev/full` stopped at the print without writing DIR."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    from .helpers import full_stdout
+
+    db, out = tmp_path / "r.db", tmp_path / "board"
+    Store.open(db).close()
+    full_stdout(monkeypatch)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 2 and "cannot write the output" in result.output, result.output
+    assert (out / "leaderboard.md").is_file()
