@@ -109,7 +109,7 @@ def require_tensor(scores: object, who: str = "the model") -> torch.Tensor:
     if isinstance(getattr(scores, "logits", None), torch.Tensor):
         advice = "return its .logits from forward (e.g. a wrapper returning model(x).logits)"
     elif isinstance(scores, (tuple, list)):
-        what = f"a {what} of {len(scores)} outputs"
+        what = f"a {what} of {counted(len(scores), 'output')}"
         advice = "return only the logits from forward (e.g. a wrapper returning model(x)[0])"
     elif isinstance(scores, dict):
         keys = ", ".join(repr(k) for k in list(scores)[:4])

@@ -620,6 +620,8 @@ class _Outputs(torch.nn.Module):
         logits = self.net(x)
         if self.kind == "tuple":
             return logits, logits.detach()
+        if self.kind == "1-tuple":  # ("a tuple of 1 outputs")
+            return (logits,)
         if self.kind == "dict":
             return {"logits": logits}
         return types.SimpleNamespace(logits=logits)
@@ -629,6 +631,7 @@ class _Outputs(torch.nn.Module):
     "kind, advice",
     [
         ("tuple", r"got a tuple of 2 outputs.*return only the logits"),
+        ("1-tuple", r"got a tuple of 1 output;.*return only the logits"),
         ("dict", r"got a dict.*return only the logits"),
         ("object", r"got SimpleNamespace.*return its \.logits"),
     ],
