@@ -465,13 +465,36 @@ class _NaNOn(torch.nn.Module):
         return self.net(z.view_as(x))
 
 
-class _SubtractsInPlace(torch.nn.Module):
-    def __init__(self):
+class _LinearWith(torch.nn.Module):
+    """A user's model with a habit of its own: :class:`Linear` with its input passed through
+    ``before`` and its scores through ``after``."""
+
+    def __init__(self, before=None, after=None):
         super().__init__()
         self.net = Linear()
+        self.before, self.after = before or (lambda x: x), after or (lambda s: s)
 
     def forward(self, x):
-        return self.net(x.sub_(0.5))
+        return self.after(self.net(self.before(x)))
+
+
+def _subtracts_in_place():
+    return _LinearWith(before=lambda x: x.sub_(0.5))
+
+
+def _clamps_in_place():
+    """Writes into its input, leaving images in [0, 1] as they were (a safety clamp_)."""
+    return _LinearWith(before=lambda x: x.clamp_(0.0, 1.0))
+
+
+def _through_numpy():
+    """Preprocesses in NumPy (as a JPEG-compression defense through PIL does)."""
+    return _LinearWith(before=lambda x: torch.from_numpy(np.round(x.numpy() * 15) / 15).to(x.dtype))
+
+
+def _squeezes():
+    """``.squeeze()`` on its scores: one image's come back as a vector."""
+    return _LinearWith(after=lambda scores: scores.squeeze())
 
 
 class _RowsPerBatch(torch.nn.Module):
@@ -517,19 +540,8 @@ def test_a_model_that_changes_its_input_is_refused_before_it_does(data, spec):
     _, x, y = data
     before = x.clone()
     with pytest.raises(InputError, match="changes the images it is given in place"):
-        robustkit.get_attack(spec)(_SubtractsInPlace().eval(), x, y)
+        robustkit.get_attack(spec)(_subtracts_in_place().eval(), x, y)
     assert torch.equal(x, before)
-
-
-class _ClampsInPlace(torch.nn.Module):
-    """Writes into its input, leaving images in [0, 1] as they were (a safety clamp_)."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = Linear()
-
-    def forward(self, x):
-        return self.net(x.clamp_(0.0, 1.0))
 
 
 @pytest.mark.parametrize("spec", ["fgsm", "pgd:steps=2", "apgd-ce:steps=3"])
@@ -542,20 +554,8 @@ def test_a_model_writing_into_its_input_without_changing_it_is_one_line_for_grad
     params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
     attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
     with pytest.raises(InputError, match=r"writes into the images it is given.*x.clamp\(") as info:
-        attack(_ClampsInPlace().eval(), x, y)
+        attack(_clamps_in_place().eval(), x, y)
     assert "\n" not in str(info.value)
-
-
-class _ThroughNumPy(torch.nn.Module):
-    """Preprocesses in NumPy (as a JPEG-compression defense through PIL does)."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = Linear()
-
-    def forward(self, x):
-        squeezed = np.round(x.numpy() * 15) / 15
-        return self.net(torch.from_numpy(squeezed).to(x.dtype))
 
 
 @pytest.mark.parametrize("spec", ["fgsm", "pgd:steps=2"])
@@ -569,9 +569,9 @@ def test_a_model_that_goes_through_numpy_is_one_line_for_gradient_attacks(data, 
     params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
     attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
     with pytest.raises(InputError, match=r"through NumPy.*label-only attack.*BPDA") as info:
-        attack(_ThroughNumPy().eval(), x, y)
+        attack(_through_numpy().eval(), x, y)
     assert "\n" not in str(info.value)
-    robustkit.get_attack("cgba", max_queries=20)(_ThroughNumPy().eval(), x, y)
+    robustkit.get_attack("cgba", max_queries=20)(_through_numpy().eval(), x, y)
 
 
 @pytest.mark.parametrize("model", [_RowsPerBatch, _TwoRowsPerImage])
@@ -644,17 +644,6 @@ def test_a_model_returning_more_than_logits_is_told_what_to_return(data, kind, a
         assert "()" not in str(info.value)
 
 
-class _Squeezes(torch.nn.Module):
-    """``.squeeze()`` on its scores: one image's come back as a vector."""
-
-    def __init__(self):
-        super().__init__()
-        self.model = Linear()
-
-    def forward(self, x):
-        return self.model(x).squeeze()
-
-
 @pytest.mark.parametrize(
     "name, params",
     [("pgd", {}), ("pgd", {"random_start": False, "steps": 2}), ("apgd-ce", {}), ("apgd-t", {})],
@@ -665,7 +654,7 @@ def test_a_model_that_squeezes_one_image_s_scores_is_a_clear_error_in_gradient_a
     # The model check sees two images; a batch where one sample is left to attack (the other
     # misclassified, or fooled by early stopping, or by an earlier restart) reached the loss
     # with one image's scores as a vector: a raw "size mismatch" RuntimeError.
-    model = _Squeezes().eval()
+    model = _squeezes().eval()
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     y = model(x).argmax(1)
     y[0] = (y[0] + 1) % 10
