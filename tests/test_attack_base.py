@@ -12,6 +12,7 @@ import torch
 import robustkit
 from robustkit.attack import AttackResult, RobustkitWarning
 from robustkit.errors import InputError
+from robustkit.specs import build_attack
 from robustkit.threat import flat_norm
 
 from .helpers import HalfScores, Linear, RandomSign, Softmaxed
@@ -550,9 +551,7 @@ def test_a_model_writing_into_its_input_without_changing_it_is_one_line_for_grad
     and every gradient attack ended in autograd's raw RuntimeError ('a leaf Variable that
     requires grad is being used in an in-place operation')."""
     _, x, y = data
-    name, _, rest = spec.partition(":")
-    params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
-    attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
+    attack = build_attack(spec)
     with pytest.raises(InputError, match=r"writes into the images it is given.*x.clamp\(") as info:
         attack(_clamps_in_place().eval(), x, y)
     assert "\n" not in str(info.value)
@@ -565,9 +564,7 @@ def test_a_model_that_goes_through_numpy_is_one_line_for_gradient_attacks(data, 
     "Can't call numpy() on Tensor that requires grad"; it now says what a model without a
     gradient path is told: use a label-only attack, or BPDA."""
     _, x, y = data
-    name, _, rest = spec.partition(":")
-    params = dict(kv.split("=") for kv in rest.split(",")) if rest else {}
-    attack = robustkit.get_attack(name, **{k: int(v) for k, v in params.items()})
+    attack = build_attack(spec)
     with pytest.raises(InputError, match=r"through NumPy.*label-only attack.*BPDA") as info:
         attack(_through_numpy().eval(), x, y)
     assert "\n" not in str(info.value)
