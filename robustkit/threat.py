@@ -112,6 +112,36 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float, box=(0.
     return (x + delta).clamp(box[0], box[1])
 
 
+def inside_as_measured(p: torch.Tensor, x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+    """``p`` (a projection onto the ball and the box) with each sample whose distance to ``x``,
+    measured in ``p``'s dtype (``(p - x).abs().max()``, the L2 norm), exceeds ``eps`` moved
+    toward ``x`` by rounding steps until it does not: ``x + ε`` rounds in float32 to a point up
+    to half a unit beyond ε (every L∞ result measured 3e-8 beyond 8/255), and the box clamp
+    after an L2 projection can leave a norm a rounding step above ε. Samples already inside are
+    returned bitwise unchanged; moving toward ``x`` keeps the box (an element beyond ε lies
+    beyond its box edge's distance from ``x`` too, or the clamp would have made it nearer)."""
+    bound = torch.tensor(eps, dtype=p.dtype, device=p.device)
+    if bound.item() > eps:  # the largest value of the dtype not above ε
+        bound = torch.nextafter(bound, torch.zeros_like(bound))
+    for _ in range(8):  # (one pass in practice)
+        if norm == "linf":
+            over = (p - x).abs() > bound
+            if not bool(over.any()):
+                return p
+            # ε from x on p's side (one rounding step nearer x where x ± ε rounded away; a
+            # step of p itself was a denormal one near 0)
+            edge = x + (p - x).sign() * bound
+            edge = torch.where((edge - x).abs() > bound, torch.nextafter(edge, x), edge)
+            p = torch.where(over, edge, p)
+        else:
+            over = flat_norm(p - x, "l2") > bound
+            if not bool(over.any()):
+                return p
+            shrunk = x + (p - x) * (1 - 4 * torch.finfo(p.dtype).eps)
+            p = torch.where(_view(over, p), shrunk, p)
+    return p
+
+
 def random_in_ball(
     x: torch.Tensor, norm: str, eps: float, generator: torch.Generator | None
 ) -> torch.Tensor:
@@ -155,10 +185,13 @@ class ThreatModel:
             )
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Project onto the threat model's feasible set (the box alone when ``eps`` is None)."""
+        """Project onto the threat model's feasible set (the box alone when ``eps`` is None),
+        inside the ball as measured in ``x_adv``'s dtype (:func:`inside_as_measured`): what
+        every attack returns passes ``(x_adv - x).abs().max() <= eps`` with no tolerance."""
         if self.eps is None:
             return x_adv.clamp(*self.box)
-        return project(x_adv, x, self.norm, self.eps, self.box)
+        p = project(x_adv, x, self.norm, self.eps, self.box)
+        return inside_as_measured(p, x, self.norm, self.eps)
 
     def norm_of(self, delta: torch.Tensor) -> torch.Tensor:
         """Per-sample norm of perturbations in this threat model's norm."""

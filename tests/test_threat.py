@@ -140,3 +140,19 @@ def test_an_linf_eps_just_wider_than_the_box_is_shown_as_given():
     an ε of 1 is allowed: the message printed ε to 6 digits."""
     with pytest.raises(InputError, match="an L∞ eps of 1.0000001 is wider"):
         ThreatModel("linf", 1.0000001)
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("linf", 0.3), ("l2", 0.5), ("l2", 0.1)])
+def test_the_threat_model_s_projection_is_inside_the_ball_in_float32_as_measured(norm, eps):
+    """What a user checks, ``(x_adv - x).abs().max() <= eps`` (or the L2 norm), holds exactly:
+    pixels of k/255 plus ε rounded in float32 to a point 3e-8 beyond ε (every L∞ result
+    did), and an L2 projection clamped to the box could measure a rounding step beyond ε."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 8, 8), generator=gen) / 255.0
+    far = x + torch.randn(x.shape, generator=gen)
+    p = ThreatModel(norm=norm, eps=eps).project(far, x)
+    assert p.min() >= 0 and p.max() <= 1
+    measured = flat_norm(p - x, norm).double()
+    assert measured.max().item() <= eps
+    if norm == "linf":  # still a full step where there is room: only rounding steps given up
+        assert measured.max().item() > eps - 1e-7

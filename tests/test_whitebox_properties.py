@@ -469,3 +469,24 @@ def test_more_targeted_restarts_never_help_the_model(seed, eps):
         assert not (more.robust & ~fewer.robust).any()
         assert not (fewer.success & ~more.success).any()
         assert more.robust_accuracy <= fewer.robust_accuracy
+
+
+@pytest.mark.parametrize("name", ["pgd", "fgsm", "apgd-ce", "auto"])
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_every_result_is_inside_the_ball_as_a_user_measures_it(name, norm, eps):
+    """Pixels of k/255 one ε away rounded to 3e-8 beyond ε in float32: every L∞ result
+    reported a norm above its ε, and ``(x_adv - x).abs().max() <= eps`` failed."""
+    x = (
+        torch.randint(0, 256, (8, 3, 8, 8), generator=torch.Generator().manual_seed(0)) / 255
+    ).float()
+    model = Linear()
+    y = model(x).argmax(1)
+    params = {"steps": 4} if name == "apgd-ce" else {}
+    res = robustkit.get_attack(name, norm=norm, eps=eps, **params)(model, x, y)
+    assert res.norms.double().max().item() <= eps
+    assert flat_norm_of(res.x_adv - x, norm) <= eps
+
+
+def flat_norm_of(delta, norm):
+    flat = delta.flatten(1)
+    return (flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)).double().max().item()
