@@ -24,8 +24,6 @@ next run or restart.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from robustkit.attack import Attack
@@ -38,11 +36,16 @@ from .losses import final_verdict, fooled, get_loss
 
 
 def checkpoints(steps: int) -> list[int]:
-    """The iterations at which APGD may halve its step size."""
-    p = [0.0, 0.22]
-    while p[-1] < 1:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(q * steps) for q in p[1:] if math.ceil(q * steps) < steps})
+    """The iterations at which APGD may halve its step size: ``ceil(p_j * steps)``.
+
+    The fractions are summed in whole hundredths: in floats p_3 came out 0.5700000000000001 and
+    p_4 0.7000000000000001, so at round step counts (10, 20, 100, ...) a checkpoint came one
+    iteration later than the paper's (58 for 57 at 100 steps)."""
+    pct = [0, 22]  # p_j in hundredths
+    while pct[-1] < 100:
+        pct.append(pct[-1] + max(pct[-1] - pct[-2] - 3, 6))
+    ceil = [-(-q * steps // 100) for q in pct[1:]]
+    return sorted({w for w in ceil if w < steps})
 
 
 class _APGDBase(Attack):

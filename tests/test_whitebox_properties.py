@@ -227,7 +227,7 @@ def test_losses():
     assert torch.allclose(margin(z, y, None), torch.tensor([-2.0, 2.0]))
     assert torch.allclose(dlr(z, y, None), torch.tensor([-2.0 / 3.0, 2.0 / 1.5]))
     assert torch.allclose(dlr(3 * z + 5, y, None), dlr(z, y, None), atol=1e-6)  # scale-invariant
-    assert checkpoints(100) == [22, 41, 58, 70, 80, 87, 93, 99]
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
 
 
 @pytest.mark.parametrize(
@@ -490,3 +490,19 @@ def test_every_result_is_inside_the_ball_as_a_user_measures_it(name, norm, eps):
 def flat_norm_of(delta, norm):
     flat = delta.flatten(1)
     return (flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)).double().max().item()
+
+
+@pytest.mark.parametrize(
+    "steps, expected",
+    [
+        (100, [22, 41, 57, 70, 80, 87, 93, 99]),  # ceil(p_j * 100) for p = .22, .41, .57, ...
+        (20, [5, 9, 12, 14, 16, 18, 19]),  # 0.70 * 20 = 14 exactly
+        (10, [3, 5, 6, 7, 8, 9]),
+        (1000, [220, 410, 570, 700, 800, 870, 930, 990]),
+    ],
+)
+def test_apgd_checkpoints_are_the_paper_s_exactly(steps, expected):
+    """w_j = ceil(p_j N) with p = 0.22, 0.41, 0.57, 0.70, ... (Croce & Hein 2020); summed in
+    floats, p_3 was 0.5700000000000001 and p_4 0.7000000000000001, so at round step counts
+    (10, 20, 100, 1000) a checkpoint came one iteration late (58 for 57 at 100 steps)."""
+    assert checkpoints(steps) == expected
