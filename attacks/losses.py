@@ -43,8 +43,8 @@ def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
     if logits.shape[1] < need:
         raise InputError(
             f"the{' targeted' if target is not None else ''} DLR loss needs at least {need} "
-            f"classes and the model has {logits.shape[1]}: use loss=ce or loss=margin "
-            "(auto: stages=apgd-ce)"
+            f"classes and the model has {logits.shape[1]}: use apgd-ce instead of apgd-dlr or "
+            "apgd-t, loss=ce or loss=margin with pgd or fgsm, stages=apgd-ce with auto"
         )
     top = logits.sort(dim=1, descending=True).values
     z_y = logits.gather(1, y[:, None]).squeeze(1)

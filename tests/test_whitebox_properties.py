@@ -506,3 +506,16 @@ def test_apgd_checkpoints_are_the_paper_s_exactly(steps, expected):
     floats, p_3 was 0.5700000000000001 and p_4 0.7000000000000001, so at round step counts
     (10, 20, 100, 1000) a checkpoint came one iteration late (58 for 57 at 100 steps)."""
     assert checkpoints(steps) == expected
+
+
+@pytest.mark.parametrize("name", ["apgd-dlr", "apgd-t"])
+def test_dlr_with_too_few_classes_names_a_fix_the_attack_takes(name):
+    """apgd-dlr and apgd-t take no loss parameter: "use loss=ce or loss=margin" sent the user to
+    an unknown-parameter error; the fix for them is apgd-ce."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 3 if name == "apgd-t" else 2)).eval()
+    x = batch(n=4)[:, :, :4, :4]
+    with pytest.raises(InputError) as info:
+        robustkit.get_attack(name, eps=0.1, steps=3)(model, x, model(x).argmax(1))
+    assert "use apgd-ce instead of apgd-dlr or apgd-t" in str(info.value)
+    with pytest.raises(InputError):  # (what the old message advised)
+        robustkit.get_attack(name, eps=0.1, loss="ce")
