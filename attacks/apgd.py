@@ -32,7 +32,7 @@ from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
 
-from .losses import final_verdict, fooled, get_loss
+from .losses import check_dlr_classes, final_verdict, fooled, get_loss
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -245,6 +245,9 @@ class APGDDLR(_APGDBase):
 
     name = "apgd-dlr"
 
+    def check_classes(self, classes: int) -> None:
+        check_dlr_classes(classes, targeted=False)
+
     def _runs(self, ctx, x, y):
         return [("dlr", None)]
 
@@ -280,6 +283,9 @@ class APGDT(_APGDBase):
     ):
         super().__init__(norm, eps, steps, restarts, rho, alpha, early_stop, seed)
         self.n_target_classes = positive_int("n_target_classes", n_target_classes)
+
+    def check_classes(self, classes: int) -> None:
+        check_dlr_classes(classes, targeted=True)
 
     def _runs(self, ctx, x, y):
         ranking = ctx.logits(x).argsort(dim=1, descending=True)  # one counted forward pass

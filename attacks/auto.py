@@ -106,6 +106,10 @@ class Auto(Attack):
             )
         return atk
 
+    def check_classes(self, classes: int) -> None:
+        for atk in self._attacks:  # (a later stage runs only on what earlier ones left)
+            atk.check_classes(classes)
+
     def _attack(self, ctx, x, y, target):
         out = x.clone()
         fooled_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)

@@ -39,19 +39,25 @@ def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
     """Difference-of-logits ratio of Croce & Hein (2020): the margin divided by the spread of the
     top logits, so it is invariant to shifting and scaling the logits. It needs 3 classes (4
     when targeted): the spread is taken down to the third (fourth) largest logit."""
-    need = 3 if target is None else 4
-    if logits.shape[1] < need:
-        raise InputError(
-            f"the{' targeted' if target is not None else ''} DLR loss needs at least {need} "
-            f"classes and the model has {logits.shape[1]}: use apgd-ce instead of apgd-dlr or "
-            "apgd-t, loss=ce or loss=margin with pgd or fgsm, stages=apgd-ce with auto"
-        )
+    check_dlr_classes(logits.shape[1], target is not None)
     top = logits.sort(dim=1, descending=True).values
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     if target is None:
         return (_other_max(logits, y) - z_y) / (top[:, 0] - top[:, 2] + 1e-12)
     z_t = logits.gather(1, target[:, None]).squeeze(1)
     return (z_t - z_y) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def check_dlr_classes(classes: int, targeted: bool) -> None:
+    """Raise a one-line error where a model of ``classes`` classes is too small for the DLR
+    loss (3 classes; 4 targeted)."""
+    need = 4 if targeted else 3
+    if classes < need:
+        raise InputError(
+            f"the{' targeted' if targeted else ''} DLR loss needs at least {need} "
+            f"classes and the model has {classes}: use apgd-ce instead of apgd-dlr or "
+            "apgd-t, loss=ce or loss=margin with pgd or fgsm, stages=apgd-ce with auto"
+        )
 
 
 _BY_NAME = {"ce": cross_entropy, "margin": margin, "cw": margin, "dlr": dlr}

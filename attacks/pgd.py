@@ -30,7 +30,7 @@ from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
 
-from .losses import LOSSES, final_outcome, fooled, get_loss
+from .losses import LOSSES, check_dlr_classes, final_outcome, fooled, get_loss
 
 
 def check_step_size(value: object) -> float | None:
@@ -102,6 +102,10 @@ class PGD(Attack):
     def alpha(self) -> float:
         """The step size used: ``step_size``, or 2.5·ε/steps (Madry et al.'s rule)."""
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
+
+    def check_classes(self, classes: int) -> None:
+        if self.loss == "dlr":
+            check_dlr_classes(classes, self.targeted)
 
     def clean_gradient_loss(
         self, y: torch.Tensor, target: torch.Tensor | None

@@ -627,6 +627,12 @@ class Attack(ABC):
         label (:func:`prediction_votes`); ``y`` and ``target`` cover every sample."""
         return None
 
+    def check_classes(self, classes: int) -> None:
+        """Raise :class:`~robustkit.errors.InputError` where a model of ``classes`` classes is
+        too small for this attack (its loss); the base class asks before any attack step, so
+        the answer does not depend on which samples an earlier stage left. Default: any."""
+        return None
+
     @abstractmethod
     def _attack(
         self,
@@ -708,6 +714,7 @@ class Attack(ABC):
         # a label-only attack's oracle learns from this pass how to size its batches).
         dropout_live, clean_logits = check_model_on(model, x, y, target)
         classes = clean_logits.shape[1]
+        self.check_classes(classes)
         if clean_pred is not None and clean_pred.numel():
             if int(clean_pred.min()) < 0 or int(clean_pred.max()) >= classes:
                 raise InputError(

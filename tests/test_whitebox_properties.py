@@ -519,3 +519,21 @@ def test_dlr_with_too_few_classes_names_a_fix_the_attack_takes(name):
     assert "use apgd-ce instead of apgd-dlr or apgd-t" in str(info.value)
     with pytest.raises(InputError):  # (what the old message advised)
         robustkit.get_attack(name, eps=0.1, loss="ce")
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.5])
+def test_auto_on_too_few_classes_for_its_stages_is_refused_whatever_the_first_stage_did(eps):
+    """auto's APGD-T stage needs 4 classes; it ran only on samples APGD-CE left, so on one
+    3-class model auto succeeded at ε = 0.5 (nothing left) and failed at ε = 0.1 after spending
+    the first stage (a sharded run failed on some shards only). Refused up front, before any
+    gradient."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 3)).eval()
+    x = batch(n=4)[:, :, :4, :4]
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    y = model(x).argmax(1)
+    calls.clear()
+    with pytest.raises(InputError, match="needs at least 4 classes and the model has 3"):
+        robustkit.get_attack("auto", eps=eps)(model, x, y)
+    assert len(calls) <= 1  # the model check's pass, no attack step
