@@ -392,7 +392,15 @@ def render_report(report: dict[str, Any]) -> str:
     from .threat import format_eps
 
     tm = report["threat_model"]
-    threat = f"{tm['norm']} {tm['eps_text']}" + (" targeted" if tm.get("targeted") else "")
+    threat = f"{tm['norm']} {tm['eps_text']}"
+    # "targeted" by the attacks that are, not by --targeted: an attack targeted by default
+    # (cgba-h) was headed "threat linf 0.3" (untargeted) above its targeted row, and one set
+    # targeted=false under --targeted was headed targeted
+    targeted = [label for label, row in report["attacks"].items() if row["params"].get("targeted")]
+    if targeted and len(targeted) == len(report["attacks"]):
+        threat += " targeted"
+    elif targeted:
+        threat += f" (targeted: {', '.join(targeted)})"
     if not report["attacks"]:  # (the data set's default ε, which nothing used, was shown)
         threat = "none (clean accuracy only)"
     if report.get("correct_only"):  # not a range: the first ones the model gets right

@@ -321,3 +321,19 @@ def test_a_data_file_is_named_without_a_split(tmp_path):
     assert f"| data {data} [0, 2) |" in report.output, report.output
     (row,) = json.loads(run("runs", "list", "--db", db, "--format", "json").output)
     assert row["data"] == str(data)
+
+
+def test_the_report_header_says_which_attacks_are_targeted(tmp_path):
+    """`evaluate --attack cgba-h` (targeted by default, no --targeted) was headed "threat linf
+    0.3", an untargeted threat model, above its "targeted" row; with an untargeted attack
+    beside it the header must name the targeted one, not call the whole run either."""
+    db = str(tmp_path / "r.db")
+    common = ["--model", "mnist/lenet5", "--n", "2", "--db", db, "--no-progress"]
+    alone = run("evaluate", "--attack", "cgba-h", "--queries", "20", *common)
+    assert alone.exit_code == 0, alone.output
+    assert "| threat linf 0.3 targeted |" in alone.output, alone.output
+    mixed = run("evaluate", "--attack", "cgba-h", "--attack", "fgsm", "--queries", "20", *common)
+    assert mixed.exit_code == 0, mixed.output
+    assert "| threat linf 0.3 (targeted: cgba-h) |" in mixed.output, mixed.output
+    plain = run("evaluate", "--attack", "fgsm", *common)
+    assert "| threat linf 0.3 |" in plain.output, plain.output
