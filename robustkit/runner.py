@@ -273,12 +273,16 @@ def prepare(config: RunConfig) -> Run:
     trained_on = info.get("dataset")
     dataset = config.dataset or trained_on
     if dataset is None:
-        raise InputError(f"--data is needed: {config.model!r} does not say which data set it takes")
+        # named as a Python caller sets it too (RunConfig's dataset), as check_config does
+        raise InputError(
+            f"dataset (--data) is needed: {config.model!r} does not say which data set it "
+            f"takes; give {' or '.join(DATASETS)}, or an .npz file of images and labels"
+        )
     if config.dataset is None and dataset not in DATASETS:  # an ImageNet model, say
         raise InputError(
-            f"--data is needed: {config.model} classifies {dataset} images and robustkit has "
-            f"no {dataset} data; pass such images as --data file.npz (arrays x: N×C×H×W images, "
-            "uint8 or in [0, 1]; y: its class indices)"
+            f"dataset (--data) is needed: {config.model} classifies {dataset} images and "
+            f"robustkit has no {dataset} data; pass such images as --data file.npz (arrays x: "
+            "N×C×H×W images, uint8 or in [0, 1]; y: its class indices)"
         )
     if trained_on in (*DATASETS, "imagenet") and dataset in DATASETS and dataset != trained_on:
         # another data set's labels are not this model's classes (a torchvision model on

@@ -752,7 +752,7 @@ def test_a_model_is_evaluated_on_its_own_data_set_only(tmp_path):
         run(*common, "--model", "cifar10/resnet20", "--data", "mnist"), "trained on cifar10"
     )
     assert_one_line_error(
-        run(*common, "--model", "torchvision/resnet18"), "--data is needed", "--data file.npz"
+        run(*common, "--model", "torchvision/resnet18"), "(--data) is needed", "--data file.npz"
     )
     assert not (tmp_path / "r.db").exists()
 

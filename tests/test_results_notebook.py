@@ -215,3 +215,16 @@ def test_a_star_import_of_results_leaves_the_builtin_open_alone():
             n for n in exported if hasattr(builtins, n) and vars(module)[n] is not vars(builtins)[n]
         ]
         assert not clashes, (info.name, clashes)
+
+
+def test_a_missing_data_set_is_named_as_python_callers_set_it(tmp_path):
+    """run_evaluation on a model that names no data set (an own model file, an ImageNet
+    model) said "--data is needed", the CLI's option, where a Python caller sets RunConfig's
+    ``dataset``; it names both, as the other RunConfig errors do ("n (--n) must be ...")."""
+    net = tmp_path / "net.py"
+    net.write_text("import torch\n\ndef build():\n    return torch.nn.Flatten()\n")
+    for model in (f"{net}:build", "torchvision/resnet18"):
+        config = RunConfig(model=model, n=2, device="cpu", sanity=False)
+        with pytest.raises(robustkit.RobustkitError, match=r"^dataset \(--data\) is needed"):
+            run_evaluation(config, db=tmp_path / "r.db", progress=False)
+    assert not (tmp_path / "r.db").exists()
