@@ -733,3 +733,27 @@ def test_an_unwritable_torch_home_names_torch_home(monkeypatch):
     with pytest.raises(WeightsError, match="cannot write .*set TORCH_HOME to a directory") as e:
         robustkit.load_model("torchvision/squeezenet1_1", device="cpu")
     assert "ROBUSTKIT_WEIGHTS" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_zoo_architecture_can_be_scripted():
+    """torch.jit.script(load_model("cifar10/resnet4b-at")) failed (resnet2b-at too): its
+    forward looked its stages up by getattr(self, f"layer{i}"), which TorchScript cannot
+    compile; the attacks take scripted models, so every zoo architecture must script, with
+    the outputs of the eager model and the checkpoints' state-dict keys."""
+    from robustkit.zoo.architectures import Normalized
+    from robustkit.zoo.catalog import ZooSpec
+
+    specs = {}
+    for entry in MODELS:
+        if isinstance(entry.obj, ZooSpec):
+            specs.setdefault(entry.obj.build, (entry.name, entry.obj))
+    assert any("resnet4b" in name for name, _ in specs.values())
+    torch.manual_seed(0)
+    for name, spec in specs.values():
+        model = Normalized(spec.build(), spec.mean, spec.std).eval()
+        channels = 3 if name.startswith("cifar10/") else 1
+        size = 32 if channels == 3 else 28
+        x = torch.rand(2, channels, size, size)
+        scripted = torch.jit.script(model)
+        assert torch.equal(scripted(x), model(x)), name
+        assert list(scripted.state_dict()) == list(model.state_dict()), name

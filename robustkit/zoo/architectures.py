@@ -123,14 +123,17 @@ class CrownResNet(nn.Module):
         self.conv1 = nn.Conv2d(3, stem, 3, 2, 1)
         for i, blocks in enumerate(stages, start=1):
             setattr(self, f"layer{i}", nn.Sequential(*(_CrownBlock(*b) for b in blocks)))
-        self.num_stages = len(stages)
         self.linear1 = nn.Linear(flat, 100)
         self.linear2 = nn.Linear(100, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.conv1(x))
-        for i in range(1, self.num_stages + 1):
-            out = getattr(self, f"layer{i}")(out)
+        # the stages in the order they were added (layer1, layer2: the checkpoints' keys, so
+        # no ModuleList); by named_children, not getattr(self, f"layer{i}"), which
+        # torch.jit.script cannot compile
+        for name, stage in self.named_children():
+            if name.startswith("layer"):
+                out = stage(out)
         return self.linear2(F.relu(self.linear1(out.flatten(1))))
 
 
