@@ -385,6 +385,33 @@ def evaluate(
         ) from None
 
 
+#: The order the report lists package versions in (others follow, by name).
+_VERSION_ORDER = ("robustkit", "torch", "numpy", "python", "platform")
+
+
+def _version_text(versions: dict[str, str]) -> str:
+    keys = [k for k in _VERSION_ORDER if k in versions]
+    keys += sorted(k for k in versions if k not in _VERSION_ORDER)
+    return ", ".join(f"{k} {versions[k]}" for k in keys)
+
+
+def _resumed_on(report: dict[str, Any]) -> str:
+    """`` (resumed on cuda:0)`` where a resume ran on another device than the run began on."""
+    devices = [r["device"] for r in report.get("resumed_with", []) if "device" in r]
+    return f" (resumed on {', '.join(dict.fromkeys(devices))})" if devices else ""
+
+
+def _versions_line(report: dict[str, Any]) -> list[str]:
+    """The package versions, where a resume ran with others than the run began with (the
+    run's results were computed by both; the versions are not shown otherwise)."""
+    others = [{k: v for k, v in r.items() if k != "device"} for r in report.get("resumed_with", [])]
+    others = [o for o in others if o]
+    if not others:
+        return []
+    resumed = "; ".join(_version_text(o) for o in others)
+    return [f"versions: {_version_text(report['versions'])} (resumed with {resumed})"]
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The evaluation report as terminal text."""
     from .runner import counts_in_worst_case
@@ -414,8 +441,9 @@ def render_report(report: dict[str, Any]) -> str:
     lines = [
         f"model {report['model']} | data {data} "
         f"{samples} | threat {threat} "
-        f"| device {report['device']} | seed {report['seed']}"
+        f"| device {report['device']}{_resumed_on(report)} | seed {report['seed']}"
         + (f" | defenses {', '.join(report['defenses'])}" if report.get("defenses") else ""),
+        *_versions_line(report),
         f"clean accuracy: {fmt(report['clean_accuracy'], percent=True)} ({counted(report['n'], 'sample')})",
     ]
     unfinished = report.get("status", "finished") != "finished"

@@ -772,6 +772,7 @@ def _summarize(store: Store, run_id: str) -> dict[str, Any]:
     correct = {s["idx"]: s["y"] == s["clean_pred"] for s in samples}
     attacks = json.loads(run["attacks"])
     config = json.loads(run["config"])
+    versions = json.loads(run["versions"] or "{}")
     seconds: dict[str, float] = {}
     for shard in store.shards(run_id):
         for label, sec in json.loads(shard["attack_seconds"]).items():
@@ -846,6 +847,10 @@ def _summarize(store: Store, run_id: str) -> dict[str, Any]:
         # the samples the run was given: more than n while it is unfinished
         "n_asked": len(json.loads(run["indices"])),
         "device": run["device"],
+        # the package versions that began the run, and those of resumes by a process that
+        # differed (its device, a version: only what differed; see Store.start_run)
+        "versions": {k: v for k, v in versions.items() if k != "resumed with"},
+        "resumed_with": versions.get("resumed with", []),
         "seed": run["seed"],
         # the command line that made it (None from Python): what resumes an unfinished run
         "command": run["command"],

@@ -469,11 +469,14 @@ class Store:
 
         A finished run whose samples are all stored stays finished (and keeps the device and
         versions its results were computed with): rerunning it computes nothing new, so it
-        stays on the leaderboard meanwhile, and an interrupted rerun cannot take it off."""
+        stays on the leaderboard meanwhile, and an interrupted rerun cannot take it off. A
+        resumed run keeps the device and versions that began it too, with the resume's where
+        they differ (see :meth:`_record_resume`)."""
         self._replacing.pop(run_id, None)
         with self.transaction() as conn:
             existing = conn.execute(
-                "SELECT status, indices, started FROM runs WHERE run_id = ?", (run_id,)
+                "SELECT status, indices, started, device, versions FROM runs WHERE run_id = ?",
+                (run_id,),
             ).fetchone()
             if existing and fresh:
                 # a write of nothing: a store that cannot be written to is refused now, not
@@ -484,13 +487,35 @@ class Store:
             if existing and self._complete(conn, run_id):
                 return True
             if existing:
-                conn.execute(
-                    "UPDATE runs SET status = 'running', device = ?, versions = ? WHERE run_id = ?",
-                    (fields.get("device"), fields.get("versions"), run_id),
-                )
+                conn.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
+                self._record_resume(conn, run_id, existing, fields)
                 return True
             self._insert_run(conn, run_id, fields)
             return False
+
+    @staticmethod
+    def _record_resume(
+        conn: sqlite3.Connection, run_id: str, existing: sqlite3.Row, fields: dict[str, Any]
+    ) -> None:
+        """Keep the device and package versions that began a run, and add what a resume by
+        another process differs in (its device, a torch upgraded meanwhile) to the versions'
+        ``"resumed with"`` list: resuming overwrote them, and a run computed half on cpu with
+        torch 2.0 read as all computed by the resuming process."""
+        if existing["versions"] is None:  # nothing to keep: the resuming process's, as before
+            conn.execute(
+                "UPDATE runs SET device = ?, versions = ? WHERE run_id = ?",
+                (fields.get("device"), fields.get("versions"), run_id),
+            )
+            return
+        versions = json.loads(existing["versions"])
+        now = json.loads(fields.get("versions") or "{}")
+        other = {k: v for k, v in now.items() if versions.get(k) != v}
+        if fields.get("device") != existing["device"]:
+            other["device"] = fields.get("device")
+        resumed = versions.setdefault("resumed with", [])
+        if other and other not in resumed:
+            resumed.append(other)
+            conn.execute("UPDATE runs SET versions = ? WHERE run_id = ?", (dumps(versions), run_id))
 
     def replacing(self, run_id: str) -> bool:
         """True while a run started with ``fresh`` has written no shard: what is stored for

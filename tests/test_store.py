@@ -589,3 +589,30 @@ def test_a_store_write_failing_mid_run_says_once_how_to_resume(tmp_path, monkeyp
         assert line.startswith("Error: cannot write to the results store") and str(db) in line
         assert "the disk is full" in line and "1 of 2 shards of run" in line, line
         assert line.count("rerun") == 1 and f"free space and rerun {go_on}" in line, line
+
+
+def test_a_resumed_run_keeps_the_versions_and_device_that_began_it(tmp_path):
+    """Resuming a run overwrote its stored device and package versions with the resuming
+    process's: a run computed half on cpu with torch 2.0 and finished on cuda with torch 2.1
+    read as all cuda and torch 2.1. The first ones stay; a resume with others is recorded
+    beside them, and the report says so."""
+    from robustkit.cli_evaluate import render_report
+    from robustkit.runner import summarize
+
+    first = json.dumps({"robustkit": "1.0", "torch": "2.0"})
+    later = json.dumps({"robustkit": "1.0", "torch": "2.1"})
+    with Store.open(tmp_path / "r.db") as store:
+        fields = {**_stored_run(store, "r", [0, 1, 2, 3], [[0, 1]]), "versions": first}
+        store.conn.execute("UPDATE runs SET versions = ? WHERE run_id = 'r'", (first,))
+        store.conn.commit()
+        assert store.start_run("r", fields) is True  # the same process's again: nothing new
+        assert json.loads(store.get_run("r")["versions"]) == json.loads(first)
+        assert store.start_run("r", {**fields, "versions": later, "device": "cuda:0"}) is True
+        run = store.get_run("r")
+        assert run["device"] == "cpu"
+        versions = json.loads(run["versions"])
+        assert versions["torch"] == "2.0"
+        assert versions["resumed with"] == [{"device": "cuda:0", "torch": "2.1"}]
+        report = render_report(summarize(store, "r"))
+    assert "| device cpu (resumed on cuda:0) |" in report, report
+    assert "versions: robustkit 1.0, torch 2.0 (resumed with torch 2.1)" in report, report
