@@ -163,20 +163,22 @@ def test_save_adv_gives_the_targets_of_targeted_examples(tmp_path):
 def test_targeted_attacks_are_marked_and_their_joint_figure_is_an_upper_bound():
     """A targeted attack's "robust" samples are those it left correct while aiming only at
     their targets (it never tried the other classes): the threat says so per attack (cgba-h is targeted by default, also in an untargeted run) and in the
-    header for --targeted runs; a joint figure made of targeted attacks alone says it is an
+    header, by the attacks that are targeted (not by --targeted: cgba-h alone was headed
+    "threat l2 2", untargeted); a joint figure made of targeted attacks alone says it is an
     upper bound, with the fix."""
     common = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "8", "--norm", "l2"]
     common += ["--queries", "60", "--no-progress"]
     alone = run(*common, "--attack", "cgba-h")
     assert alone.exit_code == 0, alone.output
-    assert "threat l2 2 |" in alone.output and "l2 2 targeted" in alone.output
+    assert "threat l2 2 targeted |" in alone.output and "l2 2 targeted" in alone.output
     assert "is an upper bound; add an untargeted attack" in alone.output
     both = run(*common, "--attack", "cgba-h", "--attack", "cgba", "--format", "json")
     report = json.loads(both.output)
     assert report["threat_model"]["targeted"] is False
     threats = {label: a["threat"] for label, a in report["attacks"].items()}
     assert threats == {"cgba-h": "l2 2 targeted", "cgba": "l2 2"}
-    assert "upper bound" not in run(*common, "--attack", "cgba-h", "--attack", "cgba").output
+    mixed = run(*common, "--attack", "cgba-h", "--attack", "cgba").output
+    assert "upper bound" not in mixed and "threat l2 2 (targeted: cgba-h) |" in mixed
     targeted = run(*common, "--attack", "cgba", "--targeted")
     assert targeted.exit_code == 0, targeted.output
     assert "threat l2 2 targeted |" in targeted.output
