@@ -274,15 +274,17 @@ def check_training_mode(model) -> str | None:
     batchnorm, dropout = torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd
     norms = [m for m in model.modules() if _is_layer(m, batchnorm)]
     drops = [m for m in model.modules() if _is_layer(m, dropout)]
-    traced_norms = [m for m in norms if _traced_mode(m) is not None]
-    if any(_traced_mode(m) and not _traced_without_statistics(m) for m in traced_norms):
+    # each norm layer's graph read once: (traced mode or None, traced without statistics)
+    state = {id(m): _traced_norm_state(m) for m in norms}
+    traced_norms = [m for m in norms if state[id(m)][0] is not None]
+    if any(state[id(m)][0] and not state[id(m)][1] for m in traced_norms):
         raise InputError(
             "the model's BatchNorm layers were traced in training mode (torch.jit.trace keeps "
             "that mode: model.eval() afterwards does not change it): predictions would depend "
             "on the batch and every forward pass would change the model's running statistics; "
             "call model.eval() before torch.jit.trace and trace it again"
         )
-    if any(m.training for m in norms if m not in traced_norms):
+    if any(m.training for m in norms if state[id(m)][0] is None):
         raise InputError(
             "the model's BatchNorm layers are in training mode: predictions would depend on the "
             "batch and every forward pass would change the model's running statistics; call "
@@ -291,12 +293,12 @@ def check_training_mode(model) -> str | None:
     # InstanceNorm does not mix images, but in training mode with running statistics it
     # normalizes otherwise than in eval mode and every pass rewrites those statistics
     instance = torch.nn.modules.instancenorm._InstanceNorm
+    instances = [(m, _traced_norm_state(m)) for m in model.modules() if _is_layer(m, instance)]
     if any(
-        (_traced_mode(m) and not _traced_without_statistics(m))
-        if _traced_mode(m) is not None
+        (mode and not without_statistics)
+        if mode is not None
         else m.training and getattr(m, "running_mean", None) is not None
-        for m in model.modules()
-        if _is_layer(m, instance)
+        for m, (mode, without_statistics) in instances
     ):
         raise InputError(
             "the model's InstanceNorm layers are in training mode with running statistics "
@@ -304,10 +306,10 @@ def check_training_mode(model) -> str | None:
             "forward pass would change the model's running statistics; call model.eval() before "
             "attacking it (before torch.jit.trace for a traced model)"
         )
-    if any(_traced_without_statistics(m) for m in traced_norms) or any(
+    if any(state[id(m)][1] for m in traced_norms) or any(
         getattr(m, "running_mean", None) is None and getattr(m, "running_var", None) is None
         for m in norms
-        if m not in traced_norms
+        if state[id(m)][0] is None
     ):
         raise InputError(
             "the model's BatchNorm layers keep no running statistics (track_running_stats="
@@ -464,14 +466,19 @@ def _traced_mode(module: torch.nn.Module) -> bool | None:
     return bool(list(node.inputs())[_MODE_ARGUMENT[node.kind()]].toIValue())
 
 
-def _traced_without_statistics(module: torch.nn.Module) -> bool:
-    """Whether a traced BatchNorm or InstanceNorm layer normalizes without running statistics
-    (traced with ``track_running_stats=False``: its graph passes None for them)."""
+def _traced_norm_state(module: torch.nn.Module) -> tuple[bool | None, bool]:
+    """A BatchNorm or InstanceNorm layer's traced mode (:func:`_traced_mode`: None where it is
+    not traced) and whether, traced, it normalizes without running statistics (traced with
+    ``track_running_stats=False``: its graph passes None for them), from one read of its
+    graph."""
     node = _traced_call(module)
-    if node is None or node.kind() not in ("aten::batch_norm", "aten::instance_norm"):
-        return False
+    if node is None:
+        return None, False
+    mode = bool(list(node.inputs())[_MODE_ARGUMENT[node.kind()]].toIValue())
+    if node.kind() not in ("aten::batch_norm", "aten::instance_norm"):
+        return mode, False
     running_mean = list(node.inputs())[3]
-    return running_mean.node().kind() == "prim::Constant" and running_mean.toIValue() is None
+    return mode, running_mean.node().kind() == "prim::Constant" and running_mean.toIValue() is None
 
 
 def _is_layer(module: torch.nn.Module, kind: type) -> bool:

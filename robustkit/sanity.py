@@ -131,8 +131,9 @@ def check_randomized(
             "the model takes votes, else by one draw)",
         )
     randomized, diff = change or _output_change(model, x)
-    lacking = [n for n in (_without_eot(label, a) for label, a in gradient) if n is not None]
-    averaging = [label for label, a in gradient if _without_eot(label, a) is None]
+    named = [(label, _without_eot(label, a)) for label, a in gradient]
+    lacking = [n for _, n in named if n is not None]
+    averaging = [label for label, n in named if n is None]
     eot = max((_eot(g) for g in _gradient_attacks(attacks)), default=1)
     flagged = randomized and bool(lacking)
     if flagged and not averaging:
