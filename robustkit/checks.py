@@ -67,3 +67,19 @@ def _float(value: numbers.Real) -> float:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+def given(value: object) -> str:
+    """What a one-line error says a wrong argument was: ``None``, ``a Series of 4 values``
+    (a column passed where one value is meant; a DataFrame's length is in rows), ``int 5``."""
+    if value is None:
+        return "None"
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+        try:
+            n = len(value)  # type: ignore[arg-type]
+        except TypeError:  # (a 0-d array)
+            n = None
+        if n is not None:
+            unit = "row" if type(value).__name__ == "DataFrame" else "value"
+            return f"a {type(value).__name__} of {n} {unit}{'s' if n != 1 else ''}"
+    return f"{type(value).__name__} {value!r:.40}"

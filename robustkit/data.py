@@ -19,7 +19,7 @@ import platformdirs
 import torch
 
 from .checks import is_whole_number
-from .errors import DataError
+from .errors import DataError, first_line
 from .tables import counted
 
 
@@ -134,12 +134,12 @@ def _download_failure(exc: BaseException) -> str:
     """One line of why torchvision's download failed: its message's first line, and, where
     that line only introduces the others ("Error downloading train-images-idx3-ubyte.gz:"),
     the last one too, which holds the cause."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    if lines[0].endswith(":") and len(lines) > 1:
-        return f"{lines[0]} {lines[-1]}"
-    return lines[0]
+    first = first_line(exc)
+    if first.endswith(":"):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if len(lines) > 1:
+            return f"{first} {lines[-1]}"
+    return first
 
 
 def _read_torchvision(name: str, split: str, root: Path, download: bool):

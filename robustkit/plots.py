@@ -4,14 +4,13 @@ calls ``plt.show``."""
 from __future__ import annotations
 
 import math
-import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from .checks import given, is_real_number, is_whole_number
 from .errors import InputError, RobustkitError
-from .results import given
 from .tables import counted
 from .threat import check_norm
 
@@ -243,9 +242,7 @@ def _images(what: str, images: Any) -> torch.Tensor:
 
 def _is_index(value: Any) -> bool:
     """Whether ``value`` is a class index: a whole number (``3``, ``np.int64(3)``, ``3.0``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(value) and int(value) == value
+    return is_real_number(value) and math.isfinite(value) and int(value) == value
 
 
 def _titles(what: str, labels: Any, n: int, classes: list[str] | None) -> list[str] | None:
@@ -296,7 +293,7 @@ def adversarial_grid(
     of a ``--save-adv`` file)."""
     plt = _plt()
     # ("8" or None failed in a comparison, 2.5 inside matplotlib)
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+    if not is_whole_number(n):
         raise RobustkitError(
             f"adversarial_grid: n is the number of images to show, a whole number, got {given(n)}"
         )

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from .checks import given
 from .errors import InputError, RobustkitError
 from .store import Store, defense_names, find_run
 from .tables import names_text
@@ -121,22 +122,6 @@ _RESULT_TYPES = {
     "success_within_eps": "bool",
 }
 _CHECK_TYPES = {"flagged": "bool"}
-
-
-def given(value: object) -> str:
-    """What a one-line error says a wrong argument was: ``None``, ``a Series of 4 values``
-    (a column passed where one value is meant), ``int 5``."""
-    if value is None:
-        return "None"
-    if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
-        try:
-            n = len(value)  # type: ignore[arg-type]
-        except TypeError:  # (a 0-d array)
-            n = None
-        if n is not None:
-            unit = "row" if isinstance(value, pd.DataFrame) else "value"
-            return f"a {type(value).__name__} of {n} {unit}{'s' if n != 1 else ''}"
-    return f"{type(value).__name__} {value!r:.40}"
 
 
 def _empty(columns: builtins.list[str], types: dict[str, str]) -> pd.DataFrame:

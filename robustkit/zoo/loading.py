@@ -253,17 +253,28 @@ def _errors_of_user_code(path: Path, what: str):
             yield
     except (Exception, SystemExit) as exc:
         # (Python names an imported file's frames by its absolute path: a relative one matched none)
-        here = [f for f in traceback.extract_tb(exc.__traceback__) if _same_path(f.filename, path)]
-        where = f" at {path} line {here[-1].lineno}" if here else ""
+        where = _where(exc, path, lambda filename: _same_path(filename, path))
         if isinstance(exc, SystemExit):  # a script's command-line part (argparse, sys.exit)
             raise RobustkitError(
                 f"{what} exited (SystemExit: {exc.code}){where}; keep a model file's script "
                 "part under `if __name__ == '__main__':`"
             ) from None
-        # the first line of the message only (a multi-line one would break the one-line error;
-        # the full exception stays chained to it for a traceback in Python)
-        message = f": {first_line(exc)}" if str(exc).strip() else ""
-        raise RobustkitError(f"{what} raised {type(exc).__name__}{message}{where}") from exc
+        raise _raised(what, exc, where) from exc
+
+
+def _where(exc: BaseException, file: Any, matches: Any) -> str:
+    """`` at FILE line N``: the last line of ``file`` (frames whose file name ``matches``) that
+    ``exc`` passed through, where its author looks; empty where it passed through none."""
+    here = [f for f in traceback.extract_tb(exc.__traceback__) if matches(f.filename)]
+    return f" at {file} line {here[-1].lineno}" if here else ""
+
+
+def _raised(what: str, exc: BaseException, where: str) -> RobustkitError:
+    """The one-line error for ``exc`` raised by ``what`` (``where``: :func:`_where`): the first
+    line of its message only (a multi-line one would break the one-line error; the caller
+    chains the full exception to it, for a traceback in Python)."""
+    message = f": {first_line(exc)}" if str(exc).strip() else ""
+    return RobustkitError(f"{what} raised {type(exc).__name__}{message}{where}")
 
 
 #: The module name a user's model file is imported under (then the digest of its path).
@@ -356,12 +367,8 @@ def _errors_of_plugin(name: str, factory: Any) -> Iterator[None]:
     except Exception as exc:
         code = getattr(inspect.unwrap(factory), "__code__", None)
         file = code.co_filename if code is not None else None
-        here = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == file]
-        where = f" at {file} line {here[-1].lineno}" if here else ""
-        message = f": {first_line(exc)}" if str(exc).strip() else ""
-        raise RobustkitError(
-            f"model {name}'s factory raised {type(exc).__name__}{message}{where}"
-        ) from exc
+        where = _where(exc, file, lambda filename: filename == file)
+        raise _raised(f"model {name}'s factory", exc, where) from exc
 
 
 def _load_plugin(
