@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -168,6 +169,12 @@ def output_error(exc: OSError) -> OutputError:
         f"cannot write the output to stdout ({exc.strerror or exc}); send it where it can be "
         "written"
     )
+
+
+def db_option(db: str | None) -> str:
+    """`` --db PATH`` (shell-quoted) to repeat in a suggested command, or nothing for the
+    default store."""
+    return f" --db {shlex.quote(db)}" if db else ""
 
 
 def echo(message: str) -> None:

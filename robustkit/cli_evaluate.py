@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 from click.core import ParameterSource
 
-from .cli import DB, DEVICE, FORMAT, PROGRESS, OutputError, cli, echo, echo_json, exit_status
+from .cli import (
+    DB,
+    DEVICE,
+    FORMAT,
+    PROGRESS,
+    OutputError,
+    cli,
+    db_option,
+    echo,
+    echo_json,
+    exit_status,
+)
 from .errors import RobustkitError
 from .store import directory_problem, special_file
 from .tables import counted, fmt, render
@@ -156,10 +167,6 @@ def check_save_adv(
     """Refuse an ``--save-adv`` path that cannot be written, or that is a file the run reads or
     writes (the results store would be replaced by the examples, every run in it lost), before
     anything is computed."""
-    if not save_adv:  # (taken for no --save-adv: exit status 0, and no file)
-        raise RobustkitError(
-            "--save-adv is empty (an unset variable?); give the path of the .npz file to write"
-        )
     path = Path(save_adv).expanduser()
     if special_file(path):  # (replaced by the .npz: as root, the system's /dev/stdout)
         raise RobustkitError(
@@ -378,7 +385,7 @@ def evaluate(
         else:
             echo(render_report(report))
     except OutputError as exc:  # (it said nothing of the run, stored before the report)
-        where = f" --db {shlex.quote(db)}" if db else ""
+        where = db_option(db)
         raise RobustkitError(
             f"{exc}; run {run.run_id} is stored in {report['db']}: robustkit runs show "
             f"{run.run_id}{where} prints its report"
@@ -434,10 +441,9 @@ def render_report(report: dict[str, Any]) -> str:
         samples = f"first {report.get('n_asked', report['n'])} correct from {report['offset']}"
     else:
         samples = f"[{report['offset']}, {report['offset'] + report['n']})"
-    from .data import is_data_file
+    from .data import described
 
-    # a data file has no split ("d.npz/test" read as a path that does not exist)
-    data = report["data"] if is_data_file(report["data"]) else f"{report['data']}/{report['split']}"
+    data = described(report["data"], report["split"])
     lines = [
         f"model {report['model']} | data {data} "
         f"{samples} | threat {threat} "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import DB, DEVICE, PROGRESS, OutputError, cli, echo, exit_status
+from .cli import DB, DEVICE, PROGRESS, OutputError, cli, db_option, echo, exit_status
 from .errors import RobustkitError, StoreWriteError
 from .store import directory_problem, special_file
 from .tables import counted
@@ -26,11 +26,6 @@ def check_out(out: str, db: str | None) -> None:
     from .cli_evaluate import same_file, store_files
     from .leaderboard import EXTENSIONS
 
-    if not out:  # (taken for no --out: no file written, or the default directory)
-        raise RobustkitError(
-            "--out is empty (an unset variable?); give the directory to write the leaderboard "
-            "into, or leave --out out"
-        )
     problem = directory_problem(Path(out).expanduser())
     if problem:
         raise RobustkitError(f"cannot write --out {out}: {problem}; pass another --out")
@@ -95,7 +90,7 @@ def note_unfinished(store, db: str | None) -> None:
     if store.runs(status="finished"):
         return
     n = len(store.runs(status="running"))
-    where = f" --db {shlex.quote(db)}" if db else ""
+    where = db_option(db)
     if not n:
         click.echo(
             f"note: {store.path} holds no run, so the leaderboard has no rows; robustkit evaluate"
@@ -130,7 +125,7 @@ def note_left_off(store, db: str | None) -> None:
         return
     reasons = ", ".join(f"{k} {why}" for why, k in counts.items())
     left, n = sum(counts.values()), len(finished)
-    where = f" --db {shlex.quote(db)}" if db else ""
+    where = db_option(db)
     if left == n:
         running = len(store.runs(status="running"))
         unfinished = (
@@ -322,7 +317,7 @@ def run_preset(
     for path in write_all(board, target, after_runs=True):
         click.echo(f"wrote {path}", err=True)
     if unprinted is not None:
-        where = f" --db {shlex.quote(db)}" if db else ""
+        where = db_option(db)
         raise RobustkitError(
             f"{unprinted}; the runs are stored in {store.path}: robustkit leaderboard{where} "
             "prints the leaderboard"

@@ -24,7 +24,7 @@ from .tables import counted, render
 def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> list[dict[str, Any]]:
     """One row per stored run whose model matches ``pattern`` (a glob, any case): what the run
     is, how far it got (samples stored of those it was given) and when it started (UTC)."""
-    from .data import is_data_file
+    from .data import described
     from .threat import format_eps
 
     with store.snapshot():  # counts and runs of one state of the store
@@ -40,10 +40,7 @@ def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> lis
             {
                 "run_id": run["run_id"],
                 "model": run["model"],
-                # (a data file has no split: "d.npz/test" read as a path)
-                "data": run["dataset"]
-                if is_data_file(run["dataset"])
-                else f"{run['dataset']}/{run['split']}",
+                "data": described(run["dataset"], run["split"]),
                 # (a clean-accuracy run has none: it showed the default ε nothing used)
                 "threat": f"{run['norm']} {eps}" if attacks else "-",
                 "attacks": attacks,
