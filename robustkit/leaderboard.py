@@ -134,7 +134,7 @@ def _build(store: Store, decision: bool) -> dict[str, Any]:
             rows = store.results(run["run_id"], label)
             fig = decision_figures(rows, budgets, eps)
             # a targeted attack's distances (to its targets) are another figure than untargeted
-            attack = f"{label} (targeted)" if row["params"].get("targeted") else label
+            attack = _column(label, row)
             dkey = (summary["data"], summary["model"], defenses, attack)
             if dkey in decision_rows and fig["n"] < decision_rows[dkey]["n"]:
                 continue  # the most images, then the latest
@@ -252,7 +252,8 @@ def _own_checkpoint(summary: dict[str, Any]) -> bool:
 
 
 def _column(label: str, row: dict[str, Any]) -> str:
-    """An attack's column header: its label, marked where it is targeted and does not say so."""
+    """An attack's column header (and a decision row's attack): its label, marked where it is
+    targeted and does not say so (``hsja:targeted=true`` is not marked twice)."""
     targeted = row["params"].get("targeted") and "targeted" not in label
     return f"{label} (targeted)" if targeted else label
 

@@ -114,6 +114,24 @@ def test_targeted_runs_stay_out_of_the_robust_accuracy_tables(tmp_path):
     assert sorted(r["attack"] for r in board["decision"]) == ["cgba", "cgba-h (targeted)"]
 
 
+def test_a_decision_row_whose_spec_says_targeted_is_marked_once(tmp_path):
+    """`--attack hsja:targeted=true` made the decision row "hsja:targeted=true (targeted)" in
+    every format; it is marked only where its label does not say so, as a column header is."""
+    from .fake_store import CGBA, add_run
+
+    hit = [(True, False, 1.0, [[5, 1.0]])] * 2
+    targeted = {**CGBA, "targeted": True}
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "a", {"hsja:targeted=true": (targeted, hit), "cgba-h": (targeted, hit)}, n=2)
+        board = build(store)
+    assert sorted(r["attack"] for r in board["decision"]) == [
+        "cgba-h (targeted)",
+        "hsja:targeted=true",
+    ]
+    for text in (to_markdown(board), to_csv(board), to_html(board)):
+        assert "targeted=true (targeted)" not in text
+
+
 def test_a_targeted_attack_within_a_run_counts_in_its_worst_case(tmp_path):
     """A sample that a targeted attack moved to its target is misclassified: in a run with an
     untargeted attack too, the targeted attack is a column and its successes lower the worst
