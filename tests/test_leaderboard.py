@@ -1172,13 +1172,6 @@ def test_an_empty_store_and_unfinished_runs_beside_left_off_ones_say_why_there_i
     """A store without runs (every one deleted) printed the page's header alone with no word
     why; and over finished runs that make no row beside unfinished ones, the note said what run
     would make a row but not that the unfinished ones would, once finished."""
-
-
-def test_a_leaderboard_run_that_cannot_print_its_board_writes_out_and_says_runs_are_stored(
-    tmp_path, monkeypatch
-):
-    """`leaderboard run > /dev/full` ended in a traceback after every run was stored, without
-    writing --out: it writes --out and says the runs are stored and how to print the board."""
     from click.testing import CliRunner
 
     from robustkit.cli import cli
@@ -1200,6 +1193,16 @@ def test_a_leaderboard_run_that_cannot_print_its_board_writes_out_and_says_runs_
     (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
     assert "1 finished run and none makes a row" in note, note
     assert "1 unfinished run" in note and "rerun" in note, note
+
+
+def test_a_leaderboard_run_that_cannot_print_its_board_writes_out_and_says_runs_are_stored(
+    tmp_path, monkeypatch
+):
+    """`leaderboard run > /dev/full` ended in a traceback after every run was stored, without
+    writing --out: it writes --out and says the runs are stored and how to print the board."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
 
     from .helpers import full_stdout
 
