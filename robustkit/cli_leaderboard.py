@@ -83,24 +83,35 @@ def write_all(board, out: Path, after_runs: bool = False) -> list[Path]:
     return written
 
 
-def note_unfinished(store, db: str | None) -> None:
-    """Say (on stderr) why a store whose runs are all unfinished makes a board without rows, and
-    how to finish them, or one without runs, and how to add one: it printed the page's header
-    alone, with no word why."""
-    if store.runs(status="finished"):
-        return
-    n = len(store.runs(status="running"))
+def note_missing_rows(store, db: str | None) -> None:
+    """Say (on stderr, in one line) why the board lacks rows, from one read of the store's run
+    list: a store of unfinished runs only, or of none (:func:`_note_unfinished`), or finished
+    runs that make no row (:func:`_note_left_off`). Nothing where every finished run makes a
+    row."""
+    runs = store.runs()
+    finished = [run for run in runs if run["status"] == "finished"]
+    running = sum(run["status"] == "running" for run in runs)
+    if finished:
+        _note_left_off(store.path, finished, running, db)
+    else:
+        _note_unfinished(store.path, running, db)
+
+
+def _note_unfinished(path: Path, running: int, db: str | None) -> None:
+    """Say why a store whose runs are all unfinished (``running`` of them) makes a board without
+    rows, and how to finish them, or one without runs, and how to add one: it printed the page's
+    header alone, with no word why."""
     where = db_option(db)
-    if not n:
+    if not running:
         click.echo(
-            f"note: {store.path} holds no run, so the leaderboard has no rows; robustkit evaluate"
+            f"note: {path} holds no run, so the leaderboard has no rows; robustkit evaluate"
             f"{where} --model NAME --attack pgd adds one (robustkit leaderboard run{where} "
             "evaluates the zoo)",
             err=True,
         )
     else:
         click.echo(
-            f"note: {store.path} holds {n} unfinished run{'s' if n != 1 else ''} and no finished "
+            f"note: {path} holds {counted(running, 'unfinished run')} and no finished "
             f"one, so the leaderboard has no rows; rerun the command of each to finish it "
             f"(robustkit runs list{where} lists them, robustkit runs show ID{where} shows one's "
             "command)",
@@ -108,14 +119,14 @@ def note_unfinished(store, db: str | None) -> None:
         )
 
 
-def note_left_off(store, db: str | None) -> None:
-    """Say (on stderr, in one line) how many finished runs make no row of the board and why
+def _note_left_off(path: Path, finished: list[dict], running: int, db: str | None) -> None:
+    """Say how many of the ``finished`` runs make no row of the board and why
     (:func:`~robustkit.leaderboard.why_left_off`): where none makes one, it printed the page's
-    header alone with no word why; there the line says too what run makes a row. Nothing where
-    every finished run makes a row (one that a larger or later run replaced makes one)."""
+    header alone with no word why; there the line says too what run makes a row, and what the
+    ``running`` (unfinished) ones would. Nothing where every finished run makes a row (one that
+    a larger or later run replaced makes one)."""
     from .leaderboard import why_left_off
 
-    finished = store.runs(status="finished")
     counts: dict[str, int] = {}
     for run in finished:
         why = why_left_off(run)
@@ -127,16 +138,15 @@ def note_left_off(store, db: str | None) -> None:
     left, n = sum(counts.values()), len(finished)
     where = db_option(db)
     if left == n:
-        running = len(store.runs(status="running"))
         unfinished = (
-            f"; its {running} unfinished run{'s' if running != 1 else ''} make"
-            f"{'s' if running == 1 else ''} none until finished (rerun the command of each: "
-            f"robustkit runs show ID{where} shows it)"
+            f"; its {counted(running, 'unfinished run')} make{'s' if running == 1 else ''} "
+            f"none until finished (rerun the command of each: robustkit runs show ID{where} "
+            "shows it)"
             if running
             else ""
         )
         click.echo(
-            f"note: {store.path} holds {n} finished run{'s' if n != 1 else ''} and none makes a "
+            f"note: {path} holds {counted(n, 'finished run')} and none makes a "
             f"row of the leaderboard: {reasons}; a run on the test split (the default) of all "
             "its images (no --correct-only) with an untargeted white-box attack (e.g. --attack "
             "pgd) makes a row of the robust-accuracy tables, one with a label-only attack (e.g. "
@@ -145,8 +155,8 @@ def note_left_off(store, db: str | None) -> None:
         )
     else:
         click.echo(
-            f"note: {left} of {n} finished runs make{'s' if left == 1 else ''} no row of the "
-            f"leaderboard: {reasons} (robustkit runs list{where} lists them)",
+            f"note: {left} of {counted(n, 'finished run')} make{'s' if left == 1 else ''} no "
+            f"row of the leaderboard: {reasons} (robustkit runs list{where} lists them)",
             err=True,
         )
 
@@ -190,8 +200,7 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
         check_out(out, db)
     with Store.open(db, create=False) as store:
         board = build(store)
-        note_unfinished(store, db)
-        note_left_off(store, db)
+        note_missing_rows(store, db)
     try:
         echo(RENDERERS[fmt_ or "markdown"](board))
     except OutputError as exc:  # --out can still be written
@@ -306,8 +315,7 @@ def run_preset(
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)
         board = build(store)
-        note_unfinished(store, db)
-        note_left_off(store, db)
+        note_missing_rows(store, db)
     try:
         echo(RENDERERS[fmt_](board))
     except OutputError as exc:  # the runs are stored, and --out can still be written

@@ -1231,3 +1231,33 @@ def test_a_leaderboard_that_cannot_be_printed_still_writes_out(tmp_path, monkeyp
     result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
     assert result.exit_code == 2 and "cannot write the output" in result.output, result.output
     assert (out / "leaderboard.md").is_file()
+
+
+def test_the_leaderboard_notes_read_the_run_list_once(tmp_path, monkeypatch):
+    """The two stderr notes (no finished run; finished runs that make no row) read the store's
+    run list up to three times more after the board's own read, for one decision: finished ones,
+    then finished ones again, then unfinished ones. The command reads it twice: once for the
+    board, once for the notes, which say what they said."""
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    from .fake_store import LINF, add_run, robust
+
+    db = tmp_path / "x.db"
+    with Store.open(db) as store:
+        add_run(store, "train", {"fgsm": (LINF, robust("rf"))}, n=2, split="train")
+        add_run(store, "running", {"fgsm": (LINF, robust("rf"))}, n=2, finished=False)
+    real, reads = Store.runs, []
+
+    def counted(self, *args, **kwargs):
+        reads.append(args or kwargs)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "runs", counted)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
+    assert "1 finished run and none makes a row of the leaderboard: 1 on the train" in note, note
+    assert "its 1 unfinished run makes none until finished" in note, note
+    assert len(reads) == 2, reads
