@@ -83,6 +83,18 @@ def write_all(board, out: Path, after_runs: bool = False) -> list[Path]:
     return written
 
 
+def built(store, db: str | None) -> dict:
+    """The board (:func:`~robustkit.leaderboard.build`), with its notes on stderr
+    (:func:`note_missing_rows`), from one snapshot of the store: a run that another process
+    finishes meanwhile left a board without rows and no note (the notes saw it finished)."""
+    from .leaderboard import build
+
+    with store.snapshot():
+        board = build(store)
+        note_missing_rows(store, db)
+    return board
+
+
 def note_missing_rows(store, db: str | None) -> None:
     """Say (on stderr, in one line) why the board lacks rows, from one read of the store's run
     list: a store of unfinished runs only, or of none (:func:`_note_unfinished`), or finished
@@ -193,14 +205,13 @@ def leaderboard(ctx: click.Context, db: str | None, fmt_: str | None, out: str |
     evaluates a preset of zoo runs first (--db, --format and --out given here apply to it too)."""
     if ctx.invoked_subcommand is not None:
         return  # the subcommand reads --db, --format and --out from here (_passed_on)
-    from .leaderboard import RENDERERS, build
+    from .leaderboard import RENDERERS
     from .store import Store
 
     if out is not None:
         check_out(out, db)
     with Store.open(db, create=False) as store:
-        board = build(store)
-        note_missing_rows(store, db)
+        board = built(store, db)
     try:
         echo(RENDERERS[fmt_ or "markdown"](board))
     except OutputError as exc:  # --out can still be written
@@ -265,7 +276,7 @@ def run_preset(
            MNIST at L∞ 0.3), CGBA (1,000 queries) on 100 correctly classified images.
     """
     from .device import resolve_device
-    from .leaderboard import RENDERERS, build
+    from .leaderboard import RENDERERS
     from .presets import preset_runs
     from .runner import execute, prepare
     from .store import Store
@@ -314,8 +325,7 @@ def run_preset(
             except RobustkitError as exc:  # keep going: every finished run is already stored
                 failures.append(f"{config.model}: {exc}")
                 click.echo(f"  failed: {exc}", err=True)
-        board = build(store)
-        note_missing_rows(store, db)
+        board = built(store, db)
     try:
         echo(RENDERERS[fmt_](board))
     except OutputError as exc:  # the runs are stored, and --out can still be written

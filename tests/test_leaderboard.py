@@ -1261,3 +1261,33 @@ def test_the_leaderboard_notes_read_the_run_list_once(tmp_path, monkeypatch):
     assert "1 finished run and none makes a row of the leaderboard: 1 on the train" in note, note
     assert "its 1 unfinished run makes none until finished" in note, note
     assert len(reads) == 2, reads
+
+
+def test_the_notes_describe_the_store_the_board_was_built_from(tmp_path, monkeypatch):
+    """The notes read the run list after the board's snapshot ended: a run that finished in
+    between (another process's evaluation) left a board without rows and no note at all, as
+    the notes saw a finished run that makes a row. They read the board's snapshot."""
+    from click.testing import CliRunner
+
+    import robustkit.leaderboard as leaderboard
+    from robustkit.cli import cli
+
+    from .fake_store import LINF, add_run, robust
+
+    db = tmp_path / "x.db"
+    with Store.open(db) as store:
+        add_run(store, "late", {"fgsm": (LINF, robust("rf"))}, n=2, finished=False)
+    real = leaderboard.build
+
+    def finished_by_another_process_after_the_build(store, *args, **kwargs):
+        board = real(store, *args, **kwargs)
+        with Store.open(db) as other:
+            other.finish_run("late")
+        return board
+
+    monkeypatch.setattr(leaderboard, "build", finished_by_another_process_after_the_build)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"tables": [], "decision": []}
+    (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
+    assert "1 unfinished run and no finished one" in note, note
