@@ -36,7 +36,7 @@ from typing import Any
 from .jsonsafe import json_safe
 from .store import Store
 from .tables import counted
-from .threat import format_eps
+from .threat import format_eps, shown_255ths
 
 DECISION_BUDGETS = (250, 500, 1000, 2000, 5000)
 DATASET_TITLES = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
@@ -205,10 +205,8 @@ def _table_eps(eps: float) -> float:
     """The ε of a run's table: the one its title shows (:func:`~robustkit.threat.format_eps`),
     so that runs at ε = 8/255 and at 8/255 as a float32 (0.0313725508…, shown as 8/255 too)
     share one table rather than make two of one title; else ε itself (to 10 decimals)."""
-    text = format_eps(eps)
-    if text.endswith("/255"):
-        eps = int(text[: -len("/255")]) / 255
-    return round(eps, 10)
+    k = shown_255ths(eps)
+    return round(k / 255 if k is not None else eps, 10)
 
 
 def _robust_row(correct_only: bool, params: list[dict[str, Any]]) -> bool:

@@ -205,14 +205,21 @@ class ThreatModel:
 
 def format_eps(eps: float) -> str:
     """ε as text: a short decimal where one is exact (``0.2``, ``0.5``), else ``8/255`` where ε
-    is a whole number of 255ths (``0.0313725…``), else :func:`float_text`."""
+    is a whole number of 255ths (``0.0313725…``, :func:`shown_255ths`), else :func:`float_text`."""
     short = f"{eps:.4g}"
     if float(short) == eps:
         return short
-    k = eps * 255
-    if eps < 1 and abs(k - round(k)) < 1e-6 and round(k) > 0:
-        return f"{round(k)}/255"
-    return float_text(eps)
+    k = shown_255ths(eps)
+    return f"{k}/255" if k is not None else float_text(eps)
+
+
+def shown_255ths(eps: float) -> int | None:
+    """The whole number k where :func:`format_eps` shows ε as ``k/255`` (ε below 1 and within
+    1e-6 of k 255ths, with no exact short decimal: 8/255 as a float32 is 8 too), else None."""
+    if float(f"{eps:.4g}") == eps or not eps < 1:
+        return None
+    k = round(eps * 255)
+    return k if k > 0 and abs(eps * 255 - k) < 1e-6 else None
 
 
 def float_text(value: float) -> str:

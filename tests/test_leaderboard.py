@@ -1166,6 +1166,19 @@ def test_runs_at_the_same_shown_eps_share_one_table(tmp_path):
     assert tables[0]["eps"] == round(8 / 255, 10)
 
 
+@pytest.mark.parametrize(
+    "eps", [8 / 255, float(np.float32(8 / 255)), 0.03137255, 0.0314, 0.3, 1e-6, 1 / 3, 2.0, 1.0]
+)
+def test_a_table_eps_is_shown_as_its_runs_eps_is(eps):
+    """A table's ε is the value its title shows (kept as a number, not read back from the
+    title's text): 8/255 as a float32 or as 0.03137255 is 8/255, any other ε itself."""
+    from robustkit.leaderboard import _table_eps
+    from robustkit.threat import format_eps
+
+    assert format_eps(_table_eps(eps)) == format_eps(eps)
+    assert _table_eps(eps) == round(8 / 255 if format_eps(eps) == "8/255" else eps, 10)
+
+
 def test_an_empty_store_and_unfinished_runs_beside_left_off_ones_say_why_there_is_no_row(
     tmp_path,
 ):
