@@ -297,7 +297,8 @@ def _table_header(t: dict[str, Any]) -> list[str]:
 
 
 def _table_cells(t: dict[str, Any], r: dict[str, Any]) -> list[str]:
-    training = r["training"] + (f" + {r['defenses']}" if r["defenses"] else "")
+    # (either may be empty: a plug-in model without a training label)
+    training = " + ".join(text for text in (r["training"], r["defenses"]) if text)
     flags = "UNRELIABLE: " + ", ".join(r["flags"]) if r["flags"] else ""
     return [
         r["model"],

@@ -1304,3 +1304,26 @@ def test_the_notes_describe_the_store_the_board_was_built_from(tmp_path, monkeyp
     assert json.loads(result.stdout) == {"tables": [], "decision": []}
     (note,) = [ln for ln in result.stderr.splitlines() if ln.startswith("note:")]
     assert "1 unfinished run and no finished one" in note, note
+
+
+def test_a_defended_row_without_a_training_label_shows_its_defenses_alone(tmp_path):
+    """A plug-in model registered without a training label, evaluated with a defense, showed
+    " + bit-depth:bits=4" in its training / defense cell (Markdown and HTML): a dangling
+    joiner before the defense."""
+    from .fake_store import LINF, add_run, robust
+
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(
+            store,
+            "a",
+            {"fgsm": (LINF, robust("rf"))},
+            model="plug/a",
+            training="",
+            defenses={"bit-depth:bits=4": {"bits": 4}},
+            n=2,
+        )
+        add_run(store, "b", {"fgsm": (LINF, robust("rf"))}, model="plug/b", training="", n=2)
+        board = build(store)
+    md, page = to_markdown(board), to_html(board)
+    assert "| plug/a | bit-depth:bits=4 |" in md and "| plug/b |  |" in md, md
+    assert "<td>plug/a</td><td>bit-depth:bits=4</td>" in page
