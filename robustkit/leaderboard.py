@@ -694,6 +694,12 @@ Rows marked UNRELIABLE failed a sanity check (hover for why).</p>
       th.addEventListener('keydown', function (ev) { if (ev.key === 'Enter') go(); });
     });
   });
+  // the order the page comes in (highest first), as a click would mark it: one click reverses it
+  Array.prototype.forEach.call(document.querySelectorAll('table[data-default-sort]'), function (table) {
+    var col = parseInt(table.getAttribute('data-default-sort'), 10);
+    table.tHead.rows[0].cells[col].className = 'desc';
+    table.setAttribute('data-sorted', col + ':-1');
+  });
   var box = document.getElementById('filter');
   box.addEventListener('input', function () { applyFilter(box.value); });
   // state from the address, e.g. page.html#sort=t0:2:1&filter=resnet (for links and tests)

@@ -1327,3 +1327,26 @@ def test_a_defended_row_without_a_training_label_shows_its_defenses_alone(tmp_pa
     md, page = to_markdown(board), to_html(board)
     assert "| plug/a | bit-depth:bits=4 |" in md and "| plug/b |  |" in md, md
     assert "<td>plug/a</td><td>bit-depth:bits=4</td>" in page
+
+
+def test_html_first_click_on_the_sorted_column_reverses_it(tmp_path):
+    """The page comes sorted by worst-case robust accuracy, highest first, but its script did
+    not know it: the column showed no ▼ and the first click on its header sorted it highest
+    first again (nothing moved); only a second click gave lowest first. The page's default
+    sort now marks that column as sorted, so one click reverses it."""
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed here (CI installs it)")
+    with _fake_store(tmp_path / "x.db", "top-model") as store:
+        page_text = to_html(build(store))
+    assert '<table id="t0" data-default-sort="4">' in page_text  # worst case %
+    page = tmp_path / "board.html"
+    page.write_text(page_text, encoding="utf-8")
+    dom = _dump_dom(browser, page.as_uri(), tmp_path)
+    assert 'data-col="4" tabindex="0" class="desc">worst case %' in dom
+    click = "<script>document.querySelector('#t0 th[data-col=\"4\"]').click()</script>"
+    page.write_text(page_text.replace("</body>", click + "</body>"), encoding="utf-8")
+    clicked = _dump_dom(browser, page.as_uri(), tmp_path)
+    assert [r[0] for r in _rows(clicked)] == ["zeta-model", "alpha-model", "top-model"]
