@@ -542,6 +542,7 @@ def to_csv(board: dict[str, Any]) -> str:
             "flags",
             "reasons",
             "run_id",
+            "selection",
         ]
     )
     for r in board["decision"]:
@@ -562,6 +563,7 @@ def to_csv(board: dict[str, Any]) -> str:
                         ";".join(r["flags"]),
                         " | ".join(r["reasons"]),
                         r["run_id"],
+                        r["selection"],  # (last: the columns before it stay where they were)
                     ]
                 )
             )

@@ -1350,3 +1350,30 @@ def test_html_first_click_on_the_sorted_column_reverses_it(tmp_path):
     page.write_text(page_text.replace("</body>", click + "</body>"), encoding="utf-8")
     clicked = _dump_dom(browser, page.as_uri(), tmp_path)
     assert [r[0] for r in _rows(clicked)] == ["zeta-model", "alpha-model", "top-model"]
+
+
+def test_csv_decision_rows_say_which_images_they_are_of(tmp_path):
+    """The Markdown and HTML boards put first-correctly-classified and all-image decision rows
+    in sections of their own, captioned so; the CSV rows of both read alike (the JSON has
+    "selection"), so a reader of the CSV compared figures of two populations unawares."""
+    from .fake_store import CGBA, add_run
+
+    hit = [(True, False, 1.0, [[5, 1.0]])] * 2
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "a", {"cgba": (CGBA, hit)}, model="all-images", n=2)
+        add_run(
+            store,
+            "b",
+            {"cgba": (CGBA, hit)},
+            model="first-correct",
+            n=2,
+            config={"correct_only": True},
+        )
+        text = to_csv(build(store))
+    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    head = next(r for r in rows if r[0] == "decision" and r[1] == "dataset")
+    body = [dict(zip(head, r, strict=True)) for r in rows if r[0] == "decision" and r != head]
+    assert {(r["model"], r["selection"]) for r in body} == {
+        ("all-images", "all"),
+        ("first-correct", "first correctly classified"),
+    }
