@@ -352,6 +352,23 @@ def _md_escape(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", t)
 
 
+#: The start of a list item's text that Markdown reads as a block in it: a heading (``# x``),
+#: a nested list (``- x``, ``+ x``) or a numbered one (``1. x``, ``2) x``).
+_MD_BLOCK_START = re.compile(r"(#{1,6}|[-+]|[0-9]{1,9}[.)])(?=\s|$)")
+
+
+def _md_item(text: Any) -> str:
+    """A list item's text: :func:`_md_escape`, with a start that Markdown would read as a
+    heading or a nested list escaped too (a plug-in model named ``# big``)."""
+    t = _md_escape(text)
+    m = _MD_BLOCK_START.match(t)
+    if m is None:
+        return t
+    marker = m[0]  # a number: its . or ) escaped; a heading or a bullet: its first character
+    escaped = marker[:-1] + "\\" + marker[-1] if marker[-1] in ".)" else "\\" + marker
+    return escaped + t[m.end() :]
+
+
 def _md_code(text: Any) -> str:
     """A Markdown code span showing ``text`` literally: fenced by more backticks than its longest
     run of them (padded where it starts or ends with one), on one line."""
@@ -451,7 +468,7 @@ def _md_flags(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         who = r["model"] + (f" with {r['defenses']}" if r.get("defenses") else "")
         who += f", {r['attack']}" if "attack" in r else ""
-        lines += [f"- {_md_escape(who)}: {_md_escape(why)}" for why in r["reasons"]]
+        lines += [f"- {_md_item(who)}: {_md_escape(why)}" for why in r["reasons"]]
     return ["", "Flags:", *lines] if lines else []
 
 

@@ -1377,3 +1377,22 @@ def test_csv_decision_rows_say_which_images_they_are_of(tmp_path):
         ("all-images", "all"),
         ("first-correct", "first correctly classified"),
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "item"),
+    [("# big", "- \\# big: why"), ("+ plus", "- \\+ plus: why"), ("- m", "- \\- m: why")]
+    + [("1. first", "- 1\\. first: why"), ("2) two", "- 2\\) two: why")]
+    + [("#5 m", "- #5 m: why"), ("-m", "- -m: why"), ("2.5 m", "- 2.5 m: why")],
+)
+def test_a_flag_item_starting_like_markdown_block_syntax_stays_text(tmp_path, model, item):
+    """The "Flags:" list puts each flagged row's model first in a list item: a plug-in model
+    named "# big" made "- # big: ..." (a heading inside the item), "1. first" a numbered list
+    in it, "+ plus" or "- m" a nested list; such a start is escaped there (only such a one)."""
+    from .fake_store import LINF, add_run, robust
+
+    with Store.open(tmp_path / "x.db") as store:
+        add_run(store, "a", {"fgsm": (LINF, robust("rr"))}, model=model, n=2)
+        store.write_checks("a", [("robust_above_clean", True, "why")])
+        md = to_markdown(build(store))
+    assert item in md.splitlines(), md
