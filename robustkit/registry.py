@@ -77,6 +77,23 @@ def _redefined(old: object, new: object) -> bool:
     )
 
 
+def alias_package(name: str, package: str) -> None:
+    """Make the module being imported as ``name`` be the installed ``package`` (and each of its
+    imported submodules ``name.x`` be ``package.x``).
+
+    The source directories attacks/ and defenses/ install as ``robustkit.attacks`` and
+    ``robustkit.defenses``; in the repository root (a notebook started there) ``import attacks``
+    finds the directory first. Run as a second package, it would define every class again and
+    register every attack again ("already registered"); as the installed package under a second
+    name, ``from attacks.pgd import PGD`` is robustkit's PGD.
+    """
+    installed = importlib.import_module(package)
+    sys.modules[name] = installed
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(package + "."):
+            sys.modules[name + module_name[len(package) :]] = module
+
+
 class Registry(Generic[T]):
     """A named collection of objects of one kind.
 

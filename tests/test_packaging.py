@@ -79,3 +79,33 @@ def test_the_command_line_starts_without_pytorch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import attacks, defenses, robustkit",  # the directories first
+        "import robustkit.attacks, robustkit.defenses, attacks, defenses",  # the package first
+        "import robustkit; robustkit.list_attacks(); robustkit.list_defenses(); "
+        "import attacks, defenses",  # after the registries loaded
+        "from attacks.pgd import PGD; from defenses import bit_depth; import robustkit",
+    ],
+)
+def test_the_source_directories_imported_from_the_repository_root_are_the_package(imports):
+    """In the repository root (a notebook started there, ``python -c``) ``import attacks`` finds
+    the directory attacks/ before the installed robustkit.attacks; it is that package under a
+    second name, with the same classes, not a second copy that registers every attack again
+    (which failed with "attack 'apgd-ce' is already registered")."""
+    code = (
+        f"{imports}\n"
+        "import sys, attacks, defenses, robustkit, robustkit.attacks, robustkit.defenses\n"
+        "from attacks.pgd import PGD\n"
+        "from robustkit.attacks.pgd import PGD as InstalledPGD\n"
+        "assert attacks is robustkit.attacks and defenses is robustkit.defenses\n"
+        "assert PGD is InstalledPGD and robustkit.ATTACKS.get('pgd') is PGD\n"
+        "assert not [m for m in sys.modules if m.startswith(('attacks.', 'defenses.'))\n"
+        "            and sys.modules[m] is not sys.modules['robustkit.' + m]]\n"
+        "assert 'pgd' in robustkit.list_attacks() and 'bit-depth' in robustkit.list_defenses()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
