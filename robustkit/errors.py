@@ -39,6 +39,12 @@ class InputError(RobustkitError, ValueError):
     """Tensors or parameters an attack or model cannot accept."""
 
 
+class RunStartedOverError(RobustkitError):
+    """A run that another process deleted or started over (``--fresh``) while this one
+    computed it: what this process computed is not written into the run stored now, and the
+    shards stored for it are not this process's to count."""
+
+
 class StoreWriteError(RobustkitError):
     """A results store that refuses writes (read-only, a full disk, an I/O error): what it
     holds is kept, and every later write to it would fail alike. ``reason`` says why (``the

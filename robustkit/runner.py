@@ -26,7 +26,14 @@ import torch
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
 from .checks import is_whole_number, shown
-from .errors import DataError, InputError, RobustkitError, StoreWriteError, first_line
+from .errors import (
+    DataError,
+    InputError,
+    RobustkitError,
+    RunStartedOverError,
+    StoreWriteError,
+    first_line,
+)
 from .modelcheck import check_model_on
 from .store import Store, defense_names, dumps
 from .tables import counted
@@ -683,6 +690,8 @@ def _user_code_errors(run: Run, store: Store, fresh: bool) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
+        if isinstance(exc, RunStartedOverError):
+            raise  # (what is stored is another process's run: its shards are not this one's)
         where = None if isinstance(exc, RobustkitError) else user_code_line(exc)
         if where is None and not isinstance(exc, RobustkitError):
             raise

@@ -31,7 +31,7 @@ from typing import Any
 
 import platformdirs
 
-from .errors import InputError, RobustkitError, StoreWriteError
+from .errors import InputError, RobustkitError, RunStartedOverError, StoreWriteError
 
 APPLICATION_ID = 0x524B5431  # "RKT1"
 SCHEMA_VERSION = 1
@@ -209,6 +209,10 @@ class Store:
         # is written (run id -> the new run's fields, and when the earlier run started, which
         # tells it from the new one): see start_run and replacing
         self._replacing: dict[str, tuple[dict[str, Any], float]] = {}
+        # per run this connection started or resumed, the start time of the stored run it
+        # writes to: another process's --fresh (or a delete and a new run) puts in a run of the
+        # same id that started at another time, which this one's shards must not go into
+        self._started: dict[str, float] = {}
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -473,6 +477,7 @@ class Store:
         resumed run keeps the device and versions that began it too, with the resume's where
         they differ (see :meth:`_record_resume`)."""
         self._replacing.pop(run_id, None)
+        self._started.pop(run_id, None)
         with self.transaction() as conn:
             existing = conn.execute(
                 "SELECT status, indices, started, device, versions FROM runs WHERE run_id = ?",
@@ -483,14 +488,16 @@ class Store:
                 # once the first shard is computed
                 conn.execute("DELETE FROM runs WHERE 0")
                 self._replacing[run_id] = (dict(fields), existing["started"])
+                self._started[run_id] = existing["started"]  # (until its first shard)
                 return False
             if existing and self._complete(conn, run_id):
                 return True
             if existing:
                 conn.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
                 self._record_resume(conn, run_id, existing, fields)
+                self._started[run_id] = existing["started"]
                 return True
-            self._insert_run(conn, run_id, fields)
+            self._started[run_id] = self._insert_run(conn, run_id, fields)
             return False
 
     @staticmethod
@@ -522,23 +529,33 @@ class Store:
         ``run_id`` is still the earlier run's, which the first new shard replaces.
 
         Read from the store: a Ctrl-C just after the commit of that first shard, before
-        :meth:`write_shard` returned, left the earlier run counted as kept when it was gone."""
+        :meth:`write_shard` returned, left the earlier run counted as kept when it was gone.
+        Another process may have started the run over too (its own --fresh) and replaced the
+        earlier one first: not this one's run either, so its writes are refused."""
         pending = self._replacing.get(run_id)
         if pending is None:
             return False
         row = self.conn.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is not None and row[0] != pending[1]:  # the stored run is the new one
+        if row is not None and row[0] != pending[1]:  # the stored run is a new one
             del self._replacing[run_id]
             return False
         return True
 
     @staticmethod
-    def _insert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> None:
+    def _insert_run(
+        conn: sqlite3.Connection, run_id: str, fields: dict[str, Any], after: float | None = None
+    ) -> float:
+        """Insert the ``runs`` row; returns its start time, which tells it from the run it
+        replaces (started at ``after``) and from any later run of the same id."""
+        started = time.time()
+        if after is not None and started <= after:  # (a clock set back meanwhile)
+            started = after + max(1e-6, abs(after) * 1e-15)
         cols = ["run_id", "started", *fields]
         conn.execute(
             f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            (run_id, time.time(), *map(storable, fields.values())),
+            (run_id, started, *map(storable, fields.values())),
         )
+        return started
 
     def is_complete(self, run_id: str) -> bool:
         """True when ``run_id`` is finished and every one of its samples is stored: running it
@@ -557,9 +574,10 @@ class Store:
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         """Mark ``run_id`` with ``status`` (``"finished"`` by default), ending now. A run
-        deleted meanwhile is a one-line error, as in :meth:`write_shard`."""
+        deleted or started over meanwhile is a one-line error, as in :meth:`write_shard` (it
+        marked another process's fresh run finished with its samples still missing)."""
         with self.transaction() as conn:
-            self._check_not_deleted(conn, run_id)
+            self._check_current(conn, run_id)
             conn.execute(
                 "UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
                 (status, time.time(), run_id),
@@ -590,15 +608,19 @@ class Store:
         """Store one finished shard: its samples ``(idx, y, clean_pred)`` and per-attack rows
         ``(attack, idx, attacked, success, robust, adv_pred, norm, l2, linf, queries, gradients,
         trajectory, stage)`` in one transaction. A run deleted meanwhile (by ``robustkit runs
-        delete`` or ``--fresh`` in another process) is a one-line error, not a foreign-key one.
-        The first shard of a run started with ``fresh`` deletes the earlier run's results in
-        the same transaction."""
+        delete``) or started over (by ``--fresh`` in another process) is a one-line error, not
+        a foreign-key one, and not rows written into the other process's new run. The first
+        shard of a run started with ``fresh`` deletes the earlier run's results in the same
+        transaction."""
         with self.transaction() as conn:
             if self.replacing(run_id):
+                fields, earlier = self._replacing[run_id]
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-                self._insert_run(conn, run_id, self._replacing[run_id][0])
+                started = self._insert_run(conn, run_id, fields, after=earlier)
+                # (set before the commit: a Ctrl-C just after it leaves this run this one's)
+                self._started[run_id] = started
             else:
-                self._check_not_deleted(conn, run_id)
+                self._check_current(conn, run_id)
             conn.executemany(
                 "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
                 [(run_id, i, shard, y, c) for i, y, c in samples],
@@ -613,20 +635,33 @@ class Store:
             )
         self._replacing.pop(run_id, None)
 
-    def _check_not_deleted(self, conn: sqlite3.Connection, run_id: str) -> None:
-        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-            raise RobustkitError(
+    def _check_current(self, conn: sqlite3.Connection, run_id: str) -> None:
+        """Refuse a write for ``run_id`` (in the write's transaction) where the stored run is
+        not the one this connection started or resumed: deleted, or started over by another
+        process meanwhile (a fresh run in it, whose shards this process did not compute)."""
+        row = conn.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunStartedOverError(
                 f"run {run_id} was deleted from {self.path} while it was computed (robustkit "
                 "runs delete, or --fresh in another process); rerun the command to compute "
                 "it again"
             )
+        # (a fresh run that has not replaced the earlier one yet writes to that one)
+        pending = run_id in self._replacing and self.replacing(run_id)
+        started = self._replacing[run_id][1] if pending else self._started.get(run_id)
+        if started is not None and row[0] != started:
+            raise RunStartedOverError(
+                f"run {run_id} in {self.path} was started over by another process (--fresh) "
+                "while this one computed it, and this one's shards are not written into the "
+                "new run; rerun the command without --fresh to resume that run"
+            )
 
     def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:
         """Store sanity checks ``(name, flagged, detail)`` for ``run_id`` in one transaction; a
-        check already stored under the same name is replaced. A run deleted meanwhile is a
-        one-line error, as in :meth:`write_shard`."""
+        check already stored under the same name is replaced. A run deleted or started over
+        meanwhile is a one-line error, as in :meth:`write_shard`."""
         with self.transaction() as conn:
-            self._check_not_deleted(conn, run_id)
+            self._check_current(conn, run_id)
             conn.executemany(
                 "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?)",
                 [(run_id, name, int(flag), storable(detail)) for name, flag, detail in checks],

@@ -616,3 +616,105 @@ def test_a_resumed_run_keeps_the_versions_and_device_that_began_it(tmp_path):
         report = render_report(summarize(store, "r"))
     assert "| device cpu (resumed on cuda:0) |" in report, report
     assert "versions: robustkit 1.0, torch 2.0 (resumed with torch 2.1)" in report, report
+
+
+def test_a_resume_never_writes_into_a_run_another_process_started_over(tmp_path):
+    """A process resuming a run while another started it over with --fresh went on writing its
+    shards into the new run (its check only asked whether the run still existed, and the new
+    one did) and marked it finished: the run was finished with samples missing, and with
+    shards computed by the resuming process (its code, before the change --fresh was run for).
+    Its writes are now refused with a one-line error; the fresh run stays running until its
+    own process finishes it. Interleaved by hand, on two connections."""
+    db = tmp_path / "r.db"
+    with Store.open(db) as first:
+        fields = _stored_run(first, "r", [0, 1, 2, 3, 4, 5], [[0, 1]])
+    resuming, fresh = Store.open(db), Store.open(db)
+    try:
+        assert resuming.start_run("r", fields) is True
+        assert resuming.finished_shards("r") == {0}
+        assert fresh.start_run("r", fields, fresh=True) is False
+        rows = [("fgsm", i, 1, 0, 1, 3, 0.0, 0.0, 0.0, 1, 1, None, None) for i in (2, 3)]
+        fresh.write_shard("r", 1, 2, 4, 0.1, {"fgsm": 0.1}, [(2, 3, 3), (3, 3, 3)], rows)
+        # the resuming process computed shard 2 meanwhile
+        rows = [("fgsm", i, 1, 0, 1, 3, 0.0, 0.0, 0.0, 1, 1, None, None) for i in (4, 5)]
+        with pytest.raises(RobustkitError, match="started over") as raised:
+            resuming.write_shard("r", 2, 4, 6, 0.1, {"fgsm": 0.1}, [(4, 3, 3), (5, 3, 3)], rows)
+        assert "\n" not in str(raised.value) and "--fresh" in str(raised.value)
+        with pytest.raises(RobustkitError, match="started over"):
+            resuming.write_checks("r", [("check", False, "")])
+        with pytest.raises(RobustkitError, match="started over"):
+            resuming.finish_run("r")
+        assert fresh.get_run("r")["status"] == "running"
+        assert fresh.finished_shards("r") == {1} and fresh.checks("r") == []
+        # the fresh process goes on as if nothing happened
+        for k, idx in ((0, (0, 1)), (2, (4, 5))):
+            rows = [("fgsm", i, 1, 0, 1, 3, 0.0, 0.0, 0.0, 1, 1, None, None) for i in idx]
+            fresh.write_shard("r", k, idx[0], idx[1] + 1, 0.1, {}, [(i, 3, 3) for i in idx], rows)
+        fresh.finish_run("r")
+        assert fresh.is_complete("r")
+        # a resume begun after the fresh run replaced the earlier one resumes the new one
+        assert resuming.start_run("r", fields) is True
+        resuming.write_checks("r", [("check", False, "")])
+    finally:
+        resuming.close()
+        fresh.close()
+
+
+def test_a_fresh_run_never_writes_into_a_run_another_fresh_run_started(tmp_path):
+    """Two --fresh runs of one configuration at once: the second to write found the run
+    replaced, took it for its own and wrote into the other's. It is now refused, as a resume
+    into a run started over is."""
+    db = tmp_path / "r.db"
+    with Store.open(db) as first:
+        fields = _stored_run(first, "r", [0, 1, 2, 3], [[0, 1], [2, 3]])
+        first.finish_run("r")
+    one, two = Store.open(db), Store.open(db)
+    try:
+        assert one.start_run("r", fields, fresh=True) is False
+        assert two.start_run("r", fields, fresh=True) is False
+        rows = [("fgsm", i, 1, 0, 1, 3, 0.0, 0.0, 0.0, 1, 1, None, None) for i in (0, 1)]
+        one.write_shard("r", 0, 0, 2, 0.1, {}, [(0, 3, 3), (1, 3, 3)], rows)
+        assert not two.replacing("r")
+        with pytest.raises(RobustkitError, match="started over"):
+            two.write_shard("r", 0, 0, 2, 0.1, {}, [(0, 3, 3), (1, 3, 3)], rows)
+        assert one.replacing("r") is False
+        one.write_shard("r", 1, 2, 4, 0.1, {}, [(2, 3, 3), (3, 3, 3)], rows)
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_resume_stopped_by_a_fresh_run_in_another_process_says_so_in_one_line(
+    tmp_path, monkeypatch
+):
+    """The runner's message for a resume whose run another process started over says that,
+    without counting the other process's shards as this one's ("1 of 3 shards ... are stored:
+    fix that and rerun the same command to resume")."""
+    from .helpers import at_shard, interrupt
+
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=12, batch_size=4, eps=0.1, device="cpu", attacks=("fgsm",)
+    )
+    db = tmp_path / "r.db"
+    at_shard(monkeypatch, 1, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(config, db=db, progress=False)
+    with Store.open(db) as store:
+        (run,) = store.runs()
+    fields = {k: v for k, v in run.items() if k not in ("run_id", "started", "finished", "status")}
+
+    def fresh_in_another_process() -> None:
+        with Store.open(db) as other:
+            other.start_run(run["run_id"], fields, fresh=True)
+            other.write_shard(run["run_id"], 0, 0, 4, 0.1, {}, [(i, 0, 0) for i in range(4)], [])
+
+    monkeypatch.undo()
+    at_shard(monkeypatch, 2, fresh_in_another_process)
+    with pytest.raises(RobustkitError) as raised:
+        run_evaluation(config, db=db, progress=False)
+    message = str(raised.value)
+    assert "started over by another process (--fresh)" in message, message
+    assert "shards of run" not in message and "\n" not in message
+    with Store.open(db) as store:
+        assert store.get_run(run["run_id"])["status"] == "running"
+        assert store.finished_shards(run["run_id"]) == {0}
