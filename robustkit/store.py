@@ -261,9 +261,11 @@ class Store:
         # unless its writer (still running, or one that crashed) left a write-ahead log: what
         # that holds is not yet in the file, and an immutable read silently showed the store as
         # it was before (finished runs missing). SQLite reads the log through the -shm file it
-        # finds beside it.
+        # finds beside it. A store file the user may not write (in a writable directory) is
+        # opened so too: opened for writing, SQLite read it and left -wal and -shm files made
+        # with its permissions, read-only, which refused every write once it was made writable.
         problem = directory_problem(path.parent)
-        read_only = exists and problem is not None
+        read_only = exists and (problem is not None or not os.access(path, os.W_OK))
         wal = Path(f"{path}-wal")
         pending_log = read_only and wal.exists() and wal.stat().st_size > 0
         if not exists:
@@ -306,7 +308,7 @@ class Store:
             if pending_log:
                 raise RobustkitError(
                     f"{path} has changes in its write-ahead log ({wal.name}) that cannot be "
-                    f"read from its read-only directory ({exc}); copy the store with its "
+                    f"read from its read-only location ({exc}); copy the store with its "
                     "-wal and -shm files to a writable directory, or let its writer finish"
                 ) from None
             if not exists:  # nothing there to read: the file could not be made

@@ -718,3 +718,32 @@ def test_a_resume_stopped_by_a_fresh_run_in_another_process_says_so_in_one_line(
     with Store.open(db) as store:
         assert store.get_run(run["run_id"])["status"] == "running"
         assert store.finished_shards(run["run_id"]) == {0}
+
+
+def test_a_store_file_without_write_permission_is_read_without_leaving_read_only_files(
+    tmp_path, monkeypatch
+):
+    """A store file the user may not write (chmod 444, in a writable directory) was opened for
+    writing; SQLite fell back to reading it and made its -wal and -shm files beside it with the
+    file's permissions, read-only, and left them: once the user made the store writable, every
+    write was still refused as read-only (the -shm file). It is now opened read-only, as a store
+    in a read-only directory is: it reads, makes no files, and a write is a one-line error."""
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        _stored_run(store, "r", [0, 1], [[0, 1]])
+    before = db.read_bytes()
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # (the tests run as root, whom chmod does not stop)
+        if Path(path) == db and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    with Store.open(db) as store:
+        assert [r["run_id"] for r in store.runs()] == ["r"]
+        assert not Path(f"{db}-shm").exists() and not Path(f"{db}-wal").exists()
+        with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept") as info:
+            store.finish_run("r")
+        assert "\n" not in str(info.value)
+    assert db.read_bytes() == before
