@@ -653,9 +653,10 @@ class Store:
         started = self._replacing[run_id][1] if pending else self._started.get(run_id)
         if started is not None and row[0] != started:
             raise RunStartedOverError(
-                f"run {run_id} in {self.path} was started over by another process (--fresh) "
-                "while this one computed it, and this one's shards are not written into the "
-                "new run; rerun the command without --fresh to resume that run"
+                f"run {run_id} in {self.path} was started over by another process (--fresh, "
+                "or deleted and run again) while this one computed it, and this one's shards "
+                "are not written into the new run; rerun the command without --fresh to resume "
+                "that run"
             )
 
     def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:
