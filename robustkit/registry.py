@@ -145,13 +145,17 @@ class Registry(Generic[T]):
     # -- lookup -----------------------------------------------------------------------------
     def _load(self) -> None:
         if not self._loaded:
-            self._loaded = True
-            if self.builtin:
-                importlib.import_module(self.builtin)
-            for ep in entry_points(group=self.group) if self.group else ():
-                problem = self._load_plugin(ep)  # all of them, a broken one refused after
-                if problem and not self._broken:
-                    self._broken = problem
+            self._loaded = True  # (first: the built-ins' registrations look nothing up)
+            try:
+                if self.builtin:
+                    importlib.import_module(self.builtin)
+                for ep in entry_points(group=self.group) if self.group else ():
+                    problem = self._load_plugin(ep)  # all of them, a broken one refused after
+                    if problem and not self._broken:
+                        self._broken = problem
+            except BaseException:  # a Ctrl-C while PyTorch loads: the next lookup loads them
+                self._loaded = False  # (those loaded already are not loaded twice)
+                raise
         if self._broken:  # every lookup, not the first only: a later one read on without it
             raise RobustkitError(self._broken[0]) from self._broken[1]
 

@@ -283,3 +283,34 @@ def test_a_notebook_cell_run_again_registers_its_model_again():
             MODELS.add("test/cell", lambda weights=None: torch.nn.Linear(4, 2))
     finally:
         MODELS._entries.pop("test/cell", None)
+
+
+def test_a_first_lookup_stopped_while_the_builtins_load_loads_them_at_the_next(
+    monkeypatch, tmp_path
+):
+    """A first lookup stopped while the built-ins loaded (a Ctrl-C while PyTorch loads, in a
+    notebook; an import error fixed meanwhile) left the registry marked as loaded with the
+    built-ins registered so far: the same cell run again said "unknown attack 'pgd'", and
+    `list_attacks()` lacked it, until the kernel restarted. The next lookup loads them again."""
+    holder = types.ModuleType("rk_test_widget_holder")
+    holder.REG = Registry("widget", builtin="rk_test_builtin_widgets")
+    monkeypatch.setitem(sys.modules, "rk_test_widget_holder", holder)
+    (tmp_path / "rk_test_builtin_widgets.py").write_text(
+        "import os\n"
+        "import rk_test_widget_holder as h\n"
+        "class First: ...\n"
+        "class Second: ...\n"
+        "h.REG.add('w/first', First)\n"
+        "if os.environ.get('RK_TEST_STOP'):\n"
+        "    raise KeyboardInterrupt\n"
+        "h.REG.add('w/second', Second)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "rk_test_builtin_widgets", raising=False)
+    monkeypatch.setenv("RK_TEST_STOP", "1")
+    with pytest.raises(KeyboardInterrupt):
+        holder.REG.names()
+    monkeypatch.delenv("RK_TEST_STOP")
+    assert holder.REG.names() == ["w/first", "w/second"]
+    assert holder.REG.get("w/second").__name__ == "Second"
+    sys.modules.pop("rk_test_builtin_widgets", None)
