@@ -264,9 +264,11 @@ class Store:
         # finds beside it. A store file the user may not write (in a writable directory) is
         # opened so too: opened for writing, SQLite read it and left -wal and -shm files made
         # with its permissions, read-only, which refused every write once it was made writable.
-        problem = directory_problem(path.parent)
+        # Through a symlink, the file's own directory is where SQLite makes them.
+        real = Path(os.path.realpath(path)) if exists else path
+        problem = directory_problem(real.parent)
         read_only = exists and (problem is not None or not os.access(path, os.W_OK))
-        wal = Path(f"{path}-wal")
+        wal = Path(f"{real}-wal")
         pending_log = read_only and wal.exists() and wal.stat().st_size > 0
         if not exists:
             if problem is None:

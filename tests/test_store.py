@@ -747,3 +747,29 @@ def test_a_store_file_without_write_permission_is_read_without_leaving_read_only
             store.finish_run("r")
         assert "\n" not in str(info.value)
     assert db.read_bytes() == before
+
+
+def test_a_store_reached_through_a_symlink_is_read_where_its_file_is(tmp_path, monkeypatch):
+    """A symlink to a store in a read-only directory (a team's shared results, linked into a
+    writable home) was checked as if the store lay beside the link: it was opened for writing,
+    SQLite could not make its -wal and -shm files beside the real file, and even reading it
+    failed: "cannot be read as a database (attempt to write a readonly database)". It is now
+    judged by the directory of the file itself: read-only, readable."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with Store.open(shared / "results.db") as store:
+        _stored_run(store, "r", [0, 1], [[0, 1]])
+    link = tmp_path / "home" / "results.db"
+    link.parent.mkdir()
+    link.symlink_to(shared / "results.db")
+    real_problem = store_module.directory_problem
+
+    def problem(directory):  # (stubbed: the tests run as root, whom chmod does not stop)
+        return f"{directory} is not writable" if directory == shared else real_problem(directory)
+
+    monkeypatch.setattr(store_module, "directory_problem", problem)
+    with Store.open(link) as store:
+        assert [r["run_id"] for r in store.runs()] == ["r"]
+        assert not Path(f"{shared / 'results.db'}-shm").exists()
+        with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept"):
+            store.finish_run("r")
