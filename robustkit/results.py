@@ -120,6 +120,8 @@ _RESULT_TYPES = {
     "threat_eps": "float64",
     "attack_eps": "float64",
     "success_within_eps": "bool",
+    # whole numbers, <NA> where an attack has no stages (None beside them made -1.0s, objects)
+    "stage": "Int64",
 }
 _CHECK_TYPES = {"flagged": "bool"}
 
@@ -273,7 +275,7 @@ class Results:
         - ``queries``, ``gradients``: forward passes (label queries) and gradients spent;
         - ``trajectory`` (decision attacks: JSON ``[[queries, L2], ...]``), ``stage`` (an
           ensemble such as ``auto``: the index in its ``stages`` of the stage that fooled the
-          sample, -1 for none; missing for other attacks);
+          sample, -1 for none; a whole number, ``<NA>`` for other attacks);
         - ``model``, ``dataset``, ``threat_norm``, ``threat_eps``: the run's model, data set and
           threat model (``linf``/``l2`` and its ε); ``defenses``: the run's defenses as text,
           innermost first (``"input-noise:sigma=0.1,votes=25, bit-depth:bits=4,bpda=false"``;
@@ -316,7 +318,7 @@ class Results:
         if not frames:
             return _empty(RESULT_COLUMNS, _RESULT_TYPES)
         frame = pd.concat(frames, ignore_index=True)
-        return frame[RESULT_COLUMNS]
+        return frame[RESULT_COLUMNS].astype({"stage": "Int64"})
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The report of one run (what ``robustkit evaluate --format json`` prints)."""

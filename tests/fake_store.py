@@ -29,9 +29,11 @@ def add_run(
     split: str = "test",
     config: dict | None = None,
     weights_sha256: str | None = None,
+    stages: dict[str, list[int]] | None = None,
 ) -> None:
     """One run of ``n`` samples (all correctly classified). ``attacks``: label -> (params,
-    per-sample ``(success, robust, norm)`` or ``(success, robust, norm, trajectory)``)."""
+    per-sample ``(success, robust, norm)`` or ``(success, robust, norm, trajectory)``);
+    ``stages``: label -> per-sample stage that fooled it (an ensemble's; None elsewhere)."""
     specs = {}
     for label, (params, _) in attacks.items():
         p = dict(params)
@@ -64,7 +66,7 @@ def add_run(
             traj = json.dumps(s[3]) if len(s) > 3 else None
             rows.append(
                 (label, i, 1, int(success), int(robust), 1 if success else 0, dist, dist, dist)
-                + (10, 0, traj, None)
+                + (10, 0, traj, (stages or {}).get(label, [None] * n)[i])
             )
     store.write_shard(
         rid, 0, 0, n, 0.1, {k: 0.1 for k in attacks}, [(i, 0, 0) for i in range(n)], rows

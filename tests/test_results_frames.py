@@ -652,3 +652,21 @@ def test_decision_curve_says_the_eps_its_success_rate_is_at(store):
     assert res.decision_curve("run", "cgba").attrs["eps"] == 2.0
     assert res.decision_curve("run", "cgba", eps="1/2").attrs["eps"] == 0.5
     assert res.decision_curve("none", "cgba").attrs["eps"] is None
+
+
+def test_the_stage_column_is_whole_numbers_missing_where_an_attack_has_no_stages(store):
+    """``stage`` (the stage of ``auto`` that fooled a sample, -1 for none) read -1.0 and 0.0
+    in a column of objects beside the None of the other attacks' rows (float64 in a frame of
+    ``auto`` alone), as ``Evaluation.to_frame``'s ``fooled_by`` once read a target class
+    8.0: it is a nullable integer column, <NA> where the attack has no stages, on any
+    selection and on an empty store."""
+    res = rr.Results(store)
+    assert res.results()["stage"].dtype == "Int64"
+    add_run(store, "a", {"auto": (LINF, robust("fr"))}, n=2, stages={"auto": [0, -1]})
+    add_run(store, "b", {"fgsm": (LINF, robust("rf"))}, n=2)
+    for frame in (res.results(), res.results("a"), res.results(attack="auto")):
+        assert frame["stage"].dtype == "Int64"
+    frame = res.results()
+    assert frame.set_index("attack")["stage"].loc["auto"].tolist() == [0, -1]
+    assert frame[frame["attack"] == "fgsm"]["stage"].isna().all()
+    assert res.results("b")["stage"].dtype == "Int64"
