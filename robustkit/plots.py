@@ -226,7 +226,8 @@ def _images(what: str, images: Any) -> torch.Tensor:
     taken as it is), or a one-line error: an array met the tensor in ``x_adv - x`` with a
     TypeError, and one image (C×H×W), channels last or uint8 pixels, given as a tensor or an
     array, failed in matplotlib or showed a blank grid. On the CPU, detached: images kept on a
-    GPU met the CPU's ``x_adv`` of a result in ``x_adv - x``."""
+    GPU met the CPU's ``x_adv`` of a result in ``x_adv - x``. Half-precision images as float32
+    ones (bfloat16 has no NumPy type: ``.numpy()`` failed with a TypeError)."""
     try:
         out = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     except (TypeError, ValueError, RuntimeError):
@@ -237,7 +238,8 @@ def _images(what: str, images: Any) -> torch.Tensor:
             f"(a tensor or a NumPy array), got {type(images).__name__}"
             + (f" shaped {tuple(out.shape)} of {out.dtype}" if out is not None else "")
         )
-    return out.detach().cpu()
+    out = out.detach().cpu()
+    return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
 
 
 def _is_index(value: Any) -> bool:

@@ -670,3 +670,14 @@ def test_the_stage_column_is_whole_numbers_missing_where_an_attack_has_no_stages
     assert frame.set_index("attack")["stage"].loc["auto"].tolist() == [0, -1]
     assert frame[frame["attack"] == "fgsm"]["stage"].isna().all()
     assert res.results("b")["stage"].dtype == "Int64"
+
+
+def test_adversarial_grid_shows_half_precision_images():
+    """bfloat16 images (a model run in bfloat16) ended in a TypeError traceback from
+    ``.numpy()`` ("Got unsupported ScalarType BFloat16"); half-precision images are shown as
+    float32 ones are."""
+    x = torch.rand(2, 3, 8, 8)
+    for dtype in (torch.bfloat16, torch.float16):
+        fig = plots.adversarial_grid(x.to(dtype), x.flip(-1).to(dtype))
+        shown = fig.axes[0].get_images()[0].get_array()
+        assert np.allclose(shown, x[0].permute(1, 2, 0).numpy(), atol=1e-2)
