@@ -239,7 +239,18 @@ def _images(what: str, images: Any) -> torch.Tensor:
             + (f" shaped {tuple(out.shape)} of {out.dtype}" if out is not None else "")
         )
     out = out.detach().cpu()
-    return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+    out = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+    # (outside [0, 1] the images were clipped without a word: float pixels in [0, 255] showed
+    # a white grid, normalised images a saturated one, NaN an empty one)
+    if not torch.isfinite(out).all():
+        raise RobustkitError(f"adversarial_grid: {what} must lie in [0, 1], got NaN or inf values")
+    lo, hi = (out.min().item(), out.max().item()) if out.numel() else (0.0, 1.0)
+    if lo < 0 or hi > 1:
+        raise RobustkitError(
+            f"adversarial_grid: {what} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
+            "pass the unnormalised images (pixels divided by 255), as the attacks take them"
+        )
+    return out
 
 
 def _is_index(value: Any) -> bool:

@@ -681,3 +681,24 @@ def test_adversarial_grid_shows_half_precision_images():
         fig = plots.adversarial_grid(x.to(dtype), x.flip(-1).to(dtype))
         shown = fig.axes[0].get_images()[0].get_array()
         assert np.allclose(shown, x[0].permute(1, 2, 0).numpy(), atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("which", "scaled", "got"),
+    [
+        ("x", lambda x: x * 255, r"\[0, 255\]"),  # pixel values as floats
+        ("x_adv", lambda x: (x - 0.5) / 0.25, r"\[-2, 2\]"),  # normalised images
+        ("x_adv", lambda x: x + float("nan"), "NaN"),
+    ],
+)
+def test_adversarial_grid_refuses_images_outside_the_unit_box_in_one_line(which, scaled, got):
+    """Images outside [0, 1] were clipped without a word: float pixels in [0, 255] showed a
+    white grid, normalised images a saturated one, NaN images an empty one."""
+    x = torch.zeros(2, 1, 4, 4)
+    x[:, :, 0, 0], x[:, :, -1, -1] = 1.0, 0.0
+    args = {"x": x, "x_adv": x.clone()}
+    args[which] = scaled(args[which])
+    with pytest.raises(
+        RobustkitError, match=rf"^adversarial_grid: {which} must lie in \[0, 1\].*{got}"
+    ):
+        plots.adversarial_grid(**args)
