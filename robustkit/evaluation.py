@@ -359,9 +359,7 @@ def evaluate(
         check_model_on(model, x, y, target)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sum(stop - start for _, start, stop in shards), unit="img", leave=False)
+        bar = _progress_bar(sum(stop - start for _, start, stop in shards))
     done: list[ShardResult] = []
     t0 = time.perf_counter()
     try:
@@ -379,6 +377,22 @@ def evaluate(
         if bar is not None:
             bar.close()
     return merge_shards(done, list(labelled), time.perf_counter() - t0)
+
+
+def _progress_bar(total: int) -> Any:
+    """A tqdm bar of ``total`` images: a widget in a notebook with ipywidgets, else text.
+
+    tqdm.auto warned "IProgress not found. Please update jupyter and ipywidgets" in every
+    notebook without ipywidgets (not a robustkit dependency) before falling back to the text
+    bar, which is what robustkit wants there: the warning is left out, not the bar."""
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+        from tqdm.auto import tqdm
+    return tqdm(total=total, unit="img", leave=False)
 
 
 def merge_shards(

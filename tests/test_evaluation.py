@@ -326,3 +326,26 @@ def test_the_long_frame_keeps_integer_columns_some_attacks_lack_integer(data):
     rows = frame[frame["attack"] == "fgsm#2"]
     assert rows["target"].tolist() == target.tolist()
     assert frame[frame["attack"] == "fgsm"]["target"].isna().all()
+
+
+def test_the_progress_bar_in_a_notebook_without_ipywidgets_warns_nothing(data, monkeypatch):
+    """``run_evaluation`` (progress on by default, as the README's notebook section calls it)
+    printed tqdm's "TqdmWarning: IProgress not found. Please update jupyter and ipywidgets"
+    in every Jupyter notebook without ipywidgets, which robustkit does not depend on: the bar
+    falls back to tqdm's text bar without it, and the message sent users to repair a Jupyter
+    that works. (tqdm.auto takes ``ipykernel.zmqshell`` in sys.modules for a kernel.)"""
+    import sys
+    import types
+    import warnings
+
+    pytest.importorskip("IPython")  # (tqdm.auto asks it for the shell)
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("zmqshell"))
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # (import ipywidgets: ImportError)
+    for name in ("tqdm.auto", "tqdm.autonotebook", "tqdm.notebook"):  # imported afresh
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    model, x, y = data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ev = evaluate(model, RandomSign(eps=0.2), x[:4], y[:4], progress=True)
+    assert ev.n == 4
+    assert not [w for w in caught if "ipywidgets" in str(w.message)], caught[0].message
