@@ -98,11 +98,11 @@ class Evaluation:
 
     @property
     def robust_accuracy(self) -> float:
-        """Worst-case robust accuracy over the attacks with an ε (clean accuracy when no attack
-        ran; NaN when only minimum-norm attacks without an ε ran: they find a distance for every
-        sample they fool and say nothing about robustness at a budget, so the clean accuracy
-        would pass for a robust accuracy)."""
-        if not self.n or (self.results and not self.judged_at_eps):
+        """Worst-case robust accuracy over the attacks with an ε (NaN when no attack ran, or
+        only minimum-norm attacks without an ε: they find a distance for every sample they fool
+        and say nothing about robustness at a budget, so the clean accuracy would pass for a
+        robust accuracy; :meth:`summary` gives None then)."""
+        if not self.n or not self.judged_at_eps:
             return math.nan
         return float(self.joint_robust.double().mean())
 

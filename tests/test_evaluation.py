@@ -64,9 +64,16 @@ def test_joint_robust_accuracy_is_worst_case(data):
 
 
 def test_no_attacks_gives_clean_accuracy(data):
+    """Without attacks there is a clean accuracy and no robust one: ``robust_accuracy`` was
+    the clean accuracy (1.0 for a model right on every image) while the repr beside it said
+    ``robust_accuracy=None`` and the summary None; it is NaN, as for minimum-norm attacks
+    alone."""
     model, x, y = data
-    ev = evaluate(model, None, x, y, batch_size=64)
-    assert ev.results == {} and ev.summary()["robust_accuracy"] is None
+    for attacks in (None, []):
+        ev = evaluate(model, attacks, x, y, batch_size=64)
+        assert ev.results == {} and ev.summary()["robust_accuracy"] is None
+        assert math.isnan(ev.robust_accuracy) and ev.clean_accuracy == pytest.approx(34 / 40)
+        assert "robust_accuracy=None" in repr(ev)
 
 
 def test_minimum_norm_attacks_alone_give_no_joint_robust_accuracy(data):
