@@ -75,8 +75,8 @@ def robust_accuracy_vs_eps(
     what = "finished run with an untargeted white-box attack at an ε"
     if not tables:
         raise RobustkitError(
-            f"no stored run has an attack with an ε to plot (no {what}); run robustkit evaluate "
-            "with --attack and --eps at a few ε first"
+            f"no stored run has an attack with an ε to plot (no {what}); "
+            + _why_no_run_is_plotted(results.store)
         )
     if norm is not None:  # spelled as anywhere else (inf, Linf, L-inf, 2)
         norm = check_norm(norm)
@@ -156,6 +156,34 @@ def robust_accuracy_vs_eps(
     if ax is None:  # laid out, or savefig cut the ε label off (a given ax: the caller's)
         axes[0].figure.tight_layout()
     return axes[0].figure
+
+
+def _why_no_run_is_plotted(store: Any) -> str:
+    """Where no run makes a point: how many runs the store holds and why each is left out (as
+    the leaderboard's note says it, :func:`robustkit.leaderboard.why_left_off`), then what run
+    makes one. Runs at a few ε left out (``correct_only`` ones, say) were told to run robustkit
+    evaluate at a few ε first, as if there were none."""
+    from .leaderboard import why_left_off
+
+    finished = store.runs(status="finished")
+    counts: dict[str, int] = {}
+    for run in finished:
+        # (None: a row of the decision table, which this plot does not show)
+        why = why_left_off(run) or "of label-only attacks only"
+        counts[why] = counts.get(why, 0) + 1
+    running = len(store.runs(status="running"))
+    parts = [f"{k} {why}" for why, k in counts.items()]
+    if running:
+        parts.append(f"{running} unfinished (rerun the command of each to finish it)")
+    needed = (
+        "a point is a finished run on the test split, of all its images, with an untargeted "
+        "white-box attack (robustkit evaluate --attack pgd --eps ...; the runs the "
+        "leaderboard's robust-accuracy tables show)"
+    )
+    if not finished and not running:
+        return f"{needed}: run one at a few ε first"
+    held = f"of its {counted(len(finished), 'finished run')}" + (", " if parts else "")
+    return f"{held}{', '.join(parts)}; {needed}"
 
 
 def median_l2_vs_queries(

@@ -702,3 +702,37 @@ def test_adversarial_grid_refuses_images_outside_the_unit_box_in_one_line(which,
         RobustkitError, match=rf"^adversarial_grid: {which} must lie in \[0, 1\].*{got}"
     ):
         plots.adversarial_grid(**args)
+
+
+def test_robust_accuracy_plot_says_why_the_stored_runs_at_an_eps_are_not_plotted(store):
+    """Runs at a few ε that the plot leaves out (as the leaderboard's robust tables do: of
+    correctly classified images only, of targeted attacks only, on another split, label-only
+    attacks alone) met "run robustkit evaluate with --attack and --eps at a few ε first",
+    which those runs had done; the error says how many runs there are and why each is left
+    out, and what run is plotted."""
+    res = rr.Results(store)
+    add_run(
+        store, "c1", {"fgsm": (LINF, robust("rf"))}, n=2, eps=0.1, config={"correct_only": True}
+    )
+    add_run(
+        store, "c2", {"fgsm": (LINF, robust("rf"))}, n=2, eps=0.3, config={"correct_only": True}
+    )
+    targeted = {"norm": "linf", "targeted": True}
+    add_run(store, "t", {"pgd": (targeted, robust("rf"))}, n=2)
+    add_run(store, "s", {"fgsm": (LINF, robust("rf"))}, n=2, split="train")
+    add_run(store, "d", {"cgba": (CGBA, robust("rf"))}, n=2, norm="l2", eps=2.0)
+    add_run(store, "u", {"fgsm": (LINF, robust("rf"))}, n=2, finished=False)
+    with pytest.raises(RobustkitError) as info:
+        plots.robust_accuracy_vs_eps(res)
+    text = str(info.value)
+    assert "\n" not in text and "no stored run has an attack with an ε" in text
+    assert "first" not in text  # (they were run)
+    for reason in (
+        "of its 5 finished runs, 2 of only the correctly classified images (--correct-only)",
+        "1 of targeted attacks only",
+        "1 on the train split",
+        "1 of label-only attacks only",
+        "1 unfinished",
+        "untargeted white-box attack",
+    ):
+        assert reason in text, reason
