@@ -61,12 +61,13 @@ def add_run(
     )
     rows = []
     for label, (_, per_sample) in attacks.items():
+        stage = (stages or {}).get(label, [None] * len(per_sample))
         for i, s in enumerate(per_sample):
             success, robust, dist = s[:3]
             traj = json.dumps(s[3]) if len(s) > 3 else None
             rows.append(
                 (label, i, 1, int(success), int(robust), 1 if success else 0, dist, dist, dist)
-                + (10, 0, traj, (stages or {}).get(label, [None] * n)[i])
+                + (10, 0, traj, stage[i])
             )
     store.write_shard(
         rid, 0, 0, n, 0.1, {k: 0.1 for k in attacks}, [(i, 0, 0) for i in range(n)], rows
