@@ -419,6 +419,18 @@ def _versions_line(report: dict[str, Any]) -> list[str]:
     return [f"versions: {_version_text(report['versions'])} (resumed with {resumed})"]
 
 
+def targeted_text(params: dict[str, dict[str, Any]]) -> str:
+    """What follows a run's threat model to say which of its attacks (label -> parameters) are
+    targeted: " targeted" for all, " (targeted: LABEL, ...)" for some, "" for none. Said by the
+    attacks that are, not by --targeted: an attack targeted by default (cgba-h) was headed
+    "threat linf 0.3" (untargeted) above its targeted row, and one set targeted=false under
+    --targeted was headed targeted."""
+    targeted = [label for label, p in params.items() if p.get("targeted")]
+    if targeted and len(targeted) == len(params):
+        return " targeted"
+    return f" (targeted: {', '.join(targeted)})" if targeted else ""
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The evaluation report as terminal text."""
     from .runner import counts_in_worst_case
@@ -427,14 +439,7 @@ def render_report(report: dict[str, Any]) -> str:
 
     tm = report["threat_model"]
     threat = f"{tm['norm']} {tm['eps_text']}"
-    # "targeted" by the attacks that are, not by --targeted: an attack targeted by default
-    # (cgba-h) was headed "threat linf 0.3" (untargeted) above its targeted row, and one set
-    # targeted=false under --targeted was headed targeted
-    targeted = [label for label, row in report["attacks"].items() if row["params"].get("targeted")]
-    if targeted and len(targeted) == len(report["attacks"]):
-        threat += " targeted"
-    elif targeted:
-        threat += f" (targeted: {', '.join(targeted)})"
+    threat += targeted_text({label: row["params"] for label, row in report["attacks"].items()})
     if not report["attacks"]:  # (the data set's default ε, which nothing used, was shown)
         threat = "none (clean accuracy only)"
     if report.get("correct_only"):  # not a range: the first ones the model gets right

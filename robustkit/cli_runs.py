@@ -24,6 +24,7 @@ from .tables import counted, render
 def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> list[dict[str, Any]]:
     """One row per stored run whose model matches ``pattern`` (a glob, any case): what the run
     is, how far it got (samples stored of those it was given) and when it started (UTC)."""
+    from .cli_evaluate import targeted_text
     from .data import described
     from .threat import format_eps
 
@@ -35,14 +36,17 @@ def run_rows(store: Store, pattern: str = "*", status: str | None = None) -> lis
         if not fnmatch.fnmatch(str(run["model"]).lower(), pattern.lower()):
             continue
         eps = "min-norm" if run["eps"] is None else format_eps(run["eps"])
-        attacks = list(json.loads(run["attacks"] or "{}"))
+        specs = json.loads(run["attacks"] or "{}")
+        attacks = list(specs)
+        # (a targeted run was listed as its untargeted twin; its report's header says which)
+        targeted = targeted_text({label: spec["params"] for label, spec in specs.items()})
         rows.append(
             {
                 "run_id": run["run_id"],
                 "model": run["model"],
                 "data": described(run["dataset"], run["split"]),
                 # (a clean-accuracy run has none: it showed the default ε nothing used)
-                "threat": f"{run['norm']} {eps}" if attacks else "-",
+                "threat": f"{run['norm']} {eps}{targeted}" if attacks else "-",
                 "attacks": attacks,
                 "defenses": defense_names(run["defenses"]),
                 "stored": counts.get(run["run_id"], 0),
@@ -77,8 +81,8 @@ def runs() -> None:
 @FORMAT
 def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> None:
     """List the stored runs whose model matches PATTERN (a glob, e.g. 'cifar10/*'), oldest
-    first: id, model, data, threat model, attacks, defenses, samples stored of those asked
-    for, status and start time (UTC)."""
+    first: id, model, data, threat model (and which attacks are targeted), attacks, defenses,
+    samples stored of those asked for, status and start time (UTC)."""
     with Store.open(db, create=False) as store:
         rows = run_rows(store, pattern, status)
         total = 0 if rows else len(store.runs())  # (for a listing without rows)

@@ -337,3 +337,33 @@ def test_the_report_header_says_which_attacks_are_targeted(tmp_path):
     assert "| threat linf 0.3 (targeted: cgba-h) |" in mixed.output, mixed.output
     plain = run("evaluate", "--attack", "fgsm", *common)
     assert "| threat linf 0.3 |" in plain.output, plain.output
+
+
+def test_the_listing_says_which_runs_are_targeted(tmp_path):
+    """`runs list` showed a targeted run (--targeted, or cgba-h, targeted by default) as its
+    untargeted twin, "linf 0.3  pgd", where the report's header says "targeted": a user
+    listing runs could not tell which was which. Its threat says it as the header does."""
+    from .fake_store import CGBA, LINF, add_run, robust
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        add_run(store, "a" * 16, {"pgd": (LINF, robust("rrff"))})
+        add_run(store, "b" * 16, {"pgd": ({**LINF, "targeted": True}, robust("rrff"))})
+        add_run(
+            store,
+            "c" * 16,
+            {
+                "cgba-h": ({**CGBA, "targeted": True}, robust("rrff")),
+                "fgsm": ({**LINF, "targeted": False}, robust("rrff")),
+            },
+        )
+    threats = [(r["run_id"][0], r["threat"]) for r in _listed(db)]
+    assert threats == [
+        ("a", "linf 0.3"),
+        ("b", "linf 0.3 targeted"),
+        ("c", "linf 0.3 (targeted: cgba-h)"),
+    ]
+    table = run("runs", "list", "--db", str(db)).output
+    assert "linf 0.3 targeted" in table and "linf 0.3 (targeted: cgba-h)" in table, table
+    deleting = run("runs", "delete", "bbbb", "--db", str(db), input="n\n").output
+    assert "linf 0.3 targeted  pgd" in deleting, deleting
