@@ -92,7 +92,7 @@ def list_runs(pattern: str, status: str | None, db: str | None, fmt_: str) -> No
     if not rows:  # (with --status running it said "no stored run", beside finished ones)
         echo(
             f"no {status or 'stored'} run of a model matching {pattern!r} "
-            f"({total} stored run{'s' if total != 1 else ''} in all)"
+            f"({counted(total, 'stored run')} in all)"
         )
         return
     headers = ["run_id", "model", "data", "threat", "attacks", "defenses", "samples", "status"]
@@ -168,10 +168,8 @@ def delete_runs(run_ids: tuple[str, ...], yes: bool, db: str | None) -> None:
                 f"{r['stored']}/{counted(r['n'], 'sample')}  {r['status']}",
                 err=True,
             )
-        if not yes and not _confirmed(
-            f"delete {len(ids)} run{'s' if len(ids) != 1 else ''} from {store.path}?"
-        ):
+        if not yes and not _confirmed(f"delete {counted(len(ids), 'run')} from {store.path}?"):
             click.echo("nothing deleted", err=True)
             return
         deleted = store.delete_runs(ids)
-    click.echo(f"deleted {deleted} run{'s' if deleted != 1 else ''}", err=True)
+    click.echo(f"deleted {counted(deleted, 'run')}", err=True)
