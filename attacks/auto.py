@@ -73,7 +73,7 @@ class Auto(Attack):
         from robustkit.specs import registered_stage
 
         self._attacks = [self._build(spec) for spec in stages]
-        # by registered name (APGD-CE is apgd-ce: one run, as names are everywhere else)
+        # by registered name and without spaces (APGD-CE: steps=5 is apgd-ce:steps=5: one run)
         self.stages = tuple(registered_stage(spec) for spec in stages)
 
     def _build(self, spec: str) -> Attack:

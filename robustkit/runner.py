@@ -195,6 +195,9 @@ class Run:
     unused_eps: str | None = None
     #: Why --eps or --targeted is refused for a run without attacks (a stored one resumes).
     unused_flag: str | None = None
+    #: Where an attack is spelled otherwise than its label: the run id, the labels (by label)
+    #: and the attacks' JSON that the run had before spellings were made one (2026-11-29).
+    stored_as: tuple[str, dict[str, str], str] | None = None
 
 
 def _specs(what: str, specs: Any, example: str) -> tuple[str, ...]:
@@ -267,7 +270,7 @@ def prepare(config: RunConfig) -> Run:
     from . import zoo
     from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
-    from .specs import build_attack, build_defense, canonical_spec, registered_spec
+    from .specs import as_typed, build_attack, build_defense, canonical_spec, registered_spec
 
     norm = check_norm(config.norm)
     config = check_config(config)
@@ -308,6 +311,7 @@ def prepare(config: RunConfig) -> Run:
     ThreatModel(norm=norm, eps=eps)  # a one-line error for an ε the norm cannot have
     targeted = config.targeted or None
     attacks: dict[str, Any] = {}
+    typed: dict[str, dict[str, Any]] = {}  # the attacks as identities spelled them before
     for spec in config.attacks:
         atk = build_attack(spec, norm=norm, eps=eps, max_queries=config.queries, targeted=targeted)
         # One threat model per run: its worst case and its leaderboard table are at (norm, ε).
@@ -320,6 +324,11 @@ def prepare(config: RunConfig) -> Run:
                 f"threat model is {norm} ε={format_eps(eps)}; a run has one: drop norm=/eps= "
                 "from the spec, or evaluate that attack in a run of its own (--norm, --eps)"
             )
+        text, params = as_typed(spec, atk.name, atk.params)
+        label, k = text, 2
+        while label in typed:
+            label, k = f"{text}#{k}", k + 1
+        typed[label] = {"name": atk.name, "params": params}
         spec = registered_spec(spec, atk.name)  # the label
         label, k = spec, 2
         while label in attacks:
@@ -436,6 +445,13 @@ def prepare(config: RunConfig) -> Run:
         # their names pin their weights, so the ids of runs with zoo members stay as they were)
         identity["member_models"] = members
     run_id = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
+    stored_as = None
+    if dumps(typed) != dumps(identity["attacks"]):
+        # an attack spelled otherwise than its label (spaces, pgd:step-size=...) had the
+        # spec's text as its label, hence another run id, until 2026-11-29: a run stored so is
+        # resumed under that id and those labels (see adopt_stored_spelling)
+        typed_id = hashlib.sha256(dumps({**identity, "attacks": typed}).encode()).hexdigest()
+        stored_as = (typed_id[:16], dict(zip(attacks, typed, strict=True)), dumps(typed))
     fields = {
         # eps_given: the --eps as given (None: the default), kept apart from the ε used
         "config": dumps(
@@ -465,6 +481,7 @@ def prepare(config: RunConfig) -> Run:
         config, run_id, model, attacks, indices, x, y, target, dataset, eps, device, fields,
         unused_eps,
         unused_flag,
+        stored_as,
     )  # fmt: skip
 
 
@@ -593,6 +610,22 @@ def _stored_ignoring_eps(store: Store, run_id: str) -> bool:
     return stored is not None and "eps_given" not in json.loads(stored["config"])
 
 
+def adopt_stored_spelling(run: Run, store: Store) -> None:
+    """Make ``run`` the one ``store`` holds under the id and labels its attacks' spelling gave
+    before spellings were made one (``pgd: steps=2`` was a run apart from ``pgd:steps=2``), if
+    the store holds that run and not this one: the command that stored it resumes it (or, with
+    --fresh, replaces it) instead of starting another."""
+    if run.stored_as is None or store.get_run(run.run_id) is not None:
+        return
+    run_id, labels, attacks = run.stored_as
+    if store.get_run(run_id) is None:
+        return
+    run.run_id = run_id
+    run.attacks = {labels[label]: atk for label, atk in run.attacks.items()}
+    run.fields = {**run.fields, "attacks": attacks}
+    run.stored_as = None
+
+
 def execute(
     run: Run, store: Store, fresh: bool = False, progress: bool = True, recompute: bool = False
 ):
@@ -605,6 +638,7 @@ def execute(
     from .evaluation import evaluate
     from .sanity import run_checks
 
+    adopt_stored_spelling(run, store)
     if run.unused_eps and (fresh or not _stored_ignoring_eps(store, run.run_id)):
         raise InputError(run.unused_eps)
     if run.unused_flag and (fresh or store.get_run(run.run_id) is None):

@@ -110,31 +110,75 @@ def canonical_spec(name: str, params: dict[str, Any], exact: bool = False) -> st
 
 
 def registered_spec(spec: str, name: str) -> str:
-    """``spec`` under the registered ``name`` of what it builds (``PGD:steps=5`` is stored as
-    ``pgd:steps=5``), and auto's stages under theirs (``auto:stages=APGD-CE`` as
-    ``auto:stages=apgd-ce``): names match in any case, a run records one spelling."""
+    """``spec`` as a run's label and identity take it: under the registered ``name`` of what it
+    builds (``PGD:steps=5`` is stored as ``pgd:steps=5``), auto's stages under theirs
+    (``auto:stages=APGD-CE`` as ``auto:stages=apgd-ce``), with no space around its separators
+    and a parameter's name as the attack takes it (``pgd: step-size = 0.01`` is
+    ``pgd:step_size=0.01``), and no empty auto stage or stage parameter list
+    (``auto:stages=pgd:+fgsm`` is ``auto:stages=pgd+fgsm``): spellings of one attack were
+    runs apart, so the same attack typed otherwise did not resume its run. A spec written so
+    already is its own label (its runs keep their ids); a run stored under another spelling
+    before is found by :func:`as_typed`."""
     rest = spec.strip().partition(":")[2]
-    rest = re.sub(r"(\bstages\s*=)([^,]*)", lambda m: m[1] + registered_stages(m[2]), rest)
-    return f"{name}:{rest}" if rest else name
+    items = [_tidy_parameter(item) for item in rest.split(",")] if rest.strip() else []
+    items = [
+        f"stages={registered_stages(item[7:])}" if item.startswith("stages=") else item
+        for item in items
+    ]
+    return f"{name}:{','.join(items)}" if items else name
+
+
+def _tidy_parameter(item: str) -> str:
+    """``key=value`` without the spaces around either, the key as parse_attack_spec takes it."""
+    key, sep, value = item.partition("=")
+    return f"{key.strip().replace('-', '_')}{sep}{value.strip()}"
 
 
 def registered_stage(stage: str) -> str:
     """An auto stage's spec with its attack's name in its registered spelling (``APGD-CE:steps=5``
-    is ``apgd-ce:steps=5``), the rest as written (spaces included: a stage written with
-    them is stored so since runs began, and its run keeps its id). An unknown name stays as
-    written, for the error that names it."""
-    head, colon, rest = stage.partition(":")
+    is ``apgd-ce:steps=5``) and its parameters as :func:`registered_spec` has them (``pgd:
+    steps=5`` is ``pgd:steps=5``, ``pgd:`` is ``pgd``). An unknown name stays as written, for
+    the error that names it."""
+    head, _, rest = stage.partition(":")
     name = head.strip()
     entry = ATTACKS.find(name) if name else None
-    if entry is None or entry.name == name:
+    if entry is None:
         return stage
-    return head.replace(name, entry.name, 1) + colon + rest
+    # (a stage's parameters are joined by ; in a CLI spec, by , where auto is built in Python)
+    parts = re.split(r"([;,])", rest) if rest.strip() else []
+    tidy = "".join(part if part in ";," else _tidy_parameter(part) for part in parts)
+    return f"{entry.name}:{tidy}" if tidy else entry.name
 
 
 def registered_stages(stages: str) -> str:
-    """Auto's ``stages`` text (specs joined by ``+``) with each stage's name registered
-    (:func:`registered_stage`)."""
-    return "+".join(registered_stage(stage) for stage in stages.split("+"))
+    """Auto's ``stages`` text (specs joined by ``+``) with each stage registered
+    (:func:`registered_stage`), less the empty ones (which auto skips)."""
+    return "+".join(registered_stage(stage) for stage in stages.split("+") if stage.strip())
+
+
+def as_typed(spec: str, name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The label and parameters of ``spec`` (building attack ``name`` with ``params``) in a run's
+    identity before :func:`registered_spec` made spellings one (2026-11-29): the spec's text
+    under the registered name, auto's stages with their registered names, the rest as typed.
+    A run stored so is resumed by the same command (``runner.adopt_stored_spelling``)."""
+
+    def stage(text: str) -> str:
+        head, colon, rest = text.partition(":")
+        entry = ATTACKS.find(head.strip()) if head.strip() else None
+        if entry is None or entry.name == head.strip():
+            return text
+        return head.replace(head.strip(), entry.name, 1) + colon + rest
+
+    def stages(text: str) -> str:
+        return "+".join(stage(s) for s in text.split("+"))
+
+    rest = spec.strip().partition(":")[2]
+    rest = re.sub(r"(\bstages\s*=)([^,]*)", lambda m: m[1] + stages(m[2]), rest)
+    typed = parse_attack_spec(spec)[1].get("stages")
+    if isinstance(typed, str) and isinstance(params.get("stages"), tuple):
+        # auto kept its stages as typed (spaces, a stage's empty colon), skipping empty ones
+        params = {**params, "stages": tuple(stage(s) for s in typed.split("+") if s.strip())}
+    return (f"{name}:{rest}" if rest else name), params
 
 
 def build_attack(

@@ -367,3 +367,31 @@ def test_the_listing_says_which_runs_are_targeted(tmp_path):
     assert "linf 0.3 targeted" in table and "linf 0.3 (targeted: cgba-h)" in table, table
     deleting = run("runs", "delete", "bbbb", "--db", str(db), input="n\n").output
     assert "linf 0.3 targeted  pgd" in deleting, deleting
+
+
+def test_a_run_stored_under_another_spelling_of_its_attack_is_resumed(tmp_path, monkeypatch):
+    """Spellings of one attack are one run since 2026-11-29 (`pgd: steps=2` is the run of
+    `pgd:steps=2`); a run stored before under the spelling typed (its label and id) must not be
+    orphaned: the same command resumes it, under its id and label, not a new run."""
+    import robustkit.specs as specs
+
+    from .helpers import at_shard, interrupt
+
+    db = str(tmp_path / "r.db")
+    args = ["evaluate", "--model", "mnist/lenet5", "--n", "4", "--batch-size", "2"]
+    args += ["--attack", "pgd: steps=2", "--attack", "fgsm", "--db", db, "--no-progress"]
+    with monkeypatch.context() as old:  # the label as the code before made it: the text typed
+        old.setattr(specs, "registered_spec", lambda spec, name: specs.as_typed(spec, name, {})[0])
+        at_shard(old, 1, interrupt)
+        assert run(*args).exit_code == 130
+    (stored,) = _listed(tmp_path / "r.db")
+    assert (stored["attacks"], stored["stored"]) == (["fgsm", "pgd: steps=2"], 2)  # (by name)
+    resumed = run(*args, "--format", "json")
+    assert resumed.exit_code == 0, resumed.output
+    report = json.loads(resumed.output)
+    assert report["run_id"] == stored["run_id"] and list(report["attacks"]) == stored["attacks"]
+    (row,) = _listed(tmp_path / "r.db")
+    assert (row["run_id"], row["stored"], row["status"]) == (stored["run_id"], 4, "finished")
+    fresh = run(*args, "--fresh")  # (replaces that run, as --fresh does)
+    assert fresh.exit_code == 0, fresh.output
+    assert [r["run_id"] for r in _listed(tmp_path / "r.db")] == [stored["run_id"]]

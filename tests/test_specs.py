@@ -206,7 +206,8 @@ def test_auto_stores_its_stages_by_their_registered_names():
         ids[spec] = run.run_id
     assert ids["auto:stages=APGD-CE"] == ids["auto:stages=apgd-ce"] == "3858d13c45e9e804"
     assert ids["auto"] == "ccef1a599425a1a4"  # (as stored before this change)
-    assert ids["auto:stages=pgd + fgsm"] == "0da2528585e0e39f"
+    # (a stage with spaces is the run of the stage without since 2026-11-29; see below)
+    assert ids["auto:stages=pgd + fgsm"] == "ee888604d89e9058"
 
 
 def test_an_empty_parameter_is_a_one_line_error_and_an_empty_list_is_the_bare_name():
@@ -235,3 +236,64 @@ def test_an_empty_parameter_is_a_one_line_error_and_an_empty_list_is_the_bare_na
         for spec in ("pgd", "pgd:")
     }
     assert ids == {"pgd": "bd66d7e679b28c94", "pgd:": "bd66d7e679b28c94"}  # (as stored before)
+
+
+def test_spellings_of_one_attack_are_one_run_and_written_ones_keep_their_ids():
+    """Found by review: the run's label, part of its id, was the spec as typed, so spaces
+    (`pgd: steps=2`), a parameter's other spelling (`step-size`), an auto stage's empty colon
+    (`auto:stages=pgd:`) or an empty stage (`pgd++fgsm`) made another run of the same attack:
+    the command typed otherwise did not resume it, and the leaderboard showed two attacks.
+    They now have the label of the spec written without them; that spec keeps its id (every id
+    below is the one stored before), and the id each spelling had is kept as ``stored_as``,
+    under which a run stored so is resumed (tests/test_runs_cli.py)."""
+    from robustkit.runner import RunConfig, prepare
+    from robustkit.specs import registered_spec
+
+    before = {  # spec: (its id before this change, the written spec it is one run with)
+        "pgd": ("bd66d7e679b28c94", "pgd"),
+        "pgd:steps=2": ("a5fd6353125c23f6", "pgd:steps=2"),
+        "pgd: steps=2": ("d889213adbd6b78a", "pgd:steps=2"),
+        "pgd:steps = 2": ("db5b158968fb594a", "pgd:steps=2"),
+        "pgd:step_size=0.01": ("bb6ea67ff3b079c7", "pgd:step_size=0.01"),
+        "pgd:step-size=0.01": ("f70e5094a842b1b2", "pgd:step_size=0.01"),
+        "pgd:steps=2,restarts=2": ("d31677c19ee5001c", "pgd:steps=2,restarts=2"),
+        "pgd:steps=2, restarts=2": ("a47dd6e402db9550", "pgd:steps=2,restarts=2"),
+        "auto": ("ccef1a599425a1a4", "auto"),
+        "auto:stages=pgd": ("5bbea613bc18e2d5", "auto:stages=pgd"),
+        "auto:stages=pgd:": ("503cead9cd7d3fc8", "auto:stages=pgd"),
+        "auto: stages=pgd": ("92f1c607fd98c7cc", "auto:stages=pgd"),
+        "auto:stages=pgd+fgsm": ("ee888604d89e9058", "auto:stages=pgd+fgsm"),
+        "auto:stages=pgd:+fgsm:": ("650395a9dd526782", "auto:stages=pgd+fgsm"),
+        "auto:stages=pgd++fgsm": ("0557ad96dc606c37", "auto:stages=pgd+fgsm"),
+        "auto:stages=pgd:steps=5;restarts=2+apgd-t": (
+            "3acf1adf6748fe75",
+            "auto:stages=pgd:steps=5;restarts=2+apgd-t",
+        ),
+        "auto:stages=pgd:steps=5; restarts=2+apgd-t": (
+            "4816c29fd7f59917",
+            "auto:stages=pgd:steps=5;restarts=2+apgd-t",
+        ),
+    }
+    runs = {
+        spec: prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu"))
+        for spec in before
+    }
+    assert {spec: run.run_id for spec, run in runs.items()} == {
+        spec: before[written][0] for spec, (_, written) in before.items()
+    }
+    assert {spec: list(run.attacks) for spec, run in runs.items()} == {
+        spec: [written] for spec, (_, written) in before.items()
+    }
+    for spec, (old_id, written) in before.items():
+        assert (runs[spec].stored_as or (runs[spec].run_id,))[0] == old_id, spec
+        assert (runs[spec].stored_as is None) == (spec == written), spec
+    # twice in one run (the label of the second says so, as for a spec given twice)
+    pair = ("pgd:steps=2", "pgd: steps=2")
+    run = prepare(RunConfig(model="mnist/lenet5", n=2, attacks=pair, device="cpu"))
+    assert list(run.attacks) == ["pgd:steps=2", "pgd:steps=2#2"]
+    assert run.stored_as[0] == "38f4cb81c7f980cb"  # (its id before)
+    assert list(run.stored_as[1].values()) == list(pair)
+    # auto built in Python joins a stage's parameters with commas
+    atk = robustkit.get_attack("auto", stages=["pgd: steps=5, restarts=2", "fgsm:"])
+    assert atk.stages == ("pgd:steps=5,restarts=2", "fgsm")
+    assert registered_spec(" PGD : steps = 2 , loss = ce ", "pgd") == "pgd:steps=2,loss=ce"
