@@ -7,6 +7,7 @@ import math
 import os
 import secrets
 import shlex
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,13 +95,27 @@ def part_file(path: Path) -> tuple[Path, BinaryIO]:
     its own (``NAME.<random>.part``) and it is created, never opened (``O_EXCL``): a file or a
     symlink found at a fixed name (``leaderboard.md.part -> ~/.bashrc``, planted in a shared
     directory) had its target overwritten, and two processes writing one path wrote into one
-    temporary file. Its permissions are those of any new file (mode 0o666 less the umask)."""
+    temporary file. Its permissions are those of the file at ``path`` it replaces (one made
+    private with chmod 600 became readable by all at the next run), else those of any new
+    file (mode 0o666 less the umask, which ``os.open`` applies: ``tempfile.mkstemp`` would make
+    it 0o600, and reading the umask means setting it, for every thread of the process)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except (OSError, ValueError):  # (no file there yet)
+        mode = None
     while True:
         tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+        if mode is not None:
+            try:
+                os.fchmod(fd, mode)
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
         return tmp, os.fdopen(fd, "wb")
 
 

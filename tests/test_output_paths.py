@@ -323,3 +323,40 @@ def test_a_stream_of_the_process_as_an_output_or_store_is_refused(tmp_path, no_c
             Store.open(target)
     assert not no_computation and stdout.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "stdout.npz"]
+
+
+def test_an_output_written_again_keeps_the_permissions_its_file_had(tmp_path):
+    """--out and --save-adv replace a file by a new one (written beside it, then renamed onto
+    it): a board or examples file made private (chmod 600) became readable by all (0644, the
+    umask's) at the next run, where writing it in place keeps its mode. The new file takes
+    the mode of the file it replaces; a file new to the directory gets the umask's."""
+    from robustkit.cli_evaluate import part_file
+
+    from .fake_store import LINF, add_run, robust
+
+    db, out = tmp_path / "r.db", tmp_path / "out"
+    with Store.open(db) as store:
+        add_run(store, "a" * 16, {"pgd": (LINF, robust("rrff"))})
+    out.mkdir()
+    (out / "leaderboard.md").write_text("old")
+    (out / "leaderboard.md").chmod(0o600)
+    (out / "leaderboard.csv").write_text("old")
+    (out / "leaderboard.csv").chmod(0o640)
+    result = CliRunner().invoke(cli, ["leaderboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert modes == {
+        "leaderboard.md": 0o600,
+        "leaderboard.csv": 0o640,
+        "leaderboard.json": _umask_mode(),
+        "leaderboard.html": _umask_mode(),
+    }
+    adv = tmp_path / "adv.npz"
+    adv.write_bytes(b"old")
+    adv.chmod(0o600)
+    tmp, fh = part_file(adv)
+    with fh:
+        fh.write(b"new")
+    assert tmp.stat().st_mode & 0o777 == 0o600
+    tmp.replace(adv)
+    assert adv.stat().st_mode & 0o777 == 0o600 and adv.read_bytes() == b"new"
