@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import secrets
 import shlex
 import stat
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -95,10 +97,11 @@ def part_file(path: Path) -> tuple[Path, BinaryIO]:
     its own (``NAME.<random>.part``) and it is created, never opened (``O_EXCL``): a file or a
     symlink found at a fixed name (``leaderboard.md.part -> ~/.bashrc``, planted in a shared
     directory) had its target overwritten, and two processes writing one path wrote into one
-    temporary file. Its permissions are those of the file at ``path`` it replaces (one made
-    private with chmod 600 became readable by all at the next run), else those of any new
-    file (mode 0o666 less the umask, which ``os.open`` applies: ``tempfile.mkstemp`` would make
-    it 0o600, and reading the umask means setting it, for every thread of the process)."""
+    temporary file; those a killed write left are cleared (:func:`clear_stale_parts`). Its
+    permissions are those of the file at ``path`` it replaces (one made private with chmod 600
+    became readable by all at the next run), else those of any new file (mode 0o666 less the
+    umask, which ``os.open`` applies: ``tempfile.mkstemp`` would make it 0o600, and reading
+    the umask means setting it, for every thread of the process)."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
     except (OSError, ValueError):  # (no file there yet)
@@ -110,13 +113,45 @@ def part_file(path: Path) -> tuple[Path, BinaryIO]:
         except FileExistsError:
             continue
         if mode is not None:
-            try:
-                os.fchmod(fd, mode)
+            try:  # (by its descriptor: the name could be another file's by now)
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                else:  # (Windows before Python 3.13)
+                    os.chmod(tmp, mode)
             except BaseException:
                 os.close(fd)
                 tmp.unlink(missing_ok=True)
                 raise
+        clear_stale_parts(path)
         return tmp, os.fdopen(fd, "wb")
+
+
+#: How old a temporary file of an output must be to be taken for one a killed write left: a
+#: write in progress keeps its file younger (it is written, then renamed at once).
+STALE_PART_SECONDS = 24 * 3600
+
+
+def clear_stale_parts(path: Path) -> None:
+    """Remove the temporary files of ``path`` (``NAME.<8 hex digits>.part``, as
+    :func:`part_file` names them) that a write killed before its end left (SIGKILL, the OOM
+    killer during a large --save-adv: each such kill left one more, for good): regular files
+    of this user, untouched for :data:`STALE_PART_SECONDS`. Best effort: nothing that fails
+    here stops the write."""
+    pattern = re.compile(re.escape(path.name) + r"\.[0-9a-f]{8}\.part")
+    user = os.geteuid() if hasattr(os, "geteuid") else None
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            if not pattern.fullmatch(entry.name):
+                continue
+            with contextlib.suppress(OSError):  # (gone meanwhile, say)
+                info = entry.stat(follow_symlinks=False)
+                if (
+                    stat.S_ISREG(info.st_mode)
+                    and info.st_uid == (info.st_uid if user is None else user)
+                    and now - info.st_mtime >= STALE_PART_SECONDS
+                ):
+                    os.unlink(entry.path)
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -360,3 +360,41 @@ def test_an_output_written_again_keeps_the_permissions_its_file_had(tmp_path):
     assert tmp.stat().st_mode & 0o777 == 0o600
     tmp.replace(adv)
     assert adv.stat().st_mode & 0o777 == 0o600 and adv.read_bytes() == b"new"
+
+
+def test_temporary_files_a_killed_write_left_are_cleared_at_the_next_write(tmp_path):
+    """A process killed while it wrote an output (SIGKILL, the OOM killer during a large
+    --save-adv) leaves its ``NAME.<random>.part`` file, and each such kill left one more, for
+    good. Writing NAME again removes those of its own that are a day old or more (a write in
+    progress is younger); nothing else: another output's, a recent one, a symlink, a name
+    not of that pattern."""
+    import time
+
+    from robustkit.cli_evaluate import part_file
+
+    path = tmp_path / "adv.npz"
+    day_old = time.time() - 25 * 3600
+    names = {
+        "stale": "adv.npz.0123abcd.part",
+        "recent": "adv.npz.89abcdef.part",
+        "other output": "leaderboard.md.0123abcd.part",
+        "not ours": "adv.npz.notours!.part",
+        "user file": "adv.npz.backup.part",
+    }
+    for what, name in names.items():
+        (tmp_path / name).write_text(what)
+        if what != "recent":
+            os.utime(tmp_path / name, (day_old, day_old))
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "adv.npz.fedcba98.part").symlink_to(victim)
+    os.utime(tmp_path / "adv.npz.fedcba98.part", (day_old, day_old), follow_symlinks=False)
+    tmp, fh = part_file(path)
+    with fh:
+        fh.write(b"new")
+    tmp.replace(path)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"adv.npz", "victim", "adv.npz.fedcba98.part"} | set(names.values()) - {
+        names["stale"]
+    }
+    assert victim.read_text() == "precious"
