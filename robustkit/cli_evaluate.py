@@ -400,7 +400,7 @@ def evaluate(
         device=device,
         weights=weights,
         unsafe_load=unsafe_load,
-        extra={"command": shlex.join(["robustkit", *sys.argv[1:]])},  # copy-pastable
+        extra={"command": stored_command(sys.argv[1:])},  # copy-pastable
     )
     # What the model prints while it loads and runs (a user model may print in its forward)
     # goes to stderr: stdout carries the report alone, so --format json stays valid JSON.
@@ -440,6 +440,32 @@ def evaluate(
             f"{exc}; run {run.run_id} is stored in {report['db']}: robustkit runs show "
             f"{run.run_id}{where} prints its report"
         ) from None
+
+
+def stored_command(args: Sequence[str]) -> str:
+    """The command line (``robustkit`` and ``args``, shell-quoted) a run records as the one that
+    resumes and reproduces it: without --fresh, which starts it over (``runs show`` of a fresh
+    run stopped early said "rerun its command to resume it: ... --fresh"). A "--fresh" that is
+    another option's value (``--save-adv --fresh``) stays."""
+    takes_value = {
+        opt
+        for param in evaluate.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for opt in param.opts
+    }
+    kept: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":  # (what follows is arguments, kept as given)
+            kept += [token, *tokens]
+            break
+        if token == "--fresh":
+            continue
+        kept.append(token)
+        value = next(tokens, None) if token in takes_value else None
+        if value is not None:  # the option's value (given with =, it is in the token)
+            kept.append(value)
+    return shlex.join(["robustkit", *kept])
 
 
 #: The order the report lists package versions in (others follow, by name).

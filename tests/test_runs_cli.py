@@ -395,3 +395,30 @@ def test_a_run_stored_under_another_spelling_of_its_attack_is_resumed(tmp_path, 
     fresh = run(*args, "--fresh")  # (replaces that run, as --fresh does)
     assert fresh.exit_code == 0, fresh.output
     assert [r["run_id"] for r in _listed(tmp_path / "r.db")] == [stored["run_id"]]
+
+
+def test_the_command_stored_to_resume_a_fresh_run_does_not_start_it_over(tmp_path, monkeypatch):
+    """A run started with --fresh and stopped stored its command line with --fresh: `runs
+    show` said "rerun its command to resume it: robustkit evaluate ... --fresh", which starts
+    it over (its stored samples are replaced at the next shard), and the leaderboard quotes
+    that command as the one that reproduces the run. The stored command leaves --fresh out
+    (a value "--fresh" of another option stays)."""
+    import sys
+
+    from .helpers import at_shard, interrupt
+
+    db = tmp_path / "r.db"
+    argv = ["evaluate", "--model", "mnist/lenet5", "--n", "4", "--batch-size", "2"]
+    argv += ["--fresh", "--attack", "fgsm", "--db", str(db), "--no-progress"]
+    monkeypatch.setattr(sys, "argv", ["robustkit", *argv])
+    at_shard(monkeypatch, 1, interrupt)
+    assert run(*argv).exit_code == 130
+    (stopped,) = _listed(db)
+    text = " ".join(run("runs", "show", stopped["run_id"], "--db", str(db)).output.split())
+    resume = " ".join(["robustkit", *argv]).replace(" --fresh", "")
+    assert f"rerun its command to resume it: {resume})" in text, text
+
+    from robustkit.cli_evaluate import stored_command
+
+    args = ["evaluate", "--model", "m", "--save-adv", "--fresh", "--fresh", "--seed=1"]
+    assert stored_command(args) == "robustkit evaluate --model m --save-adv --fresh --seed=1"
