@@ -148,7 +148,7 @@ def clear_stale_parts(path: Path) -> None:
                 info = entry.stat(follow_symlinks=False)
                 if (
                     stat.S_ISREG(info.st_mode)
-                    and info.st_uid == (info.st_uid if user is None else user)
+                    and (user is None or info.st_uid == user)
                     and now - info.st_mtime >= STALE_PART_SECONDS
                 ):
                     os.unlink(entry.path)
