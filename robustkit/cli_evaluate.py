@@ -468,6 +468,18 @@ def stored_command(args: Sequence[str]) -> str:
     return shlex.join(["robustkit", *kept])
 
 
+def resuming_command(command: str) -> str:
+    """A run's stored ``command`` as the one that resumes it: without --fresh, which a run
+    stored before :func:`stored_command` (or by another program) may still have."""
+    try:
+        args = shlex.split(command)
+    except ValueError:  # (not a shell command line: shown as stored)
+        return command
+    if args[:2] != ["robustkit", "evaluate"] or "--fresh" not in args:
+        return command
+    return stored_command(args[1:])
+
+
 #: The order the report lists package versions in (others follow, by name).
 _VERSION_ORDER = ("robustkit", "torch", "numpy", "python", "platform")
 
@@ -538,7 +550,7 @@ def render_report(report: dict[str, Any]) -> str:
         asked = report.get("n_asked", report["n"])
         # (it said "rerun the run's command" without showing the command the store keeps)
         rerun = (
-            f"rerun its command to resume it: {report['command']}"
+            f"rerun its command to resume it: {resuming_command(report['command'])}"
             if report.get("command")
             else "rerun the run's command to resume it"
         )

@@ -422,3 +422,19 @@ def test_the_command_stored_to_resume_a_fresh_run_does_not_start_it_over(tmp_pat
 
     args = ["evaluate", "--model", "m", "--save-adv", "--fresh", "--fresh", "--seed=1"]
     assert stored_command(args) == "robustkit evaluate --model m --save-adv --fresh --seed=1"
+
+
+def test_a_run_stored_with_fresh_in_its_command_before_is_shown_with_the_resuming_one(tmp_path):
+    """A run stored before the command was kept without --fresh (or by another program) still
+    has it: `runs show` of it, stopped early, names the command without it."""
+    from .fake_store import LINF, add_run, robust
+
+    db = tmp_path / "r.db"
+    command = "robustkit evaluate --model m --fresh --attack pgd --save-adv 'a b.npz'"
+    with Store.open(db) as store:
+        add_run(
+            store, "a" * 16, {"pgd": (LINF, robust("rf"))}, command=command, finished=False, n=2
+        )
+    text = " ".join(run("runs", "show", "aaaa", "--db", str(db)).output.split())
+    resume = "robustkit evaluate --model m --attack pgd --save-adv 'a b.npz'"
+    assert f"rerun its command to resume it: {resume})" in text, text
