@@ -46,7 +46,7 @@ from robustkit.threat import flat_norm
 
 from ._boundary import bisect_segment, closer_targeted_start, start_targeted, view
 from ._normals import NormalEstimates
-from .dct import LowFrequencySampler, auto_factor
+from .dct import LowFrequencySampler, auto_factor, check_factor
 
 # Phases of an image in CGBA's pipelined query rounds (see _CGBABase._iterate): looking for a
 # first adversarial point with noise, bisecting toward x0 from it, due to order its normal's
@@ -126,6 +126,11 @@ class _CGBABase(DecisionAttack):
             )
         self.baseline = flag("baseline", baseline)
         self.shared_probes = flag("shared_probes", shared_probes)
+
+    def check_image_shape(self, shape: tuple[int, ...]) -> None:
+        """A ``dim_reduction_factor`` larger than the images is a one-line error."""
+        if self.dim_reduction_factor is not None:
+            check_factor(self.dim_reduction_factor, shape)
 
     def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]

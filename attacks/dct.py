@@ -32,6 +32,21 @@ def auto_factor(height: int, width: int, min_side: int = 32, max_factor: int = 4
     return int(max(1, min(max_factor, min(height, width) // min_side)))
 
 
+def check_factor(factor: object, shape: tuple[int, ...]) -> None:
+    """A one-line error where ``factor`` is no dimension-reduction factor for images shaped
+    ``shape`` (``C×H×W``): not a whole number of at least 1, or larger than the images' sides.
+    Attacks ask before they store or spend anything (:meth:`robustkit.attack.Attack.
+    check_image_shape`), the sampler again when it is built."""
+    if not is_whole_number(factor) or factor < 1:
+        raise InputError(f"dim_reduction_factor must be a whole number >= 1, got {shown(factor)}")
+    h, w = shape[-2:]
+    if factor > max(h, w):
+        raise InputError(
+            f"dim_reduction_factor {factor} is larger than the images' {h}×{w}: use at most "
+            f"{max(h, w)} (a subspace of one coefficient per channel)"
+        )
+
+
 class LowFrequencySampler:
     """Draws directions shaped ``C×H×W`` from the low-frequency block ``ceil(H/f)×ceil(W/f)``.
 
@@ -39,16 +54,8 @@ class LowFrequencySampler:
     """
 
     def __init__(self, shape: tuple[int, int, int], factor: int, device=None, dtype=torch.float32):
-        if not is_whole_number(factor) or factor < 1:
-            raise InputError(
-                f"dim_reduction_factor must be a whole number >= 1, got {shown(factor)}"
-            )
+        check_factor(factor, shape)
         c, h, w = shape
-        if factor > max(h, w):
-            raise InputError(
-                f"dim_reduction_factor {factor} is larger than the images' {h}×{w}: use at most "
-                f"{max(h, w)} (a subspace of one coefficient per channel)"
-            )
         self.shape = (c, h, w)
         self.factor = int(factor)
         self.device = device

@@ -29,7 +29,7 @@ from robustkit.threat import flat_norm
 
 from ._boundary import bisect_segment, start_targeted, start_untargeted, view
 from ._normals import estimate_normal
-from .dct import LowFrequencySampler, auto_factor
+from .dct import LowFrequencySampler, auto_factor, check_factor
 
 
 def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[int]:
@@ -127,6 +127,11 @@ class GeoDA(DecisionAttack):
         self.max_bisection_steps = positive_int("max_bisection_steps", max_bisection_steps)
         self.init_noise = positive_float("init_noise", init_noise)
         self.init_tries = positive_int("init_tries", init_tries)
+
+    def check_image_shape(self, shape: tuple[int, ...]) -> None:
+        """A ``dim_reduction_factor`` larger than the images is a one-line error."""
+        if self.dim_reduction_factor is not None:
+            check_factor(self.dim_reduction_factor, shape)
 
     def _run(self, oracle, tracker, steps, rng, extras, x0, y, target):
         n, (c, h, w) = x0.shape[0], x0.shape[1:]

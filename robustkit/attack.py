@@ -633,6 +633,13 @@ class Attack(ABC):
         the answer does not depend on which samples an earlier stage left. Default: any."""
         return None
 
+    def check_image_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`~robustkit.errors.InputError` where images shaped ``shape`` (``C×H×W``)
+        do not fit this attack's parameters (a DCT subspace larger than the images); asked
+        with :meth:`check_classes`, and by the runner before it stores a run (an attack that
+        found out in its first shard left an empty run marked running). Default: any."""
+        return None
+
     @abstractmethod
     def _attack(
         self,
@@ -715,6 +722,7 @@ class Attack(ABC):
         dropout_live, clean_logits = check_model_on(model, x, y, target)
         classes = clean_logits.shape[1]
         self.check_classes(classes)
+        self.check_image_shape(tuple(x.shape[1:]))
         if clean_pred is not None and clean_pred.numel():
             if int(clean_pred.min()) < 0 or int(clean_pred.max()) >= classes:
                 raise InputError(

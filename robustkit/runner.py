@@ -393,7 +393,10 @@ def prepare(config: RunConfig) -> Run:
         x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset)
         indices = list(range(config.offset, config.offset + len(y)))
     # Before anything is stored: can the model classify these images, into these labels?
-    check_model_on(model, x, y)
+    _, scores = check_model_on(model, x, y)
+    for atk in attacks.values():  # (what an attack would find out in its first shard)
+        atk.check_classes(scores.shape[1])
+        atk.check_image_shape(tuple(x.shape[1:]))
     target = None
     # targeted label-only attacks start from an image of the target class in their shard
     shard_targets = any(a.targeted and a.family == "decision" for a in attacks.values())

@@ -858,6 +858,19 @@ def test_flags_no_attack_uses_and_out_of_range_numbers_are_one_line_errors(tmp_p
     )
 
 
+def test_a_dct_factor_too_large_for_the_images_is_refused_before_the_run_is_stored(tmp_path):
+    """``cgba:dim_reduction_factor=64`` on 28×28 MNIST images: the factor can only be judged
+    against the images, which the attack saw in its first shard, after the run was stored;
+    the one-line error left an empty run marked running in the store (``runs list``)."""
+    db = str(tmp_path / "r.db")
+    common = ["evaluate", "--no-progress", "--model", "mnist/cnn-tiny-at", "--n", "2"]
+    for spec in ("cgba:dim_reduction_factor=64", "geoda:dim_reduction_factor=29"):
+        result = run(*common, "--db", db, "--attack", spec, "--queries", "5")
+        assert_one_line_error(result, "dim_reduction_factor", "larger than the images' 28×28")
+    with Store.open(db) as store:
+        assert store.runs() == []  # nothing stored
+
+
 # A Ctrl-C while the command line loads: simulated by an import hook that interrupts the import
 # of robustkit.cli, as a SIGINT arriving then would.
 _INTERRUPTED_START = """
