@@ -92,7 +92,7 @@ def validate_inputs(
         if target.shape != y.shape or target.is_floating_point() or target.dtype == torch.bool:
             raise InputError(
                 f"target must be a 1-D integer tensor shaped like y {tuple(y.shape)}, "
-                f"got shape {tuple(target.shape)}"
+                f"got shape {tuple(target.shape)} and dtype {target.dtype}"
             )
         target = target.long()
         same = (target == y).nonzero().flatten().tolist()

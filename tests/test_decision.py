@@ -590,6 +590,15 @@ def test_target_equal_to_label_is_an_error(linear):
         robustkit.get_attack("cgba-h", max_queries=50)(model, x, y, y)
 
 
+def test_targets_of_the_wrong_dtype_are_named_as_such(linear):
+    """Float targets (``(y + 1.0) % 10``) were refused as "shaped like y (8,), got shape
+    (8,)": a shape error for a tensor of the right shape, which did not say what was wrong."""
+    model, x, y = linear
+    for bad, dtype in (((y + 1.0) % 10, "torch.float32"), (y != y, "torch.bool")):
+        with pytest.raises(InputError, match=rf"target must be .*integer.* and dtype {dtype}$"):
+            robustkit.get_attack("cgba-h", max_queries=50)(model, x, y, bad)
+
+
 def test_already_misclassified_gets_zero_queries(linear):
     model, x, y = linear
     wrong = y.clone()
