@@ -39,6 +39,8 @@ from robustkit.oracle import (
     DecisionAttack,
     LabelOracle,
     StepCounter,
+    probe_count,
+    probe_step,
     request_rows,
 )
 from robustkit.registry import ATTACKS
@@ -109,8 +111,8 @@ class _CGBABase(DecisionAttack):
         if dim_reduction_factor is not None:
             dim_reduction_factor = positive_int("dim_reduction_factor", dim_reduction_factor)
         self.dim_reduction_factor = dim_reduction_factor
-        self.n0 = positive_int("n0", n0)
-        self.sigma = positive_float("sigma", sigma)
+        self.n0 = probe_count("n0", n0)
+        self.sigma = probe_step("sigma", sigma)
         self.tol = positive_float("tol", tol)
         self.max_search_steps = positive_int("max_search_steps", max_search_steps)
         self.max_bisection_steps = positive_int("max_bisection_steps", max_bisection_steps)

@@ -23,7 +23,7 @@ import torch
 
 from robustkit.checks import positive_float, positive_int
 from robustkit.errors import InputError
-from robustkit.oracle import DecisionAttack
+from robustkit.oracle import DecisionAttack, probe_step
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
 
@@ -117,7 +117,7 @@ class GeoDA(DecisionAttack):
         if dim_reduction_factor is not None:
             dim_reduction_factor = positive_int("dim_reduction_factor", dim_reduction_factor)
         self.dim_reduction_factor = dim_reduction_factor
-        self.sigma = positive_float("sigma", sigma)
+        self.sigma = probe_step("sigma", sigma)
         self.mu = positive_float("mu", mu)
         if self.mu > 1:  # the schedule must grow (mu > 1 would shrink it: no first range fits)
             raise InputError(f"mu must lie in (0, 1] (probes grow as mu^(-2t/3)), got {mu!r}")

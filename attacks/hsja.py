@@ -13,7 +13,7 @@ import math
 import torch
 
 from robustkit.checks import positive_float, positive_int
-from robustkit.oracle import DecisionAttack
+from robustkit.oracle import DecisionAttack, probe_count
 from robustkit.registry import ATTACKS
 from robustkit.threat import flat_norm
 
@@ -58,8 +58,8 @@ class HopSkipJump(DecisionAttack):
             seed=seed,
             batch_size=batch_size,
         )
-        self.init_num_evals = positive_int("init_num_evals", init_num_evals)
-        self.max_num_evals = positive_int("max_num_evals", max_num_evals)
+        self.init_num_evals = probe_count("init_num_evals", init_num_evals)
+        self.max_num_evals = probe_count("max_num_evals", max_num_evals)
         self.gamma = positive_float("gamma", gamma)
         self.max_step_halvings = positive_int("max_step_halvings", max_step_halvings)
         self.init_tries = positive_int("init_tries", init_tries)

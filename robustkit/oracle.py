@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from .attack import Attack, AttackContext, AttackResult, RobustkitWarning, one_row_per_image
-from .checks import is_whole_number, shown
+from .checks import is_real_number, is_whole_number, shown
 from .device import accelerator_memory, full_float32
 from .errors import InputError
 from .modelcheck import largest_activation_bytes
@@ -275,6 +275,32 @@ class StepCounter:
 #: The largest budget an attack takes: 10**12 queries per image (days of a GPU per image; the
 #: counters are 64-bit integers, which a budget near 2**63 overflowed, silently).
 MAX_QUERIES = 10**12
+
+
+def probe_count(name: str, value: object) -> int:
+    """``value``, a number of probes per estimate (CGBA's ``n0``, HopSkipJump's
+    ``init_num_evals``), as an int, or a one-line error: a positive whole number, at most
+    :data:`MAX_QUERIES` (no estimate can label more). CGBA's ``n0 = 10**19`` overflowed its
+    64-bit count of probes, which stopped the attack early with negative step counts."""
+    if not is_whole_number(value) or not 0 < value <= MAX_QUERIES:
+        raise InputError(
+            f"{name} must be a positive whole number of probes, at most 10**12 (the largest "
+            f"budget), got {shown(value)}"
+        )
+    return int(value)
+
+
+def probe_step(name: str, value: object) -> float:
+    """``value``, the step of the probes of a normal estimate (``sigma``) in [0, 1] pixel
+    units, as a float, or a one-line error: positive, at most 1 (beyond it every probe lands in
+    a corner of the box; beyond float32's range, 1e39, torch.add failed with a RuntimeError)."""
+    if not is_real_number(value) or not 0 < value <= 1:
+        raise InputError(
+            f"{name} must be a positive number at most 1 (the probes' step in [0, 1] pixel "
+            f"units; the papers' is 2e-4), got {shown(value)}"
+        )
+    return float(value)
+
 
 #: Bytes the largest activation of one CPU forward pass should fill: about what stays in a
 #: core's cache. Larger batches spill and run slower per image, smaller ones pay per-call costs.

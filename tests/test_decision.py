@@ -584,6 +584,29 @@ def test_bad_parameters():
         robustkit.get_attack("geoda", dim_reduction_factor=0)
 
 
+def test_parameters_past_their_range_are_refused_not_overflowed(linear):
+    """CGBA's n0 of 10**19 overflowed the int64 count of an estimate's probes: the attack spent
+    about 20 of its 50 queries and reported step_queries of -9.2e18 per image; a sigma beyond
+    float32 (1e39) failed in torch.add with a raw RuntimeError (and any sigma above 1 put every
+    probe in a corner of the [0, 1] box); HopSkipJump's init_num_evals or max_num_evals of
+    10**400 failed with an OverflowError."""
+    model, x, y = linear
+    for name, key, value in (
+        ("cgba", "n0", 10**19),
+        ("cgba-h", "n0", 10**12 + 1),
+        ("cgba", "sigma", 1e39),
+        ("geoda", "sigma", 1.5),
+        ("hsja", "init_num_evals", 10**400),
+        ("hsja", "max_num_evals", 10**13),
+    ):
+        with pytest.raises(InputError, match=rf"^{key} must be .*at most"):
+            robustkit.get_attack(name, max_queries=50, **{key: value})
+    # the largest n0 taken keeps the accounting exact and spends the budget
+    res = robustkit.get_attack("cgba", max_queries=50, n0=10**12)(model, x[:3], y[:3])
+    assert torch.equal(res.extras["step_queries"], res.queries) and (res.queries == 50).all()
+    assert robustkit.get_attack("geoda", sigma=1).sigma == 1.0
+
+
 def test_target_equal_to_label_is_an_error(linear):
     model, x, y = linear
     with pytest.raises(InputError, match="target equals the true label"):
