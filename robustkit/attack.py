@@ -68,6 +68,11 @@ def validate_inputs(
         )
     if x.dim() != 4:
         raise InputError(f"x must be a batch of images shaped N×C×H×W, got shape {tuple(x.shape)}")
+    if x.device.type == "meta":  # (the checks below failed on it with a raw RuntimeError)
+        raise InputError(
+            "x is on the meta device (shapes without values); pass the images themselves, on "
+            "the CPU or the model's device"
+        )
     if not torch.isfinite(x).all():
         raise InputError("x contains NaN or infinite values; clean the inputs first")
     lo, hi = threat.box

@@ -667,6 +667,16 @@ def test_images_the_model_cannot_classify(linear):
         oracle.labels(torch.ones_like(x[:2]), torch.arange(2))
 
 
+def test_images_on_the_meta_device_are_a_one_line_error(linear):
+    """Images made under ``torch.device("meta")`` (shapes without values, as when a model is
+    built empty) failed in the input check with a raw "Tensor.item() cannot be called on meta
+    tensors"; a model's weights there were already a one-line error."""
+    model, x, y = linear
+    for attack in ("cgba", "pgd"):
+        with pytest.raises(InputError, match=r"^x is on the meta device .*values"):
+            robustkit.get_attack(attack)(model, x.to("meta"), y)
+
+
 class Squeezed(nn.Module):
     """Linear's scores through ``.squeeze()``: one row per image, except for a single image,
     whose scores come back as a vector (a common slip in a model's forward)."""
