@@ -77,12 +77,20 @@ def query_schedule(total: int, mu: float = 0.6, first_range=(50, 80)) -> list[in
     summary="GeoDA (Rahmati et al., CVPR 2020): label-only geometric attack, L2",
 )
 class GeoDA(DecisionAttack):
-    """GeoDA (L2) with the authors' σ = 2·10⁻⁴, μ = 0.6 and bisection tolerance 10⁻⁴.
+    """GeoDA (L2) with the authors' ``sigma`` (σ = 2·10⁻⁴, the probes' step), ``mu`` (μ = 0.6,
+    probes per iteration ``∝ μ^(−2t/3)``) and ``tol`` (10⁻⁴, the L2 width at which a bisection
+    stops, or after ``max_bisection_steps`` halvings, 100). Probes are drawn in the
+    low-frequency DCT subspace of ``dim_reduction_factor`` (None: chosen from the image size, as
+    CGBA's; recorded in ``result.extras``).
 
-    The jump to the boundary tries radii ``R/2, R, 2R, …`` along the accumulated normal (``R``
-    the current distance) and bisects between the last clean and the first adversarial radius.
-    ``boundary_reserve`` queries per iteration are set aside for that search when planning the
-    probes."""
+    The start is the first of ``init_tries`` (100) noisy copies ``x0 + k·init_noise·N(0, I)``
+    (``init_noise`` 0.02) the model labels wrong (targeted: the closest image of the batch of
+    the target class, else uniform noise labelled as the target), bisected toward ``x0``. The
+    jump to the boundary tries radii ``R/2, R, 2R, …`` along the accumulated normal (``R`` the
+    current distance; at most ``max_jump_steps`` radii, 20) and bisects between the last clean
+    and the first adversarial radius. ``boundary_reserve`` queries per iteration are set aside
+    for that search when planning the probes. ``max_queries``, ``eps`` and ``batch_size`` are
+    :class:`~robustkit.oracle.DecisionAttack`'s."""
 
     name = "geoda"
     #: The DCT subspace's reduction factor per sample (0: not attacked).

@@ -27,11 +27,16 @@ from ._boundary import start_targeted, view
     summary="HopSkipJump (Chen et al., 2020): label-only gradient estimation, L2",
 )
 class HopSkipJump(DecisionAttack):
-    """HopSkipJump (L2) with the paper's defaults: ``100·√t`` probes (at most 10,000) per
-    gradient estimate, ``γ = 1`` (bisection threshold ``θ = γ/d^{3/2}``, probe radius
-    ``δ = √d·θ·dist``, ``δ = 0.1`` at the first iteration), step size ``dist/√t`` halved until
-    adversarial. Untargeted starts from uniform noise; targeted from the closest batch image of
-    the target class (else uniform noise the model labels as the target)."""
+    """HopSkipJump (L2) with the paper's defaults: ``init_num_evals·√t`` probes (100·√t) per
+    gradient estimate of iteration ``t``, at most ``max_num_evals`` (10,000); ``gamma``
+    (``γ = 1``) sets the bisection threshold ``θ = γ/d^{3/2}`` and the probe radius
+    ``δ = √d·θ·dist`` (``δ = 0.1`` at the first iteration); the step size ``dist/√t`` is halved
+    until the step is adversarial, at most ``max_step_halvings`` times (25); each bisection
+    toward the clean image stops at ``θ`` or after ``max_bisection_steps`` steps (100).
+    Untargeted starts from uniform noise (at most ``init_tries`` images, 100); targeted from the
+    closest batch image of the target class (else up to ``init_tries`` uniform noise images,
+    the first the model labels as the target). ``max_queries``, ``eps`` and ``batch_size`` are
+    :class:`~robustkit.oracle.DecisionAttack`'s."""
 
     name = "hsja"
 

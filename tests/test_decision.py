@@ -4,6 +4,7 @@ geometry on a linear model with a known answer, determinism and bad input."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -13,10 +14,12 @@ from torch import nn
 
 import robustkit
 from robustkit.attack import AttackContext
+from robustkit.attacks.cgba import CGBA, CGBAH
 from robustkit.attacks.dct import LowFrequencySampler, auto_factor, dct_matrix
 from robustkit.budgets import l2_at_budgets, median_l2_at, outcomes, success_rate_at
 from robustkit.errors import InputError
-from robustkit.oracle import BestTracker, BudgetExceeded, LabelOracle
+from robustkit.oracle import BestTracker, BudgetExceeded, DecisionAttack, LabelOracle
+from robustkit.registry import constructor_parameters
 from robustkit.threat import ThreatModel
 from tests.helpers import HalfScores, Linear, one_intra_op_thread
 
@@ -582,6 +585,26 @@ def test_bad_parameters():
         robustkit.get_attack("hsja", norm="linf")
     with pytest.raises(InputError, match="dim_reduction_factor"):
         robustkit.get_attack("geoda", dim_reduction_factor=0)
+
+
+@pytest.mark.parametrize("name", DECISION)
+def test_help_names_every_parameter(name):
+    """``help(type(attack))`` is where the README sends a user for what an attack takes; for
+    HopSkipJump and GeoDA it named none of init_num_evals, max_num_evals, gamma,
+    max_step_halvings, init_tries, max_bisection_steps (hsja) or dim_reduction_factor, sigma,
+    mu, tol, max_jump_steps, init_noise (geoda), so their meaning and defaults were
+    guesswork. (CGBA-H's help sends the reader to CGBA's for the parameters they share.)"""
+    cls = type(robustkit.get_attack(name))
+    docs = " ".join(
+        c.__doc__ or "" for c in (cls, CGBA if cls is CGBAH else cls, DecisionAttack, cls.__init__)
+    )
+    common = {"norm", "targeted", "seed"}  # (every attack's, Attack's own)
+    missing = [
+        p
+        for p in constructor_parameters(cls)
+        if p not in common and not re.search(rf"\b{p}\b", docs)
+    ]
+    assert not missing, missing
 
 
 def test_parameters_past_their_range_are_refused_not_overflowed(linear):
