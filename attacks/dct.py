@@ -35,8 +35,8 @@ def auto_factor(height: int, width: int, min_side: int = 32, max_factor: int = 4
 def check_factor(factor: object, shape: tuple[int, ...]) -> None:
     """A one-line error where ``factor`` is no dimension-reduction factor for images shaped
     ``shape`` (``C×H×W``): not a whole number of at least 1, or larger than the images' sides.
-    Attacks ask before they store or spend anything (:meth:`robustkit.attack.Attack.
-    check_image_shape`), the sampler again when it is built."""
+    Attacks ask before they store or spend anything (their ``check_image_shape``), the
+    sampler again when it is built."""
     if not is_whole_number(factor) or factor < 1:
         raise InputError(f"dim_reduction_factor must be a whole number >= 1, got {shown(factor)}")
     h, w = shape[-2:]
