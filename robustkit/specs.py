@@ -113,8 +113,9 @@ def registered_spec(spec: str, name: str) -> str:
     """``spec`` as a run's label and identity take it: under the registered ``name`` of what it
     builds (``PGD:steps=5`` is stored as ``pgd:steps=5``), auto's stages under theirs
     (``auto:stages=APGD-CE`` as ``auto:stages=apgd-ce``), with no space around its separators
-    and a parameter's name as the attack takes it (``pgd: step-size = 0.01`` is
-    ``pgd:step_size=0.01``), and no empty auto stage or stage parameter list
+    a parameter's name as the attack takes it (``pgd: step-size = 0.01`` is
+    ``pgd:step_size=0.01``), its value in one spelling (``random_start=False`` is
+    ``random_start=false``, :func:`_tidy_value`), and no empty auto stage or stage parameter list
     (``auto:stages=pgd:+fgsm`` is ``auto:stages=pgd+fgsm``): spellings of one attack were
     runs apart, so the same attack typed otherwise did not resume its run. A spec written so
     already is its own label (its runs keep their ids); a run stored under another spelling
@@ -129,9 +130,32 @@ def registered_spec(spec: str, name: str) -> str:
 
 
 def _tidy_parameter(item: str) -> str:
-    """``key=value`` without the spaces around either, the key as parse_attack_spec takes it."""
+    """``key=value`` without the spaces around either, the key as parse_attack_spec takes it
+    and the value in one spelling of what it parses to (:func:`_tidy_value`)."""
     key, sep, value = item.partition("=")
-    return f"{key.strip().replace('-', '_')}{sep}{value.strip()}"
+    return f"{key.strip().replace('-', '_')}{sep}{_tidy_value(value) if sep else ''}"
+
+
+def _tidy_value(text: str) -> str:
+    """A parameter's value in one spelling of what :func:`parse_value` makes of it, so the
+    attack gets the same value from either: a switch as ``true``/``false`` (``False``, ``no``,
+    ``off``), ``none`` (``None``, ``null``), a whole number as such (``010`` is ``10``), a
+    decimal as :func:`~robustkit.threat.float_text` writes it with a short exponent (``0.010``
+    and ``1e-2`` are ``0.01``, ``1e-05`` is ``1e-5``) and a fraction as written, without spaces
+    (``8 / 255`` is ``8/255``: written as a fraction on purpose). Other text stays as written
+    (``loss=CE``: whether it is ``ce`` is for the attack to say)."""
+    value = parse_value(text)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if "/" in text:
+            return text.replace(" ", "")
+        return re.sub(r"e\+?(-?)0*(?=\d)", r"e\1", float_text(value))
+    return text.strip()
 
 
 def registered_stage(stage: str) -> str:

@@ -297,3 +297,87 @@ def test_spellings_of_one_attack_are_one_run_and_written_ones_keep_their_ids():
     atk = robustkit.get_attack("auto", stages=["pgd: steps=5, restarts=2", "fgsm:"])
     assert atk.stages == ("pgd:steps=5,restarts=2", "fgsm")
     assert registered_spec(" PGD : steps = 2 , loss = ce ", "pgd") == "pgd:steps=2,loss=ce"
+
+
+def test_values_written_otherwise_are_one_run_and_written_ones_keep_their_ids():
+    """Found by review: a value's spelling was part of the run's label (and id), so
+    `random_start=False`, `=no` and `=off` (parse_attack_spec's one False), `steps=010`,
+    `step_size=1e-2` or `step_size=None` made another run of the same attack than
+    `random_start=false`, `steps=10`, `step_size=0.01`, `step_size=none`: a resume typed
+    otherwise started over, and the leaderboard showed two attacks. A value is now labelled
+    in one spelling of what parse_attack_spec makes of it (a fraction such as 8/255 stays one,
+    without spaces); the spellings so written keep their ids (every id below is the one stored
+    before), and each other spelling keeps its id as ``stored_as`` (resumed by its command)."""
+    from robustkit.runner import RunConfig, prepare
+    from robustkit.specs import registered_spec
+
+    before = {  # spec: (its id before this change, the written spec it is one run with)
+        "pgd:random_start=false": ("5aae38b881258db8", "pgd:random_start=false"),
+        "pgd:random_start=False": ("81268eb1c3773422", "pgd:random_start=false"),
+        "pgd:random_start=no": ("537091148d581112", "pgd:random_start=false"),
+        "pgd:random_start=off": ("d704c5c4634cf951", "pgd:random_start=false"),
+        "pgd:steps=10": ("a214045717b12ad6", "pgd:steps=10"),
+        "pgd:steps=010": ("2faab587297e35b9", "pgd:steps=10"),
+        "pgd:steps=+10": ("89c394d07cf7c7f4", "pgd:steps=10"),
+        "pgd:step_size=0.01": ("bb6ea67ff3b079c7", "pgd:step_size=0.01"),
+        "pgd:step_size=1e-2": ("0d81d7ae3bf1cb17", "pgd:step_size=0.01"),
+        "pgd:step_size=0.010": ("194be679ad2141a4", "pgd:step_size=0.01"),
+        "pgd:step_size=1": ("85f98b391bc7f9b1", "pgd:step_size=1"),
+        "pgd:step_size=1.0": ("949e714d2233659c", "pgd:step_size=1"),
+        "pgd:step_size=none": ("5c413a574e060620", "pgd:step_size=none"),
+        "pgd:step_size=None": ("866016f645c84d6a", "pgd:step_size=none"),
+        "auto:stages=pgd:random_start=false": (
+            "d3ed6385f66a91d5",
+            "auto:stages=pgd:random_start=false",
+        ),
+        "auto:stages=pgd:random_start=False": (
+            "c5411ef3417d7335",
+            "auto:stages=pgd:random_start=false",
+        ),
+    }
+    runs = {
+        spec: prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu"))
+        for spec in before
+    }
+    assert {spec: run.run_id for spec, run in runs.items()} == {
+        spec: before[written][0] for spec, (_, written) in before.items()
+    }
+    assert {spec: list(run.attacks) for spec, run in runs.items()} == {
+        spec: [written] for spec, (_, written) in before.items()
+    }
+    for spec, (old_id, written) in before.items():
+        assert (runs[spec].stored_as or (runs[spec].run_id,))[0] == old_id, spec
+        assert (runs[spec].stored_as is None) == (spec == written), spec
+    # in an 8/255 run: ε written as a fraction keeps its text (and id); 1e-05 is 1e-5
+    before = {
+        "pgd:eps=8/255": ("12aacf36667159be", "pgd:eps=8/255"),
+        "pgd:eps=8 / 255": ("cd5006cc024b7362", "pgd:eps=8/255"),
+        "pgd:step_size=1e-5": ("f7d458f31c0e2541", "pgd:step_size=1e-5"),
+        "pgd:step_size=1e-05": ("9bd8fb2301eb4af9", "pgd:step_size=1e-5"),
+        "pgd:step_size=0.00001": ("bca62f93b245ad19", "pgd:step_size=1e-5"),
+        "pgd:random_start=true,early_stop=false": (
+            "7c6f7a855d82e351",
+            "pgd:random_start=true,early_stop=false",
+        ),
+        "pgd:random_start=On,early_stop=OFF": (
+            "0963609f9ad5103b",
+            "pgd:random_start=true,early_stop=false",
+        ),
+        "auto:stages=pgd:random_start=false;steps=5+fgsm": (
+            "5e2f173855306b0a",
+            "auto:stages=pgd:random_start=false;steps=5+fgsm",
+        ),
+        "auto:stages=pgd:random_start=no;steps=05+fgsm": (
+            "8a60a71b518caa4a",
+            "auto:stages=pgd:random_start=false;steps=5+fgsm",
+        ),
+    }
+    for spec, (old_id, written) in before.items():
+        config = RunConfig(model="mnist/lenet5", n=2, eps="8/255", attacks=(spec,), device="cpu")
+        run = prepare(config)
+        assert (list(run.attacks), run.run_id) == ([written], before[written][0]), spec
+        assert (run.stored_as or (run.run_id,))[0] == old_id, spec
+    # a text that is no number or switch stays as written (loss=CE is for the attack to judge)
+    assert registered_spec("pgd:loss=CE,steps=1_0", "pgd") == "pgd:loss=CE,steps=10"
+    atk = robustkit.get_attack("auto", stages=["pgd:random_start=False, steps=05"])
+    assert atk.stages == ("pgd:random_start=false,steps=5",)
