@@ -567,8 +567,9 @@ class Attack(ABC):
     """Base class of every attack.
 
     Subclasses set ``name`` and ``family`` (``"gradient"`` for white-box attacks,
-    ``"decision"`` for label-only ones), accept their parameters as keyword arguments, keep each
-    under an attribute of the same name (so :attr:`params` can report them), call
+    ``"decision"`` for label-only ones, which are L2 only: their trajectories and reports are
+    L2 distances), accept their parameters as keyword arguments, keep each under an attribute
+    of the same name (so :attr:`params` can report them), call
     ``super().__init__(norm=..., eps=..., targeted=..., seed=...)`` and implement
     :meth:`_attack`.
     """
@@ -583,6 +584,20 @@ class Attack(ABC):
     #: its value for the samples it did not attack (already misclassified). Listed keys are in
     #: every result, even one where nothing was attacked; an unlisted key fills with 0.
     extras_fill: ClassVar[dict[str, int]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a label-only attack (``family = "decision"``) that declares another norm than
+        L2: its trajectories (:class:`~robustkit.oracle.BestTracker`), :mod:`robustkit.budgets`
+        and every report of it (median L2, success at L2 ≤ ε) take its distances as L2, so one
+        run in L∞ was reported with its L∞ ε as an L2 one."""
+        super().__init_subclass__(**kwargs)
+        if cls.family == "decision" and tuple(cls.norms) != ("l2",):
+            raise InputError(
+                f"{cls.__name__} is a label-only attack (family 'decision') declared for "
+                f"{', '.join(cls.norms)}, but label-only trajectories and reports (median L2, "
+                "success at L2 <= ε) are L2 distances: such an attack is L2 only; set "
+                "norms = ('l2',)"
+            )
 
     def __init__(
         self,

@@ -1478,3 +1478,34 @@ def test_budget_summaries_steer_to_the_result_not_its_trajectories():
         l2_at_budgets([torch.zeros(3)], [1])
     assert "pass the result itself" in str(err.value)
     assert "not attacked" in budgets.__doc__
+
+
+def test_a_label_only_attack_in_another_norm_than_l2_is_refused_where_it_is_defined():
+    """Found by review: every report of a label-only attack (the trajectories BestTracker keeps,
+    :mod:`robustkit.budgets`, the run's "median L2" and "success at L2 <= ε", the leaderboard's
+    decision table) takes its distances as L2. A user's label-only attack declaring L∞ ran in
+    an L∞ run and was reported as "success at L2 <= 0.3" of its L∞ ε (or, a DecisionAttack
+    subclass, failed there with "use norm='l2'", a norm the user never gave). Such a class is
+    now refused where it is defined, in one line naming the fix; the built-ins are L2."""
+    from robustkit.attack import Attack
+    from robustkit.registry import ATTACKS
+
+    def define(base, **body):
+        return type("Mine", (base,), {"__doc__": "A user's attack.", **body})
+
+    for base, body in [
+        (DecisionAttack, {"norms": ("linf", "l2")}),
+        (DecisionAttack, {"norms": ("linf",)}),
+        (Attack, {"family": "decision"}),  # (Attack's norms: linf and l2)
+        (Attack, {"family": "decision", "norms": ("linf",)}),
+    ]:
+        with pytest.raises(InputError) as info:
+            define(base, **body)
+        message = str(info.value)
+        assert "\n" not in message and "L2 distances" in message, message
+        assert "norms = ('l2',)" in message, message
+    assert define(DecisionAttack).norms == ("l2",)
+    assert define(Attack, family="decision", norms=("l2",)).family == "decision"
+    assert define(Attack, norms=("linf",)).family == "gradient"
+    for name in DECISION:
+        assert ATTACKS.get(name).norms == ("l2",), name
