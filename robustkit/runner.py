@@ -556,8 +556,10 @@ SANITY_SAMPLES = 256
 
 
 def is_decision(params: dict[str, Any]) -> bool:
-    """Whether an attack (its stored parameters) is decision-based: it has a query budget."""
-    return "max_queries" in params
+    """Whether an attack (its stored parameters) is decision-based: it has a query budget and
+    is L2 (label-only attacks are L2 only, see :class:`~robustkit.attack.Attack`: an L∞ attack
+    with a budget, a score-based one, was reported with "median L2" and its L∞ ε as an L2 one)."""
+    return "max_queries" in params and params.get("norm", "l2") == "l2"
 
 
 def fooled_within_eps(params: dict[str, Any], row: dict[str, Any]) -> bool:

@@ -1396,3 +1396,43 @@ def test_a_flag_item_starting_like_markdown_block_syntax_stays_text(tmp_path, mo
         store.write_checks("a", [("robust_above_clean", True, "why")])
         md = to_markdown(build(store))
     assert item in md.splitlines(), md
+
+
+def test_an_linf_attack_with_a_query_budget_is_not_reported_as_label_only(tmp_path, monkeypatch):
+    """Found by review: a stored attack was taken as label-only (decision-based) wherever its
+    parameters had ``max_queries``, so a user's L∞ attack with a query budget (a score-based
+    one such as Square) got a "median L2" table in its report and a row in the leaderboard's
+    "Decision-based attacks (label-only, L2)" table with "success % (L2 ≤ 0.3)" of its L∞ ε.
+    Label-only attacks are L2 only (robustkit.attack refuses others), so one whose norm is
+    another is reported as the threat-model attack it is."""
+    import torch
+
+    from robustkit.attack import Attack
+    from robustkit.registry import ATTACKS
+    from robustkit.runner import summarize
+
+    class Budgeted(Attack):
+        """A random ±ε step, with a query budget (as a score-based attack has)."""
+
+        name = "budgeted"
+
+        def __init__(self, norm="linf", eps=0.3, max_queries=100, targeted=False, seed=0):
+            super().__init__(norm=norm, eps=eps, targeted=targeted, seed=seed)
+            self.max_queries = max_queries
+
+        def _attack(self, ctx, x, y, target):
+            ctx.logits(x)
+            return x + self.eps * torch.randn(x.shape, generator=ctx.generator).sign()
+
+    entry = type("E", (), {"name": "budgeted", "obj": Budgeted, "metadata": {}})()
+    monkeypatch.setitem(ATTACKS._entries, "budgeted", entry)
+    db = tmp_path / "r.db"
+    config = RunConfig(model="mnist/lenet5", n=4, attacks=("budgeted",), device="cpu")
+    run_id = run_evaluation(config, db=db, progress=False)["run_id"]
+    with Store.open(db) as store:
+        (row,) = summarize(store, run_id)["attacks"].values()
+        board = build(store)
+    assert row["family"] == "gradient" and "decision" not in row, row
+    assert row["params"]["max_queries"] == 1000  # (--queries: a budget, as before)
+    assert board["decision"] == [] and len(board["tables"]) == 1, board
+    assert "budgeted" in board["tables"][0]["attacks"], board["tables"][0]
