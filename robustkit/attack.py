@@ -593,10 +593,9 @@ class Attack(ABC):
         super().__init_subclass__(**kwargs)
         if cls.family == "decision" and tuple(cls.norms) != ("l2",):
             raise InputError(
-                f"{cls.__name__} is a label-only attack (family 'decision') declared for "
-                f"{', '.join(cls.norms)}, but label-only trajectories and reports (median L2, "
-                "success at L2 <= ε) are L2 distances: such an attack is L2 only; set "
-                "norms = ('l2',)"
+                f"{cls.__name__} is a label-only attack (family 'decision') with norms = "
+                f"{cls.norms!r}, but label-only trajectories and reports (median L2, success "
+                "at L2 <= ε) are L2 distances: such an attack is L2 only; set norms = ('l2',)"
             )
 
     def __init__(

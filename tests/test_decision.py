@@ -1498,12 +1498,14 @@ def test_a_label_only_attack_in_another_norm_than_l2_is_refused_where_it_is_defi
         (DecisionAttack, {"norms": ("linf",)}),
         (Attack, {"family": "decision"}),  # (Attack's norms: linf and l2)
         (Attack, {"family": "decision", "norms": ("linf",)}),
+        (Attack, {"family": "decision", "norms": "l2"}),  # (a text, not a tuple of norms)
     ]:
         with pytest.raises(InputError) as info:
             define(base, **body)
         message = str(info.value)
         assert "\n" not in message and "L2 distances" in message, message
-        assert "norms = ('l2',)" in message, message
+        assert f"with norms = {body.get('norms', Attack.norms)!r}" in message, message
+        assert message.endswith("set norms = ('l2',)"), message
     assert define(DecisionAttack).norms == ("l2",)
     assert define(Attack, family="decision", norms=("l2",)).family == "decision"
     assert define(Attack, norms=("linf",)).family == "gradient"
