@@ -494,7 +494,8 @@ class Store:
                 self._replacing[run_id] = (dict(fields), existing["started"])
                 self._started[run_id] = existing["started"]  # (until its first shard)
                 return False
-            if existing and self._complete(conn, run_id):
+            if existing and self._complete(conn, run_id) is not None:
+                self._started[run_id] = existing["started"]
                 return True
             if existing:
                 conn.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
@@ -563,18 +564,31 @@ class Store:
 
     def is_complete(self, run_id: str) -> bool:
         """True when ``run_id`` is finished and every one of its samples is stored: running it
-        again computes nothing (see :meth:`start_run`)."""
-        return self._complete(self.conn, run_id)
+        again computes nothing (see :meth:`start_run`).
+
+        A complete run is then the one this connection writes to, as after :meth:`start_run`
+        (which the runner skips for it): the checks it writes for a run stored without them
+        are refused where another process started the run over meanwhile (they went into the
+        new run)."""
+        with self.snapshot():
+            started = self._complete(self.conn, run_id)
+        if started is None:
+            return False
+        self._replacing.pop(run_id, None)
+        self._started[run_id] = started
+        return True
 
     @staticmethod
-    def _complete(conn: sqlite3.Connection, run_id: str) -> bool:
+    def _complete(conn: sqlite3.Connection, run_id: str) -> float | None:
+        """The start time of ``run_id`` if it is complete (finished, every sample stored), else
+        None."""
         run = conn.execute(
-            "SELECT status, indices FROM runs WHERE run_id = ?", (run_id,)
+            "SELECT status, indices, started FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         if run is None or run["status"] != "finished":
-            return False
+            return None
         stored = conn.execute("SELECT count(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()
-        return stored[0] >= len(json.loads(run["indices"]))
+        return run["started"] if stored[0] >= len(json.loads(run["indices"])) else None
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         """Mark ``run_id`` with ``status`` (``"finished"`` by default), ending now. A run

@@ -660,6 +660,36 @@ def test_a_resume_never_writes_into_a_run_another_process_started_over(tmp_path)
         fresh.close()
 
 
+def test_checks_of_a_complete_run_never_land_in_a_run_another_process_started_over(tmp_path):
+    """A complete run is not started again (the runner asks is_complete and skips start_run);
+    one stored without checks gets them written. is_complete did not record which run it found,
+    so where another process's --fresh replaced the run in between, write_checks found the new
+    run there and put these checks (of the earlier run's results) into it. Interleaved by hand,
+    on two connections."""
+    db = tmp_path / "r.db"
+    with Store.open(db) as first:
+        fields = _stored_run(first, "r", [0, 1], [[0, 1]])
+        first.finish_run("r")
+    rerun, fresh = Store.open(db), Store.open(db)
+    try:
+        assert rerun.is_complete("r") and rerun.checks("r") == []
+        assert fresh.start_run("r", fields, fresh=True) is False
+        rows = [("fgsm", i, 1, 0, 1, 3, 0.0, 0.0, 0.0, 1, 1, None, None) for i in (0, 1)]
+        fresh.write_shard("r", 0, 0, 2, 0.1, {}, [(0, 3, 3), (1, 3, 3)], rows)
+        with pytest.raises(RobustkitError, match="started over") as raised:
+            rerun.write_checks("r", [("check", False, "")])
+        assert "\n" not in str(raised.value)
+        assert fresh.checks("r") == [] and fresh.get_run("r")["status"] == "running"
+        # a complete run found after the fresh one finished is that one: its checks go in
+        fresh.finish_run("r")
+        assert rerun.is_complete("r")
+        rerun.write_checks("r", [("check", False, "")])
+        assert [c["name"] for c in fresh.checks("r")] == ["check"]
+    finally:
+        rerun.close()
+        fresh.close()
+
+
 def test_a_fresh_run_never_writes_into_a_run_another_fresh_run_started(tmp_path):
     """Two --fresh runs of one configuration at once: the second to write found the run
     replaced, took it for its own and wrote into the other's. It is now refused, as a resume
