@@ -337,7 +337,7 @@ class Store:
         return store
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self._read("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise RobustkitError(
                 f"{self.path} was written by a newer robustkit (schema {version} > "
@@ -372,7 +372,26 @@ class Store:
             pass
 
     def _has_stage_column(self) -> bool:
-        return any(row[1] == "stage" for row in self.conn.execute("PRAGMA table_info(results)"))
+        return any(row[1] == "stage" for row in self._read("PRAGMA table_info(results)"))
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run the reading statement ``sql``. A store another tool switched out of WAL mode (to
+        a rollback journal) makes its readers wait while that tool writes: a wait past the busy
+        timeout is the one-line error of a store locked for too long, as for a write (it was a
+        raw "database is locked" traceback)."""
+        with self._reading():
+            return self.conn.execute(sql, args)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads in the block that wait past the busy timeout for a lock are a one-line error
+        (see :meth:`_read`)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise _locked_error(self.path) from None
+            raise
 
     def _enable_wal(self) -> None:
         """Switch the file to WAL mode (persistent: done once, by whichever process is first).
@@ -464,7 +483,7 @@ class Store:
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The ``runs`` row of ``run_id`` (the full id) as a dict; None if no such run is
         stored."""
-        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return dict(row) if row else None
 
     def start_run(self, run_id: str, fields: dict[str, Any], fresh: bool = False) -> bool:
@@ -540,7 +559,7 @@ class Store:
         pending = self._replacing.get(run_id)
         if pending is None:
             return False
-        row = self.conn.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._read("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is not None and row[0] != pending[1]:  # the stored run is a new one
             del self._replacing[run_id]
             return False
@@ -570,7 +589,7 @@ class Store:
         (which the runner skips for it): the checks it writes for a run stored without them
         are refused where another process started the run over meanwhile (they went into the
         new run)."""
-        with self.snapshot():
+        with self._reading(), self.snapshot():
             started = self._complete(self.conn, run_id)
         if started is None:
             return False
@@ -604,12 +623,12 @@ class Store:
     def shards(self, run_id: str) -> list[dict[str, Any]]:
         """The shards ``run_id`` finished, in order: index, sample range, seconds (total and per
         attack) and when each was stored."""
-        rows = self.conn.execute("SELECT * FROM shards WHERE run_id = ? ORDER BY shard", (run_id,))
+        rows = self._read("SELECT * FROM shards WHERE run_id = ? ORDER BY shard", (run_id,))
         return [dict(r) for r in rows]
 
     def finished_shards(self, run_id: str) -> set[int]:
         """Indices of the shards ``run_id`` has stored (a resumed run skips them)."""
-        rows = self.conn.execute("SELECT shard FROM shards WHERE run_id = ?", (run_id,))
+        rows = self._read("SELECT shard FROM shards WHERE run_id = ?", (run_id,))
         return {r[0] for r in rows}
 
     def write_shard(
@@ -691,11 +710,11 @@ class Store:
         """Every stored run (its ``runs`` row as a dict), oldest first; only those with ``status``
         (``"running"`` or ``"finished"``) if given."""
         sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY started"
-        return [dict(r) for r in self.conn.execute(sql, (status,) if status else ())]
+        return [dict(r) for r in self._read(sql, (status,) if status else ())]
 
     def sample_counts(self) -> dict[str, int]:
         """Per run id, the number of samples stored (runs with none are absent)."""
-        rows = self.conn.execute("SELECT run_id, COUNT(*) FROM samples GROUP BY run_id")
+        rows = self._read("SELECT run_id, COUNT(*) FROM samples GROUP BY run_id")
         return {run_id: count for run_id, count in rows}
 
     def delete_runs(self, run_ids: Iterable[str]) -> int:
@@ -711,7 +730,7 @@ class Store:
     def samples(self, run_id: str) -> list[dict[str, Any]]:
         """The samples ``run_id`` has stored, by data-set index: ``idx``, ``shard``, label ``y`` and
         ``clean_pred``."""
-        rows = self.conn.execute("SELECT * FROM samples WHERE run_id = ? ORDER BY idx", (run_id,))
+        rows = self._read("SELECT * FROM samples WHERE run_id = ? ORDER BY idx", (run_id,))
         return [dict(r) for r in rows]
 
     def results(self, run_id: str, attack: str | None = None) -> list[dict[str, Any]]:
@@ -720,14 +739,14 @@ class Store:
         sql = "SELECT * FROM results WHERE run_id = ?" + (" AND attack = ?" if attack else "")
         args = (run_id, attack) if attack else (run_id,)
         # (a read-only store of the first schema has no stage column: see _add_stage_column)
-        rows = [dict(r) for r in self.conn.execute(sql + " ORDER BY attack, idx", args)]
+        rows = [dict(r) for r in self._read(sql + " ORDER BY attack, idx", args)]
         for row in rows:
             row.setdefault("stage", None)
         return rows
 
     def checks(self, run_id: str) -> list[dict[str, Any]]:
         """The sanity checks stored for ``run_id`` (``name``, ``flagged``, ``detail``), by name."""
-        rows = self.conn.execute("SELECT * FROM checks WHERE run_id = ? ORDER BY name", (run_id,))
+        rows = self._read("SELECT * FROM checks WHERE run_id = ? ORDER BY name", (run_id,))
         return [dict(r) for r in rows]
 
 

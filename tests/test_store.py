@@ -305,6 +305,46 @@ def test_a_store_locked_for_too_long_is_a_one_line_error(tmp_path, monkeypatch):
         creator.close()
 
 
+def test_a_read_of_a_store_out_of_wal_mode_locked_too_long_is_a_one_line_error(
+    tmp_path, monkeypatch
+):
+    """A store another tool switched to a rollback journal (``PRAGMA journal_mode=DELETE``)
+    blocks its readers while that tool writes: a read that waited past the busy timeout ended
+    in a raw ``sqlite3.OperationalError: database is locked`` traceback (in WAL mode readers
+    never wait). It is the one-line error of a store locked for too long."""
+    import robustkit.results as rr
+
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        _stored_run(store, "r", [0, 1], [[0, 1]])
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("PRAGMA journal_mode = DELETE")
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 0.05)
+    with Store.open(db) as store, rr.open(db) as res:
+        other.execute("BEGIN EXCLUSIVE")  # the other tool writing
+        try:
+            reads = (
+                store.runs,
+                lambda: store.get_run("r"),
+                store.sample_counts,
+                lambda: store.samples("r"),
+                lambda: store.results("r"),
+                lambda: store.checks("r"),
+                lambda: store.shards("r"),
+                lambda: store.finished_shards("r"),
+                lambda: store.is_complete("r"),
+                lambda: res.runs,
+            )
+            for read in reads:
+                with pytest.raises(RobustkitError, match="locked by another process") as info:
+                    read()
+                assert "\n" not in str(info.value)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.get_run("r")["run_id"] == "r"  # and it reads once the lock is gone
+
+
 def test_a_ctrl_c_while_waiting_for_a_locked_store_stops_the_wait(tmp_path, monkeypatch):
     """A writer waited for another process's lock in one SQLite busy wait of the whole
     timeout (a minute), during which Python cannot act on a Ctrl-C: it was held until the wait
