@@ -27,7 +27,7 @@ import pandas as pd
 
 from .checks import given
 from .errors import InputError, RobustkitError
-from .store import Store, defense_names, find_run
+from .store import PYTHON, Store, defense_names, find_run
 from .tables import names_text
 
 #: What ``from robustkit.results import *`` gives. Not ``open``: the store opener is
@@ -388,4 +388,4 @@ class Results:
 
 def open(db: str | os.PathLike[str] | None = None) -> Results:  # noqa: A001  (the documented name)
     """Open a results store for reading (default: the store ``robustkit evaluate`` writes to)."""
-    return Results(Store.open(db, create=False))
+    return Results(Store.open(db, create=False, named=PYTHON))

@@ -35,7 +35,7 @@ from .errors import (
     first_line,
 )
 from .modelcheck import check_model_on
-from .store import Store, defense_names, dumps
+from .store import PYTHON, Store, defense_names, dumps
 from .tables import counted
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 from .weights import sha256_file
@@ -695,18 +695,19 @@ def stored_note(run: Run, store: Store, fresh: bool) -> tuple[str, str]:
     stored in PATH", "rerun the same command to resume"), without --fresh where it was given
     (--fresh again would delete what is stored). A fresh run stopped before its first shard
     has replaced nothing: the earlier run's results are kept, and the same command starts
-    over."""
+    over. A store opened from Python says "the same run_evaluation call" and "fresh=True"
+    (see :class:`~robustkit.store.Naming`)."""
     from .evaluation import iter_shards
 
     if store.replacing(run.run_id):
         return (
             f"nothing new is stored; the earlier results of run {run.run_id} in {store.path} "
             "are kept",
-            "rerun the same command to start over",
+            f"rerun the same {store.named.command} to start over",
         )
     stored = len(store.finished_shards(run.run_id))
     total = sum(1 for _ in iter_shards(len(run.y), run.config.batch_size))
-    how = "the same command without --fresh" if fresh else "the same command"
+    how = f"the same {store.named.command}" + (f" without {store.named.fresh}" if fresh else "")
     return (
         f"{stored} of {counted(total, 'shard')} of run {run.run_id} are stored in {store.path}",
         (f"rerun {how} to resume"),
@@ -775,7 +776,7 @@ def run_evaluation(
     defense name is an :class:`~robustkit.errors.UnknownNameError`, an unknown parameter or an
     ε no attack uses an :class:`~robustkit.errors.InputError`."""
     run = prepare(config)
-    with Store.open(db) as store:
+    with Store.open(db, named=PYTHON) as store:
         execute(run, store, fresh=fresh, progress=progress)
         return summarize(store, run.run_id)
 

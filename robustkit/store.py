@@ -26,6 +26,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,26 @@ CREATE INDEX results_by_run ON results(run_id, attack);
 MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
 
 
+@dataclass(frozen=True)
+class Naming:
+    """How the user names the store's path and a run again, for the store's one-line errors
+    and the runner's advice on resuming: on the command line (:data:`COMMAND_LINE`, the
+    default) the ``--db`` and ``--fresh`` options and the command, from Python
+    (:data:`PYTHON`) the arguments of ``run_evaluation`` and ``results.open`` (``rr.open("/tmp")``
+    said "pass a file as --db")."""
+
+    db: str  # the store's path: "pass another {db}"
+    fresh: str  # starting a run over: "rerun ... without {fresh}"
+    command: str  # what is run again: "rerun the same {command}"
+    first: str  # what makes a store that is missing: "no results store at PATH; {first}"
+
+
+COMMAND_LINE = Naming("--db", "--fresh", "command", "run `robustkit evaluate` first")
+PYTHON = Naming(
+    "db=", "fresh=True", "run_evaluation call", "call run_evaluation(config, db=...) first"
+)
+
+
 def default_db_path() -> Path:
     """``$ROBUSTKIT_HOME/results.db``, else ``<user data dir>/robustkit/results.db``."""
     home = os.environ.get("ROBUSTKIT_HOME")
@@ -154,17 +175,17 @@ def special_file(path: Path) -> bool:
         return False
 
 
-def _write_error(path: Path, exc: sqlite3.OperationalError) -> StoreWriteError:
+def _write_error(path: Path, exc: sqlite3.OperationalError, named: Naming) -> StoreWriteError:
     """A one-line error for a write the store refused; what it holds already is kept."""
     text = str(exc)
     if "readonly" in text or "read-only" in text:
-        why, remedy, fix = "it is read-only", "make it writable", "pass a writable --db"
+        why, remedy, fix = "it is read-only", "make it writable", f"pass a writable {named.db}"
     elif "full" in text:
         why, remedy = "the disk is full", "free space"
-        fix = f"{remedy} and rerun the same command to resume"
+        fix = f"{remedy} and rerun the same {named.command} to resume"
     else:
         why, remedy = text, "fix that"
-        fix = f"{remedy} and rerun the same command to resume"
+        fix = f"{remedy} and rerun the same {named.command} to resume"
     return StoreWriteError(
         f"cannot write to the results store {path}: {why}; what it holds is kept: {fix}",
         reason=why,
@@ -176,10 +197,10 @@ def _is_locked(exc: sqlite3.DatabaseError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-def _locked_error(path: Path) -> RobustkitError:
+def _locked_error(path: Path, named: Naming) -> RobustkitError:
     return RobustkitError(
         f"{path} stayed locked by another process for {LOCK_TIMEOUT_S:.0f} s; "
-        "wait for it to finish or pass another --db"
+        f"wait for it to finish or pass another {named.db}"
     )
 
 
@@ -205,6 +226,8 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path):
         self.conn = conn
         self.path = path
+        # how the user names the path and a rerun, for messages (set by open)
+        self.named = COMMAND_LINE
         # runs started with fresh=True whose earlier results stay until the first new shard
         # is written (run id -> the new run's fields, and when the earlier run started, which
         # tells it from the new one): see start_run and replacing
@@ -216,8 +239,15 @@ class Store:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
-        """Open (or create) the store at ``path`` (default :func:`default_db_path`)."""
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        create: bool = True,
+        named: Naming = COMMAND_LINE,
+    ) -> Store:
+        """Open (or create) the store at ``path`` (default :func:`default_db_path`). ``named``
+        says how the user gave the path, for the errors that say what to do: ``--db`` on the
+        command line, :data:`PYTHON` for a function's ``db=``."""
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise RobustkitError(
                 f"a results store is a file path, got {type(path).__name__} {path!r:.40}; "
@@ -226,34 +256,34 @@ class Store:
         if path is not None and os.fspath(path) in ("", b""):  # (Path("") is the directory ".")
             raise RobustkitError(
                 "the results store's path is empty (an unset variable?); pass the path of a .db "
-                "file as --db, or leave --db out for the default store"
+                f"file as {named.db}, or leave {named.db} out for the default store"
             )
         path = Path(path).expanduser() if path is not None else default_db_path()
         try:
             if path.is_dir():
                 raise RobustkitError(
-                    f"{path} is a directory, not a results store: pass a file as --db"
+                    f"{path} is a directory, not a results store: pass a file as {named.db}"
                 )
             if special_file(path):  # (/dev/null: "disk I/O error", and a /dev/null-journal)
                 raise RobustkitError(
                     f"{path} is not a regular file (a device, pipe, socket or stream), not a "
-                    "results store: pass the path of a .db file as --db"
+                    f"results store: pass the path of a .db file as {named.db}"
                 )
             exists = path.exists() and path.stat().st_size > 0
             if not exists and not create:
-                raise RobustkitError(f"no results store at {path}; run `robustkit evaluate` first")
+                raise RobustkitError(f"no results store at {path}; {named.first}")
             if exists:
                 with open(path, "rb") as fh:
                     header = fh.read(16)
         except OSError as exc:  # a name too long, a directory above it or the file unreadable
             raise RobustkitError(
                 f"the results store {path} cannot be read ({exc.strerror or exc}); "
-                "pass another --db"
+                f"pass another {named.db}"
             ) from None
         if exists and header != b"SQLite format 3\x00":
             raise RobustkitError(
                 f"{path} is not a SQLite database (corrupt or another kind of file); "
-                "it was left untouched: pass another --db"
+                f"it was left untouched: pass another {named.db}"
             )
         # An existing store may sit in a read-only directory (or file system): it is opened
         # read-only there, so it can be read, and a write is a one-line error. SQLite cannot
@@ -278,7 +308,7 @@ class Store:
                     problem = f"its directory cannot be created ({exc.strerror or exc})"
             if problem:
                 raise RobustkitError(
-                    f"cannot create the results store {path}: {problem}; pass another --db"
+                    f"cannot create the results store {path}: {problem}; pass another {named.db}"
                 )
         conn = None
         try:
@@ -306,7 +336,7 @@ class Store:
             if conn is not None:
                 conn.close()
             if _is_locked(exc):
-                raise _locked_error(path) from None
+                raise _locked_error(path, named) from None
             if pending_log:
                 raise RobustkitError(
                     f"{path} has changes in its write-ahead log ({wal.name}) that cannot be "
@@ -315,20 +345,21 @@ class Store:
                 ) from None
             if not exists:  # nothing there to read: the file could not be made
                 raise RobustkitError(
-                    f"cannot create the results store {path} ({exc}); pass another --db"
+                    f"cannot create the results store {path} ({exc}); pass another {named.db}"
                 ) from None
             raise RobustkitError(
                 f"{path} cannot be read as a database ({exc}); it was left untouched: "
-                "pass another --db"
+                f"pass another {named.db}"
             ) from None
         # ours, or a new empty file; anything else marked by another program is not ours
         if app_id != APPLICATION_ID and (tables or exists and (app_id != 0 or user_version != 0)):
             conn.close()
             raise RobustkitError(
                 f"{path} is another program's database, not a robustkit results store; "
-                "it was left untouched: pass another --db"
+                f"it was left untouched: pass another {named.db}"
             )
         store = cls(conn, path)
+        store.named = named
         try:
             store._migrate()
         except BaseException:
@@ -390,7 +421,7 @@ class Store:
             yield
         except sqlite3.OperationalError as exc:
             if _is_locked(exc):
-                raise _locked_error(self.path) from None
+                raise _locked_error(self.path, self.named) from None
             raise
 
     def _enable_wal(self) -> None:
@@ -412,9 +443,9 @@ class Store:
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc):
-                    raise _write_error(self.path, exc) from None
+                    raise _write_error(self.path, exc, self.named) from None
                 if time.monotonic() > deadline:
-                    raise _locked_error(self.path) from None
+                    raise _locked_error(self.path, self.named) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
 
@@ -458,8 +489,8 @@ class Store:
                     pass
             if isinstance(exc, sqlite3.OperationalError):
                 if _is_locked(exc):
-                    raise _locked_error(self.path) from None
-                raise _write_error(self.path, exc) from None
+                    raise _locked_error(self.path, self.named) from None
+                raise _write_error(self.path, exc, self.named) from None
             raise
 
     def _begin_immediate(self) -> None:
@@ -680,8 +711,8 @@ class Store:
         if row is None:
             raise RunStartedOverError(
                 f"run {run_id} was deleted from {self.path} while it was computed (robustkit "
-                "runs delete, or --fresh in another process); rerun the command to compute "
-                "it again"
+                f"runs delete, or --fresh in another process); rerun the {self.named.command} "
+                "to compute it again"
             )
         # (a fresh run that has not replaced the earlier one yet writes to that one)
         pending = run_id in self._replacing and self.replacing(run_id)
@@ -690,8 +721,8 @@ class Store:
             raise RunStartedOverError(
                 f"run {run_id} in {self.path} was started over by another process (--fresh, "
                 "or deleted and run again) while this one computed it, and this one's shards "
-                "are not written into the new run; rerun the command without --fresh to resume "
-                "that run"
+                f"are not written into the new run; rerun the {self.named.command} without "
+                f"{self.named.fresh} to resume that run"
             )
 
     def write_checks(self, run_id: str, checks: Iterable[tuple[str, bool, str]]) -> None:

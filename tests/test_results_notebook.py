@@ -243,3 +243,75 @@ def test_a_missing_data_set_is_named_as_python_callers_set_it(tmp_path):
         with pytest.raises(robustkit.RobustkitError, match=r"^dataset \(--data\) is needed"):
             run_evaluation(config, db=tmp_path / "r.db", progress=False)
     assert not (tmp_path / "r.db").exists()
+
+
+def test_store_errors_name_the_python_argument_not_the_cli_option(tmp_path, monkeypatch):
+    """A store refused from Python said what to do on the command line: ``rr.open("/tmp")``
+    said "pass a file as --db", a missing store "run `robustkit evaluate` first". From
+    ``results.open`` and ``run_evaluation`` they name the argument, ``db=``."""
+    import robustkit.store as store_module
+
+    def refused(path) -> str:
+        with pytest.raises(robustkit.RobustkitError) as info:
+            rr.open(path)
+        message = str(info.value)
+        assert "--db" not in message and "robustkit evaluate" not in message, message
+        assert "\n" not in message
+        return message
+
+    assert refused(tmp_path).endswith("pass a file as db=")
+    assert refused("").endswith("as db=, or leave db= out for the default store")
+    assert refused(tmp_path / "absent.db").endswith("call run_evaluation(config, db=...) first")
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    assert refused(foreign).endswith("pass another db=")
+    with pytest.raises(robustkit.RobustkitError, match="pass a file as db=$"):
+        run_evaluation(RunConfig(model="mnist/cnn-tiny-at", n=2), db=tmp_path, progress=False)
+
+    # locked by another program (the store out of WAL mode, written by it)
+    db = tmp_path / "r.db"
+    config = RunConfig(model="mnist/cnn-tiny-at", n=4, batch_size=2, attacks=("fgsm",))
+    run_evaluation(config, db=db, progress=False)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("PRAGMA journal_mode = DELETE")
+    other.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_S", 0.05)
+    try:
+        assert refused(db).endswith("wait for it to finish or pass another db=")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    monkeypatch.undo()
+
+    # a read-only store
+    monkeypatch.setattr(store_module, "directory_problem", lambda d: f"{d} is not writable")
+    eps = RunConfig(**{**config.__dict__, "eps": 0.2})
+    with pytest.raises(robustkit.RobustkitError, match="read-only.*pass a writable db=$"):
+        run_evaluation(eps, db=db, progress=False)
+
+
+def test_a_run_evaluation_stopped_by_the_store_says_how_to_resume_in_python(tmp_path, monkeypatch):
+    """run_evaluation stopped by a store write after a shard was stored said "rerun the same
+    command without --fresh to resume"; it says which call to repeat and without fresh=True."""
+    import robustkit.store as store_module
+
+    db = tmp_path / "r.db"
+    config = RunConfig(model="mnist/cnn-tiny-at", n=4, batch_size=2, attacks=("fgsm",))
+    run_evaluation(config, db=db, progress=False)
+    real_write = store_module.Store.write_shard
+
+    def full_at_the_second_shard(self, run_id, shard, *rest):
+        if shard == 1:
+            with self.transaction():  # (as SQLite refuses the shard's write)
+                raise sqlite3.OperationalError("database or disk is full")
+        return real_write(self, run_id, shard, *rest)
+
+    monkeypatch.setattr(store_module.Store, "write_shard", full_at_the_second_shard)
+    for fresh, go_on in ((True, "the same run_evaluation call without fresh=True"), (False, "")):
+        with pytest.raises(robustkit.RobustkitError) as info:
+            run_evaluation(config, db=db, fresh=fresh, progress=False)
+        message = str(info.value)
+        assert "1 of 2 shards of run" in message and "--" not in message, message
+        go_on = go_on or "the same run_evaluation call"
+        assert message.endswith(f"free space and rerun {go_on} to resume"), message

@@ -518,7 +518,15 @@ def test_read_only_and_full_stores_are_one_line_errors_and_keep_what_they_hold(
     other = RunConfig(**{**config.__dict__, "eps": 0.2})
     with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept") as info:
         run_evaluation(other, db=db, progress=False)
-    assert "pass a writable --db" in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).endswith("pass a writable db=") and "\n" not in str(info.value)
+    from click.testing import CliRunner
+
+    from robustkit.cli import cli
+
+    args = ["evaluate", "--model", "mnist/cnn-tiny-at", "--n", "8", "--batch-size", "4"]
+    args += ["--eps", "0.2", "--attack", "fgsm", "--device", "cpu", "--db", str(db)]
+    result = CliRunner().invoke(cli, [*args, "--no-progress"])
+    assert result.exit_code == 2 and result.output.strip().endswith("pass a writable --db")
     monkeypatch.undo()
     with Store.open(db) as store:
         assert summarize(store, first["run_id"]) == first
@@ -785,6 +793,7 @@ def test_a_resume_stopped_by_a_fresh_run_in_another_process_says_so_in_one_line(
     message = str(raised.value)
     assert "started over by another process (--fresh" in message, message
     assert "shards of run" not in message and "\n" not in message
+    assert message.endswith("rerun the run_evaluation call without fresh=True to resume that run")
     with Store.open(db) as store:
         assert store.get_run(run["run_id"])["status"] == "running"
         assert store.finished_shards(run["run_id"]) == {0}
