@@ -727,7 +727,11 @@ def test_checks_of_a_complete_run_never_land_in_a_run_another_process_started_ov
         with pytest.raises(RobustkitError, match="started over") as raised:
             rerun.write_checks("r", [("check", False, "")])
         assert "\n" not in str(raised.value)
+        # nor the shards it computes, which it takes for missing (the new run has shard 0 only)
+        with pytest.raises(RobustkitError, match="started over"):
+            rerun.write_shard("r", 1, 2, 4, 0.1, {}, [(2, 3, 3), (3, 3, 3)], [])
         assert fresh.checks("r") == [] and fresh.get_run("r")["status"] == "running"
+        assert fresh.finished_shards("r") == {0}
         # a complete run found after the fresh one finished is that one: its checks go in
         fresh.finish_run("r")
         assert rerun.is_complete("r")
