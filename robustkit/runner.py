@@ -25,7 +25,7 @@ import torch
 
 from .attack import check_seed, predict
 from .budgets import median_l2_at, success_rate_at
-from .checks import is_whole_number, shown
+from .checks import given, is_whole_number, shown
 from .errors import (
     DataError,
     InputError,
@@ -774,7 +774,16 @@ def run_evaluation(
     (:func:`robustkit.store.default_db_path`). A mistake in ``config`` raises a one-line
     :class:`~robustkit.RobustkitError` before anything is stored: an unknown model, attack or
     defense name is an :class:`~robustkit.errors.UnknownNameError`, an unknown parameter or an
-    ε no attack uses an :class:`~robustkit.errors.InputError`."""
+    ε no attack uses an :class:`~robustkit.errors.InputError`, as is a ``config`` that is no
+    :class:`RunConfig` (a model's name, as ``robustkit evaluate`` takes it, or a dict)."""
+    if not isinstance(config, RunConfig):  # (it was "'str' object has no attribute 'norm'")
+        if isinstance(config, str):
+            hint = f"RunConfig(model={config!r}, ...)"
+        elif isinstance(config, dict):
+            hint = "RunConfig(**config)"
+        else:
+            hint = "RunConfig(model=..., ...)"
+        raise InputError(f"run_evaluation takes a RunConfig, got {given(config)}; pass {hint}")
     run = prepare(config)
     with Store.open(db, named=PYTHON) as store:
         execute(run, store, fresh=fresh, progress=progress)

@@ -315,3 +315,20 @@ def test_a_run_evaluation_stopped_by_the_store_says_how_to_resume_in_python(tmp_
         assert "1 of 2 shards of run" in message and "--" not in message, message
         go_on = go_on or "the same run_evaluation call"
         assert message.endswith(f"free space and rerun {go_on} to resume"), message
+
+
+def test_run_evaluation_of_something_else_than_a_run_config_is_a_one_line_error(tmp_path):
+    """``run_evaluation("cifar10/resnet20")`` (the model's name, as ``robustkit evaluate``
+    takes it) ended in "AttributeError: 'str' object has no attribute 'norm'"."""
+    db = tmp_path / "r.db"
+    for config, hint in (
+        ("mnist/cnn-tiny-at", "RunConfig(model='mnist/cnn-tiny-at', ...)"),
+        ({"model": "mnist/cnn-tiny-at"}, "RunConfig(**config)"),
+        (None, "RunConfig(model=..., ...)"),
+    ):
+        with pytest.raises(
+            robustkit.RobustkitError, match="^run_evaluation takes a RunConfig"
+        ) as info:
+            run_evaluation(config, db=db, progress=False)
+        assert str(info.value).endswith(f"pass {hint}") and "\n" not in str(info.value)
+    assert not db.exists()
