@@ -258,7 +258,20 @@ class Store:
                 "the results store's path is empty (an unset variable?); pass the path of a .db "
                 f"file as {named.db}, or leave {named.db} out for the default store"
             )
-        path = Path(path).expanduser() if path is not None else default_db_path()
+        if path is not None:
+            return cls._open_file(Path(path).expanduser(), create, named)
+        try:
+            return cls._open_file(default_db_path(), create, named)
+        except RobustkitError as exc:
+            # (a path the user did not type: one from an environment variable set long ago)
+            home = os.environ.get("ROBUSTKIT_HOME")
+            if home:
+                exc.args = (f"{exc} (the default store, in ROBUSTKIT_HOME={home})",)
+            raise
+
+    @classmethod
+    def _open_file(cls, path: Path, create: bool, named: Naming) -> Store:
+        """:meth:`open` of the store file at ``path``."""
         try:
             if path.is_dir():
                 raise RobustkitError(

@@ -856,3 +856,31 @@ def test_a_store_reached_through_a_symlink_is_read_where_its_file_is(tmp_path, m
         assert not Path(f"{shared / 'results.db'}-shm").exists()
         with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept"):
             store.finish_run("r")
+
+
+def test_a_default_store_refused_says_it_comes_from_robustkit_home(tmp_path, monkeypatch):
+    """Without --db (or db=) the store is $ROBUSTKIT_HOME/results.db: one that cannot be made
+    or is missing was refused as if the user had typed its path ("cannot create the results
+    store /etc/hostname/results.db: /etc/hostname is a file, not a directory; pass another
+    --db"), not saying where that path came from. It now names ROBUSTKIT_HOME."""
+    from click.testing import CliRunner
+
+    import robustkit.results as rr
+    from robustkit.cli import cli
+
+    home = tmp_path / "home-file"
+    home.write_text("not a directory")
+    monkeypatch.setenv("ROBUSTKIT_HOME", str(home))
+    needle = f"(the default store, in ROBUSTKIT_HOME={home})"
+    for create in (True, False):
+        with pytest.raises(RobustkitError) as info:
+            Store.open(create=create)
+        assert str(info.value).endswith(needle) and "\n" not in str(info.value)
+    with pytest.raises(RobustkitError, match="no results store at .*in ROBUSTKIT_HOME="):
+        rr.open()
+    result = CliRunner().invoke(cli, ["runs", "list"])
+    assert result.exit_code == 2 and result.output.strip().endswith(needle), result.output
+    # a store named by its path is not the default one
+    with pytest.raises(RobustkitError) as info:
+        Store.open(home / "results.db")
+    assert "ROBUSTKIT_HOME" not in str(info.value)
