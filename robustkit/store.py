@@ -284,7 +284,9 @@ class Store:
                 )
             exists = path.exists() and path.stat().st_size > 0
             if not exists and not create:
-                raise RobustkitError(f"no results store at {path}; {named.first}")
+                # (a notebook's working directory is the notebook's, often not the store's)
+                where = "" if path.is_absolute() else f" (in {Path.cwd()})"
+                raise RobustkitError(f"no results store at {path}{where}; {named.first}")
             if exists:
                 with open(path, "rb") as fh:
                     header = fh.read(16)

@@ -332,3 +332,17 @@ def test_run_evaluation_of_something_else_than_a_run_config_is_a_one_line_error(
             run_evaluation(config, db=db, progress=False)
         assert str(info.value).endswith(f"pass {hint}") and "\n" not in str(info.value)
     assert not db.exists()
+
+
+def test_a_missing_store_given_by_a_relative_path_says_where_it_was_looked_for(
+    tmp_path, monkeypatch
+):
+    """``rr.open("results.db")`` in a notebook (whose working directory is the notebook's, not
+    where the store is) said "no results store at results.db", not where that was."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(robustkit.RobustkitError) as info:
+        rr.open("results.db")
+    assert f"no results store at results.db (in {tmp_path});" in str(info.value)
+    with pytest.raises(robustkit.RobustkitError) as info:
+        rr.open(tmp_path / "results.db")
+    assert f"no results store at {tmp_path / 'results.db'};" in str(info.value)
