@@ -653,6 +653,10 @@ def execute(
     complete = not fresh and store.is_complete(run.run_id)
     if not complete:  # (a complete run writes nothing: it reads even from a read-only store)
         store.start_run(run.run_id, run.fields, fresh=fresh)
+    elif run.config.sanity and not store.checks(run.run_id):
+        # but the checks it never had, computed to be stored: a store that would refuse them
+        # is refused before they are computed
+        store.check_writable()
     # (a fresh run computes every shard; the earlier run's stay stored until its first)
     done = set() if store.replacing(run.run_id) else store.finished_shards(run.run_id)
 

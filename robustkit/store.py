@@ -525,6 +525,18 @@ class Store:
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
 
+    def check_writable(self) -> None:
+        """Refuse a store that cannot be written to (read-only, say) with its one-line write
+        error now, before a result to store in it is computed."""
+        with self.transaction() as conn:
+            self._write_nothing(conn)
+
+    @staticmethod
+    def _write_nothing(conn: sqlite3.Connection) -> None:
+        """A write that changes nothing, which SQLite refuses as any write where it cannot
+        write."""
+        conn.execute("DELETE FROM runs WHERE 0")
+
     # -- runs ------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The ``runs`` row of ``run_id`` (the full id) as a dict; None if no such run is
@@ -553,9 +565,9 @@ class Store:
                 (run_id,),
             ).fetchone()
             if existing and fresh:
-                # a write of nothing: a store that cannot be written to is refused now, not
-                # once the first shard is computed
-                conn.execute("DELETE FROM runs WHERE 0")
+                # a store that cannot be written to is refused now, not once the first shard
+                # is computed
+                self._write_nothing(conn)
                 self._replacing[run_id] = (dict(fields), existing["started"])
                 self._started[run_id] = existing["started"]  # (until its first shard)
                 return False

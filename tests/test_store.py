@@ -884,3 +884,26 @@ def test_a_default_store_refused_says_it_comes_from_robustkit_home(tmp_path, mon
     with pytest.raises(RobustkitError) as info:
         Store.open(home / "results.db")
     assert "ROBUSTKIT_HOME" not in str(info.value)
+
+
+def test_checks_for_a_complete_run_on_a_read_only_store_are_refused_before_computing(
+    tmp_path, monkeypatch
+):
+    """A complete run stored without checks, run again with them on a read-only store, computed
+    them (a stronger attack on up to 64 samples) and only then was refused the write."""
+    import robustkit.sanity as sanity
+
+    config = RunConfig(
+        model="mnist/cnn-tiny-at", n=4, batch_size=4, eps=0.1, device="cpu", attacks=("fgsm",)
+    )
+    db = tmp_path / "r.db"
+    bare = run_evaluation(RunConfig(**{**config.__dict__, "sanity": False}), db=db, progress=False)
+    monkeypatch.setattr(store_module, "directory_problem", lambda d: f"{d} is not writable")
+    computed = []
+    monkeypatch.setattr(sanity, "run_checks", lambda *a, **k: computed.append(1) or [("c", 0, "")])
+    with pytest.raises(RobustkitError, match="it is read-only; what it holds is kept"):
+        run_evaluation(config, db=db, progress=False)
+    assert computed == []
+    monkeypatch.undo()
+    with Store.open(db) as store:
+        assert summarize(store, bare["run_id"]) == bare
