@@ -135,6 +135,11 @@ class Results:
     """Read-only DataFrame views of a results store."""
 
     def __init__(self, store: Store):
+        if not isinstance(store, Store):  # (a path: AttributeError at the first frame)
+            raise RobustkitError(
+                f"Results takes an open Store, got {given(store)}; open a results store by its "
+                "path with robustkit.results.open(db)"
+            )
         self._store = store
         self._closed = False
 

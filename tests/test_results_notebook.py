@@ -346,3 +346,13 @@ def test_a_missing_store_given_by_a_relative_path_says_where_it_was_looked_for(
     with pytest.raises(robustkit.RobustkitError) as info:
         rr.open(tmp_path / "results.db")
     assert f"no results store at {tmp_path / 'results.db'};" in str(info.value)
+
+
+def test_results_of_a_path_is_a_one_line_error(tmp_path):
+    """``rr.Results("results.db")`` (the class, exported, where ``rr.open`` was meant) was
+    made, and its first frame ended in "AttributeError: 'str' object has no attribute
+    'snapshot'"."""
+    for store in ("results.db", tmp_path / "results.db", None):
+        with pytest.raises(robustkit.RobustkitError, match="^Results takes an open Store") as info:
+            rr.Results(store)
+        assert str(info.value).endswith("robustkit.results.open(db)"), str(info.value)
