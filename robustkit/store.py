@@ -651,7 +651,6 @@ class Store:
             started = self._complete(self.conn, run_id)
         if started is None:
             return False
-        self._replacing.pop(run_id, None)
         self._started[run_id] = started
         return True
 

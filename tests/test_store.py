@@ -907,3 +907,17 @@ def test_checks_for_a_complete_run_on_a_read_only_store_are_refused_before_compu
     monkeypatch.undo()
     with Store.open(db) as store:
         assert summarize(store, bare["run_id"]) == bare
+
+
+def test_asking_whether_a_run_is_complete_leaves_a_fresh_start_of_it_as_it_was(tmp_path):
+    """is_complete records the complete run it finds (see the test above); it must not end a
+    fresh start of that run on the same connection: its first shard still replaces the
+    earlier run's results, never mixes with them."""
+    with Store.open(tmp_path / "r.db") as store:
+        fields = _stored_run(store, "r", [0, 1, 2, 3], [[0, 1], [2, 3]])
+        store.finish_run("r")
+        assert store.start_run("r", fields, fresh=True) is False
+        assert store.is_complete("r") and store.replacing("r")
+        store.write_shard("r", 0, 0, 2, 0.1, {}, [(0, 0, 0), (1, 0, 0)], [])
+        assert [s["idx"] for s in store.samples("r")] == [0, 1]
+        assert store.get_run("r")["status"] == "running"
