@@ -47,6 +47,7 @@ MODES = [
     ("pgd", {"steps": 3, "loss": "dlr"}),
     ("pgd", {"steps": 3, "eot": 2}),
     ("apgd-ce", {"steps": 8}),
+    ("apgd-ce", {"steps": 4, "restarts": 2}),
     ("apgd-dlr", {"steps": 8}),
     ("apgd-t", {"steps": 5, "n_target_classes": 2}),
     ("auto", {"stages": ["apgd-ce:steps=4", "apgd-t:steps=4,n_target_classes=2"]}),
@@ -90,6 +91,7 @@ def test_ball_box_and_success(name, params, norm, eps):
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
     assert torch.equal(res.success, model(res.x_adv).argmax(1) != y)
     assert not res.attacked[:3].any() and (res.gradients[:3] == 0).all()
+    assert (res.queries[:3] == 0).all() and torch.equal(res.x_adv[:3], x[:3])
     assert (res.gradients[3:] >= 1).all() and (res.queries >= res.gradients).all()
     assert res.success[3:].any()  # a small untrained CNN is easy to fool at these budgets
 
@@ -537,3 +539,292 @@ def test_auto_on_too_few_classes_for_its_stages_is_refused_whatever_the_first_st
     with pytest.raises(InputError, match="needs at least 4 classes and the model has 3"):
         robustkit.get_attack("auto", eps=eps)(model, x, y)
     assert len(calls) <= 1  # the model check's pass, no attack step
+
+
+# --------------------------------------------------------------------------------------------
+# Exact cases on linear models, counts against the model's own passes, and orderings that the
+# algorithms guarantee (more ε, restarts, targets or stages; early stop)
+# --------------------------------------------------------------------------------------------
+def binary_linear(seed, in_shape=(1, 4, 4)):
+    """A two-class linear model, its weights in float64, and for images ``x`` their labels,
+    each label's margin ``z_y − z_other`` and the weight difference ``w_other − w_y``."""
+    model = Linear(in_shape=in_shape, classes=2, seed=seed)
+    w = model.fc.weight.detach().double()
+    b = model.fc.bias.detach().double()
+
+    def geometry(x):
+        y = model(x).argmax(1)
+        dw = w[1 - y] - w[y]
+        margin = b[y] - b[1 - y] - (dw * x.flatten(1).double()).sum(1)
+        return y, margin, dw
+
+    return model, geometry
+
+
+LINF_OPTIMAL = [
+    ("fgsm", {}),
+    ("pgd", {}),
+    ("pgd", {"random_start": False}),
+    ("pgd", {"early_stop": False}),
+    ("apgd-ce", {"steps": 3}),
+    ("auto", {"stages": "apgd-ce:steps=3"}),
+]
+
+
+@pytest.mark.parametrize("name, params", LINF_OPTIMAL)
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_linf_attacks_on_a_binary_linear_model_succeed_exactly_where_the_optimum_does(
+    name, params, seed
+):
+    """On logits Wx + b with two classes the best point of the L∞ ball and the box moves each
+    pixel by ε toward sign(w_other − w_y), clamped at the box: a sample can be fooled exactly
+    where that gain exceeds its margin. FGSM takes that point; PGD (any start: its steps add
+    up to 2.5·ε) and APGD (its first step of 2·ε) reach it; so success is known in closed form
+    at every ε, box edges included, and grows with ε on the same seed."""
+    model, geometry = binary_linear(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(12, 1, 4, 4, generator=gen)
+    x[:4] = (x[:4] > 0.5).float()  # pixels on the box's edges
+    y, margin, dw = geometry(x)
+    before = torch.zeros_like(y, dtype=torch.bool)
+    for eps in (0.01, 0.03, 0.1):
+        xf = x.flatten(1).double()
+        gain = (dw * ((xf + eps * dw.sign()).clamp(0, 1) - xf)).sum(1)
+        clear = (gain - margin).abs() > 1e-4  # (not a tie to float32 rounding)
+        res = robustkit.get_attack(name, eps=eps, seed=seed, **params)(model, x, y)
+        assert torch.equal(res.success[clear], (gain > margin)[clear]), eps
+        assert not (before & ~res.success).any()  # never weaker with a larger ε
+        before = res.success
+
+
+@pytest.mark.parametrize(
+    "name, params, complete",
+    [
+        ("fgsm", {}, 1.0),
+        ("pgd", {"random_start": False}, 1.0),
+        ("apgd-ce", {"steps": 10}, 1.0),
+        # from any start in the ball, 10 steps of ε/4 projected onto the ball reach at least
+        # 0.953 of the optimal gain (worst start: opposite the optimum, off its axis)
+        ("pgd", {}, 0.95),
+        ("fgsm", {"random_start": True}, 0.0),  # (FGSM-RS: only sound, not complete)
+    ],
+)
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_l2_attacks_on_a_binary_linear_model_reach_the_analytic_minimal_distance(
+    name, params, complete, seed
+):
+    """Away from the box, the smallest L2 perturbation that fools a two-class linear model is
+    margin / ‖w_y − w_other‖₂: no attack may succeed where that exceeds ε (soundness), and
+    FGSM, PGD from the clean image and APGD step straight to it, so they succeed wherever it
+    is below ε (PGD from a random start wherever it is below 0.95·ε)."""
+    model, geometry = binary_linear(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = 0.3 + 0.4 * torch.rand(12, 1, 4, 4, generator=gen)  # x ± 0.2 stays in the box
+    y, margin, dw = geometry(x)
+    distance = margin / dw.norm(dim=1)
+    for eps in (0.05, 0.1, 0.2):
+        res = robustkit.get_attack(name, norm="l2", eps=eps, seed=seed, **params)(model, x, y)
+        assert not (res.success & (distance > eps * (1 + 1e-4))).any(), eps
+        assert res.success[distance < complete * eps * (1 - 1e-4)].all(), eps
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_fgsm_on_a_multiclass_linear_model_steps_along_the_closest_class(norm):
+    """With the margin loss, FGSM on a linear model of 10 classes steps by exactly ε along
+    w_j − w_y (its sign for L∞), j the runner-up class: the gradient of z_j − z_y. Targeted,
+    along w_t − w_y (the true class is the runner-up of the target)."""
+    model = Linear(in_shape=(1, 4, 4), classes=10, seed=5)
+    x = 0.25 + 0.5 * torch.rand(16, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    logits = model(x).detach()
+    y = logits.argmax(1)
+    runner_up = logits.scatter(1, y[:, None], float("-inf")).argmax(1)
+    target = (y + 3) % 10
+    w = model.fc.weight.detach().double()
+    eps = 0.05
+    for other, tgt in ((runner_up, None), (target, target)):
+        d = w[other] - w[y]
+        d = d.sign() if norm == "linf" else d / d.norm(dim=1, keepdim=True)
+        atk = robustkit.get_attack(
+            "fgsm", norm=norm, eps=eps, loss="margin", targeted=tgt is not None
+        )
+        res = atk(model, x, y, tgt)
+        assert torch.allclose(res.x_adv.flatten(1).double(), x.flatten(1) + eps * d, atol=1e-6)
+        pred = model(res.x_adv).argmax(1)
+        assert torch.equal(res.success, pred == tgt if tgt is not None else pred != y)
+
+
+class PassCounter(nn.Module):
+    """Counts, per clean image of ``x`` (the nearest: :func:`batch`'s images are far apart),
+    the rows the model is given while ``active`` and those of them that need a gradient."""
+
+    def __init__(self, model, x):
+        super().__init__()
+        self.model, self.x, self.active = model, x, False
+        self.rows = torch.zeros(x.shape[0], dtype=torch.long)
+        self.grad_rows = torch.zeros_like(self.rows)
+
+    def forward(self, xs):
+        if self.active:
+            with torch.no_grad():
+                who = (xs.detach()[:, None] - self.x[None]).flatten(2).abs().amax(2).argmin(1)
+            self.rows.index_add_(0, who, torch.ones_like(who))
+            if xs.requires_grad:
+                self.grad_rows.index_add_(0, who, torch.ones_like(who))
+        return self.model(xs)
+
+
+COUNTED = MODES + [
+    ("pgd", {"steps": 3, "restarts": 3}),
+    ("fgsm", {"targeted": True}),
+    ("pgd", {"steps": 3, "restarts": 3, "targeted": True}),
+]
+
+
+@pytest.mark.parametrize("name, params", COUNTED)
+@pytest.mark.parametrize("norm, eps", [("linf", 4 / 255), ("l2", 0.25)])
+def test_counts_are_the_passes_the_model_made_for_each_sample(name, params, norm, eps):
+    """``queries`` and ``gradients`` per sample are the rows of that sample the model was given
+    during the attack (with a gradient, for ``gradients``), counted by the model itself: the
+    clean pass and the re-check aside, except that FGSM's and PGD's first gradient is taken in
+    the clean pass and counted. Samples the model gets wrong cost nothing and keep x."""
+    x = batch()
+    model = PassCounter(SmallCNN(), x)
+    y = model(x).argmax(1)
+    y[:3] = (y[:3] + 1) % 10
+    target = (y + 1 + torch.arange(len(y)) % 3) % 10 if params.get("targeted") else None
+    attack = robustkit.get_attack(name, norm=norm, eps=eps, **params)
+    run = attack._attack
+
+    def counted_run(*args):
+        model.active = True
+        try:
+            return run(*args)
+        finally:
+            model.active = False
+
+    attack._attack = counted_run
+    res = attack(model, x, y, target)
+    in_clean_pass = int(attack.clean_gradient_loss(y, target) is not None) * res.attacked.long()
+    assert torch.equal(res.queries, model.rows + in_clean_pass)
+    assert torch.equal(res.gradients, model.grad_rows + in_clean_pass)
+    assert (res.gradients[3:] >= 1).all() and (res.queries[:3] == 0).all()
+    assert torch.equal(res.x_adv[:3], x[:3])
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("fgsm", {}),
+        ("fgsm", {"random_start": True}),
+        ("pgd", {"steps": 5}),
+        ("pgd", {"steps": 5, "early_stop": False}),
+        ("pgd", {"steps": 3, "restarts": 3, "loss": "margin"}),
+        ("pgd", {"steps": 3, "loss": "dlr"}),
+        ("pgd", {"steps": 3, "eot": 2}),
+    ],
+)
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_targeted_ball_box_and_success(name, params, norm, eps):
+    """Targeted: every point evaluated is in the ball and the box, success is re-prediction as
+    the target, robust is re-prediction as the true label, and samples the model gets wrong
+    are not attacked."""
+    x = batch()
+    model = BallWatch(SmallCNN(), x, norm)
+    y = model(x).argmax(1)
+    y[:3] = (y[:3] + 1) % 10
+    target = (y + 1 + torch.arange(len(y)) % 4) % 10
+    res = robustkit.get_attack(name, norm=norm, eps=eps, targeted=True, **params)(
+        model, x, y, target
+    )
+    assert model.outside_box == 0 and model.farthest <= eps + 1e-6, model.farthest
+    assert flat_norm_of(res.x_adv - x, norm) <= eps
+    pred = model(res.x_adv).argmax(1)
+    assert torch.equal(res.adv_pred, pred) and torch.equal(res.success, pred == target)
+    assert torch.equal(res.robust, res.attacked & (pred == y))
+    assert not res.attacked[:3].any() and torch.equal(res.x_adv[:3], x[:3])
+    assert (res.gradients[:3] == 0).all() and (res.queries[:3] == 0).all()
+    assert res.success[3:].any()
+
+
+@pytest.mark.parametrize(
+    "name, params, targeted",
+    [
+        ("pgd", {"steps": 4}, False),
+        ("pgd", {"steps": 4, "restarts": 2}, False),
+        ("pgd", {"steps": 4, "restarts": 2, "loss": "margin"}, True),
+        ("pgd", {"steps": 3, "eot": 2}, False),
+        ("apgd-ce", {"steps": 6}, False),
+        ("apgd-dlr", {"steps": 6, "restarts": 2}, False),
+        ("apgd-t", {"steps": 6, "n_target_classes": 3}, False),
+    ],
+)
+@pytest.mark.parametrize("norm, eps", [("linf", 3 / 255), ("l2", 0.15)])
+def test_early_stop_changes_the_cost_not_the_answer(name, params, targeted, norm, eps):
+    """A sample's answer is its first adversarial iterate either way, and its iterates up to
+    then do not depend on the others: stopping early saves gradients and returns the same
+    examples as running every step."""
+    model = SmallCNN(1)
+    x = batch(1, n=32)
+    y = model(x).argmax(1)
+    target = (y + 1) % 10 if targeted else None
+    runs = [
+        robustkit.get_attack(
+            name, norm=norm, eps=eps, targeted=targeted, early_stop=stop, seed=1, **params
+        )(model, x, y, target)
+        if targeted
+        else robustkit.get_attack(name, norm=norm, eps=eps, early_stop=stop, seed=1, **params)(
+            model, x, y
+        )
+        for stop in (True, False)
+    ]
+    early, full = runs
+    assert torch.equal(early.success, full.success)
+    assert torch.allclose(early.x_adv, full.x_adv, atol=1e-6)
+    assert (early.gradients <= full.gradients).all()
+    if name == "pgd":  # every step of each restart it takes, one gradient per EOT pass
+        per_restart = params["steps"] * params.get("eot", 1)
+        restarts = params.get("restarts", 1)
+        assert set(full.gradients.tolist()) <= {per_restart * r for r in range(1, restarts + 1)}
+        assert (full.gradients[full.robust] == per_restart * restarts).all()
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 3 / 255), ("l2", 0.15)])
+def test_more_restarts_targets_or_stages_never_help_any_sample(norm, eps):
+    """The first restart (target, stage) of a longer run is the shorter run itself (same seed,
+    same draws), and later ones attack only the samples still standing: a sample fooled by the
+    shorter run is fooled by the longer one. (The aggregate was checked; a sample could have
+    traded places with another.)"""
+    from robustkit.device import derive_seed
+
+    model = SmallCNN(2)
+    x = batch(2, n=32)
+    y = model(x).argmax(1)
+    chains = [
+        [robustkit.get_attack("pgd", norm=norm, eps=eps, steps=3, restarts=r) for r in (1, 2, 3)],
+        # (one step: a restart's answer is its last iterate, judged only after its steps)
+        [robustkit.get_attack("pgd", norm=norm, eps=eps, steps=1, restarts=r) for r in (1, 2, 4)],
+        [robustkit.get_attack("apgd-ce", norm=norm, eps=eps, steps=4, restarts=r) for r in (1, 3)],
+        [
+            robustkit.get_attack("apgd-t", norm=norm, eps=eps, steps=4, n_target_classes=k)
+            for k in (1, 2, 4)
+        ],
+        [
+            robustkit.get_attack("apgd-ce", norm=norm, eps=eps, steps=4, seed=derive_seed(0, 0)),
+            robustkit.get_attack(
+                "auto", norm=norm, eps=eps, stages="apgd-ce:steps=4+apgd-t:steps=4"
+            ),
+        ],
+    ]
+    for chain in chains:
+        results = [attack(model, x, y) for attack in chain]
+        for fewer, more in zip(results, results[1:], strict=False):
+            assert not (fewer.success & ~more.success).any(), chain
+            # a sample the shorter run fooled was not attacked again
+            done = fewer.success
+            assert torch.equal(more.gradients[done], fewer.gradients[done]), chain
+        assert results[0].success.any() and not results[-1].success.all()
+    # auto's first stage fooled exactly what that attack alone fools
+    first, auto = results
+    assert torch.equal(auto.extras["fooled_by"] == 0, first.success)
