@@ -607,7 +607,7 @@ class Attack(ABC):
     ):
         if self.requires_eps and eps is None:
             raise InputError(f"{self.name} needs eps, the perturbation budget")
-        self.threat = ThreatModel(norm=norm, eps=eps, targeted=bool(targeted))
+        self.threat = ThreatModel(norm=norm, eps=eps, targeted=targeted)
         if self.threat.norm not in self.norms:
             raise InputError(
                 f"{self.name} does not support the {self.threat.norm} norm; "

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import torch
 
-from .checks import shown
+from .checks import flag, shown
 from .errors import InputError
 
 NORMS = ("linf", "l2")
@@ -172,6 +172,8 @@ class ThreatModel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", check_norm(self.norm))
+        # (bool("false") is True: a switch given as text was silently on)
+        object.__setattr__(self, "targeted", flag("targeted", self.targeted))
         if self.eps is not None:
             object.__setattr__(self, "eps", parse_eps(self.eps))
         lo, hi = self.box

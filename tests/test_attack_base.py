@@ -790,3 +790,22 @@ def test_given_clean_labels_are_checked(data, bad, message):
     with pytest.raises(InputError, match=message) as info:
         robustkit.get_attack("fgsm", eps=0.03)(model, x, y, clean_pred=bad)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["false", "no", 0, None])
+def test_targeted_given_as_other_than_true_or_false_is_refused(value):
+    """``bool("false")`` is True: an attack of one's own (or one made from its class, or a
+    ThreatModel) given ``targeted="false"`` was silently targeted, and the call then asked
+    for target labels; only get_attack refused it. Every other switch is checked so."""
+    from robustkit.attacks.pgd import PGD
+    from robustkit.threat import ThreatModel
+
+    for make in (
+        lambda: RandomSign(targeted=value),
+        lambda: PGD(targeted=value),
+        lambda: ThreatModel(targeted=value),
+    ):
+        with pytest.raises(InputError, match=f"^targeted must be true or false, got {value!r}$"):
+            make()
+    assert RandomSign(targeted=np.bool_(True)).targeted is True
+    assert ThreatModel(targeted=False).describe() == "linf 8/255"
