@@ -156,3 +156,28 @@ def test_the_threat_model_s_projection_is_inside_the_ball_in_float32_as_measured
     assert measured.max().item() <= eps
     if norm == "linf":  # still a full step where there is room: only rounding steps given up
         assert measured.max().item() > eps - 1e-7
+
+
+@pytest.mark.parametrize(
+    "shape, eps", [((3, 32, 32), 0.5), ((3, 64, 64), 0.25), ((3, 224, 224), 3.0)]
+)
+def test_an_l2_projection_of_image_size_is_inside_the_ball_as_measured(shape, eps):
+    """Found checking the white-box attacks on CIFAR-sized images: the L2 correction shrank
+    p − x by 4 float32 epsilons, which moves no pixel of p when each pixel's share of ε is
+    small (0.5 over 3,072 pixels: 9e-3 · 5e-7 is far below half a unit of a pixel near 0.6),
+    so p came back unchanged, 6e-8 beyond ε: a quarter to half the samples here, and a
+    user's check of the norm failed on the attacks' results. The correction moves only the
+    samples beyond ε, by a unit or so per pixel."""
+    gen = torch.Generator().manual_seed(0)
+    x = 0.55 + 0.2 * torch.rand((32,) + shape, generator=gen)  # ε never reaches the box
+    d = torch.randn(x.shape, generator=gen)
+    on_sphere = x + eps * d / flat_norm(d, "l2").view(-1, 1, 1, 1)
+    p = ThreatModel(norm="l2", eps=eps).project(on_sphere, x)
+    measured = flat_norm(p - x, "l2").double()
+    assert measured.max().item() <= eps
+    # only rounding steps given up: a unit (2**-23 at most, for pixels below 1) per pixel
+    assert measured.min().item() >= eps - x[0].numel() ** 0.5 * 2**-23
+    assert (p - on_sphere).abs().max().item() < 1e-6
+    # a sample already inside is returned as it was
+    inside = x + 0.5 * (on_sphere - x)
+    assert torch.equal(ThreatModel(norm="l2", eps=eps).project(inside, x), inside)
