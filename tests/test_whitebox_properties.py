@@ -620,7 +620,8 @@ def test_linf_attacks_on_a_binary_linear_model_succeed_exactly_where_the_optimum
     [
         ("fgsm", {}, 1.0),
         ("pgd", {"random_start": False}, 1.0),
-        ("apgd-ce", {"steps": 10}, 1.0),
+        # (from a random start: its steps of 2·ε projected onto the ball come within 1e-5)
+        ("apgd-ce", {"steps": 10}, 0.999),
         # from any start in the ball, 10 steps of ε/4 projected onto the ball reach at least
         # 0.953 of the optimal gain (worst start: opposite the optimum, off its axis)
         ("pgd", {}, 0.95),
@@ -634,8 +635,8 @@ def test_l2_attacks_on_a_binary_linear_model_reach_the_analytic_minimal_distance
 ):
     """Away from the box, the smallest L2 perturbation that fools a two-class linear model is
     margin / ‖w_y − w_other‖₂: no attack may succeed where that exceeds ε (soundness), and
-    FGSM, PGD from the clean image and APGD step straight to it, so they succeed wherever it
-    is below ε (PGD from a random start wherever it is below 0.95·ε)."""
+    FGSM and PGD from the clean image step straight to it, so they succeed wherever it is
+    below ε (APGD wherever it is below 0.999·ε, PGD from a random start below 0.95·ε)."""
     model, geometry = binary_linear(seed)
     gen = torch.Generator().manual_seed(seed)
     x = 0.3 + 0.4 * torch.rand(12, 1, 4, 4, generator=gen)  # x ± 0.2 stays in the box
