@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -41,6 +42,7 @@ from robustkit.data import dataset_size
 from robustkit.device import full_float32, model_device
 from robustkit.jsonsafe import json_safe
 from robustkit.oracle import default_batch_size
+from robustkit.store import directory_problem, special_file
 
 ROOT = Path(__file__).resolve().parent
 OURS = ("cgba", "cgba-h", "hsja", "geoda")
@@ -712,6 +714,25 @@ def read_result(path: Path, what: str) -> dict:
     return report
 
 
+def output_problem(path: Path) -> str | None:
+    """Why the file ``path`` (a result file or a plot) cannot be written, or None: checked
+    before a run, which otherwise ended in a traceback once it reached the write (a plot's after
+    every row had been computed). A part of the path that is a file, a directory that is not
+    writable (tried with a temporary file where it exists: root passes ``os.access`` even on a
+    read-only file system), or a path that is a device or a pipe."""
+    path = path.expanduser()
+    problem = directory_problem(path.parent)
+    if problem is None and special_file(path):
+        problem = f"{path} is not a regular file"
+    if problem is None and path.parent.is_dir():
+        try:
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as exc:
+            problem = f"{path.parent} is not writable ({exc.strerror or exc})"
+    return problem
+
+
 def update_readme(text: str, path: Path) -> None:
     """Replace the decision section of benchmarks/README.md, keeping everything else."""
     block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
@@ -882,6 +903,12 @@ def main(argv=None) -> None:
         )
     if args.plot is None:
         args.plot = str(ROOT / "decision.png" if args.readme else local / "decision.png")
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        problem = output_problem(Path(path)) if path else None
+        if problem is None and flag == "--plot" and path and Path(path).is_dir():
+            problem = f"{path} is a directory"
+        if problem:
+            p.error(f"cannot write {flag} {path}: {problem}; pass another {flag}")
     out = Path(args.out)
     # --fresh recomputes what this command asks for and keeps the rest of the file; rows of
     # other images, budgets or seed are dropped

@@ -33,6 +33,9 @@ import torch.nn.functional as F
 
 import robustkit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decision import output_problem  # noqa: E402
+
 EPS = 8 / 255
 STEP = 2 / 255
 STEPS = 10
@@ -386,6 +389,11 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--n, --threads and --repeats must be ≥ 1 and --auto-n ≥ 0")
     if args.out is None:  # a trial run leaves the published results alone
         args.out = ROOT / "results" / ("whitebox.json" if args.readme else "local/whitebox.json")
+    problem = output_problem(args.out)  # written after the whole run: checked before it
+    if problem is None and args.out.is_dir():
+        problem = f"{args.out} is a directory"
+    if problem:
+        p.error(f"cannot write --out {args.out}: {problem}; pass another --out")
     res = run(args)
     # The command as main() was given it (a caller's argv, not the process's) and the note.
     shown = sys.argv[1:] if argv is None else argv

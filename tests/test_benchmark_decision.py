@@ -550,3 +550,45 @@ def test_result_files_are_strict_json_and_keep_infinite_distances(tmp_path, caps
     capsys.readouterr()
     bench.main(common)  # rendered again from the file
     assert "| ∞ |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot"])
+def test_an_output_that_cannot_be_written_stops_before_anything_runs(
+    flag, tmp_path, monkeypatch, capsys
+):
+    """An --out or --plot under a path that is a file (or in a directory that is not writable)
+    ended in a traceback: --out's after the model's raw throughput was timed, --plot's after
+    every row had been computed (and before --readme updated the README)."""
+    bench = load_benchmark()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    paths = {"--out": str(tmp_path / "o.json"), "--plot": str(tmp_path / "p.png")}
+    paths[flag] = str(blocker / "x")
+
+    def ran(*a, **k):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(bench.robustkit, "load_model", ran)
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--n", "2", "--budgets", "100", "--models", "cifar10/resnet20",
+                    "--attacks", "cgba", "--targeted-pairs", "0", "--speed-repeats", "0",
+                    "--out", paths["--out"], "--plot", paths["--plot"]])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"cannot write {flag} {blocker / 'x'}: {blocker} is a file" in err, err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_whitebox_checks_its_result_file_before_the_run(tmp_path, monkeypatch, capsys):
+    """whitebox.py wrote --out only after the whole run (minutes): a path it could not write
+    ended in a traceback and every measurement was lost."""
+    module = load_script("whitebox")
+    runs = []
+    monkeypatch.setattr(module, "run", lambda args: runs.append(args) or {"rows": []})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--n", "8", "--out", str(blocker / "wb.json")])
+    assert stop.value.code == 2 and runs == []
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"cannot write --out {blocker / 'wb.json'}: {blocker} is a file" in err, err
