@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -56,6 +57,12 @@ LABELS = {
     "foolbox-hsja": "Foolbox HopSkipJump",
     "cgba-h-targeted": "robustkit CGBA-H, targeted",
 }
+#: The module each third-party attack imports, and the package that installs it (`make setup`
+#: installs both, with the test extras).
+PEERS = {
+    "art-hsja": ("art", "adversarial-robustness-toolbox"),
+    "foolbox-hsja": ("foolbox", "foolbox"),
+}
 MARK_BEGIN = "<!-- decision-benchmark:begin -->"
 MARK_END = "<!-- decision-benchmark:end -->"
 
@@ -78,6 +85,14 @@ def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor,
         idx += (ok.nonzero().flatten() + offset).tolist()
         offset += 256
     return torch.cat(xs)[:n], torch.cat(ys)[:n], idx[:n]
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found, not imported: checked before a run)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing; a module without a spec
+        return False
 
 
 def span(values, fmt: str) -> str:
@@ -813,6 +828,13 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
         return (
             f"unknown attack {unknown[0]!r} for --attacks; use some of {', '.join(sorted(known))}"
         )
+    for attack in args.attacks.split(","):  # (an ImportError after robustkit's rows had run)
+        module, package = PEERS.get(attack, (None, None))
+        if module and not installed(module):
+            return (
+                f"{attack} needs {module}, which is not installed: pip install {package} "
+                f"(`make setup` installs it), or leave {attack} out of --attacks"
+            )
     zoo = set(robustkit.list_models())
     missing = [m for m in args.models.split(",") if m and m not in zoo and ".py:" not in m]
     if missing:

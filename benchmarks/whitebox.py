@@ -34,8 +34,14 @@ import torch.nn.functional as F
 import robustkit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from decision import output_problem  # noqa: E402
+from decision import installed, output_problem  # noqa: E402
 
+#: The libraries compared with robustkit, as imported, and the packages that install them.
+PEERS = {
+    "torchattacks": "torchattacks",
+    "foolbox": "foolbox",
+    "art": "adversarial-robustness-toolbox",
+}
 EPS = 8 / 255
 STEP = 2 / 255
 STEPS = 10
@@ -387,6 +393,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.n < 1 or args.threads < 1 or args.repeats < 1 or args.auto_n < 0:
         p.error("--n, --threads and --repeats must be ≥ 1 and --auto-n ≥ 0")
+    for module, package in PEERS.items():  # (an ImportError once the model and data were loaded)
+        if not installed(module):
+            p.error(
+                f"this benchmark compares robustkit with torchattacks, Foolbox and ART and needs "
+                f"{module}, which is not installed: pip install {package} (`make setup` installs "
+                "all three)"
+            )
     if args.out is None:  # a trial run leaves the published results alone
         args.out = ROOT / "results" / ("whitebox.json" if args.readme else "local/whitebox.json")
     problem = output_problem(args.out)  # written after the whole run: checked before it

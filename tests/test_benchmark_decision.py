@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -592,3 +593,45 @@ def test_whitebox_checks_its_result_file_before_the_run(tmp_path, monkeypatch, c
     assert stop.value.code == 2 and runs == []
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"cannot write --out {blocker / 'wb.json'}: {blocker} is a file" in err, err
+
+
+@pytest.mark.parametrize(
+    "attack, module, package",
+    [("art-hsja", "art", "adversarial-robustness-toolbox"), ("foolbox-hsja", "foolbox", "foolbox")],
+)
+def test_a_peer_that_is_not_installed_is_named_before_anything_runs(
+    attack, module, package, tmp_path, monkeypatch, capsys
+):
+    """Without ART (or Foolbox) installed, decision.py ran robustkit's attacks first and then
+    ended in an ImportError traceback at the peer's row."""
+    bench = load_benchmark()
+    monkeypatch.setitem(sys.modules, module, None)  # `import art` fails as if not installed
+
+    def ran(*a, **k):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(bench.robustkit, "load_model", ran)
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--n", "2", "--budgets", "100", "--models", "cifar10/resnet20",
+                    "--attacks", f"cgba,{attack}", "--targeted-pairs", "0",
+                    "--speed-repeats", "0", "--out", str(tmp_path / "o.json"), "--plot="])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{attack} needs {module}, which is not installed" in err, err
+    assert f"pip install {package}" in err and f"leave {attack} out of --attacks" in err, err
+
+
+@pytest.mark.parametrize("module", ["torchattacks", "foolbox", "art"])
+def test_whitebox_names_a_peer_that_is_not_installed_before_the_run(
+    module, tmp_path, monkeypatch, capsys
+):
+    """whitebox.py loaded the model and the data, then ended in an ImportError traceback when
+    torchattacks, Foolbox or ART was not installed."""
+    wb = load_script("whitebox")
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(wb.robustkit, "load_model", lambda *a, **k: pytest.fail("ran"))
+    with pytest.raises(SystemExit) as stop:
+        wb.main(["--n", "8", "--out", str(tmp_path / "wb.json")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"needs {module}, which is not installed" in err and "pip install" in err, err
