@@ -812,8 +812,8 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
         )
     if args.threads is not None and args.threads < 1:
         return f"--threads must be at least 1, got {args.threads}"
-    if not args.raw_seconds > 0:
-        return f"--raw-seconds must be positive, got {args.raw_seconds}"
+    if not 0 < args.raw_seconds < math.inf:  # (inf: the raw loop never ended)
+        return f"--raw-seconds must be a positive number of seconds, got {args.raw_seconds}"
     try:
         budgets = [int(b) for b in args.budgets.split(",")]
     except ValueError:

@@ -635,3 +635,16 @@ def test_whitebox_names_a_peer_that_is_not_installed_before_the_run(
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"needs {module}, which is not installed" in err and "pip install" in err, err
+
+
+def test_an_infinite_raw_timing_is_refused(tmp_path, monkeypatch, capsys):
+    """--raw-seconds inf passed the check (it is positive) and the raw forward loop, timed until
+    that many seconds had passed, never ended."""
+    bench = load_benchmark()
+    monkeypatch.setattr(bench.robustkit, "load_model", lambda *a, **k: pytest.fail("ran"))
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--models", "cifar10/resnet20", "--attacks", "cgba", "--raw-seconds", "inf",
+                    "--out", str(tmp_path / "o.json"), "--plot="])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--raw-seconds must be a positive number of seconds, got inf" in err, err
