@@ -150,11 +150,27 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--batch-sizes takes auto and/or positive whole numbers, not {args.batch_sizes!r}")
     pads = args.pad.split(",")
     if not set(pads) <= {"auto", "off"}:
-        raise SystemExit(f"--pad takes auto and/or off, not {args.pad!r}")
+        p.error(f"--pad takes auto and/or off, not {args.pad!r}")
+    # checked before anything runs: these failed after a model's raw loop, or its whole profile
+    decision = [a for a in robustkit.list_attacks() if robustkit.get_attack(a).family == "decision"]
+    if args.attack not in decision:
+        problem = (
+            f"--attack {args.attack} is not a decision-based attack"
+            if args.attack in robustkit.list_attacks()
+            else f"unknown attack {args.attack!r} for --attack"
+        )
+        p.error(f"{problem}; use one of {', '.join(decision)}")
+    models = [m for m in args.models.split(",") if m]
+    zoo = set(robustkit.list_models())
+    missing = [m for m in models if m not in zoo and ".py:" not in m]
+    if missing:
+        p.error(f"unknown model {missing[0]!r} for --models; see `robustkit models`")
+    if not models:
+        p.error("--models names no model; see `robustkit models`")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"allocator: {stable_allocator()}; threads {torch.get_num_threads()}", flush=True)
-    for name in args.models.split(","):
+    for name in models:
         model = robustkit.load_model(name, device=args.device)
         x, y, _ = first_correct(model, args.n)
         raw, raw_batch = forward_throughput(model, x)

@@ -420,11 +420,19 @@ def test_a_rerun_with_other_targeted_or_speed_settings_is_not_skipped(tmp_path, 
         (["--threads", "-1"], "--threads must be at least 1"),
         (["--batch-sizes", "auto,x"], "--batch-sizes takes auto and/or positive whole numbers"),
         (["--batch-sizes", "0"], "--batch-sizes takes auto and/or positive whole numbers"),
+        (["--pad", "on"], "--pad takes auto and/or off, not 'on'"),
+        (["--attack", "cgbb"], "unknown attack 'cgbb' for --attack; use one of cgba, cgba-h,"),
+        (["--attack", "fgsm"], "--attack fgsm is not a decision-based attack; use one of cgba"),
+        (["--models", "cifar10/nope"], "unknown model 'cifar10/nope' for --models"),
+        (["--models", "cifar10/resnet4b-at,,x"], "unknown model 'x' for --models"),
     ],
 )
 def test_bad_profile_command_lines_stop_before_anything_runs(args, needle, capsys):
     """decision_profile.py: --n 0 ended in torch.cat's traceback after loading the model,
-    --batch-sizes x in int()'s after timing the raw loop, --threads -1 in torch's."""
+    --batch-sizes x in int()'s after timing the raw loop, --threads -1 in torch's. An unknown
+    --attack was found only after the model's raw throughput was timed, a white-box one ended in
+    "has no parameter 'batch_size'", and an unknown model after the models before it had run;
+    a bad --pad exited with status 1 and no usage."""
     profile = load_script("decision_profile")
     with pytest.raises(SystemExit) as stop:
         profile.main(["--models", "cifar10/resnet4b-at", *args])
@@ -516,6 +524,7 @@ def test_profile_puts_the_oracles_padding_back(monkeypatch):
     profile = load_script("decision_profile")
     model, x, y = tiny_classifier(4)
     monkeypatch.setattr(robustkit, "load_model", lambda name, device=None: model)
+    monkeypatch.setattr(robustkit, "list_models", lambda: ["tiny"])
     monkeypatch.setattr(profile, "first_correct", lambda model, n: (x, y, None))
     monkeypatch.setattr(profile, "forward_throughput", lambda *a, **k: (1000.0, 32))
     assert robustkit.oracle.PAD_ON_GPU
