@@ -844,38 +844,78 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n", type=int, default=DEFAULT_N)
-    p.add_argument("--budgets", default="250,500,1000,2000,5000")
-    p.add_argument("--models", default="cifar10/resnet20,cifar10/resnet4b-at")
-    p.add_argument("--attacks", default=",".join(OURS + THIRD_PARTY))
-    p.add_argument("--targeted-pairs", type=int, default=20, help="0 skips the targeted run")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--n",
+        type=int,
+        default=DEFAULT_N,
+        help="images per model: the first N it classifies correctly of the CIFAR-10 test set "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--budgets",
+        default="250,500,1000,2000,5000",
+        help="comma-separated query budgets, the tables' columns; each attack runs once with "
+        "the largest [default: %(default)s]",
+    )
+    p.add_argument(
+        "--models",
+        default="cifar10/resnet20,cifar10/resnet4b-at",
+        help="comma-separated CIFAR-10 models of the zoo (or path/to/file.py:factory) "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--attacks",
+        default=",".join(OURS + THIRD_PARTY),
+        help="comma-separated attacks, the tables' rows; none: no rows (only speed or targeted "
+        "runs, or render --out and --merge again) [default: %(default)s]",
+    )
+    p.add_argument(
+        "--targeted-pairs",
+        type=int,
+        default=20,
+        help="(image, target) pairs of the targeted CGBA-H run per model; 0 skips it "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of every attack (the third-party ones seeded per image from it) "
+        "[default: %(default)s]",
+    )
     p.add_argument(
         "--speed-repeats",
         type=int,
         default=3,
-        help="repeats of the CGBA speed measurement per model (0 skips it)",
+        help="repeats of the CGBA speed measurement per model; 0 skips it [default: %(default)s]",
     )
-    p.add_argument("--speed-queries", type=int, default=1000, help="budget of each speed run")
+    p.add_argument(
+        "--speed-queries",
+        type=int,
+        default=1000,
+        help="queries per image of each speed run [default: %(default)s]",
+    )
     p.add_argument(
         "--serial-images",
         type=int,
         default=10,
-        help="images attacked one at a time after the speed repeats (0 skips it)",
+        help="images attacked one at a time after the speed repeats; 0 skips it "
+        "[default: %(default)s]",
     )
     p.add_argument(
         "--device",
         default="cpu",
         help="device of the model and images (cuda: for robustkit's attacks and the speed runs; "
-        "the third-party attacks run on the CPU only)",
+        "the third-party attacks run on the CPU only) [default: %(default)s]",
     )
     p.add_argument(
         "--raw-seconds",
         type=float,
         default=0.5,
-        help="seconds each batch size of the raw forward loop is timed (3 times per measurement)",
+        help="seconds each batch size of the raw forward loop is timed (3 times per "
+        "measurement) [default: %(default)s]",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's own]")
     p.add_argument(
         "--default-allocator",
         action="store_true",
@@ -901,13 +941,13 @@ def main(argv=None) -> None:
         help="publish: update benchmarks/README.md (and the default --out and --plot)",
     )
     p.add_argument("--fresh", action="store_true", help="recompute pairs already in --out")
-    p.add_argument("--note", default="", help="a remark printed under the tables")
+    p.add_argument("--note", default="", help="a remark printed under the tables [default: none]")
     p.add_argument(
         "--merge",
         default="",
         help="comma-separated result files of partial runs to merge into --out before "
         "reporting (attack rows need the same --n and --budgets; a file of speed runs alone "
-        "may have others); with --attacks none nothing new is run",
+        "may have others); with --attacks none nothing new is run [default: none]",
     )
     args = p.parse_args(argv)
     problem = bad_arguments(args)

@@ -110,21 +110,53 @@ def warm_split(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="cifar10/resnet20,cifar10/resnet4b-at")
-    p.add_argument("--attack", default="cgba")
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--queries", type=int, default=1000)
     p.add_argument(
-        "--batch-sizes", default="auto", help="comma-separated oracle batch sizes; auto: default"
+        "--models",
+        default="cifar10/resnet20,cifar10/resnet4b-at",
+        help="comma-separated CIFAR-10 models of the zoo, profiled one after the other "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--attack",
+        default="cgba",
+        help="the decision-based attack profiled: cgba, cgba-h, geoda or hsja "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=100,
+        help="images: the first N the model classifies correctly of the CIFAR-10 test set "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--queries", type=int, default=1000, help="queries per image [default: %(default)s]"
+    )
+    p.add_argument(
+        "--batch-sizes",
+        default="auto",
+        help="comma-separated oracle batch sizes, each profiled; auto: the oracle's default "
+        "for the device [default: %(default)s]",
     )
     p.add_argument(
         "--pad",
         default="auto",
-        help="comma-separated: auto (the oracle pads its passes on a GPU), off (it never pads)",
+        help="comma-separated: auto (the oracle pads its passes on a GPU), off (it never pads) "
+        "[default: %(default)s]",
     )
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="timed runs of each configuration, after a warm-up on 10 images "
+        "[default: %(default)s]",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's own]")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="device of the model and images (cpu, cuda, cuda:N) [default: %(default)s]",
+    )
     p.add_argument(
         "--profile",
         action="store_true",

@@ -373,10 +373,33 @@ def write_readme(table: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=512)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--auto-n", type=int, default=1000, help="0 skips the auto section")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=512,
+        help="images: the first N cifar10/resnet20 classifies correctly of the CIFAR-10 test "
+        "set [default: %(default)s]",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads, the same for every method [default: %(default)s]",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed runs of each method after one warm-up; the median is reported "
+        "[default: %(default)s]",
+    )
+    p.add_argument(
+        "--auto-n",
+        type=int,
+        default=1000,
+        help="images of the auto section (the first N test images, on cifar10/resnet4b-at at "
+        "L∞ 2/255); 0 skips it [default: %(default)s]",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -389,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="publish: rewrite the README's white-box section (and the default --out)",
     )
-    p.add_argument("--note", default="", help="a sentence appended to the README section")
+    p.add_argument(
+        "--note", default="", help="a sentence appended to the README section [default: none]"
+    )
     args = p.parse_args(argv)
     if args.n < 1 or args.threads < 1 or args.repeats < 1 or args.auto_n < 0:
         p.error("--n, --threads and --repeats must be ≥ 1 and --auto-n ≥ 0")

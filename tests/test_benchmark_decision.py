@@ -657,3 +657,27 @@ def test_an_infinite_raw_timing_is_refused(tmp_path, monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--raw-seconds must be a positive number of seconds, got inf" in err, err
+
+
+@pytest.mark.parametrize("script", ["decision", "decision_profile", "whitebox"])
+def test_every_option_says_what_it_does_and_its_default(script, monkeypatch, capsys):
+    """--help listed most options bare (decision.py's --n, --budgets, --models, --attacks, --seed;
+    every option of decision_profile.py but three; whitebox.py's --n, --threads, --repeats):
+    neither what they do nor their defaults."""
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option
+    with pytest.raises(SystemExit) as stop:
+        load_script(script).main(["--help"])
+    assert stop.value.code == 0
+    options = []  # (flag as listed, its help): a long flag's help goes on the next line
+    for line in capsys.readouterr().out.split("options:\n", 1)[1].splitlines():
+        if line.startswith("  -"):
+            options.append(line.strip().partition("  ")[::2])
+        elif line.strip():
+            options[-1] = (options[-1][0], f"{options[-1][1]} {line.strip()}")
+    assert len(options) > 5
+    for flag, text in options:
+        if flag.startswith("-h, --help"):
+            continue
+        assert text.strip(), f"{script}.py {flag} says nothing"
+        if " " in flag:  # it takes a value: its default
+            assert "default" in text, f"{script}.py {flag} names no default: {text}"
