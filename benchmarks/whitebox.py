@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import robustkit
+from robustkit.data import dataset_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decision import installed, output_problem  # noqa: E402
@@ -190,12 +191,20 @@ def time_methods(
     return out
 
 
-def auto_section(n: int, device) -> dict:
-    """robustkit ``auto`` (default stages) and PGD-10 (step ε/4) on cifar10/resnet4b-at, L∞ 2/255,
-    first ``n`` test images; one run each (after a small warm-up)."""
+def auto_inputs(n: int, device) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The auto section's model (cifar10/resnet4b-at) and its first ``n`` test images: loaded
+    before the timed runs, so that a missing checkpoint ends the run before minutes of timing
+    whose results would not be written."""
     model = robustkit.load_model("cifar10/resnet4b-at", device=str(device))
     x, y = robustkit.load_dataset("cifar10", n=n)
-    x, y = x.to(device), y.to(device)
+    return model, x.to(device), y.to(device)
+
+
+def auto_section(model, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """robustkit ``auto`` (default stages) and PGD-10 (step ε/4) on cifar10/resnet4b-at, L∞ 2/255,
+    on ``x`` (its first test images, :func:`auto_inputs`); one run each (after a small
+    warm-up)."""
+    n = x.shape[0]
     eps = 2 / 255
     auto = robustkit.get_attack("auto", eps=eps)
     pgd = robustkit.get_attack("pgd", eps=eps, steps=10, step_size=eps / 4, random_start=True)
@@ -205,7 +214,7 @@ def auto_section(n: int, device) -> dict:
         t0 = time.perf_counter()
         res = attack(model, x, y)
         seconds = time.perf_counter() - t0
-        x_adv = res.x_adv.to(device)
+        x_adv = res.x_adv.to(x.device)
         out[key] = {"seconds": seconds, "robust_accuracy": robust_accuracy(model, x_adv, y)}
     out["clean_accuracy"] = robust_accuracy(model, x, y)
     return out
@@ -237,6 +246,7 @@ def run(args) -> dict:
     for p in model.parameters():
         p.requires_grad_(False)
     x, y = first_correct(model, args.n, device)
+    auto = auto_inputs(args.auto_n, device) if args.auto_n > 0 else None
 
     methods: dict[str, Method] = {
         "plain PyTorch FGSM": lambda a, b: plain_fgsm(model, a, b),
@@ -305,8 +315,8 @@ def run(args) -> dict:
         "rows": rows,
         "early_stop": early,
     }
-    if args.auto_n > 0:
-        out["auto"] = auto_section(args.auto_n, device)
+    if auto is not None:
+        out["auto"] = auto_section(*auto)
     return out
 
 
@@ -425,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{module}, which is not installed: pip install {package} (`make setup` installs "
                 "all three)"
             )
+    if args.auto_n > 0 and args.auto_n > (size := dataset_size("cifar10", "test")):
+        p.error(f"--auto-n must be at most {size} (the CIFAR-10 test set), got {args.auto_n}")
     if args.out is None:  # a trial run leaves the published results alone
         args.out = ROOT / "results" / ("whitebox.json" if args.readme else "local/whitebox.json")
     problem = output_problem(args.out)  # written after the whole run: checked before it

@@ -681,3 +681,44 @@ def test_every_option_says_what_it_does_and_its_default(script, monkeypatch, cap
         assert text.strip(), f"{script}.py {flag} says nothing"
         if " " in flag:  # it takes a value: its default
             assert "default" in text, f"{script}.py {flag} names no default: {text}"
+
+
+def test_whitebox_refuses_an_auto_section_larger_than_the_test_set(tmp_path, monkeypatch, capsys):
+    """--auto-n 20000 ran every timed method first (minutes), then ended in load_dataset's
+    error ("n=20000 ... asks for 20000") with nothing written."""
+    module = load_script("whitebox")
+    runs = []
+    monkeypatch.setattr(module, "run", lambda args: runs.append(args) or {"rows": []})
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--auto-n", "20000", "--out", str(tmp_path / "wb.json")])
+    assert stop.value.code == 2 and runs == []
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--auto-n must be at most 10000 (the CIFAR-10 test set), got 20000" in err, err
+
+
+def test_whitebox_loads_the_auto_sections_model_before_the_timed_runs(monkeypatch):
+    """The auto section's model (cifar10/resnet4b-at) was loaded after every method had been
+    timed: without its checkpoint the run ended in an error then, with nothing written."""
+    import robustkit
+
+    module = load_script("whitebox")
+    model, x, y = tiny_classifier(2)
+
+    def load_model(name, device=None):
+        if name == "cifar10/resnet4b-at":
+            raise robustkit.RobustkitError("no checkpoint for cifar10/resnet4b-at")
+        return model
+
+    def timed(*a, **k):
+        raise AssertionError("timed before the auto section's model was loaded")
+
+    monkeypatch.setattr(module.robustkit, "load_model", load_model)
+    monkeypatch.setattr(module, "first_correct", lambda model, n, device: (x, y))
+    for peers in ("torchattacks_methods", "foolbox_methods"):
+        monkeypatch.setattr(module, peers, lambda model: {})
+    monkeypatch.setattr(module, "art_methods", lambda model, n: {})
+    monkeypatch.setattr(module, "time_methods", timed)
+    threads = module.torch.get_num_threads()  # (run sets it for the process)
+    args = module.argparse.Namespace(n=2, threads=threads, repeats=1, auto_n=4)
+    with pytest.raises(robustkit.RobustkitError, match="no checkpoint"):
+        module.run(args)
