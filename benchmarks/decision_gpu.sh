@@ -4,8 +4,9 @@
 # one image at a time, padded against unpadded passes, and the other attacks' CUDA path.
 # Usage: benchmarks/decision_gpu.sh OUTDIR   (robustkit installed; ROBUSTKIT_WEIGHTS and
 # ROBUSTKIT_DATA set as for the tests; PYTHON defaults to python3). About 5 minutes on an H200.
-set -eux
-O=$1
+set -eu
+O=${1:?usage: benchmarks/decision_gpu.sh OUTDIR (from the repository root; see its header)}
+set -x
 PY=${PYTHON:-python3}
 B=benchmarks/decision.py
 C="--device cuda --raw-seconds 0.2 --plot="

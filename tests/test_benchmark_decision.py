@@ -722,3 +722,19 @@ def test_whitebox_loads_the_auto_sections_model_before_the_timed_runs(monkeypatc
     args = module.argparse.Namespace(n=2, threads=threads, repeats=1, auto_n=4)
     with pytest.raises(robustkit.RobustkitError, match="no checkpoint"):
         module.run(args)
+
+
+def test_the_gpu_script_without_its_output_directory_says_how_to_run_it():
+    """benchmarks/decision_gpu.sh without OUTDIR ended in bash's "$1: unbound variable"."""
+    import subprocess
+
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "decision_gpu.sh")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "usage: benchmarks/decision_gpu.sh OUTDIR" in lines[0], done.stderr
