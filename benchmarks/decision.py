@@ -1020,7 +1020,30 @@ def main(argv=None) -> None:
         os.replace(tmp, out)
 
     report.setdefault("speed", {})
-    for model_name in [m for m in args.models.split(",") if m] if wanted else []:
+    try:
+        models = [m for m in args.models.split(",") if m] if wanted else []
+        compute(args, models, report, budgets, attacks, allocator, save)
+    except KeyboardInterrupt:  # (Ctrl-C) say what is kept: every pair is saved when it ends
+        raise KeyboardInterrupt(
+            f"the rows finished before are saved in {out}; the same command runs the rest"
+            if out.exists()
+            else f"nothing was finished; {out} not written"
+        ) from None
+    if args.note:
+        report["note"] = args.note
+    save()
+    text = markdown(report)
+    print(text)
+    if args.plot:
+        plot(report, Path(args.plot))
+    if args.readme:
+        update_readme(text, ROOT / "README.md")
+
+
+def compute(args, models, report: dict, budgets, attacks, allocator: str, save) -> None:
+    """The rows, targeted runs and speed runs the command asks for on ``models``, into
+    ``report``; ``save()`` after each, so that a run stopped keeps those finished."""
+    for model_name in models:
         model = robustkit.load_model(model_name, device=args.device)
         x, y, indices = first_correct(model, args.n)
         entry = report["models"].setdefault(model_name, {"attacks": {}})
@@ -1091,15 +1114,6 @@ def main(argv=None) -> None:
                 device=device, allocator=allocator, command=report["command"]
             )
             save()
-    if args.note:
-        report["note"] = args.note
-    save()
-    text = markdown(report)
-    print(text)
-    if args.plot:
-        plot(report, Path(args.plot))
-    if args.readme:
-        update_readme(text, ROOT / "README.md")
 
 
 if __name__ == "__main__":
@@ -1107,3 +1121,6 @@ if __name__ == "__main__":
         main()
     except robustkit.RobustkitError as exc:  # missing weights or data: one line, as the CLI
         sys.exit(f"error: {exc}")
+    except KeyboardInterrupt as exc:
+        print(f"stopped (Ctrl-C){': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        sys.exit(130)

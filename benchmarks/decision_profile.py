@@ -258,3 +258,6 @@ if __name__ == "__main__":
         main()
     except robustkit.RobustkitError as exc:  # missing weights or data: one line, as the CLI
         sys.exit(f"error: {exc}")
+    except KeyboardInterrupt:  # what was measured is printed as it comes
+        print("stopped (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)

@@ -462,3 +462,10 @@ if __name__ == "__main__":
         main()
     except robustkit.RobustkitError as exc:  # missing weights or data: one line, as the CLI
         sys.exit(f"error: {exc}")
+    except KeyboardInterrupt:
+        print(
+            "stopped (Ctrl-C): nothing written (the results are written once every method has "
+            "been timed)",
+            file=sys.stderr,
+        )
+        sys.exit(130)

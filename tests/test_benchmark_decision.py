@@ -738,3 +738,48 @@ def test_the_gpu_script_without_its_output_directory_says_how_to_run_it():
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "usage: benchmarks/decision_gpu.sh OUTDIR" in lines[0], done.stderr
+
+
+def test_ctrl_c_says_what_was_saved(tmp_path, monkeypatch):
+    """Ctrl-C during a pair ended decision.py in a traceback from deep inside the attack, which
+    did not say that the pairs finished before were saved or how to go on."""
+    bench = load_benchmark()
+    model, x, y = tiny_classifier(2)
+    done = []
+
+    def pair(model, x, y, name, *a, **k):
+        if done:
+            raise KeyboardInterrupt
+        done.append(name)
+        return {"median_l2": {"100": 0.5}, "seconds_per_image": 1.0}
+
+    monkeypatch.setattr(bench.robustkit, "load_model", lambda name, device: model)
+    monkeypatch.setattr(bench, "first_correct", lambda model, n: (x, y, [0, 1]))
+    monkeypatch.setattr(bench, "forward_throughput", lambda *a, **k: (1000.0, 16))
+    monkeypatch.setattr(bench, "run_pair", pair)
+    out = tmp_path / "decision.json"
+    with pytest.raises(KeyboardInterrupt, match=f"the rows finished before are saved in {out}"):
+        bench.main(["--n", "2", "--budgets", "100", "--models", "cifar10/resnet20",
+                    "--attacks", "cgba,hsja", "--targeted-pairs", "0", "--speed-repeats", "0",
+                    "--out", str(out), "--plot="])  # fmt: skip
+    saved = json.loads(out.read_text())["models"]["cifar10/resnet20"]["attacks"]
+    assert list(saved) == ["cgba"]
+
+
+@pytest.mark.parametrize("script", ["decision", "decision_profile", "whitebox"])
+def test_ctrl_c_ends_a_benchmark_in_one_line(script, monkeypatch, capsys):
+    """Ctrl-C ended every benchmark script in a traceback."""
+    import argparse
+    import runpy
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", interrupted)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py"])
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts add benchmarks/ to it
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(ROOT / "benchmarks" / f"{script}.py"), run_name="__main__")
+    assert stop.value.code == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stopped (Ctrl-C)"), lines
