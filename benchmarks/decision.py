@@ -835,10 +835,25 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
                 f"{attack} needs {module}, which is not installed: pip install {package} "
                 f"(`make setup` installs it), or leave {attack} out of --attacks"
             )
+    return models_problem([m for m in args.models.split(",") if m])
+
+
+def models_problem(models: list[str]) -> str | None:
+    """What is wrong with ``models`` as --models, or None: each must be a CIFAR-10 model of the
+    zoo or a ``file.py:factory`` (an MNIST model ended in conv2d's channel error on the CIFAR-10
+    images; a torchvision one tried to download ImageNet weights)."""
     zoo = set(robustkit.list_models())
-    missing = [m for m in args.models.split(",") if m and m not in zoo and ".py:" not in m]
-    if missing:
-        return f"unknown model {missing[0]!r} for --models; see `robustkit models`"
+    for name in models:
+        if ".py:" in name:
+            continue
+        if name not in zoo:
+            return f"unknown model {name!r} for --models; see `robustkit models`"
+        if not name.startswith("cifar10/"):
+            cifar = ", ".join(m for m in sorted(zoo) if m.startswith("cifar10/"))
+            return (
+                f"--models takes CIFAR-10 models: {name!r} is not one (the benchmark attacks "
+                f"CIFAR-10 test images); use some of {cifar}"
+            )
     return None
 
 

@@ -40,6 +40,7 @@ from decision import (  # noqa: E402
     TimedForward,
     first_correct,
     forward_throughput,
+    models_problem,
     stable_allocator,
     synchronize,
     tiled,
@@ -193,10 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         p.error(f"{problem}; use one of {', '.join(decision)}")
     models = [m for m in args.models.split(",") if m]
-    zoo = set(robustkit.list_models())
-    missing = [m for m in models if m not in zoo and ".py:" not in m]
-    if missing:
-        p.error(f"unknown model {missing[0]!r} for --models; see `robustkit models`")
+    problem = models_problem(models)
+    if problem:
+        p.error(problem)
     if not models:
         p.error("--models names no model; see `robustkit models`")
     if args.threads:

@@ -241,6 +241,8 @@ def test_speed_runs_tell_the_forward_passes_from_the_attacks_own_work(capsys):
         (["--budgets", "100,250,100"], "--budgets names a budget twice"),
         (["--attacks", "cgba,foo"], "unknown attack 'foo' for --attacks"),
         (["--models", "cifar10/nope"], "unknown model 'cifar10/nope' for --models"),
+        (["--models", "mnist/lenet5"], "--models takes CIFAR-10 models: 'mnist/lenet5' is not"),
+        (["--models", "torchvision/resnet18"], "'torchvision/resnet18' is not one"),
         (["--threads", "0"], "--threads must be at least 1"),
         (["--speed-repeats", "-1"], "--speed-repeats must be at least 0"),
         (["--targeted-pairs", "1"], "--targeted-pairs must be 0 or at least 2"),
@@ -425,6 +427,7 @@ def test_a_rerun_with_other_targeted_or_speed_settings_is_not_skipped(tmp_path, 
         (["--attack", "fgsm"], "--attack fgsm is not a decision-based attack; use one of cgba"),
         (["--models", "cifar10/nope"], "unknown model 'cifar10/nope' for --models"),
         (["--models", "cifar10/resnet4b-at,,x"], "unknown model 'x' for --models"),
+        (["--models", "mnist/lenet5"], "--models takes CIFAR-10 models: 'mnist/lenet5' is not"),
     ],
 )
 def test_bad_profile_command_lines_stop_before_anything_runs(args, needle, capsys):
@@ -524,11 +527,11 @@ def test_profile_puts_the_oracles_padding_back(monkeypatch):
     profile = load_script("decision_profile")
     model, x, y = tiny_classifier(4)
     monkeypatch.setattr(robustkit, "load_model", lambda name, device=None: model)
-    monkeypatch.setattr(robustkit, "list_models", lambda: ["tiny"])
+    monkeypatch.setattr(robustkit, "list_models", lambda: ["cifar10/tiny"])
     monkeypatch.setattr(profile, "first_correct", lambda model, n: (x, y, None))
     monkeypatch.setattr(profile, "forward_throughput", lambda *a, **k: (1000.0, 32))
     assert robustkit.oracle.PAD_ON_GPU
-    profile.main(["--models", "tiny", "--pad", "off", "--repeats", "1", "--queries", "20"])
+    profile.main(["--models", "cifar10/tiny", "--pad", "off", "--repeats", "1", "--queries", "20"])
     assert robustkit.oracle.PAD_ON_GPU
 
 
