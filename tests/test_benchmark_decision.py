@@ -786,3 +786,34 @@ def test_ctrl_c_ends_a_benchmark_in_one_line(script, monkeypatch, capsys):
     assert stop.value.code == 130
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("stopped (Ctrl-C)"), lines
+
+
+def test_a_row_reports_the_attacks_own_medians_and_speed(tmp_path, monkeypatch, capsys):
+    """The numbers of a row, end to end through main() with a real attack on a tiny model: the
+    medians at the budgets are those of the attack's own trajectories (run again here with the
+    same seed), s/image its seconds over the images, queries/s its counted queries over its
+    seconds, and the bracket their ratio to the mean of the raw throughputs around it."""
+    import robustkit
+    from robustkit.budgets import median_l2_at
+
+    bench = load_benchmark()
+    model, x, y = tiny_classifier(4)
+    raw = iter([(100.0, 4), (800.0, 16), (1200.0, 32)])  # the model's, then around the attack
+    monkeypatch.setattr(bench.robustkit, "load_model", lambda name, device: model)
+    monkeypatch.setattr(bench, "first_correct", lambda model, n: (x, y, list(range(4))))
+    monkeypatch.setattr(bench, "forward_throughput", lambda *a, **k: next(raw, (500.0, 8)))
+    out = tmp_path / "decision.json"
+    bench.main(["--n", "4", "--budgets", "20,60", "--models", "cifar10/resnet20",
+                "--attacks", "cgba", "--targeted-pairs", "0", "--speed-repeats", "0",
+                "--out", str(out), "--plot="])  # fmt: skip
+    r = json.loads(out.read_text())["models"]["cifar10/resnet20"]["attacks"]["cgba"]
+    again = robustkit.get_attack("cgba", max_queries=60, seed=0)(model, x, y)
+    expected = median_l2_at(again, [20, 60]).tolist()
+    assert [r["median_l2"]["20"], r["median_l2"]["60"]] == pytest.approx(expected, rel=1e-6)
+    assert r["queries"] == int(again.queries.sum()) and r["max_queries_used"] <= 60
+    assert r["seconds_per_image"] == pytest.approx(r["seconds"] / 4)
+    assert r["queries_per_s"] == pytest.approx(r["queries"] / r["seconds"])
+    assert r["forward_images_per_s"] == 1000.0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "robustkit CGBA" in line)
+    assert f"| {r['queries_per_s']:.0f} ({r['queries_per_s'] / 1000:.0%}) |" in row, row
+    assert row.startswith(f"| robustkit CGBA | {expected[0]:.3f} | {expected[1]:.3f} |"), row
