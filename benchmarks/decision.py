@@ -955,7 +955,12 @@ def main(argv=None) -> None:
         action="store_true",
         help="publish: update benchmarks/README.md (and the default --out and --plot)",
     )
-    p.add_argument("--fresh", action="store_true", help="recompute pairs already in --out")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute pairs already in --out (an --out of other --n, --budgets or --seed: "
+        "start it over)",
+    )
     p.add_argument("--note", default="", help="a remark printed under the tables [default: none]")
     p.add_argument(
         "--merge",
@@ -987,11 +992,23 @@ def main(argv=None) -> None:
         if problem:
             p.error(f"cannot write {flag} {path}: {problem}; pass another {flag}")
     out = Path(args.out)
-    # --fresh recomputes what this command asks for and keeps the rest of the file; rows of
-    # other images, budgets or seed are dropped
+    # --fresh recomputes what this command asks for and keeps the rest of the file; a file of
+    # other images, budgets or seed is refused (its rows were dropped and the file saved over:
+    # a trial run wiped an earlier one), or with --fresh started over
     report = read_result(out, "--out") if out.exists() else {}
-    same = (report.get("n"), report.get("budgets"), report.get("seed", args.seed))
-    if same != (args.n, budgets, args.seed):
+    theirs = {"--n": report.get("n"), "--budgets": report.get("budgets")}
+    theirs["--seed"] = report.get("seed", args.seed)
+    other = [
+        f"{flag} {','.join(map(str, value)) if isinstance(value, list) else value}"
+        for (flag, value), mine in zip(theirs.items(), (args.n, budgets, args.seed), strict=True)
+        if value != mine
+    ]
+    if other and any(report.get(k) for k in ("models", "targeted", "speed")) and not args.fresh:
+        p.error(
+            f"--out {out} holds results of {', '.join(other)}, not of this command's; pass "
+            "another --out, or --fresh to start it over"
+        )
+    if other:
         report = {}
     gpu = ""
     if args.device.startswith("cuda") and torch.cuda.is_available():

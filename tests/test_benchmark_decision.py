@@ -271,7 +271,9 @@ def test_fresh_keeps_the_rows_it_does_not_recompute_and_another_seed_starts_over
     assert json.loads(out.read_text())["models"]["m"]["attacks"]["hsja"]["median_l2"] == {
         "100": 0.4
     }
-    bench.main([*args, "--seed", "7"])
+    with pytest.raises(SystemExit):  # (its rows would be lost: refused, see below)
+        bench.main([*args, "--seed", "7"])
+    bench.main([*args, "--seed", "7", "--fresh"])
     report = json.loads(out.read_text())
     assert report["seed"] == 7 and report["models"] == {}
 
@@ -817,3 +819,32 @@ def test_a_row_reports_the_attacks_own_medians_and_speed(tmp_path, monkeypatch, 
     row = next(line for line in capsys.readouterr().out.splitlines() if "robustkit CGBA" in line)
     assert f"| {r['queries_per_s']:.0f} ({r['queries_per_s'] / 1000:.0%}) |" in row, row
     assert row.startswith(f"| robustkit CGBA | {expected[0]:.3f} | {expected[1]:.3f} |"), row
+
+
+@pytest.mark.parametrize(
+    "other, named",
+    [
+        (["--n", "3"], "--n 2"),
+        (["--budgets", "100,200"], "--budgets 100"),
+        (["--n", "3", "--seed", "1"], "--n 2, --seed 0"),
+    ],
+)
+def test_a_result_file_of_other_settings_is_not_wiped(other, named, tmp_path, capsys):
+    """A run whose --n, --budgets or --seed differed from its --out's dropped every row of the
+    file and saved over it: a 2-image trial (or a render with --attacks none) into the default
+    benchmarks/results/local/decision.json wiped an earlier 100-image run. Now it is refused;
+    --fresh starts the file over."""
+    bench = load_benchmark()
+    out = tmp_path / "decision.json"
+    out.write_text(json.dumps({**part("earlier", {"hsja": row(0.4)}), "seed": 0}))
+    before = out.read_text()
+    args = ["--budgets", "100", "--attacks", "none", "--targeted-pairs", "0"]
+    args += ["--speed-repeats", "0", "--out", str(out), "--plot="]
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--n", "2", *args, *other])
+    assert stop.value.code == 2 and out.read_text() == before
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--out {out} holds results of {named}, not of this command's" in err, err
+    assert "--fresh to start it over" in err
+    bench.main(["--n", "2", *args, *other, "--fresh"])
+    assert json.loads(out.read_text())["models"] == {}
