@@ -748,6 +748,24 @@ def output_problem(path: Path) -> str | None:
     return problem
 
 
+def plot_problem(path: Path) -> str | None:
+    """Why the plot cannot be written to ``path`` (beyond :func:`output_problem`), or None:
+    checked before a run, since the plot is made after every row (it ended in a traceback
+    there). Matplotlib not installed is its own usage error, named in main."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    kinds = Figure().canvas.get_supported_filetypes()
+    suffix = path.suffix[1:].lower()
+    if suffix and suffix not in kinds:  # (no suffix: savefig writes a PNG)
+        return f"matplotlib writes no .{suffix} files; use one of .{', .'.join(sorted(kinds))}"
+    return None
+
+
 def update_readme(text: str, path: Path) -> None:
     """Replace the decision section of benchmarks/README.md, keeping everything else."""
     block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
@@ -827,6 +845,11 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
     if unknown:
         return (
             f"unknown attack {unknown[0]!r} for --attacks; use some of {', '.join(sorted(known))}"
+        )
+    if args.plot != "" and not installed("matplotlib"):  # (None: the default plot)
+        return (
+            "--plot needs matplotlib, which is not installed: pip install matplotlib "
+            "(`make setup` installs it), or --plot= for none"
         )
     for attack in args.attacks.split(","):  # (an ImportError after robustkit's rows had run)
         module, package = PEERS.get(attack, (None, None))
@@ -987,10 +1010,11 @@ def main(argv=None) -> None:
         args.plot = str(ROOT / "decision.png" if args.readme else local / "decision.png")
     for flag, path in (("--out", args.out), ("--plot", args.plot)):
         problem = output_problem(Path(path)) if path else None
-        if problem is None and flag == "--plot" and path and Path(path).is_dir():
-            problem = f"{path} is a directory"
+        if problem is None and flag == "--plot" and path:
+            problem = plot_problem(Path(path))
         if problem:
-            p.error(f"cannot write {flag} {path}: {problem}; pass another {flag}")
+            none = " (or --plot= for none)" if flag == "--plot" else ""
+            p.error(f"cannot write {flag} {path}: {problem}; pass another {flag}{none}")
     out = Path(args.out)
     # --fresh recomputes what this command asks for and keeps the rest of the file; a file of
     # other images, budgets or seed is refused (its rows were dropped and the file saved over:

@@ -848,3 +848,30 @@ def test_a_result_file_of_other_settings_is_not_wiped(other, named, tmp_path, ca
     assert "--fresh to start it over" in err
     bench.main(["--n", "2", *args, *other, "--fresh"])
     assert json.loads(out.read_text())["models"] == {}
+
+
+@pytest.mark.parametrize(
+    "plot, hidden, needle",
+    [
+        ("p.txt", None, "cannot write --plot {plot}: matplotlib writes no .txt files; use one of"),
+        ("p.png", "matplotlib", "--plot needs matplotlib, which is not installed: pip install"),
+    ],
+)
+def test_a_plot_that_cannot_be_made_stops_before_anything_runs(
+    plot, hidden, needle, tmp_path, monkeypatch, capsys
+):
+    """--plot x.txt (a format matplotlib does not write) and --plot without matplotlib
+    installed ended in a traceback after every row had been computed, before --readme could
+    update the README."""
+    bench = load_benchmark()
+    if hidden:
+        monkeypatch.setitem(sys.modules, hidden, None)
+    monkeypatch.setattr(bench.robustkit, "load_model", lambda *a, **k: pytest.fail("ran"))
+    plot = tmp_path / plot
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--n", "2", "--budgets", "100", "--models", "cifar10/resnet20",
+                    "--attacks", "cgba", "--targeted-pairs", "0", "--speed-repeats", "0",
+                    "--out", str(tmp_path / "o.json"), "--plot", str(plot)])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert needle.format(plot=plot) in err and "--plot= for none" in err, err
