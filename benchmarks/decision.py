@@ -1134,7 +1134,12 @@ def compute(args, models, report: dict, budgets, attacks, allocator: str, save) 
                 if len(choices) == 0:
                     raise SystemExit(
                         f"the first {k} images of {model_name} are all of one class: no other "
-                        "class to target; use a larger --targeted-pairs"
+                        "class to target; "
+                        + (
+                            "use a larger --targeted-pairs"
+                            if k < x.shape[0]
+                            else "use a larger --n (the pairs are among its images)"
+                        )
                     )
                 target[i] = choices[torch.randint(len(choices), (1,), generator=gen)]
             r = run_pair(

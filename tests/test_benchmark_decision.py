@@ -875,3 +875,26 @@ def test_a_plot_that_cannot_be_made_stops_before_anything_runs(
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert needle.format(plot=plot) in err and "--plot= for none" in err, err
+
+
+@pytest.mark.parametrize(
+    "n, pairs, fix",
+    [("3", "20", "use a larger --n (the pairs are among its images)"),
+     ("6", "3", "use a larger --targeted-pairs")],
+)  # fmt: skip
+def test_targeted_pairs_of_one_class_name_the_setting_that_limits_them(
+    n, pairs, fix, tmp_path, monkeypatch
+):
+    """With --n 3 --targeted-pairs 20 the pairs are the 3 images: when they were all of one
+    class the error said "use a larger --targeted-pairs", which changes nothing."""
+    bench = load_benchmark()
+    model, x, _ = tiny_classifier(6)
+    y = bench.torch.tensor([0, 0, 0, 1, 1, 1])  # the first three of one class
+    monkeypatch.setattr(bench.robustkit, "load_model", lambda name, device: model)
+    monkeypatch.setattr(bench, "first_correct", lambda model, n: (x[:n], y[:n], list(range(n))))
+    monkeypatch.setattr(bench, "forward_throughput", lambda *a, **k: (1000.0, 16))
+    with pytest.raises(SystemExit, match="all of one class") as stop:
+        bench.main(["--n", n, "--budgets", "100", "--models", "cifar10/resnet20", "--attacks",
+                    "none", "--targeted-pairs", pairs, "--speed-repeats", "0",
+                    "--out", str(tmp_path / "o.json"), "--plot="])  # fmt: skip
+    assert str(stop.value.code).endswith(fix), stop.value.code
