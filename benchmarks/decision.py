@@ -989,8 +989,8 @@ def main(argv=None) -> None:
         "--merge",
         default="",
         help="comma-separated result files of partial runs to merge into --out before "
-        "reporting (attack rows need the same --n and --budgets; a file of speed runs alone "
-        "may have others); with --attacks none nothing new is run [default: none]",
+        "reporting (attack rows need the same --n, --budgets and --seed; a file of speed runs "
+        "alone may have others); with --attacks none nothing new is run [default: none]",
     )
     args = p.parse_args(argv)
     problem = bad_arguments(args)
