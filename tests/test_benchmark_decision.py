@@ -898,3 +898,25 @@ def test_targeted_pairs_of_one_class_name_the_setting_that_limits_them(
                     "none", "--targeted-pairs", pairs, "--speed-repeats", "0",
                     "--out", str(tmp_path / "o.json"), "--plot="])  # fmt: skip
     assert str(stop.value.code).endswith(fix), stop.value.code
+
+
+def test_the_gpu_script_keeps_its_log(tmp_path):
+    """decision_gpu.sh wrote its JSON results but the profile's measurements (printed only) and
+    the commands went to the terminal alone, although the README says the GPU logs are kept
+    beside the results. Run with PYTHON=echo: each command prints itself."""
+    import os
+    import subprocess
+
+    out = tmp_path / "gpu"
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "decision_gpu.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": "echo"},
+    )
+    assert done.returncode == 0, done.stderr
+    log = (out / "log.txt").read_text()
+    assert "benchmarks/decision_profile.py --models cifar10/resnet20" in log
+    assert log.count("+ echo benchmarks/decision.py") == 4, log  # the commands, traced
