@@ -69,7 +69,9 @@ MARK_END = "<!-- decision-benchmark:end -->"
 
 # -- data ------------------------------------------------------------------------------------------
 def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """The first ``n`` CIFAR-10 test images the model classifies correctly (and their indices)."""
+    """The first ``n`` CIFAR-10 test images the model classifies correctly (and their indices),
+    classified in full float32 as the attacks' label oracle does (under a GPU's default TF32 an
+    image could pass here, then be found misclassified by the attack and left out)."""
     xs, ys, idx, offset = [], [], [], 0
     device = model_device(model)
     total = dataset_size("cifar10", "test")
@@ -78,7 +80,7 @@ def first_correct(model: nn.Module, n: int) -> tuple[torch.Tensor, torch.Tensor,
             raise SystemExit(f"only {len(idx)} correctly classified test images; use a smaller --n")
         x, y = robustkit.load_dataset("cifar10", "test", n=min(256, total - offset), offset=offset)
         x, y = x.to(device), y.to(device)
-        with torch.no_grad():
+        with torch.no_grad(), full_float32():
             ok = model(x).argmax(1) == y
         xs.append(x[ok])
         ys.append(y[ok])

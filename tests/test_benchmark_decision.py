@@ -920,3 +920,36 @@ def test_the_gpu_script_keeps_its_log(tmp_path):
     log = (out / "log.txt").read_text()
     assert "benchmarks/decision_profile.py --models cifar10/resnet20" in log
     assert log.count("+ echo benchmarks/decision.py") == 4, log  # the commands, traced
+
+
+def test_the_images_are_chosen_in_the_precision_the_attacks_label_them(monkeypatch):
+    """first_correct classified the images in PyTorch's default precision, TF32 convolutions on
+    a GPU, while the attacks label them in full float32: an image correct only under TF32 was
+    then skipped by robustkit's attacks (not attacked), and its medians were taken over fewer
+    images than the --n the table names. On a CPU the two are the same."""
+    import contextlib
+
+    import torch
+
+    bench = load_benchmark()
+    model, x, y = tiny_classifier(4)
+    inside, seen = [False], []
+
+    @contextlib.contextmanager
+    def recording():
+        inside[0] = True
+        try:
+            yield
+        finally:
+            inside[0] = False
+
+    class Watched(torch.nn.Module):
+        def forward(self, rows):
+            seen.append(inside[0])
+            return model(rows)
+
+    monkeypatch.setattr(bench, "full_float32", recording)
+    monkeypatch.setattr(bench, "dataset_size", lambda name, split: 4)
+    monkeypatch.setattr(bench.robustkit, "load_dataset", lambda *a, n, offset: (x, y))
+    xs, ys, idx = bench.first_correct(Watched(), 4)
+    assert idx == [0, 1, 2, 3] and seen == [True]
