@@ -30,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -1098,7 +1099,15 @@ def main(argv=None) -> None:
         update_readme(text, ROOT / "README.md")
 
 
-def compute(args, models, report: dict, budgets, attacks, allocator: str, save) -> None:
+def compute(
+    args: argparse.Namespace,
+    models: list[str],
+    report: dict,
+    budgets: list[int],
+    attacks: list[str],
+    allocator: str,
+    save: Callable[[], None],
+) -> None:
     """The rows, targeted runs and speed runs the command asks for on ``models``, into
     ``report``; ``save()`` after each, so that a run stopped keeps those finished."""
     for model_name in models:
