@@ -426,8 +426,11 @@ def main(argv: list[str] | None = None) -> None:
         "--note", default="", help="a sentence appended to the README section [default: none]"
     )
     args = p.parse_args(argv)
-    if args.n < 1 or args.threads < 1 or args.repeats < 1 or args.auto_n < 0:
-        p.error("--n, --threads and --repeats must be ≥ 1 and --auto-n ≥ 0")
+    counts = {"--n": (args.n, 1), "--threads": (args.threads, 1), "--repeats": (args.repeats, 1)}
+    counts["--auto-n"] = (args.auto_n, 0)
+    for flag, (value, least) in counts.items():
+        if value < least:
+            p.error(f"{flag} must be at least {least}, got {value}")
     for module, package in PEERS.items():  # (an ImportError once the model and data were loaded)
         if not installed(module):
             p.error(

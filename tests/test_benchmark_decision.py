@@ -953,3 +953,23 @@ def test_the_images_are_chosen_in_the_precision_the_attacks_label_them(monkeypat
     monkeypatch.setattr(bench.robustkit, "load_dataset", lambda *a, n, offset: (x, y))
     xs, ys, idx = bench.first_correct(Watched(), 4)
     assert idx == [0, 1, 2, 3] and seen == [True]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--n", "0"], "--n must be at least 1, got 0"),
+        (["--threads", "-2"], "--threads must be at least 1, got -2"),
+        (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+        (["--auto-n", "-1"], "--auto-n must be at least 0, got -1"),
+    ],
+)
+def test_whitebox_names_the_bad_count(args, needle, tmp_path, monkeypatch, capsys):
+    """whitebox.py answered every bad count with "--n, --threads and --repeats must be ≥ 1 and
+    --auto-n ≥ 0", naming neither the option that was wrong nor its value."""
+    module = load_script("whitebox")
+    monkeypatch.setattr(module, "run", lambda args: pytest.fail("ran"))
+    with pytest.raises(SystemExit) as stop:
+        module.main([*args, "--out", str(tmp_path / "wb.json")])
+    assert stop.value.code == 2
+    assert needle in capsys.readouterr().err.strip().splitlines()[-1]
