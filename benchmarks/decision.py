@@ -574,6 +574,8 @@ def markdown(report: dict) -> str:
         "",
     ]
     for model, entry in report["models"].items():
+        if not entry["attacks"]:  # a speed-only run's model: no table of medians to show
+            continue
         lines.append(
             f"**{model}** (best raw forward throughput {entry['forward_images_per_s']:.0f} "
             f"images/s, at batch {entry['forward_batch']})"

@@ -973,3 +973,15 @@ def test_whitebox_names_the_bad_count(args, needle, tmp_path, monkeypatch, capsy
         module.main([*args, "--out", str(tmp_path / "wb.json")])
     assert stop.value.code == 2
     assert needle in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_speed_only_report_has_no_empty_tables(capsys):
+    """A speed-only run (--attacks none --speed-repeats 3, as the published speed lines were
+    made) printed, for each model, the header of a table of medians with no rows under it."""
+    bench = load_benchmark()
+    model = {"attacks": {}, "forward_images_per_s": 1000.0, "forward_batch": 16, "images": [0, 1]}
+    report = {"n": 2, "budgets": [100], "seed": 0, "threads": 1, "machine": "x", "date": "d"}
+    report |= {"command": "c", "models": {"m": model}, "speed": {"m, 2 images": speed("CPU", 2)}}
+    text = bench.markdown(report)
+    assert "| attack |" not in text and "**m**" not in text, text
+    assert "CGBA speed on m, 2 images" in text
