@@ -238,6 +238,19 @@ def test_an_empty_parameter_is_a_one_line_error_and_an_empty_list_is_the_bare_na
     assert ids == {"pgd": "bd66d7e679b28c94", "pgd:": "bd66d7e679b28c94"}  # (as stored before)
 
 
+def check_spellings(before: dict[str, tuple[str, str]], **config) -> None:
+    """Each spec of ``before`` (spec: (its run id before spellings were made one, the written
+    spec it is one run with)) is prepared as its written spec's run, under that spec's id and
+    label, and keeps its own id before as ``stored_as`` (None for a written spec)."""
+    from robustkit.runner import RunConfig, prepare
+
+    for spec, (old_id, written) in before.items():
+        run = prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu", **config))
+        assert (list(run.attacks), run.run_id) == ([written], before[written][0]), spec
+        assert (run.stored_as or (run.run_id,))[0] == old_id, spec
+        assert (run.stored_as is None) == (spec == written), spec
+
+
 def test_spellings_of_one_attack_are_one_run_and_written_ones_keep_their_ids():
     """Found by review: the run's label, part of its id, was the spec as typed, so spaces
     (`pgd: steps=2`), a parameter's other spelling (`step-size`), an auto stage's empty colon
@@ -274,19 +287,7 @@ def test_spellings_of_one_attack_are_one_run_and_written_ones_keep_their_ids():
             "auto:stages=pgd:steps=5;restarts=2+apgd-t",
         ),
     }
-    runs = {
-        spec: prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu"))
-        for spec in before
-    }
-    assert {spec: run.run_id for spec, run in runs.items()} == {
-        spec: before[written][0] for spec, (_, written) in before.items()
-    }
-    assert {spec: list(run.attacks) for spec, run in runs.items()} == {
-        spec: [written] for spec, (_, written) in before.items()
-    }
-    for spec, (old_id, written) in before.items():
-        assert (runs[spec].stored_as or (runs[spec].run_id,))[0] == old_id, spec
-        assert (runs[spec].stored_as is None) == (spec == written), spec
+    check_spellings(before)
     # twice in one run (the label of the second says so, as for a spec given twice)
     pair = ("pgd:steps=2", "pgd: steps=2")
     run = prepare(RunConfig(model="mnist/lenet5", n=2, attacks=pair, device="cpu"))
@@ -308,7 +309,6 @@ def test_values_written_otherwise_are_one_run_and_written_ones_keep_their_ids():
     in one spelling of what parse_attack_spec makes of it (a fraction such as 8/255 stays one,
     without spaces); the spellings so written keep their ids (every id below is the one stored
     before), and each other spelling keeps its id as ``stored_as`` (resumed by its command)."""
-    from robustkit.runner import RunConfig, prepare
     from robustkit.specs import registered_spec
 
     before = {  # spec: (its id before this change, the written spec it is one run with)
@@ -335,19 +335,7 @@ def test_values_written_otherwise_are_one_run_and_written_ones_keep_their_ids():
             "auto:stages=pgd:random_start=false",
         ),
     }
-    runs = {
-        spec: prepare(RunConfig(model="mnist/lenet5", n=2, attacks=(spec,), device="cpu"))
-        for spec in before
-    }
-    assert {spec: run.run_id for spec, run in runs.items()} == {
-        spec: before[written][0] for spec, (_, written) in before.items()
-    }
-    assert {spec: list(run.attacks) for spec, run in runs.items()} == {
-        spec: [written] for spec, (_, written) in before.items()
-    }
-    for spec, (old_id, written) in before.items():
-        assert (runs[spec].stored_as or (runs[spec].run_id,))[0] == old_id, spec
-        assert (runs[spec].stored_as is None) == (spec == written), spec
+    check_spellings(before)
     # in an 8/255 run: ε written as a fraction keeps its text (and id); 1e-05 is 1e-5
     before = {
         "pgd:eps=8/255": ("12aacf36667159be", "pgd:eps=8/255"),
@@ -372,11 +360,7 @@ def test_values_written_otherwise_are_one_run_and_written_ones_keep_their_ids():
             "auto:stages=pgd:random_start=false;steps=5+fgsm",
         ),
     }
-    for spec, (old_id, written) in before.items():
-        config = RunConfig(model="mnist/lenet5", n=2, eps="8/255", attacks=(spec,), device="cpu")
-        run = prepare(config)
-        assert (list(run.attacks), run.run_id) == ([written], before[written][0]), spec
-        assert (run.stored_as or (run.run_id,))[0] == old_id, spec
+    check_spellings(before, eps="8/255")
     # a text that is no number or switch stays as written (loss=CE is for the attack to judge)
     assert registered_spec("pgd:loss=CE,steps=1_0", "pgd") == "pgd:loss=CE,steps=10"
     atk = robustkit.get_attack("auto", stages=["pgd:random_start=False, steps=05"])
