@@ -35,7 +35,7 @@ from .errors import (
     first_line,
 )
 from .modelcheck import check_model_on
-from .store import PYTHON, Store, defense_names, dumps
+from .store import COMMAND_LINE, PYTHON, Naming, Store, defense_names, dumps
 from .tables import counted
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 from .weights import sha256_file
@@ -224,13 +224,13 @@ def _specs(what: str, specs: Any, example: str) -> tuple[str, ...]:
     )
 
 
-def check_config(config: RunConfig) -> RunConfig:
+def check_config(config: RunConfig, named: Naming = COMMAND_LINE) -> RunConfig:
     """``config`` with its specs as tuples of texts and its counts as Python ints, or a one-line
     error before anything is loaded or stored: ``n="10"`` and ``batch_size=None`` crashed with
     a TypeError, ``batch_size=2.5`` left an empty run marked running in the store,
     ``queries=100.5`` ran 100 queries, and ``batch_size=np.int64(250)`` gave another run id
     than 250 (the identity wrote it as text). An empty ``dataset`` or ``weights`` path is an
-    error too."""
+    error too. ``named``: how the errors name the fields (``n (--n)``, or ``n=`` from Python)."""
     for what, value, rule, least in (
         ("n", config.n, "a positive number of samples", 1),
         ("offset", config.offset, "the index of the first sample, 0 or more", 0),
@@ -238,20 +238,19 @@ def check_config(config: RunConfig) -> RunConfig:
         ("batch_size", config.batch_size, "a positive number of samples per shard", 1),
     ):
         if not is_whole_number(value) or value < least:
-            option = "--" + what.replace("_", "-")  # the CLI's name of it
             raise InputError(
-                f"{what} ({option}) must be {rule} (a whole number), got {shown(value)}"
+                f"{named.field(what)} must be {rule} (a whole number), got {shown(value)}"
             )
     # An empty path (an unset variable: --data "$DATA") was taken for none: the model's own
     # data set was evaluated instead, without a word.
-    for what, value, option, expected, default in (
-        ("dataset", config.dataset, "--data", "a data set name or an .npz path", "data set"),
-        ("weights", config.weights, "--weights", "a checkpoint path", "checkpoint"),
+    for what, value, expected, default in (
+        ("dataset", config.dataset, "a data set name or an .npz path", "data set"),
+        ("weights", config.weights, "a checkpoint path", "checkpoint"),
     ):
         if isinstance(value, str) and not value.strip():
             raise InputError(
-                f"{what} ({option}) is empty (an unset variable?); give {expected}, or leave "
-                f"{option} out for the model's own {default}"
+                f"{named.field(what)} is empty (an unset variable?); give {expected}, or leave "
+                f"{named.setting(what)} out for the model's own {default}"
             )
     return replace(
         config,
@@ -265,15 +264,17 @@ def check_config(config: RunConfig) -> RunConfig:
     )
 
 
-def prepare(config: RunConfig) -> Run:
-    """Load everything a run needs and compute its id (no attack runs yet)."""
+def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
+    """Load everything a run needs and compute its id (no attack runs yet). ``named``: how the
+    errors name the run's settings, the CLI's options (``--eps``) or RunConfig's fields
+    (``eps=``, :data:`~robustkit.store.PYTHON`)."""
     from . import zoo
     from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
     from .specs import as_typed, build_attack, build_defense, canonical_spec, registered_spec
 
     norm = check_norm(config.norm)
-    config = check_config(config)
+    config = check_config(config, named)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     is_file = zoo.is_user_file(config.model)
@@ -283,29 +284,30 @@ def prepare(config: RunConfig) -> Run:
     trained_on = info.get("dataset")
     dataset = config.dataset or trained_on
     if dataset is None:
-        # named as a Python caller sets it too (RunConfig's dataset), as check_config does
         raise InputError(
-            f"dataset (--data) is needed: {config.model!r} does not say which data set it "
+            f"{named.field('dataset')} is needed: {config.model!r} does not say which data set it "
             f"takes; give {' or '.join(DATASETS)}, or an .npz file of images and labels"
         )
     if config.dataset is None and dataset not in DATASETS:  # an ImageNet model, say
         raise InputError(
-            f"dataset (--data) is needed: {config.model} classifies {dataset} images and "
-            f"robustkit has no {dataset} data; pass such images as --data file.npz (arrays x: "
+            f"{named.field('dataset')} is needed: {config.model} classifies {dataset} images "
+            f"and robustkit has no {dataset} data; pass such images as "
+            f"{named.setting('dataset', 'file.npz')} (arrays x: "
             "N×C×H×W images, uint8 or in [0, 1]; y: its class indices)"
         )
     if trained_on in (*DATASETS, "imagenet") and dataset in DATASETS and dataset != trained_on:
         # another data set's labels are not this model's classes (a torchvision model on
         # CIFAR-10 was scored against ImageNet classes 0-9)
         raise InputError(
-            f"{config.model} was trained on {trained_on} but --data {dataset} holds {dataset} "
-            f"images and labels, which are not its classes; evaluate it on {trained_on} data "
-            + (f"(--data {trained_on})" if trained_on in DATASETS else "(--data file.npz)")
+            f"{config.model} was trained on {trained_on} but {named.setting('dataset', dataset)} "
+            f"holds {dataset} images and labels, which are not its classes; evaluate it on "
+            f"{trained_on} data "
+            f"({named.setting('dataset', trained_on if trained_on in DATASETS else 'file.npz')})"
         )
     if is_data_file(dataset) and config.split != "test":
         raise InputError(
-            f"--split {config.split} does not apply to a data file ({dataset} is one set of "
-            "images); drop --split"
+            f"{named.setting('split', config.split)} does not apply to a data file ({dataset} "
+            f"is one set of images); drop {named.dropped('split', config.split)}"
         )
     eps = parse_eps(config.eps) if config.eps is not None else default_eps(dataset, norm)
     ThreatModel(norm=norm, eps=eps)  # a one-line error for an ε the norm cannot have
@@ -322,7 +324,8 @@ def prepare(config: RunConfig) -> Run:
             raise InputError(
                 f"attack {spec!r} is set to {atk.norm} ε={format_eps(atk.eps)} but the run's "
                 f"threat model is {norm} ε={format_eps(eps)}; a run has one: drop norm=/eps= "
-                "from the spec, or evaluate that attack in a run of its own (--norm, --eps)"
+                "from the spec, or evaluate that attack in a run of its own "
+                f"({named.setting('norm')}, {named.setting('eps')})"
             )
         text, params = as_typed(spec, atk.name, atk.params)
         label, k = text, 2
@@ -339,26 +342,32 @@ def prepare(config: RunConfig) -> Run:
         # a clean-accuracy run: an ε or targets would change nothing computed, only the run's
         # identity (a second run of the same numbers); refused by execute for a new run (one
         # stored before 2026-11-28, when it was taken, still resumes)
-        flag = "--eps" if config.eps is not None else "--targeted"
+        if config.eps is not None:
+            flag = named.dropped("eps", config.eps)
+        else:
+            flag = named.dropped("targeted", True)
+        attack = named.setting("attacks")
         unused_flag = (
-            f"{flag} is used by no attack: without --attack a run measures clean accuracy "
-            f"only; add an --attack or drop {flag}"
+            f"{flag} is used by no attack: without {attack} a run measures clean accuracy "
+            f"only; add {'an ' if named.options else ''}{attack} or drop {flag}"
         )
     elif config.targeted and not any(a.targeted for a in attacks.values()):
         # every spec says targeted=false: a run headed "targeted" with no targeted attack in it
         # (refused for a new run, as above; one stored before 2026-11-29 still resumes)
+        flag = named.dropped("targeted", True)
         unused_flag = (
-            f"--targeted is used by no attack: every attack here is set untargeted "
-            f"({', '.join(attacks)}); drop --targeted, or targeted=false from a spec"
+            f"{flag} is used by no attack: every attack here is set untargeted "
+            f"({', '.join(attacks)}); drop {flag}, or targeted=false from a spec"
         )
     unused_eps = None
     if config.eps is not None and attacks and all(a.eps is None for a in attacks.values()):
         # label-only attacks in an L∞ run are minimum-norm: an ε given for them is ignored
         # (refused by execute for a new run; a run stored so before still resumes)
         unused_eps = (
-            f"--eps {config.eps} is used by no attack here: the label-only attacks "
-            f"({', '.join(attacks)}) are L2 and minimum-norm in a {norm} run; give --norm l2 "
-            "to judge them at an L2 ε, or drop --eps"
+            f"{named.setting('eps', config.eps)} is used by no attack here: the label-only "
+            f"attacks ({', '.join(attacks)}) are L2 and minimum-norm in a {norm} run; give "
+            f"{named.setting('norm', 'l2')} to judge them at an L2 ε, or drop "
+            f"{named.dropped('eps', config.eps)}"
         )
     defenses = [build_defense(spec) for spec in config.defenses]
     # Each defense by its canonical spec (BIT-DEPTH is bit-depth:bits=4,bpda=false), in the
@@ -788,7 +797,7 @@ def run_evaluation(
         else:
             hint = "RunConfig(model=..., ...)"
         raise InputError(f"run_evaluation takes a RunConfig, got {given(config)}; pass {hint}")
-    run = prepare(config)
+    run = prepare(config, PYTHON)
     with Store.open(db, named=PYTHON) as store:
         execute(run, store, fresh=fresh, progress=progress)
         return summarize(store, run.run_id)

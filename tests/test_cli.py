@@ -1278,3 +1278,59 @@ def test_counts_of_one_are_singular_in_reports(tmp_path):
     assert "(1 sample)" in result.output and "samples" not in result.output, result.output
     deleted = run("runs", "delete", "--yes", "--db", str(db), result.output.split("run ")[-1][:8])
     assert "1/1 sample " in deleted.output and "samples" not in deleted.output, deleted.output
+
+
+def test_run_setting_mistakes_name_the_cli_options(tmp_path):
+    """The RunConfig errors that name the field from Python (``eps=``) keep naming the option
+    on the command line, word for word as before."""
+    data = tmp_path / "x.npz"
+    np.savez(data, x=np.zeros((2, 1, 28, 28), np.uint8), y=np.zeros(2, np.int64))
+    common = ["evaluate", "--no-progress", "--model", "mnist/cnn-tiny-at", "--n", "2"]
+    common += ["--db", str(tmp_path / "r.db")]
+    expected = [
+        (
+            ["--eps", "0.1"],
+            "--eps is used by no attack: without --attack a run measures clean accuracy only; "
+            "add an --attack or drop --eps",
+        ),
+        (
+            ["--targeted", "--attack", "fgsm:targeted=false"],
+            "--targeted is used by no attack: every attack here is set untargeted "
+            "(fgsm:targeted=false); drop --targeted, or targeted=false from a spec",
+        ),
+        (
+            ["--eps", "0.1", "--attack", "cgba"],
+            "--eps 0.1 is used by no attack here: the label-only attacks (cgba) are L2 and "
+            "minimum-norm in a linf run; give --norm l2 to judge them at an L2 ε, or drop --eps",
+        ),
+        (
+            ["--split", "train", "--data", str(data)],
+            f"--split train does not apply to a data file ({data} is one set of images); "
+            "drop --split",
+        ),
+        (
+            ["--data", "cifar10"],
+            "mnist/cnn-tiny-at was trained on mnist but --data cifar10 holds cifar10 images and "
+            "labels, which are not its classes; evaluate it on mnist data (--data mnist)",
+        ),
+        (
+            ["--eps", "0.1", "--attack", "fgsm:eps=0.2"],
+            "attack 'fgsm:eps=0.2' is set to linf ε=0.2 but the run's threat model is linf "
+            "ε=0.1; a run has one: drop norm=/eps= from the spec, or evaluate that attack in a "
+            "run of its own (--norm, --eps)",
+        ),
+        (
+            ["--batch-size", "0"],
+            "batch_size (--batch-size) must be a positive number of samples per shard "
+            "(a whole number), got 0",
+        ),
+        (
+            ["--offset", "-1"],
+            "offset (--offset) must be the index of the first sample, 0 or more "
+            "(a whole number), got -1",
+        ),
+    ]
+    for options, message in expected:
+        result = run(*common, *options)
+        assert_one_line_error(result)
+        assert result.output.strip() == f"Error: {message}", result.output

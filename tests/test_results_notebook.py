@@ -154,8 +154,7 @@ def test_run_config_takes_one_spec_as_text_and_refuses_what_is_no_count(tmp_path
     }
     for key, value in bad.items():
         config = RunConfig(model="mnist/lenet5", n=2, attacks=("cgba",), device="cpu")
-        option = "--" + key.replace("_", "-")
-        match = rf"^{key} \({option}\) must be .*got {value!r}"
+        match = rf"^{key}= must be .*got {value!r}"
         with pytest.raises(robustkit.RobustkitError, match=match):
             run_evaluation(replace(config, **{key: value}), db=path, progress=False)
     with pytest.raises(robustkit.RobustkitError, match="spec texts .* got FGSM .*evaluate"):
@@ -164,7 +163,7 @@ def test_run_config_takes_one_spec_as_text_and_refuses_what_is_no_count(tmp_path
             db=path,
             progress=False,
         )
-    with pytest.raises(robustkit.RobustkitError, match="batch_size .*got 2.5"):
+    with pytest.raises(robustkit.RobustkitError, match="batch_size= .*got 2.5"):
         run_evaluation(replace(config, batch_size=2.5), db=path, progress=False)
     assert len(rr.open(path).runs) == 1  # nothing stored by the refused ones
 
@@ -235,13 +234,14 @@ def test_a_star_import_of_results_leaves_the_builtin_open_alone():
 def test_a_missing_data_set_is_named_as_python_callers_set_it(tmp_path):
     """run_evaluation on a model that names no data set (an own model file, an ImageNet
     model) said "--data is needed", the CLI's option, where a Python caller sets RunConfig's
-    ``dataset``; it names both, as the other RunConfig errors do ("n (--n) must be ...")."""
+    ``dataset``; it names that field, as the other RunConfig errors do ("n= must be ...")."""
     net = tmp_path / "net.py"
     net.write_text("import torch\n\ndef build():\n    return torch.nn.Flatten()\n")
     for model in (f"{net}:build", "torchvision/resnet18"):
         config = RunConfig(model=model, n=2, device="cpu", sanity=False)
-        with pytest.raises(robustkit.RobustkitError, match=r"^dataset \(--data\) is needed"):
+        with pytest.raises(robustkit.RobustkitError, match=r"^dataset= is needed") as info:
             run_evaluation(config, db=tmp_path / "r.db", progress=False)
+        assert "--" not in str(info.value), str(info.value)
     assert not (tmp_path / "r.db").exists()
 
 
@@ -356,3 +356,36 @@ def test_results_of_a_path_is_a_one_line_error(tmp_path):
         with pytest.raises(robustkit.RobustkitError, match="^Results takes an open Store") as info:
             rr.Results(store)
         assert str(info.value).endswith("robustkit.results.open(db)"), str(info.value)
+
+
+def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
+    """From Python a mistake in RunConfig said what to change on the command line:
+    ``RunConfig(eps=0.1)`` without attacks said "--eps is used by no attack: ... add an --attack
+    or drop --eps", ``split='train'`` on a data file "drop --split", ``n=0`` "n (--n) must
+    be ...". Through run_evaluation each names the RunConfig field (``eps=``) and no option."""
+    data = tmp_path / "x.npz"
+    np.savez(data, x=np.zeros((2, 1, 28, 28), np.uint8), y=np.zeros(2, np.int64))
+    mistakes = [
+        (dict(eps=0.1), ["eps=0.1", "attacks="]),
+        (dict(targeted=True), ["targeted=True", "attacks="]),
+        (dict(targeted=True, attacks=("fgsm:targeted=false",)), ["drop targeted=True"]),
+        (dict(eps=0.1, attacks=("cgba",)), ["eps=0.1", "norm='l2'"]),
+        (dict(split="train", dataset=str(data)), ["split='train'"]),
+        (dict(dataset="cifar10"), ["dataset='cifar10'", "dataset='mnist'"]),
+        (dict(eps=0.1, attacks=("fgsm:eps=0.2",)), ["norm=", "eps="]),
+        (dict(n=0), ["n="]),
+        (dict(offset=-1), ["offset="]),
+        (dict(queries=0), ["queries="]),
+        (dict(batch_size=0), ["batch_size="]),
+        (dict(dataset=""), ["dataset="]),
+        (dict(weights=" "), ["weights="]),
+    ]
+    for fields, needles in mistakes:
+        config = RunConfig(**{"model": "mnist/cnn-tiny-at", "n": 2, "device": "cpu", **fields})
+        with pytest.raises(robustkit.RobustkitError) as info:
+            run_evaluation(config, db=tmp_path / "r.db", progress=False)
+        message = str(info.value)
+        assert "--" not in message and "\n" not in message, (fields, message)
+        for needle in needles:
+            assert needle in message, (fields, message)
+    assert rr.open(tmp_path / "r.db").runs.empty  # nothing stored
