@@ -315,7 +315,9 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
     attacks: dict[str, Any] = {}
     typed: dict[str, dict[str, Any]] = {}  # the attacks as identities spelled them before
     for spec in config.attacks:
-        atk = build_attack(spec, norm=norm, eps=eps, max_queries=config.queries, targeted=targeted)
+        atk = build_attack(
+            spec, norm=norm, eps=eps, max_queries=config.queries, targeted=targeted, named=named
+        )
         # One threat model per run: its worst case and its leaderboard table are at (norm, ε).
         # (an ε as written, e.g. 0.03137255 for 8/255, is the same to 1e-6)
         if atk.eps is not None and (

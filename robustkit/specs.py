@@ -15,6 +15,7 @@ from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError, first_line
 from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
+from .store import COMMAND_LINE, Naming
 from .threat import check_norm, float_text, format_eps, parse_eps
 
 
@@ -212,8 +213,11 @@ def build_attack(
     max_queries: int | None = None,
     targeted: bool | None = None,
     seed: int | None = None,
+    named: Naming = COMMAND_LINE,
 ) -> Attack:
     """A configured attack from ``spec``; run-wide settings fill the parameters it leaves out.
+    ``named``: how the errors name the run's settings (``--targeted``, or ``targeted=True``
+    from Python, :class:`~robustkit.store.Naming`).
 
     Decision-based attacks that support only L2 keep L2 when the run's norm is another; the
     run's ε is then not theirs, so they get none (they minimise the distance instead). An attack
@@ -251,17 +255,22 @@ def build_attack(
         if chosen_norm is None or chosen_norm == norm:
             params["eps"] = parse_eps(eps)
         elif cls.requires_eps:  # the ε given is one of another norm
+            run = (
+                f"--norm {chosen_norm} --eps ..."
+                if named.options
+                else f"norm={chosen_norm!r}, eps=..."
+            )
             raise InputError(
                 f"attack {name!r} runs in {chosen_norm} but the run's ε "
                 f"({format_eps(parse_eps(eps))}) is one of {norm}; "
-                f"evaluate it in a run of that norm (--norm {chosen_norm} --eps ...)"
+                f"evaluate it in a run of that norm ({run})"
             )
     if max_queries is not None and "max_queries" in accepted and "max_queries" not in params:
         params["max_queries"] = int(max_queries)
     if targeted and "targeted" not in accepted:
         raise InputError(
-            f"attack {name!r} has no targeted mode; drop --targeted or that attack "
-            "(pgd, fgsm and the label-only attacks take targets)"
+            f"attack {name!r} has no targeted mode; drop {named.dropped('targeted', True)} or "
+            "that attack (pgd, fgsm and the label-only attacks take targets)"
         )
     if targeted is not None and "targeted" in accepted and "targeted" not in params:
         params["targeted"] = targeted

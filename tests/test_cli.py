@@ -1320,6 +1320,16 @@ def test_run_setting_mistakes_name_the_cli_options(tmp_path):
             "run of its own (--norm, --eps)",
         ),
         (
+            ["--attack", "pgd:norm=l2"],
+            "attack 'pgd' runs in l2 but the run's ε (0.3) is one of linf; evaluate it in a "
+            "run of that norm (--norm l2 --eps ...)",
+        ),
+        (
+            ["--targeted", "--attack", "apgd-ce"],
+            "attack 'apgd-ce' has no targeted mode; drop --targeted or that attack (pgd, fgsm "
+            "and the label-only attacks take targets)",
+        ),
+        (
             ["--batch-size", "0"],
             "batch_size (--batch-size) must be a positive number of samples per shard "
             "(a whole number), got 0",

@@ -373,6 +373,8 @@ def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
         (dict(split="train", dataset=str(data)), ["split='train'"]),
         (dict(dataset="cifar10"), ["dataset='cifar10'", "dataset='mnist'"]),
         (dict(eps=0.1, attacks=("fgsm:eps=0.2",)), ["norm=", "eps="]),
+        (dict(attacks=("pgd:norm=l2",)), ["norm='l2', eps="]),
+        (dict(targeted=True, attacks=("apgd-ce",)), ["drop targeted=True"]),
         (dict(n=0), ["n="]),
         (dict(offset=-1), ["offset="]),
         (dict(queries=0), ["queries="]),
