@@ -32,6 +32,7 @@ from .errors import (
     RobustkitError,
     RunStartedOverError,
     StoreWriteError,
+    WeightsError,
     first_line,
 )
 from .modelcheck import check_model_on
@@ -272,6 +273,7 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
     from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
     from .specs import as_typed, build_attack, build_defense, canonical_spec, registered_spec
+    from .zoo.loading import UNSAFE_HINT
 
     norm = check_norm(config.norm)
     config = check_config(config, named)
@@ -381,9 +383,20 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
             f"defense {twice[0]!r} is given more than once; give each defense once "
             "(a stronger setting, e.g. a larger sigma, instead of a repeat)"
         )
-    model = zoo.load_model(
-        config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
-    )
+    try:
+        model = zoo.load_model(
+            config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
+        )
+    except WeightsError as exc:
+        # the opt-in of a run is RunConfig's unsafe_load, not load_model's allow_unsafe (which
+        # the hint named from Python: RunConfig(allow_unsafe=True) is a TypeError)
+        message = str(exc)
+        if named.options or not message.endswith(UNSAFE_HINT):
+            raise
+        raise WeightsError(
+            message.removesuffix(UNSAFE_HINT)
+            + f"If you trust it, pass {named.setting('unsafe_load', True)}"
+        ) from None
     sha = zoo.weights_sha256(model)
     if config.weights is not None and sha is not None and sha == info.get("sha256"):
         # --weights naming the zoo's own checkpoint (the pinned bytes) loads the zoo model: the

@@ -391,3 +391,38 @@ def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
         for needle in needles:
             assert needle in message, (fields, message)
     assert rr.open(tmp_path / "r.db").runs.empty  # nothing stored
+
+
+def test_a_checkpoint_that_needs_unpickling_is_refused_with_the_run_config_field(tmp_path):
+    """A checkpoint that needs full unpickling, refused from run_evaluation, said "pass
+    allow_unsafe=True (CLI: --unsafe-load)": load_model's argument, which RunConfig does not
+    have (RunConfig(allow_unsafe=True) is a TypeError). It names RunConfig's unsafe_load, and
+    the advice works."""
+    import argparse
+
+    import torch
+
+    net = tmp_path / "net.py"
+    net.write_text(
+        "import torch\n\ndef build():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n"
+    )
+    state = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).state_dict()
+    weights = tmp_path / "unsafe.pt"
+    torch.save({"state_dict": state, "extra": argparse.Namespace(a=1)}, weights)
+    config = RunConfig(
+        model=f"{net}:build", dataset="mnist", weights=str(weights), n=2, device="cpu"
+    )
+    with pytest.raises(robustkit.RobustkitError, match="needs full unpickling") as info:
+        run_evaluation(config, db=tmp_path / "r.db", progress=False)
+    message = str(info.value)
+    assert message.endswith("If you trust it, pass unsafe_load=True"), message
+    assert "--" not in message and "allow_unsafe" not in message, message
+    from robustkit.runner import prepare
+
+    with pytest.raises(
+        robustkit.RobustkitError, match=r"allow_unsafe=True \(CLI: --unsafe-load\)$"
+    ):
+        prepare(config)  # (as the CLI prepares a run: its text is as it was)
+    report = run_evaluation(replace(config, unsafe_load=True), db=tmp_path / "r.db", progress=False)
+    assert report["n"] == 2

@@ -45,7 +45,9 @@ from . import torchvision_models
 from .architectures import Normalized
 from .catalog import CheckpointFormatError, ZooSpec
 
-_UNSAFE_HINT = "If you trust it, pass allow_unsafe=True (CLI: --unsafe-load)"
+#: How a checkpoint that needs full unpickling is opted into (a run from Python names
+#: RunConfig's ``unsafe_load`` instead, see :func:`robustkit.runner.prepare`).
+UNSAFE_HINT = "If you trust it, pass allow_unsafe=True (CLI: --unsafe-load)"
 
 
 def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
@@ -66,7 +68,7 @@ def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
         if not allow_unsafe:
             raise WeightsError(
                 f"{path} cannot be loaded with weights_only=True (it refers to {detail}): it "
-                "needs full unpickling, which can run code from the file; refused. " + _UNSAFE_HINT
+                "needs full unpickling, which can run code from the file; refused. " + UNSAFE_HINT
             ) from None
     except Exception as exc:  # RuntimeError, EOFError, IndexError ... on a damaged file
         raise WeightsError(
