@@ -18,6 +18,7 @@ import torch
 
 from .device import float_dtypes, model_device
 from .errors import InputError, RobustkitError, first_line
+from .store import COMMAND_LINE, Naming
 from .tables import counted
 
 #: What a forward pass raises on images it cannot take (wrong shape, channels or dtype): shape
@@ -185,10 +186,11 @@ def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
     )
 
 
-def check_input_shape(model, x: torch.Tensor) -> None:
+def check_input_shape(model, x: torch.Tensor, named: Naming = COMMAND_LINE) -> None:
     """Raise :class:`InputError` when ``model`` (or a zoo model inside it, under defenses) was
     trained on images of another shape than ``x``'s: MNIST's 1×28×28 images went through a
-    CIFAR-10 model's 3-channel normalization by broadcasting, and were classified."""
+    CIFAR-10 model's 3-channel normalization by broadcasting, and were classified. ``named``:
+    how the data set to pass is named (``--data cifar10``, or from Python ``dataset=``)."""
     if not isinstance(model, torch.nn.Module):
         return
     theirs = "×".join(map(str, x.shape[1:]))
@@ -213,7 +215,7 @@ def check_input_shape(model, x: torch.Tensor) -> None:
         if shape is not None and tuple(x.shape[1:]) != tuple(shape):
             name = getattr(module, "robustkit_name", "the model")
             dataset = getattr(module, "robustkit_dataset", None)
-            hint = f" of {dataset} (--data {dataset})" if dataset else ""
+            hint = f" of {dataset} ({named.setting('dataset', dataset)})" if dataset else ""
             raise InputError(
                 f"{name} takes {'×'.join(map(str, shape))} images but these are {theirs}; "
                 f"pass images{hint}"
@@ -516,7 +518,11 @@ def _buffer_versions(model) -> dict[str, tuple[int, int]]:
 
 
 def check_model_on(
-    model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None = None,
+    named: Naming = COMMAND_LINE,
 ) -> tuple[str | None, torch.Tensor]:
     """Every check before work starts, on the first two images of ``x`` (moved to the model's
     device):
@@ -525,9 +531,9 @@ def check_model_on(
     returns the text of a warning (or None), for the caller to warn with: random layers in
     training mode (Dropout, stochastic depth), or buffers the check's forward pass changed
     (state that every pass of an attack would change again); and the model's scores for
-    those images."""
+    those images. ``named``: as for :func:`check_input_shape`."""
     warning = check_training_mode(model)
-    check_input_shape(model, x)
+    check_input_shape(model, x, named)
     before = _buffer_versions(model)
     # two images where there are: a model that mixes images (a wrong reshape, a pooling over
     # the batch) returns the wrong number of rows for them

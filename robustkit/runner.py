@@ -417,7 +417,7 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
         x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset)
         indices = list(range(config.offset, config.offset + len(y)))
     # Before anything is stored: can the model classify these images, into these labels?
-    _, scores = check_model_on(model, x, y)
+    _, scores = check_model_on(model, x, y, named=named)
     for atk in attacks.values():  # (what an attack would find out in its first shard)
         atk.check_classes(scores.shape[1])
         atk.check_image_shape(tuple(x.shape[1:]))

@@ -1344,3 +1344,9 @@ def test_run_setting_mistakes_name_the_cli_options(tmp_path):
         result = run(*common, *options)
         assert_one_line_error(result)
         assert result.output.strip() == f"Error: {message}", result.output
+    # MNIST images for a CIFAR-10 model (a data file of another shape)
+    result = run(*common[:2], "--model", "cifar10/resnet20", *common[4:], "--data", str(data))
+    assert result.output.strip() == (
+        "Error: cifar10/resnet20 takes 3×32×32 images but these are 1×28×28; pass images of "
+        "cifar10 (--data cifar10)"
+    ), result.output

@@ -382,6 +382,8 @@ def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
         (dict(dataset=""), ["dataset="]),
         (dict(weights=" "), ["weights="]),
     ]
+    # MNIST images for a CIFAR-10 model (a data file of another shape)
+    mistakes.append((dict(model="cifar10/resnet20", dataset=str(data)), ["dataset='cifar10'"]))
     for fields, needles in mistakes:
         config = RunConfig(**{"model": "mnist/cnn-tiny-at", "n": 2, "device": "cpu", **fields})
         with pytest.raises(robustkit.RobustkitError) as info:
