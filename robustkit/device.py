@@ -20,16 +20,20 @@ import torch
 
 from .checks import is_whole_number
 from .errors import InputError, RobustkitError
+from .store import COMMAND_LINE, Naming
 
 #: The devices :func:`resolve_device` takes, as its messages and ``--device --help`` name them.
 _DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps|mps:0)$")
 
 
-def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.device:
+def resolve_device(
+    spec: str | int | torch.device | None = "auto", named: Naming = COMMAND_LINE
+) -> torch.device:
     """Turn ``auto|cpu|cuda|cuda:N|mps`` (or a GPU's index N, as torch takes it) into a
     :class:`torch.device` that exists on this machine. ``mps:0``, as torch names the device of
-    a tensor on Apple's GPU, is ``mps``."""
+    a tensor on Apple's GPU, is ``mps``. ``named``: how an error names the CPU to use instead
+    (``--device cpu``, or a run's ``device='cpu'`` from Python)."""
     given = spec
     if isinstance(spec, torch.device):
         spec = str(spec)
@@ -48,7 +52,7 @@ def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.devi
         if not torch.cuda.is_available():
             raise RobustkitError(
                 f"device {spec!r} is not available: no CUDA GPU is visible; use device cpu or auto "
-                "(--device cpu)"
+                f"({named.setting('device', 'cpu')})"
             )
         index = int(spec.split(":")[1]) if ":" in spec else 0
         if index >= torch.cuda.device_count():
@@ -61,7 +65,8 @@ def resolve_device(spec: str | int | torch.device | None = "auto") -> torch.devi
         hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
     ):
         raise RobustkitError(
-            f"device {spec!r} is not available on this machine; use device cpu (--device cpu)"
+            f"device {spec!r} is not available on this machine; use device cpu "
+            f"({named.setting('device', 'cpu')})"
         )
     return torch.device(spec)
 

@@ -277,7 +277,7 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
 
     norm = check_norm(config.norm)
     config = check_config(config, named)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, named)
     seed_everything(config.seed)
     is_file = zoo.is_user_file(config.model)
     info = zoo.model_info(config.model)  # (an own model's file must exist)

@@ -1340,6 +1340,14 @@ def test_run_setting_mistakes_name_the_cli_options(tmp_path):
             "(a whole number), got -1",
         ),
     ]
+    if not torch.cuda.is_available():
+        expected.append(
+            (
+                ["--device", "cuda"],
+                "device 'cuda' is not available: no CUDA GPU is visible; use device cpu or auto "
+                "(--device cpu)",
+            )
+        )
     for options, message in expected:
         result = run(*common, *options)
         assert_one_line_error(result)

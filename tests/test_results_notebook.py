@@ -363,6 +363,8 @@ def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
     ``RunConfig(eps=0.1)`` without attacks said "--eps is used by no attack: ... add an --attack
     or drop --eps", ``split='train'`` on a data file "drop --split", ``n=0`` "n (--n) must
     be ...". Through run_evaluation each names the RunConfig field (``eps=``) and no option."""
+    import torch
+
     data = tmp_path / "x.npz"
     np.savez(data, x=np.zeros((2, 1, 28, 28), np.uint8), y=np.zeros(2, np.int64))
     mistakes = [
@@ -382,6 +384,8 @@ def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
         (dict(dataset=""), ["dataset="]),
         (dict(weights=" "), ["weights="]),
     ]
+    if not torch.cuda.is_available():
+        mistakes.append((dict(device="cuda"), ["device='cpu'"]))
     # MNIST images for a CIFAR-10 model (a data file of another shape)
     mistakes.append((dict(model="cifar10/resnet20", dataset=str(data)), ["dataset='cifar10'"]))
     for fields, needles in mistakes:
