@@ -32,7 +32,6 @@ from .errors import (
     RobustkitError,
     RunStartedOverError,
     StoreWriteError,
-    WeightsError,
     first_line,
 )
 from .modelcheck import check_model_on
@@ -273,7 +272,7 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
     from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
     from .specs import as_typed, build_attack, build_defense, canonical_spec, registered_spec
-    from .zoo.loading import UNSAFE_HINT
+    from .zoo.loading import NO_WEIGHTS_HINT, UNSAFE_HINT
 
     norm = check_norm(config.norm)
     config = check_config(config, named)
@@ -387,16 +386,18 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
         model = zoo.load_model(
             config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
         )
-    except WeightsError as exc:
-        # the opt-in of a run is RunConfig's unsafe_load, not load_model's allow_unsafe (which
-        # the hint named from Python: RunConfig(allow_unsafe=True) is a TypeError)
+    except RobustkitError as exc:
+        # the loader's advice names load_model's arguments and the CLI's options; a run from
+        # Python sets RunConfig's fields (RunConfig(allow_unsafe=True) is a TypeError)
+        advice = {
+            UNSAFE_HINT: f"If you trust it, pass {named.setting('unsafe_load', True)}",
+            NO_WEIGHTS_HINT: f"drop {named.dropped('weights', config.weights)}",
+        }
         message = str(exc)
-        if named.options or not message.endswith(UNSAFE_HINT):
+        hint = next((h for h in advice if message.endswith(h)), None)
+        if named.options or hint is None:
             raise
-        raise WeightsError(
-            message.removesuffix(UNSAFE_HINT)
-            + f"If you trust it, pass {named.setting('unsafe_load', True)}"
-        ) from None
+        raise type(exc)(message.removesuffix(hint) + advice[hint]) from None
     sha = zoo.weights_sha256(model)
     if config.weights is not None and sha is not None and sha == info.get("sha256"):
         # --weights naming the zoo's own checkpoint (the pinned bytes) loads the zoo model: the

@@ -432,3 +432,28 @@ def test_a_checkpoint_that_needs_unpickling_is_refused_with_the_run_config_field
         prepare(config)  # (as the CLI prepares a run: its text is as it was)
     report = run_evaluation(replace(config, unsafe_load=True), db=tmp_path / "r.db", progress=False)
     assert report["n"] == 2
+
+
+def test_weights_for_a_plugin_that_takes_none_are_refused_with_the_run_config_field(tmp_path):
+    """weights= for a plug-in model whose factory takes none, refused from run_evaluation, said
+    "drop --weights", the CLI's option; it names RunConfig's weights= field."""
+    import torch
+
+    from robustkit.registry import MODELS
+
+    weights = tmp_path / "w.pt"
+    torch.save(torch.nn.Linear(4, 2).state_dict(), weights)
+    MODELS.add("test/plugin-no-weights", lambda: torch.nn.Linear(4, 2), dataset="mnist")
+    try:
+        config = RunConfig(model="test/plugin-no-weights", weights=str(weights), n=2, device="cpu")
+        with pytest.raises(robustkit.RobustkitError, match="takes no weights file") as info:
+            run_evaluation(config, db=tmp_path / "r.db", progress=False)
+        message = str(info.value)
+        assert message.endswith(f"drop weights={str(weights)!r}"), message
+        assert "--" not in message, message
+        from robustkit.runner import prepare
+
+        with pytest.raises(robustkit.RobustkitError, match="; drop --weights$"):
+            prepare(config)  # (as the CLI prepares a run: its text is as it was)
+    finally:
+        MODELS._entries.pop("test/plugin-no-weights")

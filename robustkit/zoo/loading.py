@@ -48,6 +48,8 @@ from .catalog import CheckpointFormatError, ZooSpec
 #: How a checkpoint that needs full unpickling is opted into (a run from Python names
 #: RunConfig's ``unsafe_load`` instead, see :func:`robustkit.runner.prepare`).
 UNSAFE_HINT = "If you trust it, pass allow_unsafe=True (CLI: --unsafe-load)"
+#: What to do with weights given to a plug-in whose factory takes none (likewise).
+NO_WEIGHTS_HINT = "drop --weights"
 
 
 def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
@@ -387,7 +389,7 @@ def _load_plugin(
     elif not _takes(factory, weights):
         raise RobustkitError(
             f"model {name} takes no weights file (its factory has no parameter for one); "
-            "drop --weights"
+            + NO_WEIGHTS_HINT
         )
     elif not os.path.exists(weights):  # (hashing it after the factory said "make it readable")
         raise WeightsError(f"weights file {weights} does not exist; check the path")
