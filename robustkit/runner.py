@@ -801,7 +801,8 @@ def run_evaluation(
     ``config.sanity`` is False) and are stored, and the report is the dict that
     ``robustkit evaluate --format json`` prints. ``db`` None is the default store
     (:func:`robustkit.store.default_db_path`). A mistake in ``config`` raises a one-line
-    :class:`~robustkit.RobustkitError` before anything is stored: an unknown model, attack or
+    :class:`~robustkit.RobustkitError` before anything is stored, naming RunConfig's fields
+    (``eps=``) where the CLI names its options (``--eps``): an unknown model, attack or
     defense name is an :class:`~robustkit.errors.UnknownNameError`, an unknown parameter or an
     ε no attack uses an :class:`~robustkit.errors.InputError`, as is a ``config`` that is no
     :class:`RunConfig` (a model's name, as ``robustkit evaluate`` takes it, or a dict)."""
