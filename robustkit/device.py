@@ -20,7 +20,7 @@ import torch
 
 from .checks import is_whole_number
 from .errors import InputError, RobustkitError
-from .store import COMMAND_LINE, Naming
+from .naming import COMMAND_LINE, Naming
 
 #: The devices :func:`resolve_device` takes, as its messages and ``--device --help`` name them.
 _DEVICES = "auto, cpu, cuda, cuda:N or mps"

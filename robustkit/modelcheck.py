@@ -18,7 +18,7 @@ import torch
 
 from .device import float_dtypes, model_device
 from .errors import InputError, RobustkitError, first_line
-from .store import COMMAND_LINE, Naming
+from .naming import COMMAND_LINE, Naming
 from .tables import counted
 
 #: What a forward pass raises on images it cannot take (wrong shape, channels or dtype): shape

@@ -27,7 +27,8 @@ import pandas as pd
 
 from .checks import given
 from .errors import InputError, RobustkitError
-from .store import PYTHON, Store, defense_names, find_run
+from .naming import PYTHON
+from .store import Store, defense_names, find_run
 from .tables import names_text
 
 #: What ``from robustkit.results import *`` gives. Not ``open``: the store opener is

@@ -35,7 +35,8 @@ from .errors import (
     first_line,
 )
 from .modelcheck import check_model_on
-from .store import COMMAND_LINE, PYTHON, Naming, Store, defense_names, dumps
+from .naming import COMMAND_LINE, PYTHON, Naming
+from .store import Store, defense_names, dumps
 from .tables import counted
 from .threat import ThreatModel, check_norm, format_eps, parse_eps
 from .weights import sha256_file
@@ -267,7 +268,7 @@ def check_config(config: RunConfig, named: Naming = COMMAND_LINE) -> RunConfig:
 def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
     """Load everything a run needs and compute its id (no attack runs yet). ``named``: how the
     errors name the run's settings, the CLI's options (``--eps``) or RunConfig's fields
-    (``eps=``, :data:`~robustkit.store.PYTHON`)."""
+    (``eps=``, :data:`~robustkit.naming.PYTHON`)."""
     from . import zoo
     from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
@@ -725,7 +726,7 @@ def stored_note(run: Run, store: Store, fresh: bool) -> tuple[str, str]:
     (--fresh again would delete what is stored). A fresh run stopped before its first shard
     has replaced nothing: the earlier run's results are kept, and the same command starts
     over. A store opened from Python says "the same run_evaluation call" and "fresh=True"
-    (see :class:`~robustkit.store.Naming`)."""
+    (see :class:`~robustkit.naming.Naming`)."""
     from .evaluation import iter_shards
 
     if store.replacing(run.run_id):

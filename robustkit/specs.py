@@ -14,8 +14,8 @@ from typing import Any
 from .attack import Attack
 from .defense import Defense
 from .errors import InputError, RobustkitError, first_line
+from .naming import COMMAND_LINE, Naming
 from .registry import ATTACKS, DEFENSES, Registry, constructor_parameters, constructor_signature
-from .store import COMMAND_LINE, Naming
 from .threat import check_norm, float_text, format_eps, parse_eps
 
 
@@ -217,7 +217,7 @@ def build_attack(
 ) -> Attack:
     """A configured attack from ``spec``; run-wide settings fill the parameters it leaves out.
     ``named``: how the errors name the run's settings (``--targeted``, or ``targeted=True``
-    from Python, :class:`~robustkit.store.Naming`).
+    from Python, :class:`~robustkit.naming.Naming`).
 
     Decision-based attacks that support only L2 keep L2 when the run's norm is another; the
     run's ε is then not theirs, so they get none (they minimise the distance instead). An attack
