@@ -61,7 +61,8 @@ class PGD(Attack):
 
     ``steps`` steps of ``step_size`` (None: 2.5·ε/steps, see :attr:`alpha`) from a random
     point of the ε-ball (``random_start``, else the clean image); ``restarts`` retries
-    the samples no earlier restart fooled; ``loss``: ``ce``, ``margin`` (Carlini & Wagner's;
+    the samples no earlier restart fooled (from another random start: without one, and with
+    ``eot`` = 1, a restart would repeat the first, so restarts > 1 is refused there); ``loss``: ``ce``, ``margin`` (Carlini & Wagner's;
     ``cw`` names it too) or ``dlr``; ``targeted=True`` aims at the ``target`` the call is given (a
     sample no restart moves to its target keeps a misclassified answer where a restart found
     one); ``early_stop=False`` runs every step for every sample (the first adversarial iterate is
@@ -97,6 +98,14 @@ class PGD(Attack):
         self.loss = {"cw": "margin"}.get(str(loss).lower(), str(loss).lower())
         self.early_stop = flag("early_stop", early_stop)
         self.eot = positive_int("eot", eot)
+        if self.restarts > 1 and not self.random_start and self.eot == 1:
+            # every restart starts at the clean image: with one pass per gradient it repeated
+            # the first restart on the samples that one left (same answers, more gradients)
+            raise InputError(
+                f"pgd: restarts={self.restarts} without a random start repeat the same run "
+                "(each starts at the clean image); set random_start=true or restarts=1 (on a "
+                "randomized model, eot > 1 draws anew in every restart)"
+            )
 
     @property
     def alpha(self) -> float:
