@@ -376,7 +376,9 @@ def _effort(atk) -> int:
 
 def _stronger(atk):
     """The same attack with twice the steps, one more restart and another seed; for an ensemble
-    (``auto``), every stage made stronger so (a stage without steps, e.g. FGSM, stays)."""
+    (``auto``), every stage made stronger so (a stage without steps, e.g. FGSM, stays). PGD
+    without a random start (and with one pass per gradient) gets no restart: it would repeat
+    the first, and PGD refuses it."""
     from .attack import next_seed
 
     stages = getattr(atk, "_attacks", None)
@@ -398,9 +400,18 @@ def _stronger(atk):
             **small,
             "steps": 2 * atk.steps,
             "seed": next_seed(atk.seed),
-            **({"restarts": atk.restarts + 1} if "restarts" in atk.params else {}),
+            **({"restarts": atk.restarts + 1} if _restarts_differ(atk) else {}),
         }
     )
+
+
+def _restarts_differ(atk) -> bool:
+    """Whether another restart of ``atk`` can differ from its first: it has restarts, and
+    starts from a random point or draws anew each pass (PGD's ``random_start``, ``eot``)."""
+    params = atk.params
+    if "restarts" not in params:
+        return False
+    return params.get("random_start", True) or params.get("eot", 1) > 1
 
 
 def _describe(atk) -> str:
@@ -473,12 +484,14 @@ def check_more_steps(
             NOT_CHECKED + f"too few robust samples ({keep.numel()} < 10) to test convergence",
         )
     stronger = _stronger(atk)
+    iterative = [s for s in getattr(atk, "_attacks", [atk]) if "steps" in s.params]
+    restart = " and one more restart" if all(map(_restarts_differ, iterative)) else ""
     what = (
-        f"{atk.name} with {2 * atk.steps} steps and one more restart"
+        f"{atk.name} with {2 * atk.steps} steps{restart}"
         if "steps" in atk.params
         # the stronger stages' own counts, named as such: "auto (... 40 steps ...), each stage at
         # twice the steps" read as twice 40
-        else f"{atk.name} with each stage at twice the steps and one more restart, that is "
+        else f"{atk.name} with each stage at twice the steps{restart}, that is "
         f"{' then '.join(stronger.stages)},"
     )
     with torch.random.fork_rng(devices=cuda):
