@@ -37,6 +37,13 @@ def stage_robust_accuracy(result: AttackResult) -> list[float]:
     return per_stage
 
 
+def _draws_at_random(atk: Attack) -> bool:
+    """Whether ``atk`` draws from its seed or the model's randomness: a random start (APGD
+    always), or EOT's several passes per gradient. One that does not (FGSM, PGD without a random
+    start) repeats itself exactly on a deterministic model, whatever its seed."""
+    return getattr(atk, "random_start", True) or getattr(atk, "eot", 1) > 1
+
+
 @ATTACKS.register(
     "auto",
     family="gradient",
@@ -48,7 +55,8 @@ class Auto(Attack):
     """Run ``stages`` (attack specifications such as ``"apgd-ce:steps=25"``; on the command line
     ``auto:stages=apgd-ce:steps=25+apgd-t:steps=25;n_target_classes=3``) in order on the
     samples no earlier stage fooled. Every stage gets this attack's norm, ε and a seed derived
-    from its own."""
+    from its own; a stage that draws nothing at random (FGSM, PGD without a random start) may
+    not be given twice, as it would repeat its first run."""
 
     name = "auto"
     extras_fill = {"fooled_by": -1}  # a sample not attacked (already wrong): fooled by no stage
@@ -75,6 +83,14 @@ class Auto(Attack):
         self._attacks = [self._build(spec) for spec in stages]
         # by registered name and without spaces (APGD-CE: steps=5 is apgd-ce:steps=5: one run)
         self.stages = tuple(registered_stage(spec) for spec in stages)
+        for k, (stage, atk) in enumerate(zip(self.stages, self._attacks, strict=True)):
+            if not _draws_at_random(atk) and stage in self.stages[:k]:
+                # it ran again on the samples the first left and repeated its steps exactly
+                raise InputError(
+                    f"auto stage {stage!r} repeats stage {self.stages.index(stage) + 1} and "
+                    "draws nothing at random, so it would repeat that stage's run on the "
+                    "samples it left: drop it or set random_start=true"
+                )
 
     def _build(self, spec: str) -> Attack:
         from robustkit.specs import build_attack, parse_attack_spec

@@ -901,3 +901,28 @@ def test_pgd_restarts_without_a_random_start_are_refused(spec):
         {"random_start": False, "restarts": 2, "eot": 2},
     ):
         robustkit.get_attack("pgd", eps=1 / 255, steps=2, **params)(model, x, y)
+
+
+@pytest.mark.parametrize(
+    "stages, repeated",
+    [
+        ("fgsm+fgsm", "fgsm"),
+        ("pgd:random_start=false+apgd-ce:steps=2+pgd:random_start=False", "pgd:random_start=false"),
+    ],
+)
+def test_auto_refuses_a_stage_that_repeats_an_earlier_one_without_drawing(stages, repeated):
+    """Found by review: a stage that draws nothing at random (FGSM, PGD without a random start,
+    one pass per gradient) given twice ran again on the samples the first left and repeated
+    its steps exactly: the same answers, more gradients. Refused with the fix; a stage that
+    draws (APGD, a random start, EOT) gets its own seed, so repeating it is a fresh attack."""
+    with pytest.raises(InputError, match=f"auto stage '{repeated}' repeats") as err:
+        robustkit.get_attack("auto", stages=stages)
+    assert "\n" not in str(err.value) and "drop it or set random_start=true" in str(err.value)
+    for fine in ("apgd-ce:steps=2+apgd-ce:steps=2", "fgsm+fgsm:random_start=true", "pgd+pgd"):
+        robustkit.get_attack("auto", stages=fine)
+    model = SmallCNN(0)
+    x = batch(0, n=16)
+    y = model(x).argmax(1)
+    once = robustkit.get_attack("auto", eps=1 / 255, stages="fgsm")(model, x, y)
+    twice = robustkit.get_attack("auto", eps=1 / 255, stages="fgsm+pgd:steps=2")(model, x, y)
+    assert (twice.success >= once.success).all()
