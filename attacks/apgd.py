@@ -263,7 +263,9 @@ class APGDT(_APGDBase):
     """Targeted APGD on the targeted DLR loss, one run per candidate target class.
 
     The candidates are the ``n_target_classes`` classes the model ranks highest after the
-    true one; any misclassification counts as a success, as in AutoAttack. The other
+    true one (at most every wrong class: on a model of fewer than ``n_target_classes`` + 1
+    classes, each wrong class once, so the default 9 fits 10 classes and any fewer); any
+    misclassification counts as a success, as in AutoAttack. The other
     parameters are :class:`APGDCE`'s; ``steps`` and ``restarts`` apply to each target.
     """
 

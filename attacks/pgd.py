@@ -59,15 +59,17 @@ def eot_value_and_grad(ctx: AttackContext, x, idx, loss_of, eot: int):
 class PGD(Attack):
     """Projected gradient ascent with random start, restarts, early stop and EOT.
 
-    ``steps`` steps of ``step_size`` (None: 2.5·ε/steps, see :attr:`alpha`) from a random
-    point of the ε-ball (``random_start``, else the clean image); ``restarts`` retries
+    ``steps`` steps of ``step_size`` (None: 2.5·ε/steps, see :attr:`alpha`; in L∞ a step of
+    2·ε, the ball's width, already takes each pixel the gradient moves to the ball's face, so
+    any larger step acts as 2·ε: a step in pixel levels is written ``step_size=2/255``) from a
+    random point of the ε-ball (``random_start``, else the clean image); ``restarts`` retries
     the samples no earlier restart fooled (from another random start: without one, and with
-    ``eot`` = 1, a restart would repeat the first, so restarts > 1 is refused there); ``loss``: ``ce``, ``margin`` (Carlini & Wagner's;
-    ``cw`` names it too) or ``dlr``; ``targeted=True`` aims at the ``target`` the call is given (a
-    sample no restart moves to its target keeps a misclassified answer where a restart found
-    one); ``early_stop=False`` runs every step for every sample (the first adversarial iterate is
-    still the answer); ``eot`` > 1 averages each gradient over that many passes (for randomized
-    models).
+    ``eot`` = 1, a restart would repeat the first, so restarts > 1 is refused there);
+    ``loss``: ``ce``, ``margin`` (Carlini & Wagner's; ``cw`` names it too) or ``dlr``;
+    ``targeted=True`` aims at the ``target`` the call is given (a sample no restart moves to
+    its target keeps a misclassified answer where a restart found one); ``early_stop=False``
+    runs every step for every sample (the first adversarial iterate is still the answer);
+    ``eot`` > 1 averages each gradient over that many passes (for randomized models).
     """
 
     name = "pgd"

@@ -926,3 +926,25 @@ def test_auto_refuses_a_stage_that_repeats_an_earlier_one_without_drawing(stages
     once = robustkit.get_attack("auto", eps=1 / 255, stages="fgsm")(model, x, y)
     twice = robustkit.get_attack("auto", eps=1 / 255, stages="fgsm+pgd:steps=2")(model, x, y)
     assert (twice.success >= once.success).all()
+
+
+def test_documented_limits_of_step_size_and_n_target_classes():
+    """Found by review, now documented (README, docstrings): in L∞ every PGD step above 2·ε
+    (the ball's width) acts as 2·ε, so step_size=1 with ε=1/255 is no larger step than
+    2/255; and APGD-T attacks each wrong class once where the model has fewer than
+    n_target_classes + 1 classes (the default 9 on a 5-class model is 4 targets)."""
+    model = Linear(classes=5)
+    x = batch(1, n=16)
+    y = model(x).argmax(1)
+    eps = 1 / 255
+    runs = [
+        robustkit.get_attack("pgd", eps=eps, steps=3, step_size=s)(model, x, y)
+        for s in (2 * eps, 5 * eps, 1.0)
+    ]
+    assert all(torch.equal(runs[0].x_adv, r.x_adv) for r in runs[1:])
+    nine, four = (
+        robustkit.get_attack("apgd-t", eps=eps, steps=4, n_target_classes=k)(model, x, y)
+        for k in (9, 4)
+    )
+    assert torch.equal(nine.x_adv, four.x_adv) and torch.equal(nine.gradients, four.gradients)
+    assert nine.gradients.max() == 4 * 4  # steps × the 4 wrong classes
