@@ -83,11 +83,12 @@ class Auto(Attack):
         self._attacks = [self._build(spec) for spec in stages]
         # by registered name and without spaces (APGD-CE: steps=5 is apgd-ce:steps=5: one run)
         self.stages = tuple(registered_stage(spec) for spec in stages)
+        built = [(atk.name, atk.params) for atk in self._attacks]  # (defaults spelled out)
         for k, (stage, atk) in enumerate(zip(self.stages, self._attacks, strict=True)):
-            if not _draws_at_random(atk) and stage in self.stages[:k]:
+            if not _draws_at_random(atk) and built[k] in built[:k]:
                 # it ran again on the samples the first left and repeated its steps exactly
                 raise InputError(
-                    f"auto stage {stage!r} repeats stage {self.stages.index(stage) + 1} and "
+                    f"auto stage {stage!r} repeats stage {built.index(built[k]) + 1} and "
                     "draws nothing at random, so it would repeat that stage's run on the "
                     "samples it left: drop it or set random_start=true"
                 )

@@ -907,6 +907,8 @@ def test_pgd_restarts_without_a_random_start_are_refused(spec):
     "stages, repeated",
     [
         ("fgsm+fgsm", "fgsm"),
+        # the same attack written otherwise (a default spelled out) is the same stage
+        ("fgsm+fgsm:loss=ce", "fgsm:loss=ce"),
         ("pgd:random_start=false+apgd-ce:steps=2+pgd:random_start=False", "pgd:random_start=false"),
     ],
 )
