@@ -158,7 +158,26 @@ def check_randomized(
         )
     else:
         detail = "outputs are deterministic"
+        wasted = [n for n in (_with_eot(label, a) for label, a in gradient) if n is not None]
+        if wasted:  # (each pass the same: the answers of eot=1, at eot times the gradients)
+            detail += (
+                f": EOT averages identical passes there ({', '.join(wasted)}), the gradients "
+                "of eot=1 at several times the cost; use eot=1"
+            )
     return "randomized_outputs", flagged, detail
+
+
+def _with_eot(label: str, atk: Any) -> str | None:
+    """How to name a gradient attack of the run that averages over several passes (``eot`` >
+    1): its label; for an ensemble (``auto``), its label with the stages that do so. None for
+    one that takes a single pass per gradient."""
+    stages = getattr(atk, "_attacks", None)
+    if stages is None:
+        return label if _eot(atk) > 1 else None
+    averaging = [s.name for s in _gradient_attacks(stages) if _eot(s) > 1]
+    if not averaging:
+        return None
+    return f"{label} (its stage{'s' if len(averaging) > 1 else ''} {', '.join(averaging)})"
 
 
 def _output_change(model: nn.Module, x: torch.Tensor) -> tuple[bool, float]:

@@ -213,8 +213,15 @@ def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
     for attacks in ([cgba], []):
         flagged, detail = check_randomized(noisy, x, attacks)[1:]
         assert not flagged and not was_checked(detail) and "no gradient attack" in detail
-    flagged, detail = check_randomized(Linear(), x, [eot_pgd])[1:]
+    flagged, detail = check_randomized(Linear(), x, [pgd])[1:]
     assert not flagged and detail == "outputs are deterministic"
+    # EOT on a deterministic model averages identical passes: said, not flagged (found by
+    # review: pgd:eot=10 cost 10 times the gradients of eot=1 for the same answers, unsaid)
+    flagged, detail = check_randomized(Linear(), x, {"pgd:eot=10": eot_pgd, "auto": auto_eot})[1:]
+    assert not flagged and detail == (
+        "outputs are deterministic: EOT averages identical passes there (pgd:eot=10, auto "
+        "(its stage pgd)), the gradients of eot=1 at several times the cost; use eot=1"
+    ), detail
 
 
 def test_a_gradient_attack_without_eot_is_named_beside_one_with_it():
