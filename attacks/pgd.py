@@ -28,14 +28,20 @@ from robustkit.attack import Attack, AttackContext
 from robustkit.checks import flag, positive_float, positive_int
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
-from robustkit.threat import normalize_direction, project, random_in_ball
+from robustkit.threat import normalize_direction, parse_eps, project, random_in_ball
 
 from .losses import LOSSES, check_dlr_classes, final_outcome, fooled, get_loss
 
 
 def check_step_size(value: object) -> float | None:
-    """A step size, or None for the attack's default."""
-    return None if value is None else positive_float("step_size", value)
+    """A step size, or None for the attack's default. Text is read as ε is (``"2/255"``,
+    :func:`~robustkit.threat.parse_eps`): ``eps="8/255"`` was taken and ``step_size="2/255"``
+    refused, though the spec ``pgd:step_size=2/255`` works. A number is taken as it is."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_eps(value, name="step_size")
+    return positive_float("step_size", value)
 
 
 def eot_value_and_grad(ctx: AttackContext, x, idx, loss_of, eot: int):
@@ -79,7 +85,7 @@ class PGD(Attack):
         norm: str = "linf",
         eps: float | str = 8 / 255,
         steps: int = 10,
-        step_size: float | None = None,
+        step_size: float | str | None = None,
         random_start: bool = True,
         restarts: int = 1,
         loss: str = "ce",
@@ -239,7 +245,7 @@ class FGSM(PGD):
         self,
         norm: str = "linf",
         eps: float | str = 8 / 255,
-        step_size: float | None = None,
+        step_size: float | str | None = None,
         random_start: bool = False,
         loss: str = "ce",
         targeted: bool = False,

@@ -18,11 +18,12 @@ from .errors import InputError
 NORMS = ("linf", "l2")
 
 
-def parse_eps(value: str | float | int) -> float:
-    """Parse an ε such as ``0.03``, ``8/255`` or ``8 / 255`` into a positive float."""
-    message = f"eps must be a positive number such as 0.03 or 8/255, got {shown(value)}"
+def parse_eps(value: str | float | int, name: str = "eps") -> float:
+    """Parse an ε such as ``0.03``, ``8/255`` or ``8 / 255`` into a positive float; ``name``
+    is the parameter the error names (another amount in pixel units, e.g. PGD's step size)."""
+    message = f"{name} must be a positive number such as 0.03 or 8/255, got {shown(value)}"
     if isinstance(value, bool):
-        raise InputError(f"eps must be a positive number, got {value!r}")
+        raise InputError(f"{name} must be a positive number, got {value!r}")
     try:
         if isinstance(value, (int, float)):
             eps = float(value)

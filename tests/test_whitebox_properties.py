@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from robustkit.attacks.losses import dlr, margin
 from robustkit.errors import InputError
 from robustkit.evaluation import iter_shards
 from robustkit.runner import RunConfig, check_config
+from robustkit.specs import build_attack
 
 from .helpers import Linear, Softmaxed
 
@@ -950,3 +952,21 @@ def test_documented_limits_of_step_size_and_n_target_classes():
     )
     assert torch.equal(nine.x_adv, four.x_adv) and torch.equal(nine.gradients, four.gradients)
     assert nine.gradients.max() == 4 * 4  # steps × the 4 wrong classes
+
+
+@pytest.mark.parametrize("name", ["pgd", "fgsm"])
+def test_a_step_size_is_written_as_eps_is(name):
+    """Found by review: get_attack("pgd", eps="8/255") was accepted but step_size="2/255"
+    refused ("must be a positive number"), though the CLI spec pgd:step_size=2/255 works: a
+    step size in pixel units now takes what ε takes, parsed the same way."""
+    for text, value in (("2/255", 2 / 255), ("2 / 255", 2 / 255), ("0.01", 0.01)):
+        atk = robustkit.get_attack(name, eps="8/255", step_size=text)
+        assert atk.step_size == value and atk.params["step_size"] == value
+        assert atk.step_size == build_attack(f"{name}:step_size={text}").step_size
+    for bad in ("x", "0", "-2/255", "2/0", "8/255/2", "inf"):
+        with pytest.raises(
+            InputError, match=r"^step_size must be a positive number such as 0\.03 or 8/255, got"
+        ):
+            robustkit.get_attack(name, step_size=bad)
+    # a number stays exactly what it was (a NumPy float32 is not rounded through its text)
+    assert robustkit.get_attack(name, step_size=np.float32(0.1)).step_size == float(np.float32(0.1))
