@@ -547,3 +547,22 @@ def test_a_label_only_run_on_a_randomized_model_without_a_vote_is_flagged():
     assert "one draw" in check_randomized_labels(Noisy(Linear()), x)[2]
     run.attacks = {"pgd": robustkit.get_attack("pgd")}
     assert "randomized_labels" not in {n for n, _, _ in run_checks(run, {"attacks": {}})}
+
+
+def test_the_convergence_check_counts_apgd_t_targets_the_model_has():
+    """Found by review: the effort that picks the attack to re-run counted apgd-t's
+    n_target_classes (9 by default) on a model of 4 classes, where it runs 3 targets: apgd-t
+    with 10 steps (30 gradients) was taken as stronger than pgd with 40 steps, and the check
+    re-ran it ("apgd-t with 20 steps") instead of the PGD."""
+    from robustkit.sanity import _effort
+
+    model = Linear(classes=4).eval()
+    x = torch.rand(12, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = model(x).argmax(1)
+    apgd_t = robustkit.get_attack("apgd-t", eps=1e-3, steps=10)
+    pgd = robustkit.get_attack("pgd", eps=1e-3, steps=40)
+    assert _effort(apgd_t, classes=4) == 30 and _effort(apgd_t) == 90
+    run = SimpleNamespace(model=model, attacks={"apgd-t": apgd_t, "pgd": pgd})
+    survivors = torch.ones(12, dtype=torch.bool)
+    detail = check_more_steps(run, x, y, survivors=survivors)[2]
+    assert detail.startswith("pgd with 80 steps"), detail
