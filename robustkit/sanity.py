@@ -164,6 +164,13 @@ def check_randomized(
                 f": EOT averages identical passes there ({', '.join(wasted)}), the gradients "
                 "of eot=1 at several times the cost; use eot=1"
             )
+            # (PGD without a random start: its restarts repeat the first, and eot=1 alone is
+            # refused with restarts > 1)
+            if any(_restarts_repeat(a) for a in _gradient_attacks(attacks)):
+                detail += (
+                    ", and restarts=1 where there is no random start (each restart repeats "
+                    "the first)"
+                )
     return "randomized_outputs", flagged, detail
 
 
@@ -178,6 +185,16 @@ def _with_eot(label: str, atk: Any) -> str | None:
     if not averaging:
         return None
     return f"{label} (its stage{'s' if len(averaging) > 1 else ''} {', '.join(averaging)})"
+
+
+def _restarts_repeat(atk: Any) -> bool:
+    """Whether ``atk`` runs restarts that, on a deterministic model, repeat its first: several,
+    each from the clean image (no random start), with EOT (PGD refuses them without)."""
+    return (
+        _eot(atk) > 1
+        and getattr(atk, "restarts", 1) > 1
+        and not atk.params.get("random_start", True)
+    )
 
 
 def _output_change(model: nn.Module, x: torch.Tensor) -> tuple[bool, float]:

@@ -222,6 +222,14 @@ def test_a_randomized_model_is_flagged_only_when_no_gradient_attack_uses_eot():
         "outputs are deterministic: EOT averages identical passes there (pgd:eot=10, auto "
         "(its stage pgd)), the gradients of eot=1 at several times the cost; use eot=1"
     ), detail
+    # without a random start the restarts repeat too (and eot=1 alone is refused with them):
+    # the note says to set restarts=1 as well (found by review)
+    again = robustkit.get_attack("pgd", random_start=False, restarts=3, eot=2)
+    detail = check_randomized(Linear(), x, [again])[2]
+    assert detail.endswith(
+        "use eot=1, and restarts=1 where there is no random start (each restart repeats the first)"
+    ), detail
+    assert robustkit.get_attack("pgd", random_start=False, restarts=1, eot=1)  # (what it says)
 
 
 def test_a_gradient_attack_without_eot_is_named_beside_one_with_it():
