@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from robustkit.attack import Attack
-from robustkit.checks import flag, is_real_number, positive_int
+from robustkit.checks import flag, is_real_number, positive_int, shown
 from robustkit.errors import InputError
 from robustkit.registry import ATTACKS
 from robustkit.threat import normalize_direction, project, random_in_ball
@@ -71,10 +71,9 @@ class _APGDBase(Attack):
             )
         self.restarts = positive_int("restarts", restarts)
         for name, value in (("rho", rho), ("alpha", alpha)):
-            if not is_real_number(value):
-                raise InputError(f"{name} must be a number in (0, 1], got {value!r}")
-        if not 0 < rho <= 1 or not 0 < alpha <= 1:
-            raise InputError(f"rho and alpha must lie in (0, 1], got rho={rho}, alpha={alpha}")
+            # (shown: a huge int's repr is hundreds of digits, past 4,300 an error of its own)
+            if not is_real_number(value) or not 0 < value <= 1:
+                raise InputError(f"{name} must be a number in (0, 1], got {shown(value)}")
         self.rho = float(rho)
         self.alpha = float(alpha)
         self.early_stop = flag("early_stop", early_stop)

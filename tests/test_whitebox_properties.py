@@ -276,6 +276,10 @@ HUGE = 10**5000  # its repr raises ValueError (over 4,300 digits)
         (lambda: robustkit.get_defense("bit-depth", bits=HUGE), "bits must be"),
         (lambda: list(iter_shards(10, -HUGE)), "batch size must be"),
         (lambda: check_config(RunConfig(model="m", n=-HUGE)), r"n \(--n\) must be"),
+        # APGD's rho and alpha: "bad parameters for attack 'apgd-ce': Exceeds the limit (4300
+        # digits) for integer string conversion", and 401 digits at 10**400
+        (lambda: robustkit.get_attack("apgd-ce", rho=HUGE), r"rho must be a number in \(0, 1\]"),
+        (lambda: robustkit.get_attack("apgd-t", alpha=-HUGE), r"alpha must be a number in"),
     ],
 )
 def test_a_huge_whole_number_is_named_in_three_digits(make, message):
