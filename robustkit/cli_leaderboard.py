@@ -277,6 +277,7 @@ def run_preset(
     """
     from .device import resolve_device
     from .leaderboard import RENDERERS
+    from .naming import COMMAND_LINE
     from .presets import preset_runs
     from .runner import execute, prepare
     from .store import Store
@@ -287,7 +288,7 @@ def run_preset(
     out = out if out is not None else f"leaderboard-{preset}"
     check_out(out, db)  # before hours of runs
     target = Path(out)
-    resolve_device(device)  # a device that is not there: one error, not one failure per run
+    resolve_device(device, COMMAND_LINE)  # not there: one error, not one failure per run
     configs = preset_runs(preset, pattern, device=device, seed=seed)
     if not configs:
         raise RobustkitError(

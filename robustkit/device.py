@@ -20,7 +20,7 @@ import torch
 
 from .checks import is_whole_number
 from .errors import InputError, RobustkitError
-from .naming import COMMAND_LINE, Naming
+from .naming import PYTHON, Naming
 
 #: The devices :func:`resolve_device` takes, as its messages and ``--device --help`` name them.
 _DEVICES = "auto, cpu, cuda, cuda:N or mps"
@@ -28,12 +28,13 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps|mps:0)$")
 
 
 def resolve_device(
-    spec: str | int | torch.device | None = "auto", named: Naming = COMMAND_LINE
+    spec: str | int | torch.device | None = "auto", named: Naming = PYTHON
 ) -> torch.device:
     """Turn ``auto|cpu|cuda|cuda:N|mps`` (or a GPU's index N, as torch takes it) into a
     :class:`torch.device` that exists on this machine. ``mps:0``, as torch names the device of
-    a tensor on Apple's GPU, is ``mps``. ``named``: how an error names the CPU to use instead
-    (``--device cpu``, or a run's ``device='cpu'`` from Python)."""
+    a tensor on Apple's GPU, is ``mps``. ``named``: how an error names the CPU to use instead,
+    ``device='cpu'`` as load_model and RunConfig take it (the default), or the CLI's
+    ``--device cpu`` (:data:`~robustkit.naming.COMMAND_LINE`)."""
     given = spec
     if isinstance(spec, torch.device):
         spec = str(spec)

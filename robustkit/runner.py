@@ -273,7 +273,6 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
     from .data import DATASETS, is_data_file, load_dataset
     from .device import resolve_device, seed_everything
     from .specs import as_typed, build_attack, build_defense, canonical_spec, registered_spec
-    from .zoo.loading import NO_WEIGHTS_HINT, UNSAFE_HINT
 
     norm = check_norm(config.norm)
     config = check_config(config, named)
@@ -383,22 +382,15 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
             f"defense {twice[0]!r} is given more than once; give each defense once "
             "(a stronger setting, e.g. a larger sigma, instead of a repeat)"
         )
-    try:
-        model = zoo.load_model(
-            config.model, device=device, weights=config.weights, allow_unsafe=config.unsafe_load
-        )
-    except RobustkitError as exc:
-        # the loader's advice names load_model's arguments and the CLI's options; a run from
-        # Python sets RunConfig's fields (RunConfig(allow_unsafe=True) is a TypeError)
-        advice = {
-            UNSAFE_HINT: f"If you trust it, pass {named.setting('unsafe_load', True)}",
-            NO_WEIGHTS_HINT: f"drop {named.dropped('weights', config.weights)}",
-        }
-        message = str(exc)
-        hint = next((h for h in advice if message.endswith(h)), None)
-        if named.options or hint is None:
-            raise
-        raise type(exc)(message.removesuffix(hint) + advice[hint]) from None
+    # (the loader's advice names the CLI's options or RunConfig's fields, not its arguments:
+    # RunConfig(allow_unsafe=True) is a TypeError)
+    model = zoo.load_model(
+        config.model,
+        device=device,
+        weights=config.weights,
+        allow_unsafe=config.unsafe_load,
+        named=named,
+    )
     sha = zoo.weights_sha256(model)
     if config.weights is not None and sha is not None and sha == info.get("sha256"):
         # --weights naming the zoo's own checkpoint (the pinned bytes) loads the zoo model: the

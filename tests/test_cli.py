@@ -1280,6 +1280,51 @@ def test_counts_of_one_are_singular_in_reports(tmp_path):
     assert "1/1 sample " in deleted.output and "samples" not in deleted.output, deleted.output
 
 
+def test_loading_mistakes_name_the_cli_options(tmp_path):
+    """The loader's advice named load_model's argument on the command line too: a checkpoint
+    that needs full unpickling said "pass allow_unsafe=True (CLI: --unsafe-load)". It names
+    the option alone now; weights for a plug-in that takes none keep "drop --weights"."""
+    import argparse
+
+    from robustkit.registry import MODELS
+
+    data = tmp_path / "x.npz"
+    np.savez(data, x=np.zeros((2, 1, 28, 28), np.uint8), y=np.zeros(2, np.int64))
+    net = tmp_path / "net.py"
+    net.write_text(
+        "import torch\n\ndef build():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n"
+    )
+    state = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).state_dict()
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"state_dict": state, "extra": argparse.Namespace(a=1)}, unsafe)
+    weights = tmp_path / "w.pt"
+    torch.save(torch.nn.Linear(4, 2).state_dict(), weights)
+    common = ["evaluate", "--no-progress", "--device", "cpu", "--db", str(tmp_path / "r.db")]
+    expected = [
+        (
+            ["--model", f"{net}:build", "--data", str(data), "--weights", str(unsafe)],
+            f"{unsafe} cannot be loaded with weights_only=True (it refers to GLOBAL "
+            "argparse.Namespace): it needs full unpickling, which can run code from the file; "
+            "refused. If you trust it, pass --unsafe-load",
+        ),
+        (
+            ["--model", "test/plugin-no-weights", "--weights", str(weights)],
+            "model test/plugin-no-weights takes no weights file (its factory has no parameter "
+            "for one); drop --weights",
+        ),
+    ]
+    MODELS.add("test/plugin-no-weights", lambda: torch.nn.Linear(4, 2), dataset="mnist")
+    try:
+        for options, message in expected:
+            result = run(*common, *options)
+            assert_one_line_error(result)
+            assert result.output.strip() == f"Error: {message}", result.output
+    finally:
+        MODELS._entries.pop("test/plugin-no-weights")
+    assert not (tmp_path / "r.db").exists()
+
+
 def test_run_setting_mistakes_name_the_cli_options(tmp_path):
     """The RunConfig errors that name the field from Python (``eps=``) keep naming the option
     on the command line, word for word as before."""

@@ -148,7 +148,7 @@ def test_devices():
     with pytest.raises(RobustkitError, match="unknown device 'gpu'"):
         robustkit.resolve_device("gpu")
     if not torch.cuda.is_available():
-        with pytest.raises(RobustkitError, match="not available.*--device cpu"):
+        with pytest.raises(RobustkitError, match=r"not available.*\(device='cpu'\)$"):
             robustkit.resolve_device("cuda:0")
 
 

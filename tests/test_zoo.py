@@ -166,7 +166,7 @@ def test_user_file_factory_and_unsafe_checkpoint(tmp_path):
     torch.save(
         {"state_dict": net.state_dict(), "extra": argparse.Namespace(a=1)}, tmp_path / "unsafe.pt"
     )
-    with pytest.raises(WeightsError, match="needs full unpickling.*--unsafe-load"):
+    with pytest.raises(WeightsError, match="needs full unpickling.*allow_unsafe=True$"):
         robustkit.load_model(f"{src}:build", device="cpu", weights=tmp_path / "unsafe.pt")
     ok = robustkit.load_model(
         f"{src}:build", device="cpu", weights=tmp_path / "unsafe.pt", allow_unsafe=True
@@ -321,6 +321,33 @@ def test_plugin_factories_of_either_documented_signature(tmp_path):
         MODELS._entries.pop("test/plugin-none")
 
 
+def test_load_model_errors_name_its_own_arguments(tmp_path):
+    """load_model's advice named the CLI's options, which its caller does not have: weights for
+    a plug-in that takes none said "drop --weights", a checkpoint that needs full unpickling
+    "pass allow_unsafe=True (CLI: --unsafe-load)" and, without a GPU, device='cuda' "(--device
+    cpu)". Each names load_model's own argument now."""
+    ckpt = tmp_path / "w.pt"
+    torch.save(torch.nn.Linear(4, 2).state_dict(), ckpt)
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"state_dict": {}, "args": argparse.Namespace(a=1)}, unsafe)
+    MODELS.add("test/plugin-none", lambda: torch.nn.Linear(4, 2), dataset="none")
+    mistakes = [
+        (dict(name="test/plugin-none", weights=ckpt), "; drop weights="),
+        (dict(name="mnist/lenet5", weights=unsafe), "If you trust it, pass allow_unsafe=True"),
+    ]
+    if not torch.cuda.is_available():
+        mistakes.append((dict(name="mnist/lenet5", device="cuda"), "auto (device='cpu')"))
+    try:
+        for kwargs, ending in mistakes:
+            with pytest.raises(robustkit.RobustkitError) as info:
+                robustkit.load_model(**{"device": "cpu", **kwargs})
+            message = str(info.value)
+            assert message.endswith(ending), message
+            assert "--" not in message and "CLI" not in message, message
+    finally:
+        MODELS._entries.pop("test/plugin-none")
+
+
 def test_a_plugin_without_a_module_or_its_weights_is_a_one_line_error(tmp_path):
     """A factory that returned no nn.Module ended in an AttributeError traceback (from
     model.eval()); a weights path that is not there, in the factory's FileNotFoundError."""
@@ -402,8 +429,8 @@ def test_every_checkpoint_hash_is_a_one_line_error_when_unreadable(monkeypatch, 
     torch.save(torch.nn.Linear(4, 2).state_dict(), ckpt)
     real_load = robustkit.zoo.loading.safe_load
 
-    def load_then_lose_access(path, allow_unsafe):
-        state = real_load(path, allow_unsafe)
+    def load_then_lose_access(path, allow_unsafe, named=None):
+        state = real_load(path, allow_unsafe, named)
         unreadable(monkeypatch, Path(path))  # permissions changed between reading and hashing
         return state
 

@@ -39,24 +39,20 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import InputError, RobustkitError, WeightsError, first_line
+from ..naming import Naming
 from ..registry import MODELS
 from ..weights import refuse_a_directory, resolve_weights, sha256_of_weights
 from . import torchvision_models
 from .architectures import Normalized
 from .catalog import CheckpointFormatError, ZooSpec
 
-#: How a checkpoint that needs full unpickling is opted into (a run from Python names
-#: RunConfig's ``unsafe_load`` instead, see :func:`robustkit.runner.prepare`).
-UNSAFE_HINT = "If you trust it, pass allow_unsafe=True (CLI: --unsafe-load)"
-#: What to do with weights given to a plug-in whose factory takes none (likewise).
-NO_WEIGHTS_HINT = "drop --weights"
 
-
-def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
+def safe_load(path: Path, allow_unsafe: bool = False, named: Naming | None = None) -> Any:
     """``torch.load`` on the CPU with ``weights_only=True``.
 
     A file that needs full unpickling (it can run code while loading) is refused unless the user
     opted in with ``allow_unsafe``; a file that is not a torch checkpoint is a ``WeightsError``.
+    ``named``: how the refusal names the opt-in, as for :func:`load_model`.
     """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -70,7 +66,9 @@ def safe_load(path: Path, allow_unsafe: bool = False) -> Any:
         if not allow_unsafe:
             raise WeightsError(
                 f"{path} cannot be loaded with weights_only=True (it refers to {detail}): it "
-                "needs full unpickling, which can run code from the file; refused. " + UNSAFE_HINT
+                "needs full unpickling, which can run code from the file; refused. If you trust "
+                "it, pass "
+                + ("allow_unsafe=True" if named is None else named.setting("unsafe_load", True))
             ) from None
     except Exception as exc:  # RuntimeError, EOFError, IndexError ... on a damaged file
         raise WeightsError(
@@ -180,11 +178,12 @@ def _load_zoo(
     weights: str | os.PathLike[str] | None,
     allow_download: bool,
     allow_unsafe: bool,
+    named: Naming | None,
 ) -> tuple[nn.Module, str]:
     path = resolve_weights(meta["file"], meta["url"], meta["sha256"], weights, allow_download)
     net = spec.build()
     model = Normalized(net, spec.mean, spec.std)  # holds net: loading either loads both
-    checkpoint = safe_load(path, allow_unsafe)
+    checkpoint = safe_load(path, allow_unsafe, named)
     wrapped = None if weights is None else _wrapped_state(checkpoint, net)
     own = None if weights is None or wrapped is not None else _networks_state(checkpoint, net)
     if wrapped is not None:  # saved from a model robustkit loaded: load_model(name).state_dict()
@@ -300,7 +299,10 @@ def user_code_line(exc: BaseException) -> tuple[Path, int] | None:
 
 
 def _load_user_file(
-    name: str, weights: str | os.PathLike[str] | None, allow_unsafe: bool
+    name: str,
+    weights: str | os.PathLike[str] | None,
+    allow_unsafe: bool,
+    named: Naming | None,
 ) -> tuple[nn.Module, str | None]:
     factory = name.rpartition(":")[2]
     path = _existing_model_file(name)
@@ -326,7 +328,7 @@ def _load_user_file(
     if weights is None:
         return model, None
     wpath = resolve_weights(Path(weights).name, None, None, weights)
-    _load_state(model, _state_dict_of(safe_load(wpath, allow_unsafe)), wpath, name)
+    _load_state(model, _state_dict_of(safe_load(wpath, allow_unsafe, named)), wpath, name)
     return model, sha256_of_weights(wpath)
 
 
@@ -376,7 +378,7 @@ def _errors_of_plugin(name: str, factory: Any) -> Iterator[None]:
 
 
 def _load_plugin(
-    name: str, factory: Any, weights: str | os.PathLike[str] | None
+    name: str, factory: Any, weights: str | os.PathLike[str] | None, named: Naming | None
 ) -> tuple[nn.Module, str | None]:
     """A plug-in's model: ``factory(weights)``, or without weights ``factory()`` (``factory(None)``
     for one whose weights path is required, the signature :data:`~robustkit.registry.MODELS`
@@ -388,8 +390,8 @@ def _load_plugin(
             model = factory() if _takes(factory) else factory(None)
     elif not _takes(factory, weights):
         raise RobustkitError(
-            f"model {name} takes no weights file (its factory has no parameter for one); "
-            + NO_WEIGHTS_HINT
+            f"model {name} takes no weights file (its factory has no parameter for one); drop "
+            + ("weights=" if named is None else named.dropped("weights", weights))
         )
     elif not os.path.exists(weights):  # (hashing it after the factory said "make it readable")
         raise WeightsError(f"weights file {weights} does not exist; check the path")
@@ -412,16 +414,17 @@ def _load_torchvision(
     weights: str | os.PathLike[str] | None,
     allow_download: bool,
     allow_unsafe: bool,
+    named: Naming | None,
 ) -> tuple[nn.Module, str | None]:
     """torchvision's default weights, or the user's checkpoint for that architecture."""
     arch = name[len(torchvision_models.PREFIX) :]
     if weights is None:
         # (it honours ROBUSTKIT_OFFLINE)
-        return torchvision_models.load(arch, allow_download, allow_unsafe)
+        return torchvision_models.load(arch, allow_download, allow_unsafe, named)
     net = torchvision_models.build(arch)
     model = torchvision_models.normalized(arch, net)
     wpath = resolve_weights(Path(weights).name, None, None, weights)
-    state = _state_dict_of(safe_load(wpath, allow_unsafe))
+    state = _state_dict_of(safe_load(wpath, allow_unsafe, named))
     wrapped = _wrapped_state(state, net)
     if wrapped is None:
         _load_state(net, state, wpath, name)
@@ -466,6 +469,8 @@ def load_model(
     weights: str | os.PathLike[str] | None = None,
     allow_download: bool = True,
     allow_unsafe: bool = False,
+    *,
+    named: Naming | None = None,
 ) -> nn.Module:
     """Load the classifier ``name`` in eval mode on ``device`` (see the module docstring).
 
@@ -475,29 +480,32 @@ def load_model(
     ``allow_download=False`` never touches the network; ``allow_unsafe=True`` permits checkpoints
     that need full unpickling (only for files you trust: unpickling can run code).
     The model takes NCHW inputs in [0, 1]: the normalization is inside its forward pass.
+    ``named``: how errors name the settings to change: None (the default) for this function's
+    own arguments (``allow_unsafe=True``, ``weights=``, ``device='cpu'``); the CLI and
+    ``run_evaluation`` pass theirs (``--unsafe-load``, RunConfig's ``unsafe_load=True``).
     """
     if not isinstance(name, str):
         raise InputError(
             f"a model name is a string (a zoo name, or path/to/file.py:factory), got "
             f"{type(name).__name__}; pass the model's name, or use your nn.Module directly"
         )
-    dev = resolve_device(device)
+    dev = resolve_device(device) if named is None else resolve_device(device, named)
     metadata = None
     name = _registered_spelling(name)
     if name.startswith(torchvision_models.PREFIX):
-        model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe)
+        model, sha = _load_torchvision(name, weights, allow_download, allow_unsafe, named)
     elif is_user_file(name):
-        model, sha = _load_user_file(name, weights, allow_unsafe)
+        model, sha = _load_user_file(name, weights, allow_unsafe, named)
     else:
         _refuse_a_file_without_factory(name)
         entry = MODELS.entry(name)  # unknown names raise with suggestions
         if isinstance(entry.obj, ZooSpec):
             model, sha = _load_zoo(
-                name, entry.obj, entry.metadata, weights, allow_download, allow_unsafe
+                name, entry.obj, entry.metadata, weights, allow_download, allow_unsafe, named
             )
             metadata = entry.metadata
         else:
-            model, sha = _load_plugin(name, entry.obj, weights)
+            model, sha = _load_plugin(name, entry.obj, weights, named)
     return _finish(model, dev, name, sha, metadata)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import UnknownNameError, WeightsError
+from ..naming import Naming
 from ..registry import MODELS
 from ..weights import download, offline, refuse_a_directory, sha256_of_weights
 from .architectures import Normalized
@@ -153,7 +154,7 @@ def hash_prefix(filename: str) -> str:
 
 
 def load(
-    arch: str, allow_download: bool = True, allow_unsafe: bool = False
+    arch: str, allow_download: bool = True, allow_unsafe: bool = False, named: Naming | None = None
 ) -> tuple[nn.Module, str | None]:
     """``arch`` with its default weights and normalization inside, and the weights' sha256.
 
@@ -161,7 +162,8 @@ def load(
     when missing), held to the sha256 prefix in its name whether cached or downloaded, and read
     as every checkpoint is (``torch.load(weights_only=True)``, :func:`robustkit.zoo.safe_load`):
     torch.hub would unpickle it in full, so a file put in the cache could run code. The model is
-    still built by torchvision's own builder, which may set options from the weights."""
+    still built by torchvision's own builder, which may set options from the weights.
+    ``named``: how errors name the settings, as for :func:`robustkit.zoo.load_model`."""
     import torchvision
     import torchvision.models._api as torchvision_api
 
@@ -202,7 +204,7 @@ def load(
             f"{path} is not torchvision's weights for {arch}: its sha256 {sha[:12]}… does not "
             f"start with {prefix}, as its name says it must; {fix}"
         )
-    state = safe_load(path, allow_unsafe)
+    state = safe_load(path, allow_unsafe, named)
 
     def from_the_checked_file(url: str, *args, **kwargs):
         if url != weights.url:
