@@ -18,7 +18,7 @@ import torch
 
 from .device import float_dtypes, model_device
 from .errors import InputError, RobustkitError, first_line
-from .naming import COMMAND_LINE, Naming
+from .naming import Naming
 from .tables import counted
 
 #: What a forward pass raises on images it cannot take (wrong shape, channels or dtype): shape
@@ -186,11 +186,13 @@ def _cannot_classify(model, x1: torch.Tensor, exc: BaseException) -> InputError:
     )
 
 
-def check_input_shape(model, x: torch.Tensor, named: Naming = COMMAND_LINE) -> None:
+def check_input_shape(model, x: torch.Tensor, named: Naming | None = None) -> None:
     """Raise :class:`InputError` when ``model`` (or a zoo model inside it, under defenses) was
     trained on images of another shape than ``x``'s: MNIST's 1×28×28 images went through a
     CIFAR-10 model's 3-channel normalization by broadcasting, and were classified. ``named``:
-    how the data set to pass is named (``--data cifar10``, or from Python ``dataset=``)."""
+    how the setting of the data set to pass is named (``--data cifar10`` on the command line,
+    ``dataset='cifar10'`` in a RunConfig); None, the default, names none: ``evaluate`` and the
+    attacks take images, not a data set (they said "(--data cifar10)")."""
     if not isinstance(model, torch.nn.Module):
         return
     theirs = "×".join(map(str, x.shape[1:]))
@@ -215,7 +217,9 @@ def check_input_shape(model, x: torch.Tensor, named: Naming = COMMAND_LINE) -> N
         if shape is not None and tuple(x.shape[1:]) != tuple(shape):
             name = getattr(module, "robustkit_name", "the model")
             dataset = getattr(module, "robustkit_dataset", None)
-            hint = f" of {dataset} ({named.setting('dataset', dataset)})" if dataset else ""
+            hint = f" of {dataset}" if dataset else ""
+            if dataset and named is not None:
+                hint += f" ({named.setting('dataset', dataset)})"
             raise InputError(
                 f"{name} takes {'×'.join(map(str, shape))} images but these are {theirs}; "
                 f"pass images{hint}"
@@ -522,7 +526,7 @@ def check_model_on(
     x: torch.Tensor,
     y: torch.Tensor,
     target: torch.Tensor | None = None,
-    named: Naming = COMMAND_LINE,
+    named: Naming | None = None,
 ) -> tuple[str | None, torch.Tensor]:
     """Every check before work starts, on the first two images of ``x`` (moved to the model's
     device):

@@ -94,7 +94,7 @@ def test_a_member_for_other_images_than_the_defended_model_is_named():
     assert "pick members trained on the same images" in str(info.value)
     zoo = robustkit.load_model("cifar10/resnet4b-at", device="cpu")
     defended = build_defense("ensemble:members=cifar10/resnet20").apply(zoo)
-    with pytest.raises(InputError, match=r"^cifar10/resnet4b-at takes .*--data cifar10"):
+    with pytest.raises(InputError, match=r"^cifar10/resnet4b-at takes .*pass images of cifar10$"):
         check_input_shape(defended, torch.rand(2, 1, 28, 28))
     check_input_shape(defended, torch.rand(2, 3, 32, 32))
 

@@ -270,6 +270,22 @@ def test_evaluate_gives_one_line_errors_for_wrong_arguments(data):
         evaluate(lambda z: model(z), [RandomSign()], x, y)
 
 
+def test_images_of_another_shape_name_no_cli_option(zoo_model):
+    """evaluate() and an attack on MNIST-shaped images for a CIFAR-10 zoo model said "pass
+    images of cifar10 (--data cifar10)": the CLI's option, where the call has no data argument
+    at all."""
+    model = zoo_model("cifar10/resnet20")
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([1, 2])
+    expected = "cifar10/resnet20 takes 3×32×32 images but these are 1×28×28; pass images of cifar10"
+    for call in (
+        lambda: evaluate(model, [build_attack("fgsm:eps=0.1")], x, y),
+        lambda: build_attack("fgsm:eps=0.1")(model, x, y),
+    ):
+        with pytest.raises(InputError) as info:
+            call()
+        assert str(info.value) == expected
+
+
 def test_a_target_outside_the_classes_is_refused_before_the_first_shard(data):
     """A bad target in a later shard was refused only when that shard ran: the earlier shards'
     work was done, then lost with the error."""
