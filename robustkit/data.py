@@ -20,6 +20,7 @@ import torch
 
 from .checks import is_whole_number
 from .errors import DataError, first_line
+from .naming import PYTHON, Naming
 from .tables import counted
 
 
@@ -237,6 +238,8 @@ def load_dataset(
     offset: int = 0,
     indices: list[int] | np.ndarray | None = None,
     download: bool = True,
+    *,
+    named: Naming = PYTHON,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load ``n`` samples from ``offset`` (or the given ``indices``) as ``(x, y)`` tensors.
 
@@ -244,7 +247,9 @@ def load_dataset(
     path of an ``.npz`` file with arrays ``x`` (uint8, or floats in [0, 1]; NCHW, NHWC or NHW)
     and ``y`` (integer labels). Named sets are read from ``$ROBUSTKIT_DATA`` and, with
     ``download=True``, fetched by torchvision where missing. ``x`` is float32 NCHW in [0, 1],
-    ``y`` int64. ``n=None`` takes every sample from ``offset``.
+    ``y`` int64. ``n=None`` takes every sample from ``offset``. ``named``: how errors name
+    ``n`` and ``offset``, as this function's arguments (``n=``, the default) or, passed by the
+    CLI, its options (``--n``).
     """
     for what, value in (("n", n), ("offset", offset)):
         if (value is not None or what == "offset") and not is_whole_number(value):
@@ -270,7 +275,8 @@ def load_dataset(
         raise DataError(f"offset must be >= 0, got {offset}")
     if offset >= total:
         raise DataError(
-            f"offset={offset} is past the end of {source} ({counted(total, 'sample')}); "
+            f"{named.setting('offset', offset)} is past the end of {source} "
+            f"({counted(total, 'sample')}); "
             f"use an offset below {total}"
         )
     if n is None:
@@ -279,7 +285,8 @@ def load_dataset(
         raise DataError(f"n must be a positive number of samples, got {n}")
     if offset + n > total:
         raise DataError(
-            f"{source} has {counted(total, 'sample')}; n={n} from offset={offset} asks for "
-            f"{offset + n}. Use n <= {max(total - offset, 0)}"
+            f"{source} has {counted(total, 'sample')}; {named.setting('n', n)} from "
+            f"{named.setting('offset', offset)} asks for {offset + n}; use "
+            f"{named.setting('n', total - offset)} or fewer"
         )
     return _to_tensors(x[offset : offset + n], y[offset : offset + n], name)

@@ -408,7 +408,7 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
         )
         x, y = load_dataset(dataset, config.split, indices=indices)
     else:
-        x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset)
+        x, y = load_dataset(dataset, config.split, n=config.n, offset=config.offset, named=named)
         indices = list(range(config.offset, config.offset + len(y)))
     # Before anything is stored: can the model classify these images, into these labels?
     _, scores = check_model_on(model, x, y, named=named)

@@ -241,7 +241,7 @@ def test_interrupt_keeps_the_finished_shards_and_says_how_to_resume(monkeypatch)
         (["--model", "cifar10/resnet20", "--n", "20000"], ["has 10000 samples"]),
         (
             ["--model", "cifar10/resnet20", "--offset", "20000", "--n", "5"],
-            ["offset=20000 is past the end of cifar10/test", "use an offset below 10000"],
+            ["--offset 20000 is past the end of cifar10/test", "use an offset below 10000"],
         ),
         (["--model", "cifar10/resnet20", "--device", "tpu"], ["unknown device 'tpu'"]),
         (["--model", "cifar10/resnet20", "--eps", "-1", "--n", "5"], ["eps must be a positive"]),
@@ -1281,9 +1281,11 @@ def test_counts_of_one_are_singular_in_reports(tmp_path):
 
 
 def test_loading_mistakes_name_the_cli_options(tmp_path):
-    """The loader's advice named load_model's argument on the command line too: a checkpoint
-    that needs full unpickling said "pass allow_unsafe=True (CLI: --unsafe-load)". It names
-    the option alone now; weights for a plug-in that takes none keep "drop --weights"."""
+    """The loader's and the data's advice named load_model's and load_dataset's arguments on
+    the command line too: a checkpoint that needs full unpickling said "pass allow_unsafe=True
+    (CLI: --unsafe-load)", a data file of 2 images without --n "n=1000 from offset=0 asks for
+    1000. Use n <= 2", and --offset 20000 "offset=20000 is past the end". Each names the
+    command's options now; weights for a plug-in that takes none keep "drop --weights"."""
     import argparse
 
     from robustkit.registry import MODELS
@@ -1312,6 +1314,15 @@ def test_loading_mistakes_name_the_cli_options(tmp_path):
             ["--model", "test/plugin-no-weights", "--weights", str(weights)],
             "model test/plugin-no-weights takes no weights file (its factory has no parameter "
             "for one); drop --weights",
+        ),
+        (
+            ["--model", "mnist/cnn-tiny-at", "--data", str(data)],
+            f"{data} has 2 samples; --n 1000 from --offset 0 asks for 1000; use --n 2 or fewer",
+        ),
+        (
+            ["--model", "mnist/cnn-tiny-at", "--offset", "20000", "--n", "5"],
+            "--offset 20000 is past the end of mnist/test (10000 samples); use an offset below "
+            "10000",
         ),
     ]
     MODELS.add("test/plugin-no-weights", lambda: torch.nn.Linear(4, 2), dataset="mnist")

@@ -114,7 +114,7 @@ def test_a_data_file_is_named_without_a_split(tmp_path):
     path = tmp_path / "mine.npz"
     np.savez(path, x=np.zeros((5, 8, 8, 3), np.uint8), y=np.arange(5))
     for kwargs, match in (
-        ({"n": 10}, "has 5 samples; n=10"),
+        ({"n": 10}, "has 5 samples; n=10 from offset=0 asks for 10; use n=5 or fewer$"),
         ({"offset": 5}, "offset=5 is past the end of"),
         ({"indices": [7]}, "must lie in 0..4 for"),
     ):

@@ -373,6 +373,7 @@ def test_run_config_mistakes_name_the_field_not_the_cli_option(tmp_path):
         (dict(targeted=True, attacks=("fgsm:targeted=false",)), ["drop targeted=True"]),
         (dict(eps=0.1, attacks=("cgba",)), ["eps=0.1", "norm='l2'"]),
         (dict(split="train", dataset=str(data)), ["split='train'"]),
+        (dict(n=5, dataset=str(data)), ["n=5 from offset=0 asks for 5; use n=2 or fewer"]),
         (dict(dataset="cifar10"), ["dataset='cifar10'", "dataset='mnist'"]),
         (dict(eps=0.1, attacks=("fgsm:eps=0.2",)), ["norm=", "eps="]),
         (dict(attacks=("pgd:norm=l2",)), ["norm='l2', eps="]),
