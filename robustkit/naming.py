@@ -1,7 +1,10 @@
 """How the user names things in robustkit's one-line errors: the command line's options
 (``--db``, ``--eps 0.1``) or, from Python, the arguments and RunConfig fields (``db=``,
 ``eps=0.1``). The store, the runner and the checks they call take a :class:`Naming`; the
-CLI's is the default, ``run_evaluation`` and ``results.open`` pass :data:`PYTHON`."""
+CLI's is the default, ``run_evaluation`` and ``results.open`` pass :data:`PYTHON`. The
+library functions a run calls (``load_model``, ``load_dataset``, ``resolve_device``, the model
+check of ``evaluate`` and the attacks) name their own arguments by default and take the
+run's :class:`Naming` from the runner, so the CLI's errors name its options."""
 
 from __future__ import annotations
 

@@ -792,6 +792,7 @@ def test_preset_run_refuses_a_device_that_is_not_there_before_any_run(tmp_path):
     """`leaderboard run --device cuda` on a machine without one (or a typo, `--device gpu`)
     failed every run in turn, one line each (50 for the full preset), then rewrote the board;
     it is now one error before anything is run or written."""
+    import torch
     from click.testing import CliRunner
 
     from robustkit.cli import cli
@@ -803,6 +804,8 @@ def test_preset_run_refuses_a_device_that_is_not_there_before_any_run(tmp_path):
         assert result.exit_code == 2 and "Traceback" not in result.output
         (line,) = [ln for ln in result.output.splitlines() if ln.strip()]
         assert line.startswith("Error: ") and repr(device) in line, line
+        if device == "cuda:99" and not torch.cuda.is_available():  # the option, not device=
+            assert line.endswith("(--device cpu)"), line
         assert not out.exists() and not db.exists()
 
 
