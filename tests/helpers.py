@@ -132,6 +132,23 @@ def switchable_model_file(path: Path, variable: str, switched: str) -> Path:
     return path
 
 
+def unpickling_checkpoint(directory: Path) -> tuple[Path, Path]:
+    """Write ``net.py`` (``build()``: a linear MNIST classifier) and ``unsafe.pt``, a checkpoint
+    of its weights that also holds an ``argparse.Namespace``, which ``weights_only=True``
+    refuses (it needs full unpickling); return both paths."""
+    import argparse
+
+    net = directory / "net.py"
+    net.write_text(
+        "import torch\n\ndef build():\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n"
+    )
+    state = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).state_dict()
+    unsafe = directory / "unsafe.pt"
+    torch.save({"state_dict": state, "extra": argparse.Namespace(a=1)}, unsafe)
+    return net, unsafe
+
+
 @contextmanager
 def one_intra_op_thread() -> Iterator[None]:
     """Run the block on one intra-op thread, then give the threads back."""

@@ -17,7 +17,13 @@ from robustkit.store import Store
 from robustkit.zoo import model_info
 
 from .conftest import WEIGHTS
-from .helpers import at_shard, full_stdout, interrupt, switchable_model_file
+from .helpers import (
+    at_shard,
+    full_stdout,
+    interrupt,
+    switchable_model_file,
+    unpickling_checkpoint,
+)
 
 
 def run(*args, env=None):
@@ -1286,20 +1292,12 @@ def test_loading_mistakes_name_the_cli_options(tmp_path):
     (CLI: --unsafe-load)", a data file of 2 images without --n "n=1000 from offset=0 asks for
     1000. Use n <= 2", and --offset 20000 "offset=20000 is past the end". Each names the
     command's options now; weights for a plug-in that takes none keep "drop --weights"."""
-    import argparse
 
     from robustkit.registry import MODELS
 
     data = tmp_path / "x.npz"
     np.savez(data, x=np.zeros((2, 1, 28, 28), np.uint8), y=np.zeros(2, np.int64))
-    net = tmp_path / "net.py"
-    net.write_text(
-        "import torch\n\ndef build():\n"
-        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n"
-    )
-    state = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).state_dict()
-    unsafe = tmp_path / "unsafe.pt"
-    torch.save({"state_dict": state, "extra": argparse.Namespace(a=1)}, unsafe)
+    net, unsafe = unpickling_checkpoint(tmp_path)
     weights = tmp_path / "w.pt"
     torch.save(torch.nn.Linear(4, 2).state_dict(), weights)
     common = ["evaluate", "--no-progress", "--device", "cpu", "--db", str(tmp_path / "r.db")]

@@ -17,6 +17,8 @@ import robustkit.results as rr  # noqa: E402
 from robustkit import plots  # noqa: E402
 from robustkit.runner import RunConfig, run_evaluation  # noqa: E402
 
+from .helpers import unpickling_checkpoint  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -405,18 +407,8 @@ def test_a_checkpoint_that_needs_unpickling_is_refused_with_the_run_config_field
     allow_unsafe=True (CLI: --unsafe-load)": load_model's argument, which RunConfig does not
     have (RunConfig(allow_unsafe=True) is a TypeError). It names RunConfig's unsafe_load, and
     the advice works."""
-    import argparse
 
-    import torch
-
-    net = tmp_path / "net.py"
-    net.write_text(
-        "import torch\n\ndef build():\n"
-        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n"
-    )
-    state = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).state_dict()
-    weights = tmp_path / "unsafe.pt"
-    torch.save({"state_dict": state, "extra": argparse.Namespace(a=1)}, weights)
+    net, weights = unpickling_checkpoint(tmp_path)
     config = RunConfig(
         model=f"{net}:build", dataset="mnist", weights=str(weights), n=2, device="cpu"
     )
