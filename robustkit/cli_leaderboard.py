@@ -137,13 +137,9 @@ def _note_left_off(path: Path, finished: list[dict], running: int, db: str | Non
     header alone with no word why; there the line says too what run makes a row, and what the
     ``running`` (unfinished) ones would. Nothing where every finished run makes a row (one that
     a larger or later run replaced makes one)."""
-    from .leaderboard import why_left_off
+    from .leaderboard import left_off_counts
 
-    counts: dict[str, int] = {}
-    for run in finished:
-        why = why_left_off(run)
-        if why is not None:
-            counts[why] = counts.get(why, 0) + 1
+    counts = left_off_counts(finished)
     if not counts:
         return
     reasons = ", ".join(f"{k} {why}" for why, k in counts.items())

@@ -217,6 +217,18 @@ def _robust_row(correct_only: bool, params: list[dict[str, Any]]) -> bool:
     return not correct_only and any(not is_decision(p) and not p.get("targeted") for p in params)
 
 
+def left_off_counts(runs: list[dict[str, Any]], otherwise: str | None = None) -> dict[str, int]:
+    """Per reason (:func:`why_left_off`), how many of the finished ``runs`` make no row; a run
+    that makes one counts under ``otherwise`` where it is given (a plot that shows only some
+    of the tables)."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        why = why_left_off(run) or otherwise
+        if why is not None:
+            counts[why] = counts.get(why, 0) + 1
+    return counts
+
+
 def why_left_off(run: dict[str, Any]) -> str | None:
     """Why a finished run (its row of the store's ``runs`` table) makes no row of any table of
     :func:`build` (with the decision table), as a phrase that follows a count of runs ("2 on the

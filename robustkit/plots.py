@@ -163,15 +163,13 @@ def _why_no_run_is_plotted(store: Any) -> str:
     the leaderboard's note says it, :func:`robustkit.leaderboard.why_left_off`), then what run
     makes one. Runs at a few ε left out (``correct_only`` ones, say) were told to run robustkit
     evaluate at a few ε first, as if there were none."""
-    from .leaderboard import why_left_off
+    from .leaderboard import left_off_counts
 
-    finished = store.runs(status="finished")
-    counts: dict[str, int] = {}
-    for run in finished:
-        # (None: a row of the decision table, which this plot does not show)
-        why = why_left_off(run) or "of label-only attacks only"
-        counts[why] = counts.get(why, 0) + 1
-    running = len(store.runs(status="running"))
+    runs = store.runs()  # (one read of the run list)
+    finished = [run for run in runs if run["status"] == "finished"]
+    running = sum(run["status"] == "running" for run in runs)
+    # (a run that makes a row makes one of the decision table, which this plot does not show)
+    counts = left_off_counts(finished, otherwise="of label-only attacks only")
     parts = [f"{k} {why}" for why, k in counts.items()]
     if running:
         parts.append(f"{running} unfinished (rerun the command of each to finish it)")

@@ -225,6 +225,15 @@ def _specs(what: str, specs: Any, example: str) -> tuple[str, ...]:
     )
 
 
+def _numbered(label: str, taken: dict[str, Any]) -> str:
+    """``label``, or ``label#2``, ``label#3``, ... where ``taken`` has it: an attack given twice
+    in one run is two columns."""
+    numbered, k = label, 2
+    while numbered in taken:
+        numbered, k = f"{label}#{k}", k + 1
+    return numbered
+
+
 def check_config(config: RunConfig, named: Naming = COMMAND_LINE) -> RunConfig:
     """``config`` with its specs as tuples of texts and its counts as Python ints, or a one-line
     error before anything is loaded or stored: ``n="10"`` and ``batch_size=None`` crashed with
@@ -331,15 +340,8 @@ def prepare(config: RunConfig, named: Naming = COMMAND_LINE) -> Run:
                 f"({named.setting('norm')}, {named.setting('eps')})"
             )
         text, params = as_typed(spec, atk.name, atk.params)
-        label, k = text, 2
-        while label in typed:
-            label, k = f"{text}#{k}", k + 1
-        typed[label] = {"name": atk.name, "params": params}
-        spec = registered_spec(spec, atk.name)  # the label
-        label, k = spec, 2
-        while label in attacks:
-            label, k = f"{spec}#{k}", k + 1
-        attacks[label] = atk
+        typed[_numbered(text, typed)] = {"name": atk.name, "params": params}
+        attacks[_numbered(registered_spec(spec, atk.name), attacks)] = atk
     unused_flag = None
     if not attacks and (config.eps is not None or config.targeted):
         # a clean-accuracy run: an ε or targets would change nothing computed, only the run's

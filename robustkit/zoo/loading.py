@@ -39,7 +39,7 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import InputError, RobustkitError, WeightsError, first_line
-from ..naming import Naming
+from ..naming import PYTHON, Naming
 from ..registry import MODELS
 from ..weights import refuse_a_directory, resolve_weights, sha256_of_weights
 from . import torchvision_models
@@ -489,7 +489,7 @@ def load_model(
             f"a model name is a string (a zoo name, or path/to/file.py:factory), got "
             f"{type(name).__name__}; pass the model's name, or use your nn.Module directly"
         )
-    dev = resolve_device(device) if named is None else resolve_device(device, named)
+    dev = resolve_device(device, named or PYTHON)  # (None: its own device=)
     metadata = None
     name = _registered_spelling(name)
     if name.startswith(torchvision_models.PREFIX):
